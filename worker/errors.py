@@ -1,0 +1,74 @@
+"""The exception tree: every error kind dtrack-worker raises lives here.
+
+* WorkerError
+  x ConfigError              bad or missing settings: fail at start-up, never at run time
+  x PermanentError           retrying cannot help: answer 4xx, park the message
+    + InvalidNotification    a webhook body that is not a usable DT notification
+    + InvalidExport          an FPF export that is not JSON or breaks the schema
+    + InvalidJob             a queued job message that breaks the job contract
+  x TransientError           may succeed later: answer 503, retry with a delay
+
+Details travel as attributes (``problems``), never encoded in the message text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+class WorkerError(Exception):
+    """Base of every error dtrack-worker raises on purpose."""
+
+
+class ConfigError(WorkerError):
+    """A setting is missing or malformed."""
+
+
+class PermanentError(WorkerError):
+    """Retrying the same input cannot succeed."""
+
+
+class TransientError(WorkerError):
+    """The same input may succeed later."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Problem:
+    """One reason a document was rejected: where (JSON Pointer), what, and the offending value."""
+
+    pointer: str
+    message: str
+    excerpt: str = ""
+
+    def __str__(self) -> str:
+        where = self.pointer or "/"
+        return f"{where}: {self.message}" + (f" (got {self.excerpt})" if self.excerpt else "")
+
+
+class InvalidDocument(PermanentError):
+    """A JSON document that could not be used; ``problems`` says exactly why."""
+
+    def __init__(self, message: str, *, problems: tuple[Problem, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+    def report(self) -> list[dict[str, str]]:
+        return [dataclasses.asdict(problem) for problem in self.problems]
+
+    def __str__(self) -> str:
+        head = super().__str__()
+        if not self.problems:
+            return head
+        return head + ": " + "; ".join(str(problem) for problem in self.problems)
+
+
+class InvalidNotification(InvalidDocument):
+    """A webhook body that is not a usable Dependency-Track notification."""
+
+
+class InvalidExport(InvalidDocument):
+    """An FPF export that is not JSON, or breaks the bundled FPF schema."""
+
+
+class InvalidJob(InvalidDocument):
+    """A job message that breaks the job v1 contract."""

@@ -1,0 +1,74 @@
+"""The output contract: finding events as CloudEvents 1.0 (structured JSON), and their ids.
+
+Constants here must match ``schemas/finding-event.v1.schema.json``; a test holds them together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Any, NamedTuple
+
+import orjson
+
+SPEC_VERSION = "1.0"
+FINDING_EVENT_TYPE = "dtrack-worker.finding.v1"
+FINDING_EVENT_SCHEMA = "urn:dtrack-worker:schema:finding-event:1.0.0"
+DATA_CONTENT_TYPE = "application/json"
+CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
+DEFAULT_SOURCE = "dependency-track"
+
+# Namespace of every event id (a fixed UUIDv4); changing it would change every id ever emitted.
+EVENT_ID_NAMESPACE = uuid.UUID("5d4c1e0e-8c43-4b67-9a0b-6f3f2f1b8a21")
+
+SEVERITY_RANK: dict[str, int] = {
+    "critical": 0,
+    "high": 1,
+    "medium": 2,
+    "low": 3,
+    "info": 4,
+    "unassigned": 5,
+}
+
+
+class Event(NamedTuple):
+    """One event ready to publish: its id, where it is routed, and the serialized CloudEvent.
+
+    Events are serialized as they are made: a 50k-finding export never holds 50k nested dicts.
+    """
+
+    id: str
+    routing_key: str
+    body: bytes
+
+    def cloudevent(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = orjson.loads(self.body)
+        return parsed
+
+
+def finding_routing_key(severity: str) -> str:
+    return f"finding.{severity}"
+
+
+class EventIds:
+    """Deterministic UUIDv5 ids for the findings of one export.
+
+    The name hashed is source, project uuid, export timestamp and finding key, joined by
+    newlines; the prefix is hashed once per export, so an id costs one SHA-1 copy and update.
+    """
+
+    __slots__ = ("_prefix",)
+
+    def __init__(self, source: str, project_uuid: str, exported_at: str) -> None:
+        name = f"{source}\n{project_uuid}\n{exported_at}\n"
+        self._prefix = hashlib.sha1(EVENT_ID_NAMESPACE.bytes + name.encode(), usedforsecurity=False)
+
+    def __call__(self, finding_key: str) -> str:
+        digest = self._prefix.copy()
+        digest.update(finding_key.encode())
+        h = digest.hexdigest()
+        # the first 16 bytes, with the version nibble 5 and the RFC 4122 variant bits set
+        return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
+_VARIANT = {digit: format((int(digit, 16) & 0x3) | 0x8, "x") for digit in "0123456789abcdef"}

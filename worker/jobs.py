@@ -1,0 +1,86 @@
+"""The job v1 message: "refresh this project's findings", one per project a notification names.
+
+Pure: ids and times are passed in by the caller (the receiver or a backfill), never made here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from worker.errors import InvalidJob
+from worker.notifications import Routing
+from worker.validation import Contract
+
+JOB_TYPE = "dtrack-worker.job.v1"
+JOB_SCHEMA = "urn:dtrack-worker:schema:job:1.0.0"
+
+# Namespace of job ids: the same notification for the same project always makes the same job id.
+JOB_ID_NAMESPACE = uuid.UUID("0b8f4a52-3c1e-4d8e-9d55-2a7f6c1e9b30")
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    job_id: str
+    project_uuid: str
+    project_name: str | None
+    trigger: str
+    notification_id: str
+    accepted_at: str
+    correlation_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": JOB_TYPE, **dataclasses.asdict(self)}
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, raw: bytes, contract: Contract) -> Job:
+        try:
+            document = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidJob(f"job message is not JSON: {exc}") from exc
+        contract.check(document, InvalidJob, "job")
+        return cls(**{key: value for key, value in document.items() if key != "type"})
+
+
+def notification_id(routing: Routing, body: bytes) -> str:
+    """v5's own notification id; v4 has none, so the SHA-256 of the body stands in for it."""
+    return routing.notification_id or "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def job_id(notification: str, project_uuid: str) -> str:
+    return str(uuid.uuid5(JOB_ID_NAMESPACE, f"{notification}\n{project_uuid}"))
+
+
+def utc_timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def jobs_for(
+    routing: Routing,
+    *,
+    notification: str,
+    accepted_at: datetime,
+    correlation_id: str,
+) -> tuple[Job, ...]:
+    """One job per project ``routing`` names."""
+    accepted = utc_timestamp(accepted_at)
+    return tuple(
+        Job(
+            job_id=job_id(notification, project.uuid),
+            project_uuid=project.uuid,
+            project_name=project.name,
+            trigger=routing.group,
+            notification_id=notification,
+            accepted_at=accepted,
+            correlation_id=correlation_id,
+        )
+        for project in routing.projects
+    )

@@ -1,0 +1,222 @@
+"""Which projects a Dependency-Track webhook notification concerns. Pure: no I/O.
+
+The table below is the one of ``dtrack-reference.md`` §1.2: where each group carries its project
+UUID, in the v4 spelling (``NEW_VULNERABILITY``) and the v5 one (``GROUP_NEW_VULNERABILITY``).
+A path is relative to ``notification.subject``: ``a.b`` walks objects, ``a[]`` every item of a
+list, ``a[0]`` its first item; it ends at a UUID string.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
+
+from worker.errors import InvalidNotification, Problem
+from worker.validation import Contract, excerpt
+
+Dialect = Literal["v4", "v5"]
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Rule:
+    """Where a group names its projects; ``required``: DT always sends one, so none is an error."""
+
+    paths: tuple[str, ...]
+    required: bool
+
+
+_PROJECT = Rule(("project.uuid",), required=True)
+_SYSTEM = Rule((), required=False)
+_SYSTEM_GROUPS = (
+    "ANALYZER",
+    "DATASOURCE_MIRRORING",
+    "REPOSITORY",
+    "INTEGRATION",
+    "FILE_SYSTEM",
+    "CONFIGURATION",
+    "USER_CREATED",
+    "USER_DELETED",
+)
+
+RULES: dict[Dialect, dict[str, Rule]] = {
+    "v4": {
+        "BOM_CONSUMED": _PROJECT,
+        "BOM_PROCESSED": _PROJECT,
+        "BOM_PROCESSING_FAILED": _PROJECT,
+        "BOM_VALIDATION_FAILED": _PROJECT,
+        "VEX_CONSUMED": _PROJECT,
+        "VEX_PROCESSED": _PROJECT,
+        "NEW_VULNERABLE_DEPENDENCY": _PROJECT,
+        "POLICY_VIOLATION": _PROJECT,
+        # every project with a component of the same identity; the key is omitted when empty
+        "NEW_VULNERABILITY": Rule(("affectedProjects[].uuid",), required=False),
+        # vulnerability analysis: affectedProjects[0] (and analysis.project); policy-violation
+        # analysis: only violationAnalysis.project, which may be absent
+        "PROJECT_AUDIT_CHANGE": Rule(
+            ("affectedProjects[0].uuid", "analysis.project", "violationAnalysis.project"),
+            required=False,
+        ),
+        "PROJECT_CREATED": Rule((), required=False),  # DT 4.x renders its subject as null
+        "NEW_VULNERABILITIES_SUMMARY": Rule(
+            ("summary.projectSummaries[].project.uuid", "details.findingsByProject[].project.uuid"),
+            required=False,
+        ),
+        "NEW_POLICY_VIOLATIONS_SUMMARY": Rule(
+            (
+                "summary.projectSummaries[].project.uuid",
+                "details.violationsByProject[].project.uuid",
+            ),
+            required=False,
+        ),
+        **dict.fromkeys((*_SYSTEM_GROUPS, "INDEXING_SERVICE"), _SYSTEM),
+    },
+    "v5": {
+        "BOM_CONSUMED": _PROJECT,
+        "BOM_PROCESSED": _PROJECT,
+        "BOM_PROCESSING_FAILED": _PROJECT,
+        "BOM_VALIDATION_FAILED": _PROJECT,
+        "VEX_CONSUMED": _PROJECT,
+        "VEX_PROCESSED": _PROJECT,
+        "NEW_VULNERABLE_DEPENDENCY": _PROJECT,
+        "POLICY_VIOLATION": _PROJECT,
+        "VULNERABILITY_RETRACTED": _PROJECT,
+        "PROJECT_VULN_ANALYSIS_COMPLETE": _PROJECT,  # Hyades pre-GA only
+        # one notification per project; affectedProjects[] is a deprecated one-element copy
+        "NEW_VULNERABILITY": Rule(("project.uuid", "affectedProjects[].uuid"), required=True),
+        "PROJECT_AUDIT_CHANGE": Rule(("project.uuid", "analysis.project.uuid"), required=True),
+        "PROJECT_CREATED": Rule(("uuid",), required=True),  # the subject is the Project
+        "NEW_VULNERABILITIES_SUMMARY": Rule(
+            ("projectSummaries[].project.uuid", "findingsByProject[].project.uuid"),
+            required=False,
+        ),
+        "NEW_POLICY_VIOLATIONS_SUMMARY": Rule(
+            ("projectSummaries[].project.uuid", "violationsByProject[].project.uuid"),
+            required=False,
+        ),
+        **dict.fromkeys(_SYSTEM_GROUPS, _SYSTEM),
+    },
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProjectRef:
+    uuid: str  # lower-case canonical form
+    name: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Routing:
+    """What a notification is and which projects it concerns; ``reason`` says why there are none."""
+
+    group: str  # without the v5 GROUP_ prefix
+    dialect: Dialect
+    scope: str  # PORTFOLIO or SYSTEM
+    level: str  # INFORMATIONAL, WARNING or ERROR
+    notification_id: str | None  # v5 only
+    projects: tuple[ProjectRef, ...]
+    reason: str | None = None
+
+
+def route(document: object, contract: Contract) -> Routing:
+    """Check the envelope against ``contract`` and find the notification's projects."""
+    contract.check(document, InvalidNotification, "notification")
+    assert isinstance(document, dict)  # the contract requires an object
+    notification: Mapping[str, Any] = document["notification"]
+    dialect, group, scope, level = _spelling(notification)
+    base = {
+        "group": group,
+        "dialect": dialect,
+        "scope": scope,
+        "level": level,
+        "notification_id": notification.get("id"),
+    }
+    rule = RULES[dialect].get(group)
+    if rule is None:
+        return Routing(**base, projects=(), reason=f"unknown {dialect} notification group {group}")
+    if not rule.paths:
+        why = "a system notification" if scope == "SYSTEM" else f"DT {dialect} names no project"
+        return Routing(**base, projects=(), reason=f"{group}: {why}")
+    projects = _projects(notification.get("subject"), rule.paths)
+    if projects:
+        return Routing(**base, projects=projects)
+    places = ", ".join(f"subject.{path}" for path in rule.paths)
+    if rule.required:
+        raise InvalidNotification(
+            f"{group} notification names no project",
+            problems=(Problem("/notification/subject", f"expected a project UUID at {places}"),),
+        )
+    return Routing(**base, projects=(), reason=f"{group}: no project at {places}")
+
+
+def _spelling(notification: Mapping[str, Any]) -> tuple[Dialect, str, str, str]:
+    """v4 or v5, and group, scope and level without their v5 prefixes."""
+    raw_group: str = notification["group"]
+    dialect: Dialect = "v5" if raw_group.startswith("GROUP_") else "v4"
+    prefixed = [
+        (key, notification[key].startswith(prefix))
+        for key, prefix in (("scope", "SCOPE_"), ("level", "LEVEL_"))
+    ]
+    mixed = [key for key, has_prefix in prefixed if has_prefix != (dialect == "v5")]
+    if mixed:
+        raise InvalidNotification(
+            "notification mixes DT 4.x and 5.x spellings",
+            problems=tuple(
+                Problem(
+                    f"/notification/{key}",
+                    f"spelled unlike group {raw_group}",
+                    excerpt(notification[key]),
+                )
+                for key in mixed
+            ),
+        )
+    return (
+        dialect,
+        raw_group.removeprefix("GROUP_"),
+        notification["scope"].removeprefix("SCOPE_"),
+        notification["level"].removeprefix("LEVEL_"),
+    )
+
+
+def _projects(subject: object, paths: tuple[str, ...]) -> tuple[ProjectRef, ...]:
+    found: dict[str, ProjectRef] = {}
+    for path in paths:
+        for pointer, value, name in _walk(subject, path.split("."), "/notification/subject"):
+            if not isinstance(value, str) or not _UUID.match(value):
+                raise InvalidNotification(
+                    "notification names a project that is not a UUID",
+                    problems=(Problem(pointer, "expected a project UUID", excerpt(value)),),
+                )
+            uuid = value.lower()
+            if uuid not in found or found[uuid].name is None:
+                found[uuid] = ProjectRef(uuid, name)
+    return tuple(found.values())
+
+
+def _walk(node: object, steps: list[str], pointer: str) -> Iterator[tuple[str, object, str | None]]:
+    """Values at the path, with their JSON Pointer and, for ``….uuid``, the sibling ``name``."""
+    if not steps:
+        return
+    step, rest = steps[0], steps[1:]
+    if not isinstance(node, dict):
+        return
+    key, _, index = step.partition("[")
+    if key not in node:
+        return
+    child = node[key]
+    here = f"{pointer}/{key}"
+    if not index:
+        if rest:
+            yield from _walk(child, rest, here)
+        else:
+            name = node.get("name") if key == "uuid" else None
+            yield here, child, name if isinstance(name, str) else None
+        return
+    if not isinstance(child, list):
+        return
+    items = enumerate(child) if index == "]" else enumerate(child[:1])
+    for position, item in items:
+        yield from _walk(item, rest, f"{here}/{position}")

@@ -1,0 +1,123 @@
+"""Contracts: one bundled JSON Schema, checked fast on the hot path and explained on failure.
+
+The compiled validator (jsonschema-rs) answers "valid or not" for every document. Only when it
+says no does ``jsonschema`` walk the document again to produce the human report: a JSON Pointer,
+a message and a short excerpt of the offending value for each problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import jsonschema
+import jsonschema_rs
+import orjson
+
+from worker.errors import InvalidDocument, Problem
+
+MAX_PROBLEMS = 20
+_EXCERPT_CHARS = 80
+_MESSAGE_CHARS = 300
+
+
+class Contract:
+    """A JSON Schema (2020-12) with its ``$id`` and version, compiled once."""
+
+    __slots__ = ("_fast", "_reporter", "id", "schema", "version")
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        jsonschema.Draft202012Validator.check_schema(schema)
+        self.schema = schema
+        self.id: str = schema["$id"]
+        self.version: str = schema["x-schema-version"]
+        self._fast = jsonschema_rs.validator_for(schema)
+        self._reporter = jsonschema.Draft202012Validator(schema)
+
+    def is_valid(self, document: object) -> bool:
+        return bool(self._fast.is_valid(document))
+
+    def problems(self, document: object, *, limit: int = MAX_PROBLEMS) -> tuple[Problem, ...]:
+        """The human report; the slow path, for documents already found invalid."""
+        errors = sorted(self._reporter.iter_errors(document), key=_error_order)
+        return tuple(_problem(error) for error in errors[:limit])
+
+    def check(self, document: object, error: type[InvalidDocument], what: str) -> None:
+        """Raise ``error`` with the report when ``document`` breaks this contract."""
+        if self.is_valid(document):
+            return
+        problems = self.problems(document) or (
+            Problem("", "rejected by the compiled validator; jsonschema found no detail"),
+        )
+        raise error(f"{what} does not match schema {self.id}", problems=problems)
+
+
+def _error_order(error: jsonschema.ValidationError) -> tuple[int, str]:
+    return (len(error.absolute_path), _pointer(error.absolute_path))
+
+
+def _pointer(path: Iterable[str | int]) -> str:
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+
+
+def _problem(error: jsonschema.ValidationError) -> Problem:
+    return Problem(
+        pointer=_pointer(error.absolute_path),
+        message=_message(error)[:_MESSAGE_CHARS],
+        excerpt=excerpt(error.instance),
+    )
+
+
+def excerpt(value: object) -> str:
+    """The value as short JSON text, cut to a readable length."""
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError:
+        text = repr(value)
+    return text if len(text) <= _EXCERPT_CHARS else text[: _EXCERPT_CHARS - 3] + "..."
+
+
+_JSON_TYPES = (
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "number"),
+    (str, "string"),
+    (list, "array"),
+    (dict, "object"),
+)
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    return next((name for kind, name in _JSON_TYPES if isinstance(value, kind)), "unknown")
+
+
+def _message(error: jsonschema.ValidationError) -> str:  # noqa: C901 - one branch per keyword
+    keyword, expected, value = error.validator, error.validator_value, error.instance
+    if keyword == "type":
+        kinds = expected if isinstance(expected, list) else [expected]
+        return f"expected {' or '.join(kinds)}, got {_json_type(value)}"
+    if keyword == "required" and isinstance(value, dict):
+        missing = [key for key in expected if key not in value]
+        return "missing required key " + ", ".join(f'"{key}"' for key in missing)
+    if keyword == "enum":
+        return "expected one of " + ", ".join(excerpt(option) for option in expected)
+    if keyword == "const":
+        return f"expected {excerpt(expected)}"
+    if keyword == "pattern":
+        return f"does not match the pattern {expected}"
+    if keyword in ("minimum", "maximum"):
+        return f"must be {'at least' if keyword == 'minimum' else 'at most'} {expected}"
+    if keyword == "maxLength":
+        return f"must be at most {expected} characters"
+    if keyword == "minLength":
+        return "must not be empty" if expected == 1 else f"must be at least {expected} characters"
+    if keyword == "additionalProperties" and isinstance(value, dict):
+        known = error.schema.get("properties", {})
+        extra = sorted(key for key in value if key not in known)
+        return "unexpected key " + ", ".join(f'"{key}"' for key in extra)
+    if keyword in ("oneOf", "anyOf"):
+        hint = error.schema.get("description")
+        return f"matches none of the allowed forms{': ' + hint if hint else ''}"
+    return str(error.message)
