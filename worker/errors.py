@@ -42,7 +42,7 @@ class Problem:
 
     def __str__(self) -> str:
         where = self.pointer or "/"
-        return f"{where}: {self.message}" + (f" (got {self.excerpt})" if self.excerpt else "")
+        return f"{where}: {self.message}" + (f" (value: {self.excerpt})" if self.excerpt else "")
 
 
 class InvalidDocument(PermanentError):

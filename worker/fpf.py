@@ -8,7 +8,7 @@ and DT 4.x dates carry no zone. Everything below reads a document the FPF contra
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
@@ -27,12 +27,16 @@ from worker.events import (
     EventIds,
     finding_routing_key,
 )
-from worker.validation import Contract, excerpt
+from worker.validation import Contract, excerpt, json_type
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Export:
-    """One project's normalized export: what it was, and one event per finding."""
+    """One project's validated export: what it is, and its findings as events, made on demand.
+
+    ``events()`` builds and serializes one event at a time, so a 50k-finding export never holds
+    50k events at once: the worker publishes them as they come.
+    """
 
     project_uuid: str
     project_name: str
@@ -41,7 +45,29 @@ class Export:
     dt_version: str
     exported_at: str
     source: str
-    events: tuple[Event, ...]
+    severities: Mapping[str, int]  # findings by severity, every severity present
+    repeated_rows: int  # rows listing a finding again under another attribution (folded)
+    _findings: tuple[Mapping[str, Any], ...] = dataclasses.field(repr=False)
+    _zone: tzinfo = dataclasses.field(repr=False)
+
+    @property
+    def finding_count(self) -> int:
+        return len(self._findings)
+
+    def events(self) -> Iterator[Event]:
+        project = {
+            "uuid": self.project_uuid,
+            "name": self.project_name,
+            "version": self.project_version,
+        }
+        fpf = {
+            "version": self.fpf_version,
+            "dt_version": self.dt_version,
+            "exported_at": self.exported_at,
+        }
+        event_id = EventIds(self.source, self.project_uuid, self.exported_at)
+        for finding in self._findings:
+            yield _event(finding, self.source, project, fpf, self.exported_at, event_id, self._zone)
 
 
 def parse(raw: bytes) -> dict[str, Any]:
@@ -55,9 +81,7 @@ def parse(raw: bytes) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise InvalidExport(
             "export is not a JSON object",
-            problems=(
-                Problem("", f"top level is a JSON {type(document).__name__}", excerpt(document)),
-            ),
+            problems=(Problem("", f"top level is {json_type(document)}", excerpt(document)),),
         )
     return document
 
@@ -72,7 +96,7 @@ def process(
 ) -> Export:
     """The whole pure pipeline: parse, validate against ``contract``, normalize."""
     document = parse(raw)
-    contract.check(document, InvalidExport, "export")
+    contract.check(document, InvalidExport, "FPF export")
     return normalize(document, source=source, zone=zone)
 
 
@@ -92,21 +116,15 @@ def normalize(
             "export has no usable timestamp",
             problems=(Problem("/meta/timestamp", "not a real date", excerpt(meta["timestamp"])),),
         )
-    fpf = {
-        "version": document["version"],
-        "dt_version": meta["version"],
-        "exported_at": exported_at,
-    }
-    project_data = {
-        "uuid": project["uuid"],
-        "name": project["name"],
-        "version": project.get("version"),
-    }
-    event_id = EventIds(source, project["uuid"], exported_at)
-    events = tuple(
-        _event(finding, source, project_data, fpf, exported_at, event_id, zone)
-        for finding in document["findings"]
-    )
+    # DT lists a finding once per attribution (two analyzers, two rows, one matrix): one event
+    # per finding key, carrying the first row's attribution.
+    rows = document["findings"]
+    firsts: dict[str, Mapping[str, Any]] = {}
+    for row in rows:
+        firsts.setdefault(row["matrix"], row)
+    severities = dict.fromkeys(SEVERITY_RANK, 0)
+    for finding in firsts.values():
+        severities[(finding["vulnerability"].get("severity") or "UNASSIGNED").lower()] += 1
     return Export(
         project_uuid=project["uuid"],
         project_name=project["name"],
@@ -115,7 +133,10 @@ def normalize(
         dt_version=meta["version"],
         exported_at=exported_at,
         source=source,
-        events=events,
+        severities=severities,
+        repeated_rows=len(rows) - len(firsts),
+        _findings=tuple(firsts.values()),
+        _zone=zone,
     )
 
 
@@ -128,7 +149,7 @@ def _event(
     event_id: EventIds,
     zone: tzinfo,
 ) -> Event:
-    key: str = finding["matrix"]
+    key: str = finding["matrix"]  # the finding key
     vulnerability = _vulnerability(finding["vulnerability"], zone)
     analysis = finding.get("analysis") or _EMPTY
     attribution = finding.get("attribution") or _EMPTY

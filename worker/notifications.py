@@ -123,33 +123,34 @@ class Routing:
 
 def route(document: object, contract: Contract) -> Routing:
     """Check the envelope against ``contract`` and find the notification's projects."""
-    contract.check(document, InvalidNotification, "notification")
+    contract.check(document, InvalidNotification, "webhook body")
     assert isinstance(document, dict)  # the contract requires an object
     notification: Mapping[str, Any] = document["notification"]
     dialect, group, scope, level = _spelling(notification)
-    base = {
-        "group": group,
-        "dialect": dialect,
-        "scope": scope,
-        "level": level,
-        "notification_id": notification.get("id"),
-    }
+    found = Routing(
+        group=group,
+        dialect=dialect,
+        scope=scope,
+        level=level,
+        notification_id=notification.get("id"),
+        projects=(),
+    )
     rule = RULES[dialect].get(group)
     if rule is None:
-        return Routing(**base, projects=(), reason=f"unknown {dialect} notification group {group}")
+        return dataclasses.replace(found, reason=f"unknown {dialect} notification group {group}")
     if not rule.paths:
         why = "a system notification" if scope == "SYSTEM" else f"DT {dialect} names no project"
-        return Routing(**base, projects=(), reason=f"{group}: {why}")
+        return dataclasses.replace(found, reason=f"{group}: {why}")
     projects = _projects(notification.get("subject"), rule.paths)
     if projects:
-        return Routing(**base, projects=projects)
+        return dataclasses.replace(found, projects=projects)
     places = ", ".join(f"subject.{path}" for path in rule.paths)
     if rule.required:
         raise InvalidNotification(
             f"{group} notification names no project",
             problems=(Problem("/notification/subject", f"expected a project UUID at {places}"),),
         )
-    return Routing(**base, projects=(), reason=f"{group}: no project at {places}")
+    return dataclasses.replace(found, reason=f"{group}: no project at {places}")
 
 
 def _spelling(notification: Mapping[str, Any]) -> tuple[Dialect, str, str, str]:

@@ -7,7 +7,9 @@ a message and a short excerpt of the offending value for each problem.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import functools
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import jsonschema
@@ -26,13 +28,13 @@ class Contract:
 
     __slots__ = ("_fast", "_reporter", "id", "schema", "version")
 
-    def __init__(self, schema: Mapping[str, Any]) -> None:
+    def __init__(self, schema: dict[str, Any]) -> None:
         jsonschema.Draft202012Validator.check_schema(schema)
         self.schema = schema
         self.id: str = schema["$id"]
         self.version: str = schema["x-schema-version"]
         self._fast = jsonschema_rs.validator_for(schema)
-        self._reporter = jsonschema.Draft202012Validator(schema)
+        self._reporter = _Reporter(schema)
 
     def is_valid(self, document: object) -> bool:
         return bool(self._fast.is_valid(document))
@@ -52,6 +54,36 @@ class Contract:
         raise error(f"{what} does not match schema {self.id}", problems=problems)
 
 
+def _ecma_pattern(
+    validator: jsonschema.protocols.Validator, pattern: str, instance: object, schema: object
+) -> Iterator[jsonschema.ValidationError]:
+    """``pattern`` as ECMA-262 (and jsonschema-rs) read it: a final ``$`` is the very end.
+
+    Python's ``$`` also matches before a trailing newline, so "1.3\\n" would pass here and
+    fail on the hot path.
+    """
+    if not isinstance(instance, str):
+        return
+    if _search(pattern, instance) is None:
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + r"\Z"
+    return re.compile(pattern)
+
+
+def _search(pattern: str, text: str) -> re.Match[str] | None:
+    return _compiled(pattern).search(text)
+
+
+_Reporter: type[jsonschema.Draft202012Validator] = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+    jsonschema.Draft202012Validator, {"pattern": _ecma_pattern}
+)
+
+
 def _error_order(error: jsonschema.ValidationError) -> tuple[int, str]:
     return (len(error.absolute_path), _pointer(error.absolute_path))
 
@@ -61,10 +93,12 @@ def _pointer(path: Iterable[str | int]) -> str:
 
 
 def _problem(error: jsonschema.ValidationError) -> Problem:
+    # for a missing or unexpected key the value is the whole parent object: no use to show
+    about_keys = error.validator in ("required", "additionalProperties")
     return Problem(
         pointer=_pointer(error.absolute_path),
         message=_message(error)[:_MESSAGE_CHARS],
-        excerpt=excerpt(error.instance),
+        excerpt="" if about_keys else excerpt(error.instance),
     )
 
 
@@ -87,17 +121,20 @@ _JSON_TYPES = (
 )
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
+    """The JSON name of a parsed value's type."""
     if value is None:
         return "null"
     return next((name for kind, name in _JSON_TYPES if isinstance(value, kind)), "unknown")
 
 
 def _message(error: jsonschema.ValidationError) -> str:  # noqa: C901 - one branch per keyword
-    keyword, expected, value = error.validator, error.validator_value, error.instance
+    keyword, value = error.validator, error.instance
+    expected: Any = error.validator_value
+    schema: Mapping[str, Any] = error.schema if isinstance(error.schema, Mapping) else {}
     if keyword == "type":
         kinds = expected if isinstance(expected, list) else [expected]
-        return f"expected {' or '.join(kinds)}, got {_json_type(value)}"
+        return f"expected {' or '.join(kinds)}, not {json_type(value)}"
     if keyword == "required" and isinstance(value, dict):
         missing = [key for key in expected if key not in value]
         return "missing required key " + ", ".join(f'"{key}"' for key in missing)
@@ -114,10 +151,10 @@ def _message(error: jsonschema.ValidationError) -> str:  # noqa: C901 - one bran
     if keyword == "minLength":
         return "must not be empty" if expected == 1 else f"must be at least {expected} characters"
     if keyword == "additionalProperties" and isinstance(value, dict):
-        known = error.schema.get("properties", {})
+        known = schema.get("properties", {})
         extra = sorted(key for key in value if key not in known)
         return "unexpected key " + ", ".join(f'"{key}"' for key in extra)
     if keyword in ("oneOf", "anyOf"):
-        hint = error.schema.get("description")
+        hint = schema.get("description")
         return f"matches none of the allowed forms{': ' + hint if hint else ''}"
     return str(error.message)

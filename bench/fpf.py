@@ -1,0 +1,97 @@
+"""Benchmark: the pure FPF pipeline against orjson.loads of the same bytes (not a test).
+
+    .venv/bin/python -m bench.fpf [--sizes 1000,10000,50000] [--repeat 5]
+
+For each synthetic export (bench/synthetic.py, DT 4.14 shape) it times, in one run and one
+process, ``orjson.loads(raw)`` and the whole pipeline (``fpf.process``: bytes -> parsed ->
+validated with the compiled validator -> normalized -> serialized events), best of N, and
+prints both and their ratio. Peak RSS is measured in a fresh process per size, which reads
+the export from a file and runs the pipeline once: its growth over the process's baseline,
+divided by the export's size.
+Targets (issue 2): ratio <= 2.0 at 10k and 50k findings; peak RSS growth <= 3x the bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import gc
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+from bench.synthetic import export_bytes
+from worker import fpf, schemas
+from worker.validation import Contract
+
+
+def best_of(repeat: int, run: Callable[[], object]) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        gc.collect()
+        started = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def run_pipeline(raw: bytes, contract: Contract) -> int:
+    """What a worker does before publishing: every event built and serialized, none kept."""
+    export = fpf.process(raw, contract)
+    return sum(len(event.body) for event in export.events())
+
+
+def peak_rss_growth(path: Path) -> int:
+    """Bytes the pipeline added to a fresh process's peak RSS, for the export at ``path``."""
+    child = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from bench.fpf import run_pipeline\n"
+        "from worker import schemas\n"
+        "def hwm():\n"  # ru_maxrss survives exec on Linux; VmHWM starts afresh
+        "    status = Path('/proc/self/status').read_text()\n"
+        "    return int(status.split('VmHWM:')[1].split()[0]) * 1024\n"
+        "contract = schemas.load().fpf\n"
+        "base = hwm()\n"
+        "run_pipeline(Path(sys.argv[1]).read_bytes(), contract)\n"
+        "print(hwm() - base)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", child, str(path)], capture_output=True, check=True, text=True
+    ).stdout
+    return int(out.split()[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,50000")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    contract = schemas.load().fpf
+    print(f"python {sys.version.split()[0]}, gc thresholds {gc.get_threshold()}")
+    print(
+        f"{'findings':>9} {'MB':>7} {'loads ms':>9} {'pipeline ms':>12} {'ratio':>6} "
+        f"{'us/finding':>10} {'peak RSS MB':>12} {'RSS/bytes':>9}"
+    )
+    for size in (int(s) for s in args.sizes.split(",")):
+        raw = export_bytes(size)
+        loads = best_of(args.repeat, functools.partial(orjson.loads, raw))
+        pipeline = best_of(args.repeat, functools.partial(run_pipeline, raw, contract))
+        with tempfile.NamedTemporaryFile(suffix=".json") as file:
+            file.write(raw)
+            file.flush()
+            rss = peak_rss_growth(Path(file.name))
+        print(
+            f"{size:>9} {len(raw) / 1e6:>7.1f} {loads * 1e3:>9.1f} {pipeline * 1e3:>12.1f} "
+            f"{pipeline / loads:>6.2f} {pipeline / size * 1e6:>10.1f} {rss / 1e6:>12.1f} "
+            f"{rss / len(raw):>9.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

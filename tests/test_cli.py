@@ -1,0 +1,129 @@
+"""The offline commands, run as a user runs them: the installed console script."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.conftest import FPF, fixture_files
+from worker import fpf
+
+SCRIPT = shutil.which("dtrack-worker", path=str(Path(sys.executable).parent))
+REAL = FPF / "real" / "defectdojo__deptrack_npm_4.14.1.json"
+NULL_FINDINGS = FPF / "edge" / "defectdojo__no_findings_because_findings_key_is_null.json"
+
+
+def run(*args: str, stdin: bytes = b"", env: dict[str, str] | None = None):
+    assert SCRIPT, "the dtrack-worker console script is not installed next to this Python"
+    return subprocess.run(
+        [SCRIPT, *args], input=stdin, capture_output=True, timeout=60, check=False, env=env
+    )
+
+
+def test_validate_passes_every_real_export():
+    files = [str(path) for path in fixture_files(FPF / "real")]
+    result = run("validate", *files)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.decode().splitlines()
+    assert len(lines) == len(files)
+    assert f"{REAL}: valid FPF 1.3, 22 findings" in lines
+
+
+def test_validate_reports_each_bad_file_and_exits_1():
+    result = run("validate", str(REAL), str(NULL_FINDINGS), "no-such-file.json")
+    assert result.returncode == 1
+    out = result.stdout.decode()
+    assert f"{NULL_FINDINGS}: /findings: expected array, not null (value: null)" in out
+    assert "no-such-file.json: cannot read the file" in out
+    assert "no-such-file.json: /: No such file or directory" in out
+
+
+def test_validate_json_is_machine_readable():
+    result = run("validate", "--json", str(REAL), str(NULL_FINDINGS))
+    assert result.returncode == 1
+    report = orjson.loads(result.stdout)
+    assert report["valid"] is False
+    good, bad = report["files"]
+    assert good == {
+        "path": str(REAL),
+        "valid": True,
+        "problems": [],
+        "fpf_version": "1.3",
+        "findings": 22,
+    }
+    assert bad["valid"] is False
+    assert bad["problems"] == [
+        {"pointer": "/findings", "message": "expected array, not null", "excerpt": "null"}
+    ]
+
+
+def test_validate_reads_stdin():
+    assert run("validate", "-", stdin=REAL.read_bytes()).returncode == 0
+    result = run("validate", "-", stdin=b"{not json")
+    assert result.returncode == 1
+    assert b"-: export is not valid JSON" in result.stdout
+
+
+def test_normalize_prints_the_events_the_core_makes(contracts):
+    result = run("normalize", str(REAL))
+    assert result.returncode == 0, result.stderr
+    expected = fpf.process(REAL.read_bytes(), contracts.fpf).events()
+    assert result.stdout.splitlines() == [event.body for event in expected]
+
+
+def test_normalize_names_the_source_and_reads_stdin():
+    result = run("normalize", "-", "--source", "https://dt.example", stdin=REAL.read_bytes())
+    assert result.returncode == 0, result.stderr
+    events = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert {event["source"] for event in events} == {"https://dt.example"}
+
+
+def test_normalize_takes_the_dt_time_zone_from_the_environment():
+    env = {"DTRACK_WORKER_DT_TIMEZONE": "Europe/Berlin", "PATH": "/usr/bin:/bin"}
+    result = run("normalize", str(REAL), env=env)
+    first = orjson.loads(result.stdout.splitlines()[0])
+    assert first["data"]["vulnerability"]["published"] == "2026-02-04T21:16:00.813Z"
+
+
+def test_normalize_refuses_an_invalid_export_and_prints_nothing():
+    result = run("normalize", str(NULL_FINDINGS))
+    assert result.returncode == 1
+    assert result.stdout == b""
+    assert b"/findings: expected array, not null" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["normalize", "missing.fpf"], b"missing.fpf: No such file or directory"),
+        (["normalize", str(REAL), "--dt-timezone", "Mars/Olympus"], b"unknown time zone"),
+    ],
+)
+def test_normalize_errors_are_one_clear_line(args, message):
+    result = run(*args)
+    assert result.returncode in (1, 2)
+    assert message in result.stderr
+    assert b"Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", [[], ["validate"], ["normalize"]])
+def test_help_says_what_each_command_does_with_an_example(command):
+    result = run(*command, "--help")
+    assert result.returncode == 0
+    assert b"examples:" in result.stdout
+    assert b"dtrack-worker " in result.stdout
+
+
+def test_python_dash_m_runs_the_same_command():
+    result = subprocess.run(
+        [sys.executable, "-m", "worker", "validate", str(REAL)],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0

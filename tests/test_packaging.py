@@ -1,0 +1,37 @@
+"""The wheel carries the bundled schemas inside the package, where worker.schemas looks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from tests.conftest import REPO
+from worker.schemas import FILES
+
+
+def test_the_wheel_ships_every_schema_and_the_type_marker(tmp_path: Path):
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "--wheel-dir",
+            str(tmp_path),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    (wheel,) = tmp_path.glob("dtrack_worker-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {f"worker/schemas/{name}" for name in FILES.values()} <= names
+    assert "worker/py.typed" in names
+    entry_points = next(name for name in names if name.endswith("entry_points.txt"))
+    assert "dtrack-worker = worker.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
