@@ -8,6 +8,8 @@ validated with the compiled validator -> normalized -> serialized events), best 
 prints both and their ratio. Peak RSS is measured in a fresh process per size, which reads
 the export from a file and runs the pipeline once: its growth over the process's baseline,
 divided by the export's size.
+"loads alone" is the same growth for ``orjson.loads`` by itself: orjson builds a yyjson tree
+before the Python objects, so the parse alone peaks near 4.7x the bytes.
 Targets (issue 2): ratio <= 2.0 at 10k and 50k findings; peak RSS growth <= 3x the bytes.
 """
 
@@ -43,13 +45,15 @@ def best_of(repeat: int, run: Callable[[], object]) -> float:
 def run_pipeline(raw: bytes, contract: Contract) -> int:
     """What a worker does before publishing: every event built and serialized, none kept."""
     export = fpf.process(raw, contract)
-    return sum(len(event.body) for event in export.events())
+    severities: dict[str, int] = {}  # the worker's summary event needs these
+    return sum(len(event.body) for event in export.events(severities))
 
 
-def peak_rss_growth(path: Path) -> int:
-    """Bytes the pipeline added to a fresh process's peak RSS, for the export at ``path``."""
+def peak_rss_growth(path: Path, step: str = "pipeline") -> int:
+    """Bytes a fresh process's peak RSS grew by reading the export and running ``step`` on it."""
     child = (
         "import sys\n"
+        "import orjson\n"
         "from pathlib import Path\n"
         "from bench.fpf import run_pipeline\n"
         "from worker import schemas\n"
@@ -58,11 +62,12 @@ def peak_rss_growth(path: Path) -> int:
         "    return int(status.split('VmHWM:')[1].split()[0]) * 1024\n"
         "contract = schemas.load().fpf\n"
         "base = hwm()\n"
-        "run_pipeline(Path(sys.argv[1]).read_bytes(), contract)\n"
+        "raw = Path(sys.argv[1]).read_bytes()\n"
+        "run_pipeline(raw, contract) if sys.argv[2] == 'pipeline' else orjson.loads(raw)\n"
         "print(hwm() - base)\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", child, str(path)], capture_output=True, check=True, text=True
+        [sys.executable, "-c", child, str(path), step], capture_output=True, check=True, text=True
     ).stdout
     return int(out.split()[0])
 
@@ -76,7 +81,7 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}, gc thresholds {gc.get_threshold()}")
     print(
         f"{'findings':>9} {'MB':>7} {'loads ms':>9} {'pipeline ms':>12} {'ratio':>6} "
-        f"{'us/finding':>10} {'peak RSS MB':>12} {'RSS/bytes':>9}"
+        f"{'us/finding':>10} {'peak RSS MB':>12} {'RSS/bytes':>9} {'loads alone':>11}"
     )
     for size in (int(s) for s in args.sizes.split(",")):
         raw = export_bytes(size)
@@ -86,10 +91,11 @@ def main() -> None:
             file.write(raw)
             file.flush()
             rss = peak_rss_growth(Path(file.name))
+            rss_loads = peak_rss_growth(Path(file.name), "loads")
         print(
             f"{size:>9} {len(raw) / 1e6:>7.1f} {loads * 1e3:>9.1f} {pipeline * 1e3:>12.1f} "
             f"{pipeline / loads:>6.2f} {pipeline / size * 1e6:>10.1f} {rss / 1e6:>12.1f} "
-            f"{rss / len(raw):>9.2f}"
+            f"{rss / len(raw):>9.2f} {rss_loads / len(raw):>11.2f}"
         )
 
 

@@ -127,3 +127,26 @@ def test_python_dash_m_runs_the_same_command():
         check=False,
     )
     assert result.returncode == 0
+
+
+BIG = FPF / "real" / "defectdojo__with_state_fp_na_resolved.json"
+
+
+def test_a_closed_pipe_ends_normalize_quietly():
+    pipeline = subprocess.run(
+        f"'{SCRIPT}' normalize '{BIG}' | head -c 10",
+        shell=True,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert pipeline.stdout == b'{"specvers'
+    assert b"Traceback" not in pipeline.stderr
+
+
+def test_severity_counts_come_with_the_events(contracts):
+    export = fpf.process(REAL.read_bytes(), contracts.fpf)
+    severities: dict[str, int] = {}
+    events = list(export.events(severities))
+    assert sum(severities.values()) == len(events) == export.finding_count
+    assert severities["critical"] == sum(1 for e in events if e.routing_key == "finding.critical")

@@ -18,6 +18,7 @@ from worker import __version__, fpf, schemas
 from worker.errors import ConfigError, InvalidExport, Problem
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command killed by SIGPIPE
 
 Command = Callable[[argparse.Namespace, Mapping[str, str]], int]
 
@@ -198,3 +199,6 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except ConfigError as exc:
         print(f"dtrack-worker: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `dtrack-worker normalize big.fpf | head`: stop quietly, like cat
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE

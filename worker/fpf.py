@@ -45,7 +45,6 @@ class Export:
     dt_version: str
     exported_at: str
     source: str
-    severities: Mapping[str, int]  # findings by severity, every severity present
     repeated_rows: int  # rows listing a finding again under another attribution (folded)
     _findings: tuple[Mapping[str, Any], ...] = dataclasses.field(repr=False)
     _zone: tzinfo = dataclasses.field(repr=False)
@@ -54,7 +53,8 @@ class Export:
     def finding_count(self) -> int:
         return len(self._findings)
 
-    def events(self) -> Iterator[Event]:
+    def events(self, severities: dict[str, int] | None = None) -> Iterator[Event]:
+        """The findings' events, one at a time; counts them by severity into ``severities``."""
         project = {
             "uuid": self.project_uuid,
             "name": self.project_name,
@@ -67,7 +67,13 @@ class Export:
         }
         event_id = EventIds(self.source, self.project_uuid, self.exported_at)
         for finding in self._findings:
-            yield _event(finding, self.source, project, fpf, self.exported_at, event_id, self._zone)
+            event = _event(
+                finding, self.source, project, fpf, self.exported_at, event_id, self._zone
+            )
+            if severities is not None:
+                severity = event.routing_key.removeprefix("finding.")
+                severities[severity] = severities.get(severity, 0) + 1
+            yield event
 
 
 def parse(raw: bytes) -> dict[str, Any]:
@@ -122,9 +128,6 @@ def normalize(
     firsts: dict[str, Mapping[str, Any]] = {}
     for row in rows:
         firsts.setdefault(row["matrix"], row)
-    severities = dict.fromkeys(SEVERITY_RANK, 0)
-    for finding in firsts.values():
-        severities[(finding["vulnerability"].get("severity") or "UNASSIGNED").lower()] += 1
     return Export(
         project_uuid=project["uuid"],
         project_name=project["name"],
@@ -133,7 +136,6 @@ def normalize(
         dt_version=meta["version"],
         exported_at=exported_at,
         source=source,
-        severities=severities,
         repeated_rows=len(rows) - len(firsts),
         _findings=tuple(firsts.values()),
         _zone=zone,
@@ -253,17 +255,20 @@ def aliases(raw: list[Mapping[str, Any]] | None, own_id: str) -> list[str]:
     found: set[str] = set()
     for alias in raw:
         for key, value in alias.items():
-            if key == "allBySource":
-                found.update(v for v in value.values() if v)
-            elif isinstance(value, str) and value:
+            if type(value) is str:
                 found.add(value)
+            elif key == "allBySource":
+                found.update(value.values())
     found.discard(own_id)
+    found.discard("")  # DT drops blank ids; an empty one is no identifier
     return sorted(found)
 
 
 def cwes(items: list[Mapping[str, Any]] | None, first_cwe: int | None) -> list[int]:
     """CWE ids from ``cwes`` (FPF 1.1+), else the deprecated single ``cweId`` (FPF 1.0, DT 4.x)."""
     if items:
+        if len(items) == 1:  # the common case, without the generator
+            return [items[0]["cweId"]]
         return list(dict.fromkeys(item["cweId"] for item in items))
     return [first_cwe] if first_cwe is not None else []
 
