@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import structlog
 
 from worker import schemas
 
@@ -26,3 +28,24 @@ def fixture_files(folder: Path) -> list[Path]:
 @pytest.fixture(scope="session")
 def contracts() -> schemas.Contracts:
     return schemas.load()
+
+
+_FIGURES: list[str] = []
+
+
+@pytest.fixture
+def figures() -> Callable[[str], None]:
+    """Record a test's closing figures; they are printed at the end of the run, for the CI log."""
+    return _FIGURES.append
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _FIGURES:
+        terminalreporter.section("figures")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)
+
+
+@pytest.fixture(autouse=True)
+def _clean_log_context() -> None:
+    structlog.contextvars.clear_contextvars()

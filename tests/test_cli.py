@@ -150,3 +150,114 @@ def test_severity_counts_come_with_the_events(contracts):
     events = list(export.events(severities))
     assert sum(severities.values()) == len(events) == export.finding_count
     assert severities["critical"] == sum(1 for e in events if e.routing_key == "finding.critical")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_the_receiver_refuses_to_start_without_a_token():
+    result = run("receiver", env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2
+    assert b"no webhook token: set DTRACK_WORKER_WEBHOOK_TOKEN" in result.stderr
+    assert b"--insecure-no-auth" in result.stderr
+
+
+@pytest.mark.rabbitmq
+def test_the_receiver_runs_insecure_only_when_told_and_stops_cleanly_on_sigterm():
+    import signal
+
+    from tests.rabbit import unique_prefix
+
+    port = _free_port()
+    prefix = unique_prefix()
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DTRACK_WORKER_LISTEN": f"127.0.0.1:{port}",
+        "DTRACK_WORKER_PREFIX": prefix,
+    }
+    assert SCRIPT
+    with subprocess.Popen(
+        [SCRIPT, "receiver", "--insecure-no-auth"], env=env, stdout=subprocess.PIPE
+    ) as process:
+        try:
+            _wait_ready(port)
+            process.send_signal(signal.SIGTERM)
+            out, _ = process.communicate(timeout=20)
+        finally:
+            process.kill()
+            _delete_topology(prefix)
+    assert process.returncode == 0
+    lines = [orjson.loads(line) for line in out.splitlines()]
+    events = [line["event"] for line in lines]
+    assert events[0] == "receiver.insecure_no_auth"
+    assert lines[0]["level"] == "warning"
+    assert "receiver.starting" in events
+    assert "receiver.stopped" in events
+
+
+def _wait_ready(port: int) -> None:
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "the receiver did not become ready"
+        time.sleep(0.2)
+
+
+def _delete_topology(prefix: str) -> None:
+    import asyncio
+
+    from tests.rabbit import temporary_topology
+
+    async def delete() -> None:
+        async with temporary_topology(prefix):
+            pass
+
+    asyncio.run(delete())
+
+
+@pytest.mark.rabbitmq
+def test_topology_declares_and_lists_every_name():
+    from tests.rabbit import unique_prefix
+
+    prefix = unique_prefix()
+    try:
+        result = run("topology", env={"PATH": "/usr/bin:/bin", "DTRACK_WORKER_PREFIX": prefix})
+        assert result.returncode == 0, result.stderr
+        out = result.stdout.decode()
+        assert f"queue    {prefix}.jobs  " in out
+        assert f"binding  {prefix}.jobs --delay--> {prefix}.jobs.delay" in out
+    finally:
+        _delete_topology(prefix)
+
+
+def test_topology_print_only_needs_no_broker():
+    result = run("topology", "--print-only", env={"PATH": "/usr/bin:/bin"})
+    definitions = orjson.loads(result.stdout)
+    assert {queue["name"] for queue in definitions["queues"]} >= {
+        "dtrack.jobs",
+        "dtrack.jobs.parked",
+    }
+
+
+def test_topology_says_plainly_when_rabbitmq_is_unreachable():
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DTRACK_WORKER_AMQP_URL": f"amqp://u:pw-secret@127.0.0.1:{_free_port()}/",
+    }
+    result = run("topology", env=env)
+    assert result.returncode == 1
+    assert b"cannot declare the topology on amqp://u:***@127.0.0.1:" in result.stderr
+    assert b"pw-secret" not in result.stderr + result.stdout

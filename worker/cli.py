@@ -14,8 +14,9 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from worker import __version__, fpf, schemas
-from worker.errors import ConfigError, InvalidExport, Problem
+from worker import __version__, fpf, logs, schemas, topology
+from worker.config import PREFIX, SECRET_VARIABLES, Settings
+from worker.errors import ConfigError, InvalidExport, Problem, TransientError
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command killed by SIGPIPE
@@ -115,6 +116,58 @@ def cmd_normalize(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return EXIT_OK
 
 
+def with_file_secrets(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment with each ``DTRACK_WORKER_X_FILE`` read into ``DTRACK_WORKER_X``."""
+    resolved = dict(environ)
+    for name in SECRET_VARIABLES:
+        variable, file_variable = PREFIX + name, PREFIX + name + "_FILE"
+        path = environ.get(file_variable, "").strip()
+        if not path:
+            continue
+        if environ.get(variable, "").strip():
+            raise ConfigError(f"set {variable} or {file_variable}, not both")
+        try:
+            resolved[variable] = Path(path).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{file_variable}: cannot read {path}: {exc.strerror}") from None
+    return resolved
+
+
+def cmd_receiver(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from worker import receiver_app  # imports aiohttp and aio-pika only for the servers
+
+    settings = Settings.from_env(with_file_secrets(environ))
+    if settings.receiver.webhook_token is None and not args.insecure_no_auth:
+        raise ConfigError(
+            f"no webhook token: set {PREFIX}WEBHOOK_TOKEN (or {PREFIX}WEBHOOK_TOKEN_FILE) to the "
+            "token configured in Dependency-Track, or start with --insecure-no-auth"
+        )
+    logs.configure(settings.log_level, json=settings.log_format == "json")
+    receiver_app.run(settings)
+    return EXIT_OK
+
+
+def cmd_topology(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    settings = Settings.from_env(with_file_secrets(environ))
+    topo = topology.build(settings.broker.prefix)
+    if args.print_only:
+        sys.stdout.buffer.write(
+            orjson.dumps(topo.definitions(), option=orjson.OPT_INDENT_2) + b"\n"
+        )
+        return EXIT_OK
+    from worker import receiver_app
+
+    logs.configure(settings.log_level, json=settings.log_format == "json")
+    receiver_app.declare_topology(settings, topo)
+    for queue in topo.queues:
+        print(f"queue    {queue.name}  {orjson.dumps(queue.x_arguments).decode()}")
+    for exchange in topo.exchanges:
+        print(f"exchange {exchange.name}  ({exchange.type})")
+    for binding in topo.bindings:
+        print(f"binding  {binding.exchange} --{binding.routing_key or '(any)'}--> {binding.queue}")
+    return EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
@@ -188,6 +241,57 @@ def _parser() -> argparse.ArgumentParser:
         "(default: $DTRACK_WORKER_DT_TIMEZONE, else UTC)",
     )
     normalize.set_defaults(run=cmd_normalize)
+
+    receiver = commands.add_parser(
+        "receiver",
+        help="accept DT webhooks and queue one job per project on RabbitMQ",
+        description=(
+            "Serve POST /webhook for Dependency-Track's Outbound Webhook notifications (v4 and "
+            "v5), and queue one durable job per project they concern. Also serves /healthz, "
+            "/readyz and /metrics. Settings come from DTRACK_WORKER_* variables "
+            "(docs/configuration.md); the webhook token is required unless --insecure-no-auth."
+        ),
+        formatter_class=formatter,
+        epilog=textwrap.dedent(
+            """\
+            examples:
+              DTRACK_WORKER_WEBHOOK_TOKEN=s3cret dtrack-worker receiver
+              DTRACK_WORKER_WEBHOOK_TOKEN_FILE=/run/secrets/token \\
+                DTRACK_WORKER_LISTEN=0.0.0.0:9000 dtrack-worker receiver
+              dtrack-worker receiver --insecure-no-auth      # a laptop, never a network
+            """
+        ),
+    )
+    receiver.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="accept webhooks without a token (logged as a warning at start)",
+    )
+    receiver.set_defaults(run=cmd_receiver)
+
+    topo = commands.add_parser(
+        "topology",
+        help="declare the RabbitMQ exchanges, queues and bindings, and list them",
+        description=(
+            "Declare every exchange, queue and binding dtrack-worker uses (idempotent), then list "
+            "them. The receiver and workers declare them at start too. docs/topology.md draws it."
+        ),
+        formatter_class=formatter,
+        epilog=textwrap.dedent(
+            """\
+            examples:
+              dtrack-worker topology
+              DTRACK_WORKER_PREFIX=staging dtrack-worker topology
+              dtrack-worker topology --print-only > definitions.json    # no broker needed
+            """
+        ),
+    )
+    topo.add_argument(
+        "--print-only",
+        action="store_true",
+        help="print the topology in RabbitMQ's definitions format instead of declaring it",
+    )
+    topo.set_defaults(run=cmd_topology)
     return parser
 
 
@@ -199,6 +303,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except ConfigError as exc:
         print(f"dtrack-worker: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except TransientError as exc:  # e.g. RabbitMQ unreachable for `topology`
+        print(f"dtrack-worker: {exc}", file=sys.stderr)
+        return EXIT_INVALID
     except BrokenPipeError:  # `dtrack-worker normalize big.fpf | head`: stop quietly, like cat
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE

@@ -1,0 +1,182 @@
+"""RabbitMQ through aio-pika: connect (and keep reconnecting), declare the topology, publish
+with publisher confirms. aio-pika and aiormq errors stop here; callers see BrokerUnavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import aio_pika
+import aiormq
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+
+from worker.config import BrokerSettings
+from worker.errors import TransientError
+from worker.jobs import JOB_TYPE, Job
+from worker.topology import DELAY_KEY, JOB_KEY, Topology
+
+log = structlog.get_logger(__name__)
+
+# Everything a lost or refusing broker raises while we publish or declare.
+BROKER_ERRORS = (
+    aio_pika.exceptions.AMQPException,
+    aiormq.exceptions.AMQPError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+    RuntimeError,  # aiormq: "Connection closed" while a frame waits
+)
+
+
+# aio-pika waits 5 s between reconnect attempts by default; every second of it is 503s.
+RECONNECT_INTERVAL_SECONDS = 1.0
+
+
+class BrokerUnavailable(TransientError):
+    """RabbitMQ is not connected, refused a message, or did not confirm it in time."""
+
+
+async def declare(channel: AbstractChannel, topology: Topology) -> None:
+    """Declare every exchange, queue and binding; idempotent for an unchanged topology."""
+    exchanges = {}
+    for exchange in topology.exchanges:
+        exchanges[exchange.name] = await channel.declare_exchange(
+            exchange.name, exchange.type, durable=True, arguments=dict(exchange.arguments)
+        )
+    queues = {}
+    for queue in topology.queues:
+        queues[queue.name] = await channel.declare_queue(
+            queue.name, durable=True, arguments=queue.x_arguments
+        )
+    for binding in topology.bindings:
+        await queues[binding.queue].bind(exchanges[binding.exchange], binding.routing_key)
+
+
+class Broker:
+    """One robust connection and one confirming channel per process.
+
+    ``start()`` returns at once and keeps trying to connect in the background, so the HTTP side
+    can answer (503, /readyz failing) while RabbitMQ is away. Once connected, aio-pika's robust
+    connection reconnects by itself and re-declares what this channel declared.
+    """
+
+    def __init__(self, settings: BrokerSettings, topology: Topology) -> None:
+        self._settings = settings
+        self._topology = topology
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._jobs: AbstractExchange | None = None
+        self._declared = False
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        connection, channel = self._connection, self._channel
+        return (
+            self._declared
+            and connection is not None
+            and connection.connected.is_set()
+            and channel is not None
+            and not channel.is_closed
+        )
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._connect_forever(), name="broker-connect")
+
+    async def _connect_forever(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self._connect()
+            except BROKER_ERRORS as exc:
+                log.warning(
+                    "broker.connect_failed",
+                    url=self._settings.display_url,
+                    error=f"{type(exc).__name__}: {exc}",
+                    retry_in_s=delay,
+                )
+                await self._close_quietly()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+            else:
+                log.info("broker.connected", url=self._settings.display_url)
+                return
+
+    async def _connect(self) -> None:
+        connection = await aio_pika.connect_robust(
+            self._settings.url.reveal(),
+            timeout=10,
+            reconnect_interval=RECONNECT_INTERVAL_SECONDS,
+            client_properties={"connection_name": f"dtrack-worker {self._topology.prefix}"},
+        )
+        self._connection = connection
+        connection.reconnect_callbacks.add(self._on_reconnect)
+        connection.close_callbacks.add(self._on_close)
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._channel = channel
+        await declare(channel, self._topology)
+        self._jobs = await channel.get_exchange(self._topology.jobs_exchange.name, ensure=False)
+        self._declared = True
+
+    def _on_reconnect(self, *_: object) -> None:
+        log.info("broker.reconnected", url=self._settings.display_url)
+
+    def _on_close(self, _: object, exc: BaseException | None = None) -> None:
+        if exc is not None and not isinstance(exc, asyncio.CancelledError):  # not our close()
+            log.warning("broker.disconnected", url=self._settings.display_url, error=repr(exc))
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._close_quietly()
+
+    async def _close_quietly(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        self._declared = False
+        if connection is not None:
+            with contextlib.suppress(*BROKER_ERRORS):
+                await connection.close()
+
+    async def enqueue(self, jobs: Sequence[Job], *, delay_seconds: float = 0) -> None:
+        """Publish ``jobs`` (persistent, mandatory) and return once RabbitMQ confirmed all.
+
+        With a delay they wait in the delay queue first (coalescing, see docs/topology.md).
+        Concurrent callers share the channel, so their confirms are in flight together.
+        """
+        exchange = self._jobs
+        if not self.ready or exchange is None:
+            raise BrokerUnavailable("RabbitMQ is not connected")
+        routing_key = DELAY_KEY if delay_seconds > 0 else JOB_KEY
+        now = datetime.now(UTC)
+        messages = [
+            aio_pika.Message(
+                job.to_json(),
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=job.job_id,
+                correlation_id=job.correlation_id,
+                type=JOB_TYPE,
+                timestamp=now,
+                expiration=delay_seconds if delay_seconds > 0 else None,
+                headers={"x-project-uuid": job.project_uuid, "x-trigger": job.trigger},
+            )
+            for job in jobs
+        ]
+        timeout = self._settings.publish_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.gather(
+                    *(exchange.publish(m, routing_key, mandatory=True) for m in messages)
+                )
+        except TimeoutError as exc:
+            raise BrokerUnavailable(f"RabbitMQ did not confirm within {timeout:g} s") from exc
+        except aiormq.exceptions.PublishError as exc:
+            raise BrokerUnavailable(f"RabbitMQ returned the job: {exc}") from exc
+        except BROKER_ERRORS as exc:
+            raise BrokerUnavailable(f"RabbitMQ refused the job: {type(exc).__name__}") from exc

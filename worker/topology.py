@@ -1,0 +1,174 @@
+"""RabbitMQ topology as data: every exchange, queue, argument and binding. Pure.
+
+``broker.declare`` declares it; ``dtrack-worker topology`` prints and declares it;
+``deploy/rabbitmq/definitions.json`` must match ``Topology.definitions()``. docs/topology.md
+draws it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal, NotRequired, TypedDict
+
+ExchangeType = Literal["direct", "topic", "fanout"]
+
+# Routing keys on the jobs exchange.
+JOB_KEY = "job"  # straight to the jobs queue
+DELAY_KEY = "delay"  # held for the coalescing delay (per-message expiration), then to JOB_KEY
+PARKED_KEY = "parked"  # jobs that cannot be processed, with the reason in their headers
+# Retry tiers: a failed job waits in the tier for its attempt, then goes back to JOB_KEY.
+RETRY_DELAYS_SECONDS = (5, 30, 120, 600)
+
+
+class QueueArguments(TypedDict):
+    """The x-arguments we use; a misspelt key fails the type check."""
+
+    # RabbitMQ's own spellings, which are not Python identifiers, are mapped in _x_arguments.
+    queue_type: Literal["quorum", "classic"]
+    dead_letter_exchange: NotRequired[str]
+    dead_letter_routing_key: NotRequired[str]
+    dead_letter_strategy: NotRequired[Literal["at-least-once", "at-most-once"]]
+    overflow: NotRequired[Literal["reject-publish", "drop-head"]]
+    message_ttl: NotRequired[int]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Exchange:
+    name: str
+    type: ExchangeType
+    arguments: tuple[tuple[str, str], ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Queue:
+    name: str
+    arguments: QueueArguments
+
+    @property
+    def x_arguments(self) -> dict[str, Any]:
+        return {f"x-{key.replace('_', '-')}": value for key, value in self.arguments.items()}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Binding:
+    exchange: str
+    queue: str
+    routing_key: str
+
+
+def _holding(name: str, back_to: str, ttl_ms: int | None = None) -> Queue:
+    """A queue whose messages expire back into the jobs exchange, at least once."""
+    arguments: QueueArguments = {
+        "queue_type": "quorum",
+        "dead_letter_exchange": back_to,
+        "dead_letter_routing_key": JOB_KEY,
+        "dead_letter_strategy": "at-least-once",  # quorum queues drop dead letters otherwise
+        "overflow": "reject-publish",  # required by at-least-once dead-lettering
+    }
+    if ttl_ms is not None:
+        arguments["message_ttl"] = ttl_ms
+    return Queue(name, arguments)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Topology:
+    prefix: str
+    jobs_exchange: Exchange
+    jobs_queue: Queue
+    delay_queue: Queue
+    retry_queues: tuple[Queue, ...]
+    parked_queue: Queue
+    events_exchange: Exchange
+    unrouted_exchange: Exchange
+    unrouted_queue: Queue
+
+    @property
+    def exchanges(self) -> tuple[Exchange, ...]:
+        return (self.jobs_exchange, self.events_exchange, self.unrouted_exchange)
+
+    @property
+    def queues(self) -> tuple[Queue, ...]:
+        return (
+            self.jobs_queue,
+            self.delay_queue,
+            *self.retry_queues,
+            self.parked_queue,
+            self.unrouted_queue,
+        )
+
+    @property
+    def bindings(self) -> tuple[Binding, ...]:
+        jobs = self.jobs_exchange.name
+        return (
+            Binding(jobs, self.jobs_queue.name, JOB_KEY),
+            Binding(jobs, self.delay_queue.name, DELAY_KEY),
+            *(
+                Binding(jobs, queue.name, retry_key(tier))
+                for tier, queue in enumerate(self.retry_queues)
+            ),
+            Binding(jobs, self.parked_queue.name, PARKED_KEY),
+            Binding(self.unrouted_exchange.name, self.unrouted_queue.name, ""),
+        )
+
+    def definitions(self) -> dict[str, Any]:
+        """The topology in RabbitMQ's definitions format (as ``rabbitmqctl export_definitions``)."""
+        return {
+            "exchanges": [
+                {
+                    "name": exchange.name,
+                    "vhost": "/",
+                    "type": exchange.type,
+                    "durable": True,
+                    "auto_delete": False,
+                    "internal": False,
+                    "arguments": dict(exchange.arguments),
+                }
+                for exchange in self.exchanges
+            ],
+            "queues": [
+                {
+                    "name": queue.name,
+                    "vhost": "/",
+                    "durable": True,
+                    "auto_delete": False,
+                    "arguments": queue.x_arguments,
+                }
+                for queue in self.queues
+            ],
+            "bindings": [
+                {
+                    "source": binding.exchange,
+                    "vhost": "/",
+                    "destination": binding.queue,
+                    "destination_type": "queue",
+                    "routing_key": binding.routing_key,
+                    "arguments": {},
+                }
+                for binding in self.bindings
+            ],
+        }
+
+
+def retry_key(tier: int) -> str:
+    return f"retry.{RETRY_DELAYS_SECONDS[tier]}s"
+
+
+def build(prefix: str) -> Topology:
+    """Every name starts with ``prefix``, so deployments and tests can share one broker."""
+    jobs = f"{prefix}.jobs"
+    unrouted = f"{prefix}.events.unrouted"
+    return Topology(
+        prefix=prefix,
+        jobs_exchange=Exchange(jobs, "direct"),
+        jobs_queue=Queue(jobs, {"queue_type": "quorum"}),
+        delay_queue=_holding(f"{jobs}.delay", jobs),
+        retry_queues=tuple(
+            _holding(f"{jobs}.{retry_key(tier)}", jobs, ttl_ms=seconds * 1000)
+            for tier, seconds in enumerate(RETRY_DELAYS_SECONDS)
+        ),
+        parked_queue=Queue(f"{jobs}.parked", {"queue_type": "quorum"}),
+        # Events nobody has bound a queue for go to the alternate exchange, not into the void.
+        events_exchange=Exchange(f"{prefix}.events", "topic", (("alternate-exchange", unrouted),)),
+        unrouted_exchange=Exchange(unrouted, "fanout"),
+        unrouted_queue=Queue(unrouted, {"queue_type": "quorum"}),
+    )
