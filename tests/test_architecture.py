@@ -10,7 +10,17 @@ import worker
 PACKAGE = Path(worker.__file__).parent
 
 # Every module picks a layer; a new module fails this test until it does.
-PURE = {"errors", "validation", "events", "fpf", "notifications", "jobs", "config", "topology"}
+PURE = {
+    "errors",
+    "validation",
+    "events",
+    "fpf",
+    "notifications",
+    "jobs",
+    "config",
+    "topology",
+    "ids",
+}
 EDGE = {
     "schemas",
     "cli",

@@ -5,11 +5,12 @@ Constants here must match ``schemas/finding-event.v1.schema.json``; a test holds
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from typing import Any, NamedTuple
 
 import orjson
+
+from worker.ids import Uuid5Prefix
 
 SPEC_VERSION = "1.0"
 FINDING_EVENT_TYPE = "dtrack-worker.finding.v1"
@@ -50,25 +51,14 @@ def finding_routing_key(severity: str) -> str:
     return f"finding.{severity}"
 
 
-class EventIds:
+class EventIds(Uuid5Prefix):
     """Deterministic UUIDv5 ids for the findings of one export.
 
     The name hashed is source, project uuid, export timestamp and finding key, joined by
     newlines; the prefix is hashed once per export, so an id costs one SHA-1 copy and update.
     """
 
-    __slots__ = ("_prefix",)
+    __slots__ = ()
 
     def __init__(self, source: str, project_uuid: str, exported_at: str) -> None:
-        name = f"{source}\n{project_uuid}\n{exported_at}\n"
-        self._prefix = hashlib.sha1(EVENT_ID_NAMESPACE.bytes + name.encode(), usedforsecurity=False)
-
-    def __call__(self, finding_key: str) -> str:
-        digest = self._prefix.copy()
-        digest.update(finding_key.encode())
-        h = digest.hexdigest()
-        # the first 16 bytes, with the version nibble 5 and the RFC 4122 variant bits set
-        return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
-
-
-_VARIANT = {digit: format((int(digit, 16) & 0x3) | 0x8, "x") for digit in "0123456789abcdef"}
+        super().__init__(EVENT_ID_NAMESPACE, f"{source}\n{project_uuid}\n{exported_at}\n")

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from worker import ids
 from worker.errors import InvalidJob
 from worker.notifications import Routing
 from worker.validation import Contract
@@ -35,7 +36,16 @@ class Job:
     correlation_id: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": JOB_TYPE, **dataclasses.asdict(self)}
+        return {
+            "type": JOB_TYPE,
+            "job_id": self.job_id,
+            "project_uuid": self.project_uuid,
+            "project_name": self.project_name,
+            "trigger": self.trigger,
+            "notification_id": self.notification_id,
+            "accepted_at": self.accepted_at,
+            "correlation_id": self.correlation_id,
+        }
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.to_dict())
@@ -56,7 +66,7 @@ def notification_id(routing: Routing, body: bytes) -> str:
 
 
 def job_id(notification: str, project_uuid: str) -> str:
-    return str(uuid.uuid5(JOB_ID_NAMESPACE, f"{notification}\n{project_uuid}"))
+    return ids.uuid5(JOB_ID_NAMESPACE, f"{notification}\n{project_uuid}")
 
 
 def utc_timestamp(moment: datetime) -> str:

@@ -1,0 +1,173 @@
+"""Benchmark: the real receiver (durable, publisher-confirmed jobs) against a bare aiohttp
+JSON -> 202 handler, in the same run, loaded by wrk from a separate process (not a test).
+
+    apt-get install wrk        # once
+    .venv/bin/python -m bench.receiver [--duration 10] [--connections 50]
+
+Both servers run as their own processes with the same event loop (uvloop). The notification
+posted is a real DT 4.x BOM_PROCESSED body (one project, one job). Prints req/s, p50 and p99
+for each and the ratio real/bare. Targets (issue 3): ratio >= 0.5 and p99 <= 25 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import aio_pika
+
+from worker import topology
+
+REPO = Path(__file__).resolve().parent.parent
+BODY = (
+    (REPO.parent / "shared/fixtures/notifications/v4__dt-docs-4.14.3__BOM_CONSUMED.json")
+    .read_text()
+    .replace('"group": "BOM_CONSUMED"', '"group": "BOM_PROCESSED"')
+)
+TOKEN = "bench-token"
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = [==[%s]==]
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-Api-Key"] = "%s"
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_listening(port: int, path: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1):
+                return
+        except OSError as exc:
+            if getattr(exc, "code", None) == 405:  # the bare server has POST only: it is up
+                return
+            time.sleep(0.2)
+    raise SystemExit(f"nothing became ready on port {port}")
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS[unit]
+
+
+def load(port: int, seconds: int, connections: int, script: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}/webhook",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50": _ms(re.search(r"\s50%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+        "p99": _ms(re.search(r"\s99%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+        "errors": float(errors.group(1)) if errors else 0.0,
+    }
+
+
+def serve(
+    command: list[str], env: dict[str, str], port: int, ready_path: str
+) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    wait_listening(port, ready_path)
+    return process
+
+
+async def delete_topology(prefix: str) -> None:
+    connection = await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/")
+    async with connection:
+        channel = await connection.channel()
+        topo = topology.build(prefix)
+        for queue in topo.queues:
+            await channel.queue_delete(queue.name)
+        for exchange in topo.exchanges:
+            await channel.exchange_delete(exchange.name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds of load per server")
+    parser.add_argument("--connections", type=int, default=50)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench.receiver needs wrk: apt-get install wrk")
+    script = Path(tempfile.mkdtemp()) / "post.lua"
+    script.write_text(WRK_SCRIPT % (BODY, TOKEN))
+    python = sys.executable
+    results = {}
+
+    port = free_port()
+    bare = serve([python, "-m", "bench.bare_server", str(port)], dict(os.environ), port, "/webhook")
+    try:
+        load(port, 2, args.connections, script)  # warm-up
+        results["bare aiohttp"] = load(port, args.duration, args.connections, script)
+    finally:
+        bare.terminate()
+        bare.wait()
+
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    env = dict(os.environ) | {
+        "DTRACK_WORKER_LISTEN": f"127.0.0.1:{port}",
+        "DTRACK_WORKER_PREFIX": prefix,
+        "DTRACK_WORKER_WEBHOOK_TOKEN": TOKEN,
+        "DTRACK_WORKER_LOG_LEVEL": "WARNING",  # one log line per request is not what we measure
+    }
+    real = serve([python, "-m", "worker", "receiver"], env, port, "/readyz")
+    try:
+        load(port, 2, args.connections, script)
+        results["receiver"] = load(port, args.duration, args.connections, script)
+    finally:
+        real.terminate()
+        real.wait()
+        asyncio.run(delete_topology(prefix))
+
+    print(
+        f"{args.connections} connections, {args.duration} s each, wrk -t1, {os.cpu_count()} cores"
+    )
+    print(f"{'server':<14} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    for name, figures in results.items():
+        print(
+            f"{name:<14} {figures['rps']:>9.0f} {figures['p50']:>8.2f} {figures['p99']:>8.2f} "
+            f"{figures['errors']:>8.0f}"
+        )
+    ratio = results["receiver"]["rps"] / results["bare aiohttp"]["rps"]
+    print(
+        f"ratio receiver/bare = {ratio:.2f} (target >= 0.5); "
+        f"receiver p99 = {results['receiver']['p99']:.2f} ms (target <= 25 ms)"
+    )
+
+
+if __name__ == "__main__":
+    main()
