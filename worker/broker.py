@@ -168,9 +168,14 @@ class Broker:
         ]
         timeout = self._settings.publish_timeout
         try:
-            async with asyncio.timeout(timeout):
+            if len(messages) == 1:  # the common case, without a task per message
+                await exchange.publish(messages[0], routing_key, mandatory=True, timeout=timeout)
+            else:
                 await asyncio.gather(
-                    *(exchange.publish(m, routing_key, mandatory=True) for m in messages)
+                    *(
+                        exchange.publish(m, routing_key, mandatory=True, timeout=timeout)
+                        for m in messages
+                    )
                 )
         except TimeoutError as exc:
             raise BrokerUnavailable(f"RabbitMQ did not confirm within {timeout:g} s") from exc
