@@ -28,9 +28,12 @@ EDGE = {
     "__main__",
     "broker",
     "receiver",
-    "receiver_app",
+    "service",
+    "consumer",
+    "dtrack",
     "logs",
     "metrics",
+    "tail",
 }
 FORBIDDEN_IN_PURE = {
     "aiohttp",
@@ -48,9 +51,9 @@ FORBIDDEN_IN_PURE = {
     "zoneinfo",
     "time",
     "random",
-    "worker.schemas",
-    "worker.cli",
-}
+    "prometheus_client",
+    "uvloop",
+} | {f"worker.{module}" for module in EDGE}  # nor the adapters
 
 
 def _imports(path: Path) -> set[str]:

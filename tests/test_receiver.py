@@ -16,7 +16,7 @@ from tests.conftest import NOTIFICATIONS, fixture_files
 from tests.rabbit import AMQP_URL, drain, eventually, temporary_topology, unique_prefix
 from tests.tcpproxy import TcpProxy
 from tests.test_notifications import EXPECTED
-from worker import jobs, receiver_app
+from worker import jobs, service
 from worker.broker import Broker
 from worker.config import DEFAULT_TRIGGER_GROUPS, Settings
 from worker.schemas import Contracts
@@ -45,7 +45,7 @@ async def receiver(aiohttp_client) -> AsyncIterator[ClientFactory]:
             }
             | {f"DTRACK_WORKER_{key.upper()}": value for key, value in env.items()}
         )
-        app, broker = receiver_app.build(settings)
+        app, broker, _ = service.build(settings)
         client = await aiohttp_client(app)
         if wait_ready:
             await eventually(lambda: broker.ready)

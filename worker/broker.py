@@ -6,15 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import aio_pika
 import aiormq
 import structlog
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractRobustConnection,
+)
 
 from worker.config import BrokerSettings
 from worker.errors import TransientError
+from worker.events import CLOUDEVENTS_CONTENT_TYPE, Event
 from worker.jobs import JOB_TYPE, Job
 from worker.topology import DELAY_KEY, JOB_KEY, Topology
 
@@ -141,6 +147,76 @@ class Broker:
         if connection is not None:
             with contextlib.suppress(*BROKER_ERRORS):
                 await connection.close()
+
+    @property
+    def topology(self) -> Topology:
+        return self._topology
+
+    async def publish(
+        self, exchange_name: str, messages: Sequence[tuple[str, aio_pika.Message]]
+    ) -> None:
+        """Publish every (routing key, message), mandatory, and return once all are confirmed.
+
+        All confirms are in flight together; callers bound the batch size.
+        """
+        if not self.ready or self._channel is None:
+            raise BrokerUnavailable("RabbitMQ is not connected")
+        timeout = self._settings.publish_timeout
+        try:
+            exchange = await self._channel.get_exchange(exchange_name, ensure=False)
+            await asyncio.gather(
+                *(exchange.publish(m, key, mandatory=True, timeout=timeout) for key, m in messages)
+            )
+        except TimeoutError as exc:
+            raise BrokerUnavailable(f"RabbitMQ did not confirm within {timeout:g} s") from exc
+        except aiormq.exceptions.PublishError as exc:
+            raise BrokerUnavailable(f"RabbitMQ returned a message: {exc}") from exc
+        except BROKER_ERRORS as exc:
+            raise BrokerUnavailable(f"RabbitMQ refused a message: {type(exc).__name__}") from exc
+
+    async def publish_events(self, events: Sequence[Event]) -> None:
+        """CloudEvents to the events exchange: persistent, mandatory, confirmed."""
+        await self.publish(
+            self._topology.events_exchange.name,
+            [
+                (
+                    event.routing_key,
+                    aio_pika.Message(
+                        event.body,
+                        content_type=CLOUDEVENTS_CONTENT_TYPE,
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        message_id=event.id,
+                        type=event.type,
+                    ),
+                )
+                for event in events
+            ],
+        )
+
+    async def consume(
+        self,
+        queue_name: str,
+        callback: Callable[[AbstractIncomingMessage], Awaitable[None]],
+        *,
+        prefetch: int,
+    ) -> Callable[[], Awaitable[None]]:
+        """Deliver ``queue_name`` to ``callback`` on a channel of its own; returns ``cancel``.
+
+        The robust channel re-subscribes after a reconnect; unacknowledged messages of a lost
+        connection are redelivered by RabbitMQ.
+        """
+        if self._connection is None:
+            raise BrokerUnavailable("RabbitMQ is not connected")
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=prefetch)
+        queue = await channel.get_queue(queue_name, ensure=False)
+        tag = await queue.consume(callback)
+
+        async def cancel() -> None:
+            with contextlib.suppress(*BROKER_ERRORS):
+                await queue.cancel(tag)
+
+        return cancel
 
     async def enqueue(self, jobs: Sequence[Job], *, delay_seconds: float = 0) -> None:
         """Publish ``jobs`` (persistent, mandatory) and return once RabbitMQ confirmed all.

@@ -133,17 +133,44 @@ def with_file_secrets(environ: Mapping[str, str]) -> dict[str, str]:
     return resolved
 
 
-def cmd_receiver(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    from worker import receiver_app  # imports aiohttp and aio-pika only for the servers
+def _run_service(
+    args: argparse.Namespace, environ: Mapping[str, str], *, receive: bool, work: bool
+) -> int:
+    from worker import service  # imports aiohttp and aio-pika only for the servers
 
     settings = Settings.from_env(with_file_secrets(environ))
-    if settings.receiver.webhook_token is None and not args.insecure_no_auth:
+    if receive and settings.receiver.webhook_token is None and not args.insecure_no_auth:
         raise ConfigError(
             f"no webhook token: set {PREFIX}WEBHOOK_TOKEN (or {PREFIX}WEBHOOK_TOKEN_FILE) to the "
             "token configured in Dependency-Track, or start with --insecure-no-auth"
         )
+    if work:
+        settings.dt.require()
+        service.zone(settings.dt.timezone)
     logs.configure(settings.log_level, json=settings.log_format == "json")
-    receiver_app.run(settings)
+    service.run(settings, receive=receive, work=work)
+    return EXIT_OK
+
+
+def cmd_receiver(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    return _run_service(args, environ, receive=True, work=False)
+
+
+def cmd_worker(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    return _run_service(args, environ, receive=False, work=True)
+
+
+def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    return _run_service(args, environ, receive=True, work=True)
+
+
+def cmd_tail(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from worker import tail
+
+    settings = Settings.from_env(with_file_secrets(environ))
+    if args.count is not None and args.count < 1:
+        raise ConfigError("--count must be at least 1")
+    tail.run(settings, pattern=args.routing_key, count=args.count, timeout=args.timeout)
     return EXIT_OK
 
 
@@ -155,10 +182,10 @@ def cmd_topology(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             orjson.dumps(topo.definitions(), option=orjson.OPT_INDENT_2) + b"\n"
         )
         return EXIT_OK
-    from worker import receiver_app
+    from worker import service
 
     logs.configure(settings.log_level, json=settings.log_format == "json")
-    receiver_app.declare_topology(settings, topo)
+    service.declare_topology(settings, topo)
     for queue in topo.queues:
         print(f"queue    {queue.name}  {orjson.dumps(queue.x_arguments).decode()}")
     for exchange in topo.exchanges:
@@ -268,6 +295,79 @@ def _parser() -> argparse.ArgumentParser:
         help="accept webhooks without a token (logged as a warning at start)",
     )
     receiver.set_defaults(run=cmd_receiver)
+
+    worker = commands.add_parser(
+        "worker",
+        help="consume jobs: fetch each project's FPF export, publish its finding events",
+        description=(
+            "Consume the jobs queue: fetch each project's FPF export from Dependency-Track "
+            "(DTRACK_WORKER_DT_URL, DTRACK_WORKER_DT_API_KEY), validate it, and publish one "
+            "finding event per finding plus an export summary to the events exchange, acking "
+            "each job only once RabbitMQ confirmed its events. Failed jobs are retried with "
+            "growing delays, then parked with the reason. Serves /healthz, /readyz, /metrics. "
+            "Run as many as you like against one broker."
+        ),
+        formatter_class=formatter,
+        epilog=textwrap.dedent(
+            """\
+            examples:
+              DTRACK_WORKER_DT_URL=https://dtrack.example.org \\
+                DTRACK_WORKER_DT_API_KEY_FILE=/run/secrets/dt-api-key dtrack-worker worker
+            """
+        ),
+    )
+    worker.set_defaults(run=cmd_worker)
+
+    serve = commands.add_parser(
+        "serve",
+        help="receiver and worker in one process",
+        description=(
+            "The receiver and a worker in one process, on one port: the simplest way to run "
+            "dtrack-worker next to a Dependency-Track instance. Needs what both need."
+        ),
+        formatter_class=formatter,
+        epilog=textwrap.dedent(
+            """\
+            examples:
+              DTRACK_WORKER_WEBHOOK_TOKEN=s3cret DTRACK_WORKER_DT_URL=http://dtrack:8080 \\
+                DTRACK_WORKER_DT_API_KEY=odt_... dtrack-worker serve
+            """
+        ),
+    )
+    serve.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="accept webhooks without a token (logged as a warning at start)",
+    )
+    serve.set_defaults(run=cmd_serve)
+
+    tail = commands.add_parser(
+        "tail",
+        help="print the events downstream receives, as JSON lines",
+        description=(
+            "Bind a temporary exclusive queue to the events exchange and print each event "
+            "(the CloudEvent JSON) on its own line: to check what consumers receive."
+        ),
+        formatter_class=formatter,
+        epilog=textwrap.dedent(
+            """\
+            examples:
+              dtrack-worker tail
+              dtrack-worker tail --routing-key 'finding.critical' --count 10
+              dtrack-worker tail --routing-key 'export.*' --timeout 60 | jq .data.finding_count
+            """
+        ),
+    )
+    tail.add_argument(
+        "--routing-key",
+        default="#",
+        metavar="PATTERN",
+        help="topic pattern to bind: finding.*, finding.critical, export.summary, error.*, "
+        "# for everything (default)",
+    )
+    tail.add_argument("--count", type=int, metavar="N", help="stop after N events")
+    tail.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds")
+    tail.set_defaults(run=cmd_tail)
 
     topo = commands.add_parser(
         "topology",

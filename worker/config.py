@@ -146,9 +146,58 @@ class ReceiverSettings:
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class DtSettings:
+    """How the workers reach Dependency-Track's REST API."""
+
+    url: str | None  # required by `worker` and `serve`, checked there
+    api_key: Secret | None
+    connect_timeout: float
+    read_timeout: float
+    max_export: int
+    concurrency: int
+    http_attempts: int  # tries per fetch within one job, for 429/5xx/timeouts
+    backoff_seconds: float  # first pause between them, doubled each time, with jitter
+    source: str | None  # the CloudEvents source; None: the export's meta.baseUrl
+    timezone: str  # the DT server's zone, for zone-less DT 4.x dates
+
+    def require(self) -> tuple[str, Secret]:
+        if not self.url:
+            raise ConfigError(
+                f"{PREFIX}DT_URL is not set: the workers fetch exports from Dependency-Track; "
+                f"set it to DT's API server (example: {PREFIX}DT_URL=https://dtrack.example.org) "
+                f"and {PREFIX}DT_API_KEY (or {PREFIX}DT_API_KEY_FILE) to an API key with "
+                "VIEW_VULNERABILITY and VIEW_PORTFOLIO"
+            )
+        if self.api_key is None:
+            raise ConfigError(
+                f"{PREFIX}DT_API_KEY is not set (or {PREFIX}DT_API_KEY_FILE): DT answers 401 "
+                "without one; use a key with VIEW_VULNERABILITY and VIEW_PORTFOLIO"
+            )
+        return self.url, self.api_key
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerSettings:
+    max_attempts: int
+    shutdown_grace: float
+    prefetch: int
+
+
+def _dt_url(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{PREFIX}DT_URL={raw!r} must be an http(s) URL")
+    return raw.rstrip("/")
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     broker: BrokerSettings
     receiver: ReceiverSettings
+    dt: DtSettings
+    worker: WorkerSettings
     log_level: str
     log_format: str  # "json" or "console"
 
@@ -182,6 +231,23 @@ class Settings:
                 max_body=env.size("MAX_BODY", 64 * 2**20),
                 trigger_groups=_groups(env.optional("TRIGGER_GROUPS")),
                 coalesce_seconds=env.number("COALESCE_SECONDS", 10.0),
+            ),
+            dt=DtSettings(
+                url=_dt_url(env.optional("DT_URL")),
+                api_key=Secret(api_key) if (api_key := env.optional("DT_API_KEY")) else None,
+                connect_timeout=env.number("DT_CONNECT_TIMEOUT", 10.0, minimum=0.1),
+                read_timeout=env.number("DT_READ_TIMEOUT", 120.0, minimum=0.1),
+                max_export=env.size("MAX_EXPORT", 512 * 2**20),
+                concurrency=int(env.number("DT_CONCURRENCY", 4, minimum=1)),
+                http_attempts=int(env.number("DT_HTTP_ATTEMPTS", 4, minimum=1)),
+                backoff_seconds=env.number("DT_BACKOFF_SECONDS", 1.0),
+                source=env.optional("SOURCE"),
+                timezone=env.text("DT_TIMEZONE", "UTC"),
+            ),
+            worker=WorkerSettings(
+                max_attempts=int(env.number("MAX_ATTEMPTS", 8, minimum=1)),
+                shutdown_grace=env.number("SHUTDOWN_GRACE", 30.0),
+                prefetch=int(env.number("PREFETCH", 8, minimum=1)),
             ),
             log_level=log_level,
             log_format=log_format,

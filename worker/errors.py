@@ -6,7 +6,11 @@
     + InvalidNotification    a webhook body that is not a usable DT notification
     + InvalidExport          an FPF export that is not JSON or breaks the schema
     + InvalidJob             a queued job message that breaks the job contract
+    + DtRejected             DT refused us (401/403/other 4xx): a configuration problem
+    + ExportTooLarge         the export is over DTRACK_WORKER_MAX_EXPORT
+    + ProjectGone            DT has no such project (404): not retried, announced instead
   x TransientError           may succeed later: answer 503, retry with a delay
+    + DtUnavailable          DT timed out, was unreachable, or answered 429/5xx
 
 Details travel as attributes (``problems``), never encoded in the message text.
 """
@@ -72,3 +76,23 @@ class InvalidExport(InvalidDocument):
 
 class InvalidJob(InvalidDocument):
     """A job message that breaks the job v1 contract."""
+
+
+class DtRejected(PermanentError):
+    """DT answered 401, 403 or another 4xx: retrying the same request cannot help."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ExportTooLarge(PermanentError):
+    """The export is larger than DTRACK_WORKER_MAX_EXPORT."""
+
+
+class ProjectGone(PermanentError):
+    """DT answered 404 for the project: it was deleted (or never existed)."""
+
+
+class DtUnavailable(TransientError):
+    """DT timed out, could not be reached, or answered 429/5xx, after every in-job retry."""

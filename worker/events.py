@@ -41,6 +41,7 @@ class Event(NamedTuple):
     id: str
     routing_key: str
     body: bytes
+    type: str = FINDING_EVENT_TYPE
 
     def cloudevent(self) -> dict[str, Any]:
         parsed: dict[str, Any] = orjson.loads(self.body)
@@ -62,3 +63,108 @@ class EventIds(Uuid5Prefix):
 
     def __init__(self, source: str, project_uuid: str, exported_at: str) -> None:
         super().__init__(EVENT_ID_NAMESPACE, f"{source}\n{project_uuid}\n{exported_at}\n")
+
+
+# -- events about an export or a job, next to the finding events --------------------------
+
+SUMMARY_EVENT_TYPE = "dtrack-worker.export.summary.v1"
+GONE_EVENT_TYPE = "dtrack-worker.project.gone.v1"
+INVALID_EVENT_TYPE = "dtrack-worker.export.invalid.v1"
+SERVICE_EVENT_SCHEMA = "urn:dtrack-worker:schema:service-event:1.0.0"
+SUMMARY_ROUTING_KEY = "export.summary"
+GONE_ROUTING_KEY = "project.gone"
+INVALID_ROUTING_KEY = "error.invalid_export"
+
+
+def _service_event(
+    type_: str,
+    routing_key: str,
+    *,
+    source: str,
+    subject: str,
+    time: str,
+    name: str,
+    data: dict[str, Any],
+) -> Event:
+    identifier = Uuid5Prefix(EVENT_ID_NAMESPACE, f"{source}\n")(name)
+    cloudevent = {
+        "specversion": SPEC_VERSION,
+        "id": identifier,
+        "source": source,
+        "type": type_,
+        "subject": subject,
+        "time": time,
+        "datacontenttype": DATA_CONTENT_TYPE,
+        "dataschema": SERVICE_EVENT_SCHEMA,
+        "data": data,
+    }
+    return Event(identifier, routing_key, orjson.dumps(cloudevent), type_)
+
+
+def export_summary(
+    *,
+    source: str,
+    project: dict[str, Any],
+    exported_at: str,
+    fpf: dict[str, Any],
+    finding_count: int,
+    severities: dict[str, int],
+    repeated_rows: int,
+    duration_ms: float,
+    job: dict[str, Any],
+) -> Event:
+    """One per export, after its finding events: what was published, and how long it took.
+
+    Same export, same id: a redelivered job republishes it identically.
+    """
+    return _service_event(
+        SUMMARY_EVENT_TYPE,
+        SUMMARY_ROUTING_KEY,
+        source=source,
+        subject=project["uuid"],
+        time=exported_at,
+        name=f"{project['uuid']}\n{exported_at}\nsummary",
+        data={
+            "project": project,
+            "finding_count": finding_count,
+            "severities": {severity: severities.get(severity, 0) for severity in SEVERITY_RANK},
+            "repeated_rows": repeated_rows,
+            "fpf": fpf,
+            "duration_ms": round(duration_ms, 1),
+            "job": job,
+        },
+    )
+
+
+def project_gone(*, source: str, project: dict[str, Any], time: str, job: dict[str, Any]) -> Event:
+    """DT answered 404 for the project: downstream can close its findings."""
+    return _service_event(
+        GONE_EVENT_TYPE,
+        GONE_ROUTING_KEY,
+        source=source,
+        subject=project["uuid"],
+        time=time,
+        name=f"{project['uuid']}\ngone\n{job['job_id']}",
+        data={"project": project, "job": job},
+    )
+
+
+def export_invalid(
+    *,
+    source: str,
+    project: dict[str, Any],
+    time: str,
+    job: dict[str, Any],
+    message: str,
+    problems: list[dict[str, str]],
+) -> Event:
+    """The export broke the FPF contract; the job is parked with the same report."""
+    return _service_event(
+        INVALID_EVENT_TYPE,
+        INVALID_ROUTING_KEY,
+        source=source,
+        subject=project["uuid"],
+        time=time,
+        name=f"{project['uuid']}\ninvalid\n{job['job_id']}",
+        data={"project": project, "job": job, "message": message, "problems": problems},
+    )

@@ -45,3 +45,80 @@ class ReceiverMetrics:
                 registry=registry,
             ),
         )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WorkerMetrics:
+    registry: CollectorRegistry
+    jobs: Counter
+    in_flight: Gauge
+    coalesced: Counter
+    parked: Counter
+    fetch_seconds: Histogram
+    fetch_bytes: Histogram
+    dt_responses: Counter
+    dt_auth_failures: Counter
+    findings_published: Counter
+    validation_failures: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None = None) -> WorkerMetrics:
+        registry = registry or CollectorRegistry()
+        return cls(
+            registry=registry,
+            jobs=Counter(
+                "dtrack_worker_jobs",
+                "Jobs settled, by outcome (done, coalesced, gone, retried, parked).",
+                ["outcome"],
+                registry=registry,
+            ),
+            in_flight=Gauge(
+                "dtrack_worker_jobs_in_flight", "Jobs being processed now.", registry=registry
+            ),
+            coalesced=Counter(
+                "dtrack_worker_coalesced_jobs",
+                "Jobs answered by a fetch of the same project that started after they were "
+                "accepted.",
+                registry=registry,
+            ),
+            parked=Counter(
+                "dtrack_worker_parked_jobs",
+                "Jobs moved to the parked queue, by reason (invalid_export, dt_rejected, "
+                "too_large, attempts_exhausted, invalid_job, unexpected).",
+                ["reason"],
+                registry=registry,
+            ),
+            fetch_seconds=Histogram(
+                "dtrack_worker_fetch_seconds",
+                "Time of one GET of an FPF export from DT, by response.",
+                buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+                registry=registry,
+            ),
+            fetch_bytes=Histogram(
+                "dtrack_worker_fetch_bytes",
+                "Size of the FPF exports fetched.",
+                buckets=(1e4, 1e5, 1e6, 1e7, 5e7, 1e8, 5e8),
+                registry=registry,
+            ),
+            dt_responses=Counter(
+                "dtrack_worker_dt_responses",
+                "Responses from DT's export endpoint, by HTTP status.",
+                ["status"],
+                registry=registry,
+            ),
+            dt_auth_failures=Counter(
+                "dtrack_worker_dt_auth_failures",
+                "DT answered 401 or 403: the API key or its permissions need fixing.",
+                registry=registry,
+            ),
+            findings_published=Counter(
+                "dtrack_worker_findings_published",
+                "Finding events confirmed by RabbitMQ.",
+                registry=registry,
+            ),
+            validation_failures=Counter(
+                "dtrack_worker_validation_failures",
+                "Exports that broke the FPF contract.",
+                registry=registry,
+            ),
+        )

@@ -47,6 +47,7 @@ SETTINGS = web.AppKey("settings", ReceiverSettings)
 CONTRACTS = web.AppKey("contracts", Contracts)
 QUEUE = web.AppKey("queue", JobQueue)
 METRICS = web.AppKey("metrics", ReceiverMetrics)
+READY: web.AppKey[Callable[[], bool]] = web.AppKey("ready")
 CORRELATION_ID = web.RequestKey("correlation_id", str)
 OUTCOME = web.RequestKey("outcome", str)
 LOG_FIELDS = web.RequestKey("log_fields", dict[str, Any])
@@ -65,15 +66,24 @@ def create_app(
     contracts: Contracts,
     queue: JobQueue,
     metrics: ReceiverMetrics,
+    *,
+    webhook: bool = True,
+    ready: Callable[[], bool] | None = None,
 ) -> web.Application:
-    """The receiver's application; no I/O happens here (the CLI owns the broker's lifecycle)."""
+    """The service's HTTP application; no I/O happens here (service.py owns the lifecycle).
+
+    ``webhook``: serve POST /webhook (the receiver); ``ready``: what /readyz reports, by
+    default the job queue's connection.
+    """
     app = web.Application(client_max_size=settings.max_body, middlewares=[request_context])
     app[SETTINGS] = settings
     app[CONTRACTS] = contracts
     app[QUEUE] = queue
     app[METRICS] = metrics
+    app[READY] = ready or (lambda: queue.ready)
     metrics.broker_connected.set_function(lambda: 1.0 if queue.ready else 0.0)
-    app.router.add_post("/webhook", handle_webhook)
+    if webhook:
+        app.router.add_post("/webhook", handle_webhook)
     app.router.add_get("/healthz", handle_health)
     app.router.add_get("/readyz", handle_ready)
     app.router.add_get("/metrics", handle_metrics)
@@ -127,9 +137,10 @@ async def handle_health(request: web.Request) -> web.Response:
 
 
 async def handle_ready(request: web.Request) -> web.Response:
-    if request.app[QUEUE].ready:
-        return _json(200, {"status": "ready", "broker": "connected"})
-    return _json(503, {"status": "not ready", "broker": "disconnected"})
+    broker = "connected" if request.app[QUEUE].ready else "disconnected"
+    if request.app[READY]():
+        return _json(200, {"status": "ready", "broker": broker})
+    return _json(503, {"status": "not ready", "broker": broker})
 
 
 async def handle_metrics(request: web.Request) -> web.Response:

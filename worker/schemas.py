@@ -22,6 +22,7 @@ FILES = {
     "notification": "notification.v1.schema.json",
     "job": "job.v1.schema.json",
     "finding_event": "finding-event.v1.schema.json",
+    "service_event": "service-event.v1.schema.json",
 }
 
 
@@ -31,6 +32,7 @@ class Contracts:
     notification: Contract
     job: Contract
     finding_event: Contract
+    service_event: Contract
 
 
 def schema_dir() -> Traversable:

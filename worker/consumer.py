@@ -1,0 +1,370 @@
+"""The worker: one job at a time per message, settled in exactly one place.
+
+fetch the export -> validate -> normalize -> publish every finding event (confirmed) ->
+publish the export summary -> ack. A passing failure sends the job to a retry tier with its
+attempt count in the ``x-attempt`` header; a permanent one, or the last attempt, parks it with
+the reason in its headers. Nothing is acked before its events are confirmed; nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from typing import Any, Protocol
+
+import aio_pika
+import orjson
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+
+from worker import events, fpf, topology
+from worker.broker import Broker
+from worker.errors import (
+    DtRejected,
+    ExportTooLarge,
+    InvalidDocument,
+    InvalidExport,
+    InvalidJob,
+    PermanentError,
+    ProjectGone,
+    TransientError,
+)
+from worker.jobs import Job, utc_timestamp
+from worker.metrics import WorkerMetrics
+from worker.schemas import Contracts
+
+log = structlog.get_logger(__name__)
+
+PUBLISH_WINDOW = 500  # events whose confirms are in flight together
+MAX_HEADER_TEXT = 4000
+
+
+class ExportSource(Protocol):
+    async def fetch_export(self, project_uuid: str) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    source: str
+    zone: tzinfo
+    max_attempts: int
+    prefetch: int
+    shutdown_grace: float
+
+
+def _batches(items: Iterable[events.Event], size: int) -> Iterator[list[events.Event]]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+class _Freshness:
+    """Coalescing: which fetch of a project can stand in for a job accepted at a given time.
+
+    A fetch that *started after* a job was accepted saw everything the job's notification
+    announced, so the job needs no fetch of its own once that fetch has succeeded. Jobs wait
+    for an in-flight fetch that qualifies, and fetch themselves if it fails.
+    """
+
+    def __init__(self) -> None:
+        self._succeeded: dict[str, datetime] = {}
+        self._in_flight: dict[str, tuple[datetime, asyncio.Future[bool]]] = {}
+
+    async def covered(self, project: str, accepted: datetime) -> bool:
+        done = self._succeeded.get(project)
+        if done is not None and done > accepted:
+            return True
+        running = self._in_flight.get(project)
+        if running is not None and running[0] > accepted:
+            return await asyncio.shield(running[1])
+        return False
+
+    @contextlib.contextmanager
+    def fetching(self, project: str) -> Iterator[None]:
+        started = datetime.now(UTC)
+        outcome: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._in_flight[project] = (started, outcome)
+        succeeded = False
+        try:
+            yield
+            succeeded = True
+        finally:
+            if self._in_flight.get(project, (None, None))[1] is outcome:
+                del self._in_flight[project]
+            outcome.set_result(succeeded)
+            if succeeded and started > self._succeeded.get(
+                project, started.min.replace(tzinfo=UTC)
+            ):
+                self._succeeded[project] = started
+            if len(self._succeeded) > 50_000:  # bounded memory: forget the oldest half
+                for key in sorted(self._succeeded, key=self._succeeded.__getitem__)[:25_000]:
+                    del self._succeeded[key]
+
+
+class Worker:
+    def __init__(
+        self,
+        broker: Broker,
+        dt: ExportSource,
+        contracts: Contracts,
+        metrics: WorkerMetrics,
+        options: WorkerOptions,
+    ) -> None:
+        self._broker = broker
+        self._dt = dt
+        self._contracts = contracts
+        self._metrics = metrics
+        self._options = options
+        self._freshness = _Freshness()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._cancel: Callable[[], Awaitable[None]] | None = None
+        self._starter: asyncio.Task[None] | None = None
+        self.consuming = False
+
+    @property
+    def ready(self) -> bool:
+        return self.consuming and self._broker.ready
+
+    async def start(self) -> None:
+        """Begin consuming as soon as the broker is connected (in the background)."""
+        self._starter = asyncio.create_task(self._start_when_ready(), name="worker-start")
+
+    async def _start_when_ready(self) -> None:
+        while not self._broker.ready:  # noqa: ASYNC110 - the broker reconnects on its own
+            await asyncio.sleep(0.1)
+        self._cancel = await self._broker.consume(
+            self._broker.topology.jobs_queue.name, self._on_message, prefetch=self._options.prefetch
+        )
+        self.consuming = True
+        log.info("worker.consuming", queue=self._broker.topology.jobs_queue.name)
+
+    async def stop(self) -> None:
+        """Stop taking jobs, let those in flight finish within the grace, return the rest."""
+        if self._starter is not None:
+            self._starter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._starter
+        if self._cancel is not None:
+            await self._cancel()
+        self.consuming = False
+        pending = set(self._tasks)
+        if pending:
+            log.info(
+                "worker.draining", in_flight=len(pending), grace_s=self._options.shutdown_grace
+            )
+            _, unfinished = await asyncio.wait(pending, timeout=self._options.shutdown_grace)
+            for task in unfinished:  # not settled: RabbitMQ redelivers them when we disconnect
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
+            if unfinished:
+                log.warning("worker.returned", jobs=len(unfinished))
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.create_task(self._handle(message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        started = time.perf_counter()
+        attempt = _attempt(message)
+        fields: dict[str, Any] = {"message_id": message.message_id, "attempt": attempt}
+        self._metrics.in_flight.inc()
+        try:
+            outcome = await self._settle(message, attempt, fields)
+        except TransientError as exc:  # could not even retry or park it: the broker is away
+            log.warning("job.unsettled", error=str(exc), **fields)
+            await asyncio.sleep(1)  # no hot loop if the channel lives but refuses
+            with contextlib.suppress(Exception):
+                await message.nack(requeue=True)
+            return
+        finally:
+            self._metrics.in_flight.dec()
+        self._metrics.jobs.labels(outcome=outcome).inc()
+        level = "warning" if outcome == "parked" else "info"
+        getattr(log, level)(
+            "job.settled",
+            outcome=outcome,
+            duration_ms=round((time.perf_counter() - started) * 1e3, 1),
+            **fields,
+        )
+
+    async def _settle(
+        self, message: AbstractIncomingMessage, attempt: int, fields: dict[str, Any]
+    ) -> str:
+        job: Job | None = None
+        try:
+            job = Job.from_json(message.body, self._contracts.job)
+            fields.update(
+                job_id=job.job_id,
+                project_uuid=job.project_uuid,
+                trigger=job.trigger,
+                correlation_id=job.correlation_id,
+            )
+            outcome = await self._process(job, fields)
+        except TransientError as exc:
+            fields["error"] = str(exc)
+            if attempt < self._options.max_attempts:
+                await self._retry(message, attempt, exc)
+                return "retried"
+            return await self._park(message, "attempts_exhausted", exc, attempt)
+        except InvalidExport as exc:
+            fields["error"] = str(exc.args[0])
+            self._metrics.validation_failures.inc()
+            assert job is not None
+            await self._publish_invalid(job, exc)
+            return await self._park(message, "invalid_export", exc, attempt)
+        except PermanentError as exc:
+            fields["error"] = str(exc)
+            return await self._park(message, _park_reason(exc), exc, attempt)
+        except asyncio.CancelledError:
+            raise  # shutdown: unsettled, RabbitMQ redelivers it
+        except Exception as exc:  # a bug: park it, never hot-loop it
+            fields["error"] = f"{type(exc).__name__}: {exc}"
+            log.exception("job.unexpected_error", **fields)
+            return await self._park(message, "unexpected", exc, attempt)
+        await message.ack()
+        return outcome
+
+    async def _process(self, job: Job, fields: dict[str, Any]) -> str:
+        accepted = datetime.fromisoformat(job.accepted_at)
+        if await self._freshness.covered(job.project_uuid, accepted):
+            self._metrics.coalesced.inc()
+            return "coalesced"
+        started = time.perf_counter()
+        with self._freshness.fetching(job.project_uuid):
+            try:
+                raw = await self._dt.fetch_export(job.project_uuid)
+            except ProjectGone:
+                await self._broker.publish_events([self._gone(job)])
+                return "gone"
+            except DtRejected as exc:
+                if exc.status in (401, 403):
+                    self._metrics.dt_auth_failures.inc()
+                raise
+            export = fpf.process(
+                raw, self._contracts.fpf, source=self._options.source, zone=self._options.zone
+            )
+            del raw  # the parsed export is all we need from here
+            severities: dict[str, int] = {}
+            published = 0
+            for batch in _batches(export.events(severities), PUBLISH_WINDOW):
+                await self._broker.publish_events(batch)
+                published += len(batch)
+                self._metrics.findings_published.inc(len(batch))
+            summary = events.export_summary(
+                source=export.source,
+                project={
+                    "uuid": export.project_uuid,
+                    "name": export.project_name,
+                    "version": export.project_version,
+                },
+                exported_at=export.exported_at,
+                fpf={
+                    "version": export.fpf_version,
+                    "dt_version": export.dt_version,
+                    "exported_at": export.exported_at,
+                },
+                finding_count=export.finding_count,
+                severities=severities,
+                repeated_rows=export.repeated_rows,
+                duration_ms=(time.perf_counter() - started) * 1e3,
+                job=_job_ref(job),
+            )
+            await self._broker.publish_events([summary])
+        fields["events"] = published
+        return "done"
+
+    def _gone(self, job: Job) -> events.Event:
+        return events.project_gone(
+            source=self._options.source,
+            project={"uuid": job.project_uuid, "name": job.project_name, "version": None},
+            time=utc_timestamp(datetime.now(UTC)),
+            job=_job_ref(job),
+        )
+
+    async def _publish_invalid(self, job: Job, exc: InvalidExport) -> None:
+        event = events.export_invalid(
+            source=self._options.source,
+            project={"uuid": job.project_uuid, "name": job.project_name, "version": None},
+            time=utc_timestamp(datetime.now(UTC)),
+            job=_job_ref(job),
+            message=str(exc.args[0]),
+            problems=exc.report(),
+        )
+        with contextlib.suppress(TransientError):  # the parked job carries the report anyway
+            await self._broker.publish_events([event])
+
+    async def _retry(self, message: AbstractIncomingMessage, attempt: int, exc: Exception) -> None:
+        tier = min(attempt - 1, len(topology.RETRY_DELAYS_SECONDS) - 1)
+        headers = {
+            "x-attempt": attempt + 1,
+            "x-last-error": _header_text(str(exc)),
+        }
+        await self._republish(message, topology.retry_key(tier), headers)
+        await message.ack()
+
+    async def _park(
+        self, message: AbstractIncomingMessage, reason: str, exc: Exception, attempt: int
+    ) -> str:
+        headers: dict[str, Any] = {
+            "x-attempt": attempt,
+            "x-park-reason": reason,
+            "x-park-error": _header_text(
+                f"{type(exc).__name__}: {exc.args[0] if exc.args else exc}"
+            ),
+            "x-parked-at": utc_timestamp(datetime.now(UTC)),
+        }
+        if isinstance(exc, InvalidDocument) and exc.problems:
+            headers["x-park-problems"] = _header_text(orjson.dumps(exc.report()).decode())
+        self._metrics.parked.labels(reason=reason).inc()
+        await self._republish(message, topology.PARKED_KEY, headers)
+        await message.ack()
+        return "parked"
+
+    async def _republish(
+        self, message: AbstractIncomingMessage, routing_key: str, headers: dict[str, Any]
+    ) -> None:
+        """A copy of the job to ``routing_key``, confirmed, before the original is acked."""
+        copy = aio_pika.Message(
+            message.body,
+            content_type=message.content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message.message_id,
+            correlation_id=message.correlation_id,
+            type=message.type,
+            headers=headers,
+        )
+        await self._broker.publish(self._broker.topology.jobs_exchange.name, [(routing_key, copy)])
+
+
+def _attempt(message: AbstractIncomingMessage) -> int:
+    value = (message.headers or {}).get("x-attempt", 1)
+    return value if isinstance(value, int) and value >= 1 else 1
+
+
+def _job_ref(job: Job) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "trigger": job.trigger,
+        "correlation_id": job.correlation_id,
+        "accepted_at": job.accepted_at,
+    }
+
+
+def _park_reason(exc: PermanentError) -> str:
+    if isinstance(exc, DtRejected):
+        return "dt_rejected"
+    if isinstance(exc, ExportTooLarge):
+        return "too_large"
+    if isinstance(exc, InvalidJob):
+        return "invalid_job"
+    return "permanent"
+
+
+def _header_text(text: str) -> str:
+    return text if len(text) <= MAX_HEADER_TEXT else text[: MAX_HEADER_TEXT - 3] + "..."

@@ -1,0 +1,173 @@
+"""Running the service: the receiver, the worker, or both in one process (``serve``).
+
+Every mode serves /healthz, /readyz and /metrics on DTRACK_WORKER_LISTEN; the receiver adds
+POST /webhook. The aiohttp application owns the lifecycle: the broker connection, the DT
+session and the consumer start with it and stop with it (SIGTERM/SIGINT: stop consuming,
+drain within DTRACK_WORKER_SHUTDOWN_GRACE, close, exit 0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zoneinfo
+from collections.abc import AsyncIterator
+from datetime import UTC, tzinfo
+
+import aio_pika
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from worker import receiver, schemas, topology
+from worker.broker import BROKER_ERRORS, Broker, BrokerUnavailable, declare
+from worker.config import Settings
+from worker.consumer import Worker, WorkerOptions
+from worker.dtrack import DtClient
+from worker.errors import ConfigError
+from worker.metrics import ReceiverMetrics, WorkerMetrics
+
+log = structlog.get_logger(__name__)
+
+
+def zone(name: str) -> tzinfo:
+    if name.upper() == "UTC":
+        return UTC
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(
+            f"unknown time zone {name!r} (DTRACK_WORKER_DT_TIMEZONE): use an IANA name such as "
+            "UTC or Europe/Berlin"
+        ) from exc
+
+
+def build(
+    settings: Settings, *, receive: bool = True, work: bool = False
+) -> tuple[web.Application, Broker, Worker | None]:
+    """The application for the mode; nothing connects until the app starts."""
+    registry = CollectorRegistry()
+    broker = Broker(settings.broker, topology.build(settings.broker.prefix))
+    contracts = schemas.load()
+    worker_holder: list[Worker] = []
+    if work:
+        dt_url, _ = settings.dt.require()  # fail at start, with what to set
+        dt_zone = zone(settings.dt.timezone)
+
+    def ready() -> bool:
+        return broker.ready and all(w.ready for w in worker_holder)
+
+    app = receiver.create_app(
+        settings.receiver,
+        contracts,
+        broker,
+        ReceiverMetrics.create(registry),
+        webhook=receive,
+        ready=ready,
+    )
+
+    async def broker_lifecycle(_: web.Application) -> AsyncIterator[None]:
+        await broker.start()
+        yield
+        await broker.close()
+
+    app.cleanup_ctx.append(broker_lifecycle)
+    worker: Worker | None = None
+    if work:
+        metrics = WorkerMetrics.create(registry)
+
+        def on_fetch(seconds: float, size: int, status: int) -> None:
+            metrics.fetch_seconds.observe(seconds)
+            metrics.dt_responses.labels(status=str(status)).inc()
+            if status == 200:
+                metrics.fetch_bytes.observe(size)
+
+        options = WorkerOptions(
+            source=settings.dt.source or dt_url,
+            zone=dt_zone,
+            max_attempts=settings.worker.max_attempts,
+            prefetch=settings.worker.prefetch,
+            shutdown_grace=settings.worker.shutdown_grace,
+        )
+
+        async def worker_lifecycle(_: web.Application) -> AsyncIterator[None]:
+            async with DtClient.open(settings.dt, on_fetch=on_fetch) as dt:
+                running = Worker(broker, dt, contracts, metrics, options)
+                worker_holder.append(running)
+                await running.start()
+                yield
+                await running.stop()
+
+        app.cleanup_ctx.append(worker_lifecycle)  # stops before the broker closes
+    return app, broker, worker
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # not on every platform; asyncio's loop works, only slower
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run(settings: Settings, *, receive: bool, work: bool) -> None:
+    app, _, _ = build(settings, receive=receive, work=work)
+    config = settings.receiver
+    mode = "serve" if receive and work else "receiver" if receive else "worker"
+    if receive and config.webhook_token is None:
+        log.warning(
+            "receiver.insecure_no_auth",
+            message="accepting webhooks WITHOUT a token (--insecure-no-auth)",
+        )
+    log.info(
+        f"{mode}.starting",
+        listen=f"{config.host}:{config.port}",
+        broker=settings.broker.display_url,
+        prefix=settings.broker.prefix,
+        **(
+            {
+                "token_header": config.token_header if config.webhook_token else None,
+                "trigger_groups": sorted(config.trigger_groups),
+                "max_body": config.max_body,
+                "coalesce_seconds": config.coalesce_seconds,
+            }
+            if receive
+            else {}
+        ),
+        **(
+            {
+                "dt_url": settings.dt.url,
+                "dt_concurrency": settings.dt.concurrency,
+                "max_attempts": settings.worker.max_attempts,
+                "shutdown_grace_s": settings.worker.shutdown_grace,
+            }
+            if work
+            else {}
+        ),
+    )
+    web.run_app(
+        app,
+        host=config.host,
+        port=config.port,
+        access_log=None,  # request_context writes one line per request
+        print=None,
+        shutdown_timeout=10,
+        loop=_loop(),
+    )
+    log.info(f"{mode}.stopped")
+
+
+def declare_topology(settings: Settings, topo: topology.Topology) -> None:
+    """Declare ``topo`` once, for ``dtrack-worker topology``; BrokerUnavailable if we cannot."""
+
+    async def main() -> None:
+        try:
+            connection = await aio_pika.connect(settings.broker.url.reveal(), timeout=10)
+            async with connection:
+                await declare(await connection.channel(), topo)
+        except BROKER_ERRORS as exc:
+            raise BrokerUnavailable(
+                f"cannot declare the topology on {settings.broker.display_url}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    asyncio.run(main())
