@@ -256,6 +256,7 @@ async def handle_webhook(request: web.Request) -> web.Response:
         {
             "group": routing.group,
             "notification_id": notification_id,
+            "accepted_at": batch[0].accepted_at,
             "jobs": [{"job_id": job.job_id, "project_uuid": job.project_uuid} for job in batch],
         },
     )
