@@ -261,3 +261,66 @@ def test_topology_says_plainly_when_rabbitmq_is_unreachable():
     assert result.returncode == 1
     assert b"cannot declare the topology on amqp://u:***@127.0.0.1:" in result.stderr
     assert b"pw-secret" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("command", ["worker", "serve"])
+def test_worker_and_serve_stop_at_once_without_a_dt_url(command):
+    env = {"PATH": "/usr/bin:/bin", "DTRACK_WORKER_WEBHOOK_TOKEN": "t"}
+    result = run(command, env=env)
+    assert result.returncode == 2
+    assert b"DTRACK_WORKER_DT_URL is not set" in result.stderr
+    assert b"DTRACK_WORKER_DT_API_KEY" in result.stderr
+
+
+def test_a_dt_url_without_an_api_key_is_refused_too():
+    env = {"PATH": "/usr/bin:/bin", "DTRACK_WORKER_DT_URL": "http://dt.example"}
+    result = run("worker", env=env)
+    assert result.returncode == 2
+    assert b"DTRACK_WORKER_DT_API_KEY is not set" in result.stderr
+
+
+@pytest.mark.rabbitmq
+def test_tail_prints_the_events_bound_by_its_pattern():
+    import asyncio
+
+    import aio_pika
+
+    from tests.rabbit import AMQP_URL, unique_prefix
+
+    prefix = unique_prefix()
+    env = {"PATH": "/usr/bin:/bin", "DTRACK_WORKER_PREFIX": prefix}
+    assert run("topology", env=env).returncode == 0
+    try:
+        assert SCRIPT
+        with subprocess.Popen(
+            [
+                SCRIPT,
+                "tail",
+                "--routing-key",
+                "finding.critical",
+                "--count",
+                "2",
+                "--timeout",
+                "30",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        ) as process:
+
+            async def publish() -> None:
+                connection = await aio_pika.connect(AMQP_URL)
+                async with connection:
+                    channel = await connection.channel()
+                    exchange = await channel.get_exchange(f"{prefix}.events")
+                    for _ in range(50):  # until tail's queue is bound: it drops nothing after
+                        for key, n in (("finding.low", 0), ("finding.critical", 1)):
+                            await exchange.publish(aio_pika.Message(b'{"n": %d}' % n), key)
+                        await asyncio.sleep(0.1)
+
+            asyncio.run(publish())
+            out, err = process.communicate(timeout=30)
+        assert process.returncode == 0, err
+        assert out.splitlines() == [b'{"n": 1}', b'{"n": 1}']
+    finally:
+        _delete_topology(prefix)
