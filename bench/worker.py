@@ -1,0 +1,166 @@
+"""Benchmark: one worker process publishing the events of a 10k and a 50k-finding export, against
+the raw pipelined confirm rate of the same client to the same broker (not a test).
+
+    .venv/bin/python -m bench.worker [--sizes 10000,50000]
+
+A fake DT (aiohttp, in this process) serves a synthetic export (bench/synthetic.py); a real
+`dtrack-worker worker` subprocess takes one job for it. Measured: the time from publishing the
+job to the export's summary event arriving (the worker acks after it), events/s over that time,
+and the worker's peak RSS growth while doing it (VmHWM, against its idle baseline). The raw rate
+is Broker.publish_events (aio-pika, 500 confirms in flight, the worker's own code path) sending the
+same number of same-sized messages from this process. Targets (issue 4): events/s >= 0.8x the raw
+rate; peak worker RSS <= 3x the export's bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aio_pika
+from aiohttp import web
+
+from bench.synthetic import export_bytes
+from worker import fpf, jobs, schemas, topology
+from worker.broker import Broker
+from worker.config import Settings
+from worker.consumer import PUBLISH_WINDOW
+from worker.events import Event
+
+AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+KEY = "bench-key"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def hwm(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) * 1024
+
+
+async def fake_dt(exports: dict[str, bytes]) -> tuple[web.AppRunner, str]:
+    async def export(request: web.Request) -> web.Response:
+        return web.Response(
+            body=exports[request.match_info["uuid"]], content_type="application/json"
+        )
+
+    app = web.Application()
+    app.router.add_get("/api/v1/finding/project/{uuid}/export", export)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}"
+
+
+async def raw_rate(broker: Broker, count: int, body_size: int) -> float:
+    body = b"x" * body_size
+    events = [Event(str(n), "finding.high", body) for n in range(count)]
+    started = time.perf_counter()
+    for start in range(0, count, PUBLISH_WINDOW):
+        await broker.publish_events(events[start : start + PUBLISH_WINDOW])
+    return count / (time.perf_counter() - started)
+
+
+async def main(sizes: list[int]) -> None:
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    topo = topology.build(prefix)
+    exports: dict[str, bytes] = {}
+    runner, dt_url = await fake_dt(exports)
+    env = dict(os.environ) | {
+        "DTRACK_WORKER_PREFIX": prefix,
+        "DTRACK_WORKER_DT_URL": dt_url,
+        "DTRACK_WORKER_DT_API_KEY": KEY,
+        "DTRACK_WORKER_LISTEN": f"127.0.0.1:{free_port()}",
+        "DTRACK_WORKER_LOG_LEVEL": "WARNING",
+    }
+    settings = Settings.from_env(env)
+    broker = Broker(settings.broker, topo)
+    await broker.start()
+    while not broker.ready:  # noqa: ASYNC110 - the broker connects in its own task
+        await asyncio.sleep(0.05)
+    script = shutil.which("dtrack-worker", path=str(Path(sys.executable).parent))
+    assert script, "install the project first: scripts/setup"
+    process = subprocess.Popen([script, "worker"], env=env, stdout=subprocess.DEVNULL)  # noqa: ASYNC220
+    connection = await aio_pika.connect(AMQP)
+    rows = []
+    try:
+        channel = await connection.channel()
+        summaries = await channel.declare_queue(exclusive=True)  # gone with the connection
+        await summaries.bind(topo.events_exchange.name, "export.summary")
+        await asyncio.sleep(3)  # the worker connects and starts consuming
+        contract = schemas.load().fpf
+        for size in sizes:
+            project = str(uuid.uuid4())
+            raw = exports[project] = export_bytes(size)
+            export = fpf.process(raw, contract, source=dt_url)
+            count = export.finding_count
+            event_size = sum(len(e.body) for e in export.events()) // count
+            del export
+            baseline = hwm(process.pid)
+            job = jobs.Job(
+                job_id=str(uuid.uuid4()),
+                project_uuid=project,
+                project_name="bench",
+                trigger="BENCHMARK",
+                notification_id="bench",
+                correlation_id="bench",
+                accepted_at=jobs.utc_timestamp(datetime.now(UTC)),
+            )
+            started = time.perf_counter()
+            await broker.enqueue([job])
+            async with summaries.iterator() as messages:
+                async for message in messages:
+                    await message.ack()
+                    break
+            elapsed = time.perf_counter() - started
+            peak = hwm(process.pid) - baseline
+            raw_eps = await raw_rate(broker, count, event_size)
+            rows.append((size, len(raw), elapsed, count / elapsed, raw_eps, peak))
+            exports.pop(project)
+    finally:
+        process.terminate()
+        process.wait(timeout=40)
+        await connection.close()
+        await broker.close()
+        await runner.cleanup()
+        async with await aio_pika.connect(AMQP) as cleanup:
+            channel = await cleanup.channel()
+            for queue in topo.queues:
+                await channel.queue_delete(queue.name)
+            for exchange in topo.exchanges:
+                await channel.exchange_delete(exchange.name)
+
+    print(f"{os.cpu_count()} cores; worker subprocess, fake DT and broker on this machine")
+    print(
+        f"{'findings':>9} {'export MB':>10} {'job->ack s':>11} {'events/s':>9} {'raw/s':>8} "
+        f"{'ratio':>6} {'peak RSS MB':>12} {'RSS/bytes':>9}"
+    )
+    for size, nbytes, elapsed, eps, raw_eps, peak in rows:
+        print(
+            f"{size:>9} {nbytes / 1e6:>10.1f} {elapsed:>11.2f} {eps:>9.0f} {raw_eps:>8.0f} "
+            f"{eps / raw_eps:>6.2f} {peak / 1e6:>12.1f} {peak / nbytes:>9.2f}"
+        )
+    print("targets: ratio >= 0.8, RSS/bytes <= 3")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,50000")
+    arguments = parser.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main([int(s) for s in arguments.sizes.split(",")]))
