@@ -49,3 +49,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 @pytest.fixture(autouse=True)
 def _clean_log_context() -> None:
     structlog.contextvars.clear_contextvars()
+
+
+# The service fixtures (fake DT, receiver and worker in-process) for every test module.
+pytest_plugins = ["tests.harness"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -42,6 +43,10 @@ class FakeDt:
         self.fetches: list[Fetch] = []
         self.forbidden: set[str] = set()
         self.delay = 0.0
+        # GET /api/v1/project: the portfolio, paged as DT pages it
+        self.projects: list[dict[str, Any]] = []
+        self.portfolio_forbidden = False
+        self.on_page: Callable[[int], None] | None = None  # called before a page is served
         self._server: TestServer | None = None
 
     @property
@@ -52,6 +57,7 @@ class FakeDt:
     async def __aenter__(self) -> FakeDt:
         app = web.Application()
         app.router.add_get("/api/v1/finding/project/{uuid}/export", self._export)
+        app.router.add_get("/api/v1/project", self._projects)
         self._server = TestServer(app, host="127.0.0.1")
         await self._server.start_server()
         return self
@@ -62,6 +68,21 @@ class FakeDt:
 
     def fetches_of(self, project: str) -> list[Fetch]:
         return [fetch for fetch in self.fetches if fetch.project == project]
+
+    async def _projects(self, request: web.Request) -> web.Response:
+        if request.headers.get("X-Api-Key") != API_KEY:
+            return web.Response(status=401)
+        if self.portfolio_forbidden:
+            return web.Response(status=403)
+        page = int(request.query.get("pageNumber", "1"))
+        size = int(request.query.get("pageSize", "100"))  # DT pages even without parameters
+        if self.on_page is not None:
+            self.on_page(page)
+        projects = self.projects
+        if request.query.get("excludeInactive") == "true":
+            projects = [p for p in projects if p.get("active", True)]
+        chunk = projects[(page - 1) * size : page * size]
+        return web.json_response(chunk, headers={"X-Total-Count": str(len(projects))})
 
     async def _export(self, request: web.Request) -> web.StreamResponse:
         project = request.match_info["uuid"]

@@ -34,6 +34,8 @@ EDGE = {
     "logs",
     "metrics",
     "tail",
+    "backfill",
+    "parked",
 }
 FORBIDDEN_IN_PURE = {
     "aiohttp",

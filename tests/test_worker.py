@@ -2,136 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aio_pika
 import orjson
 import pytest
-from aio_pika.abc import AbstractIncomingMessage
 
-from tests.conftest import FPF, NOTIFICATIONS, fixture_files
+from tests.conftest import FPF, fixture_files
 from tests.fake_dt import API_KEY, FakeDt, Fault
-from tests.rabbit import AMQP_URL, drain, eventually, temporary_topology, unique_prefix
-from worker import fpf, service
-from worker.config import Settings
+from tests.harness import REAL, _project, post
+from tests.rabbit import AMQP_URL, drain, eventually, unique_prefix
+from worker import fpf
 from worker.schemas import Contracts
 
 pytestmark = pytest.mark.rabbitmq
-
-TOKEN = "webhook-token-never-logged"
-TEMPLATE = orjson.loads((NOTIFICATIONS / "v4__dt-docs-4.14.3__BOM_CONSUMED.json").read_bytes())
-
-
-def notification(project: str, n: int = 0) -> bytes:
-    """A DT 4.x BOM_PROCESSED notification for ``project`` (``n`` makes it a distinct one)."""
-    body = TEMPLATE["notification"] | {
-        "group": "BOM_PROCESSED",
-        "timestamp": f"2026-11-22T07:00:00.{n:06d}",
-        "subject": TEMPLATE["notification"]["subject"]
-        | {"project": {"uuid": project, "name": "p"}},
-    }
-    return orjson.dumps({"notification": body})
-
-
-class Events:
-    """Every event published, read by a queue of our own bound to ``#``."""
-
-    def __init__(self) -> None:
-        self.messages: list[AbstractIncomingMessage] = []
-
-    def of(self, routing_key: str) -> list[dict[str, Any]]:
-        return [orjson.loads(m.body) for m in self.messages if m.routing_key == routing_key]
-
-    def findings(self, project: str) -> list[dict[str, Any]]:
-        return [
-            orjson.loads(m.body)
-            for m in self.messages
-            if (m.routing_key or "").startswith("finding.")
-            and orjson.loads(m.body)["data"]["finding_key"].startswith(project)
-        ]
-
-    def summaries(self) -> dict[str, dict[str, Any]]:
-        """By job id."""
-        return {event["data"]["job"]["job_id"]: event for event in self.of("export.summary")}
-
-
-@contextlib.asynccontextmanager
-async def listen(exchange: str) -> AsyncIterator[Events]:
-    events = Events()
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        channel = await connection.channel()
-        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await queue.bind(exchange, "#")
-
-        async def collect(message: AbstractIncomingMessage) -> None:
-            events.messages.append(message)
-            await message.ack()
-
-        await queue.consume(collect)
-        yield events
-
-
-@pytest.fixture
-async def dt() -> AsyncIterator[FakeDt]:
-    async with FakeDt() as server:
-        yield server
-
-
-@pytest.fixture
-async def serve(aiohttp_client, dt: FakeDt):
-    """Start ``serve`` (receiver and worker in one process) against the fake DT."""
-    stack = contextlib.AsyncExitStack()
-
-    async def start(prefix: str | None = None, work: bool = True, **env: str):
-        prefix = prefix or unique_prefix()
-        topo = await stack.enter_async_context(temporary_topology(prefix))
-        settings = Settings.from_env(
-            {
-                "DTRACK_WORKER_PREFIX": prefix,
-                "DTRACK_WORKER_WEBHOOK_TOKEN": TOKEN,
-                "DTRACK_WORKER_COALESCE_SECONDS": "0",
-                "DTRACK_WORKER_AMQP_URL": AMQP_URL,
-                "DTRACK_WORKER_DT_URL": dt.url,
-                "DTRACK_WORKER_DT_API_KEY": API_KEY,
-                "DTRACK_WORKER_DT_BACKOFF_SECONDS": "0.05",
-                "DTRACK_WORKER_SHUTDOWN_GRACE": "5",
-            }
-            | {f"DTRACK_WORKER_{key.upper()}": value for key, value in env.items()}
-        )
-        app, broker, _ = service.build(settings, receive=True, work=work)
-        client = await aiohttp_client(app)
-        await eventually(lambda: broker.ready)
-
-        async def ready() -> bool:
-            return bool((await client.get("/readyz")).status == 200)
-
-        for _ in range(100):
-            if await ready():
-                break
-            await asyncio.sleep(0.05)
-        events = await stack.enter_async_context(listen(topo.events_exchange.name))
-        return client, topo, events, settings
-
-    async with stack:
-        yield start
-
-
-async def post(client, project: str, n: int = 0) -> dict[str, Any]:
-    response = await client.post(
-        "/webhook", data=notification(project, n), headers={"X-Api-Key": TOKEN}
-    )
-    assert response.status == 202, await response.text()
-    answer: dict[str, Any] = await response.json()
-    return answer
-
-
-def _project() -> str:
-    return str(uuid.uuid4())
 
 
 async def test_every_real_export_flows_from_webhook_to_events(
@@ -171,9 +55,6 @@ async def test_every_real_export_flows_from_webhook_to_events(
     for event in findings[:50]:
         assert contracts.finding_event.problems(event) == ()
     assert await drain(topo.parked_queue.name) == []
-
-
-REAL = (FPF / "real" / "defectdojo__deptrack_php_4.14.1.json").read_bytes()
 
 
 async def test_passing_dt_faults_are_retried_within_the_job_honouring_retry_after(

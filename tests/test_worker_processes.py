@@ -21,8 +21,8 @@ import aiohttp
 import pytest
 
 from tests.fake_dt import API_KEY, FakeDt
+from tests.harness import REAL, TOKEN, listen, notification
 from tests.rabbit import AMQP_URL, drain, eventually, temporary_topology, unique_prefix
-from tests.test_worker import REAL, TOKEN, listen, notification
 from worker import service
 from worker.config import Settings
 

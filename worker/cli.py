@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import textwrap
+import time
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, tzinfo
@@ -16,7 +18,7 @@ import orjson
 
 from worker import __version__, fpf, logs, schemas, topology
 from worker.config import PREFIX, SECRET_VARIABLES, Settings
-from worker.errors import ConfigError, InvalidExport, Problem, TransientError
+from worker.errors import ConfigError, InvalidExport, PermanentError, Problem, TransientError
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command killed by SIGPIPE
@@ -171,6 +173,126 @@ def cmd_tail(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     if args.count is not None and args.count < 1:
         raise ConfigError("--count must be at least 1")
     tail.run(settings, pattern=args.routing_key, count=args.count, timeout=args.timeout)
+    return EXIT_OK
+
+
+def cmd_backfill(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    import asyncio
+
+    from worker.backfill import Progress, backfill
+    from worker.broker import Broker
+    from worker.dtrack import DtClient
+
+    settings = Settings.from_env(with_file_secrets(environ))
+    settings.dt.require()
+    if args.rate is not None and args.rate <= 0:
+        raise ConfigError("--rate must be a positive number of projects per second")
+
+    def report(progress: Progress) -> None:
+        print(f"backfill: {progress.line()}", file=sys.stderr, flush=True)
+
+    async def main() -> Progress:
+        broker = Broker(settings.broker, topology.build(settings.broker.prefix))
+        await broker.start()
+        try:
+            async with asyncio.timeout(30):
+                while not broker.ready:  # noqa: ASYNC110 - the broker connects in its own task
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            await broker.close()
+            raise TransientError(
+                f"cannot reach RabbitMQ at {settings.broker.display_url} within 30 s"
+            ) from None
+        try:
+            async with DtClient.open(settings.dt) as dt:
+                return await backfill(
+                    dt,
+                    broker,
+                    active_only=args.active_only,
+                    tag=args.tag,
+                    rate=args.rate,
+                    report=report,
+                )
+        finally:
+            await broker.close()
+
+    try:
+        progress = asyncio.run(main())
+    except PermanentError as exc:
+        print(f"dtrack-worker backfill: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    print(
+        f"backfill done: {progress.enqueued} jobs enqueued for {progress.seen} projects "
+        f"({progress.skipped} skipped by --tag) in {time.monotonic() - progress.started:.1f} s"
+    )
+    return EXIT_OK
+
+
+def _print_parked(jobs: Sequence[Any]) -> None:
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    print(f"{len(jobs)} parked job{'' if len(jobs) == 1 else 's'}")
+    for job in jobs:
+        print(
+            f"{job.id}  {job.reason:<18} attempts={job.attempts}  age={job.age(now):>4}  "
+            f"{job.error[:100]}"
+        )
+
+
+def _show_parked(jobs: Sequence[Any], ids: Sequence[str]) -> int:
+    matches = [job for job in jobs if job.id in ids]
+    for job in matches:
+        body: Any = job.body.decode("utf-8", "replace")
+        with contextlib.suppress(orjson.JSONDecodeError):
+            body = orjson.loads(job.body)
+        document = {
+            "id": job.id,
+            "reason": job.reason,
+            "error": job.error,
+            "attempts": job.attempts,
+            "parked_at": job.parked_at,
+            "problems": orjson.loads(job.problems) if job.problems else None,
+            "job": body,
+        }
+        print(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+    missing = sorted(set(ids) - {job.id for job in matches})
+    if missing:
+        print(f"dtrack-worker parked show: not parked: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_INVALID
+    return EXIT_OK
+
+
+def _confirmed(question: str, *, yes: bool) -> bool:
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise ConfigError("parked purge deletes jobs for good: confirm with --yes")
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def cmd_parked(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from worker import parked
+
+    settings = Settings.from_env(with_file_secrets(environ))
+    if args.action == "list":
+        _print_parked(parked.collect(settings))
+        return EXIT_OK
+    if args.action == "show":
+        return _show_parked(parked.collect(settings), args.ids)
+    if not args.all and not args.ids:
+        raise ConfigError(f"parked {args.action}: name job ids, or --all")
+    ids = None if args.all else args.ids
+    if args.action == "replay":
+        count = parked.replay(settings, ids)
+        print(f"replayed {count} job{'' if count == 1 else 's'} to the jobs queue")
+        return EXIT_OK
+    what = "every parked job" if args.all else f"{len(args.ids)} parked job(s)"
+    if not _confirmed(f"delete {what} for good?", yes=args.yes):
+        print("nothing deleted")
+        return EXIT_OK
+    count = parked.purge(settings, ids)
+    print(f"deleted {count} parked job{'' if count == 1 else 's'}")
     return EXIT_OK
 
 
@@ -368,6 +490,58 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--count", type=int, metavar="N", help="stop after N events")
     tail.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds")
     tail.set_defaults(run=cmd_tail)
+
+    backfill = commands.add_parser(
+        "backfill",
+        help="queue a job for every DT project (catch up, or reconcile)",
+        description=(
+            "Page through DT's projects (GET /api/v1/project; needs VIEW_PORTFOLIO) and queue "
+            "one job per project, trigger BACKFILL, for the workers. Run it when dtrack-worker "
+            "starts next to an existing DT, or after an outage. Safe to run twice, and while "
+            "projects come and go. Progress goes to stderr, the summary to stdout."
+        ),
+        formatter_class=formatter,
+        epilog=textwrap.dedent(
+            """\
+            examples:
+              dtrack-worker backfill
+              dtrack-worker backfill --active-only --rate 5
+              dtrack-worker backfill --tag production
+            """
+        ),
+    )
+    backfill.add_argument("--active-only", action="store_true", help="skip inactive projects")
+    backfill.add_argument("--tag", help="only projects with this tag")
+    backfill.add_argument(
+        "--rate", type=float, metavar="N", help="at most N jobs per second (default: no limit)"
+    )
+    backfill.set_defaults(run=cmd_backfill)
+
+    parked_cmd = commands.add_parser(
+        "parked",
+        help="list, show, replay or purge parked jobs",
+        description=(
+            "The jobs the workers could not process, with the reason: list them, show one in "
+            "full, replay them (back to the jobs queue, attempt 1), or purge them. Replay and "
+            "purge take job ids or --all; purge asks first unless --yes. Nothing is lost if "
+            "a command is interrupted: a job is acked only after it is safely elsewhere."
+        ),
+        formatter_class=formatter,
+        epilog=textwrap.dedent(
+            """\
+            examples:
+              dtrack-worker parked list
+              dtrack-worker parked show 3f6c...e1
+              dtrack-worker parked replay --all          # after fixing the DT API key
+              dtrack-worker parked purge 3f6c...e1 --yes
+            """
+        ),
+    )
+    parked_cmd.add_argument("action", choices=["list", "show", "replay", "purge"])
+    parked_cmd.add_argument("ids", nargs="*", metavar="ID", help="job ids (message ids)")
+    parked_cmd.add_argument("--all", action="store_true", help="every parked job")
+    parked_cmd.add_argument("--yes", action="store_true", help="purge without asking")
+    parked_cmd.set_defaults(run=cmd_parked)
 
     topo = commands.add_parser(
         "topology",

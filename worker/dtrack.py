@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import aiohttp
 import structlog
@@ -116,6 +117,47 @@ class DtClient:
         except (TimeoutError, aiohttp.ClientError) as exc:
             kind = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
             raise _Retry(f"GET /{path}: {kind}: {exc}".rstrip(": "), None) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def list_projects(
+        self, page: int, size: int, *, active_only: bool = False
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of ``GET /api/v1/project`` (1-based) and the ``X-Total-Count``.
+
+        DT pages even without parameters (offset 0, limit 100), so callers always page.
+        """
+        params = {"pageNumber": str(page), "pageSize": str(size), "sortName": "name"}
+        if active_only:
+            params["excludeInactive"] = "true"
+        path = "api/v1/project"
+        attempts = self._settings.http_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self._session.get(path, params=params) as response:
+                    if response.status == 200:
+                        projects = await response.json(content_type=None)
+                        total = int(response.headers.get("X-Total-Count", len(projects)))
+                        return list(projects), total
+                    text = (await response.content.read(300)).decode("utf-8", "replace")
+                    if response.status == 403:
+                        raise DtRejected(
+                            "DT answered 403: listing projects needs the VIEW_PORTFOLIO "
+                            "permission for the API key's team",
+                            status=403,
+                        )
+                    self._raise_for(
+                        response.status, response.headers.get("Retry-After"), text, path
+                    )
+            except _Retry as retry:
+                if attempt == attempts:
+                    raise DtUnavailable(f"{retry.reason} (after {attempts} tries)") from None
+                await asyncio.sleep(
+                    retry.after if retry.after is not None else self._backoff(attempt)
+                )
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                if attempt == attempts:
+                    raise DtUnavailable(f"GET /{path}: {type(exc).__name__}: {exc}") from exc
+                await asyncio.sleep(self._backoff(attempt))
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _read_limited(self, response: aiohttp.ClientResponse) -> bytes:
