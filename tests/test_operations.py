@@ -137,7 +137,9 @@ async def test_a_parked_job_is_listed_shown_and_replayed_after_the_fix(serve, dt
     shown = orjson.loads(out)
     assert shown["job"]["project_uuid"] == project
     assert "DT answered 403" in shown["error"]
-    assert (await cli("parked", "list", env=env))[1] == listing  # reading took nothing away
+    again = await parked_list()  # reading took nothing away
+    assert again.startswith("1 parked job\n")
+    assert f"{job['job_id']}  dt_rejected" in again
 
     dt.forbidden.clear()  # the fix
     code, out, _ = await cli("parked", "replay", job["job_id"], env=env)
