@@ -36,6 +36,7 @@ EDGE = {
     "tail",
     "backfill",
     "parked",
+    "reconcile",
 }
 FORBIDDEN_IN_PURE = {
     "aiohttp",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import shutil
 import sys
@@ -169,3 +170,67 @@ async def test_purge_asks_first_and_deletes_only_what_it_is_told(serve, dt: Fake
     assert (code, out.strip()) == (0, "deleted 1 parked job")
     remaining = await drain(topo.parked_queue.name)
     assert [message.message_id for message in remaining] == [ids[1]]
+
+
+async def test_reconcilers_on_many_workers_run_one_pass_at_a_time(dt: FakeDt):
+    from tests.rabbit import temporary_topology, unique_prefix
+    from worker import topology
+    from worker.backfill import Progress
+    from worker.broker import Broker
+    from worker.config import Settings
+    from worker.reconcile import Reconciler
+
+    prefix = unique_prefix()
+    async with temporary_topology(prefix) as topo:
+        settings = Settings.from_env(_env(prefix, dt))
+        passes: list[tuple[float, float, int]] = []
+        loop = asyncio.get_running_loop()
+
+        def pass_of(n: int):
+            async def run() -> Progress:
+                started = loop.time()
+                await asyncio.sleep(0.3)
+                passes.append((started, loop.time(), n))
+                return Progress()
+
+            return run
+
+        brokers = [Broker(settings.broker, topology.build(prefix)) for _ in range(3)]
+        reconcilers = [Reconciler(b, pass_of(n), interval=1.0) for n, b in enumerate(brokers)]
+        for broker in brokers:
+            await broker.start()
+        await eventually(lambda: all(b.ready for b in brokers))
+        # three workers start together: each may seed a token; the duplicates are dropped
+        await asyncio.gather(*(r.start() for r in reconcilers))
+        overlap = False
+        for _ in range(50):  # 5 s: about four intervals
+            overlap |= sum(r.running for r in reconcilers) > 1
+            await asyncio.sleep(0.1)
+        for reconciler in reconcilers:
+            await reconciler.stop()
+        for broker in brokers:
+            await broker.close()
+
+    assert not overlap
+    ordered = sorted(passes)
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(ordered))  # never together
+    assert 3 <= len(passes) <= 6  # about one pass per interval, not one per worker
+    assert topo.reconcile_queue.arguments.get("single_active_consumer") is True
+
+
+async def test_the_service_reconciles_every_project_on_its_interval(serve, dt: FakeDt):
+    dt.projects = _portfolio(3)
+    for project in dt.projects:
+        dt.exports[project["uuid"]] = REAL
+    _, topo, events, _ = await serve(reconcile_interval="30s")
+    # the first pass runs at once, maybe before our listener was bound: those events went to
+    # the unrouted queue (kept, as every unbound event is)
+    summaries: list[dict[str, Any]] = []
+    for _ in range(100):
+        early = [orjson.loads(m.body) for m in await drain(topo.unrouted_queue.name, settle=0.1)]
+        summaries += [e for e in early if e["type"] == "dtrack-worker.export.summary.v1"]
+        if len(summaries) + len(events.summaries()) >= 3:
+            break
+    summaries += list(events.summaries().values())
+    assert len(summaries) == 3
+    assert {event["data"]["job"]["trigger"] for event in summaries} == {"RECONCILE"}

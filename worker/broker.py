@@ -218,6 +218,16 @@ class Broker:
 
         return cancel
 
+    async def depth(self, *queue_names: str) -> int:
+        """Messages ready in the named queues, together."""
+        if not self.ready or self._channel is None:
+            raise BrokerUnavailable("RabbitMQ is not connected")
+        total = 0
+        for name in queue_names:
+            queue = await self._channel.declare_queue(name, passive=True)
+            total += queue.declaration_result.message_count or 0
+        return total
+
     async def enqueue(self, jobs: Sequence[Job], *, delay_seconds: float = 0) -> None:
         """Publish ``jobs`` (persistent, mandatory) and return once RabbitMQ confirmed all.
 

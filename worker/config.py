@@ -176,11 +176,31 @@ class DtSettings:
         return self.url, self.api_key
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_interval(raw: str | None) -> float | None:
+    """``6h``, ``30m``, ``90s``, ``1d`` or plain seconds; unset, ``off`` or ``0``: None."""
+    text = (raw or "").strip().lower()
+    if text in ("", "off", "0"):
+        return None
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd]?)", text)
+    if not match:
+        raise ConfigError(
+            f"{PREFIX}RECONCILE_INTERVAL={raw!r}: use a duration like 6h, 30m or 3600"
+        )
+    seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if seconds < 1:
+        raise ConfigError(f"{PREFIX}RECONCILE_INTERVAL must be at least 1 second")
+    return seconds
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class WorkerSettings:
     max_attempts: int
     shutdown_grace: float
     prefetch: int
+    reconcile_interval: float | None  # seconds; None: no scheduled reconciliation
 
 
 def _dt_url(raw: str | None) -> str | None:
@@ -248,6 +268,7 @@ class Settings:
                 max_attempts=int(env.number("MAX_ATTEMPTS", 8, minimum=1)),
                 shutdown_grace=env.number("SHUTDOWN_GRACE", 30.0),
                 prefetch=int(env.number("PREFETCH", 8, minimum=1)),
+                reconcile_interval=parse_interval(env.optional("RECONCILE_INTERVAL")),
             ),
             log_level=log_level,
             log_format=log_format,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import zoneinfo
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, tzinfo
 
 import aio_pika
@@ -19,12 +19,14 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from worker import receiver, schemas, topology
+from worker.backfill import backfill
 from worker.broker import BROKER_ERRORS, Broker, BrokerUnavailable, declare
 from worker.config import Settings
 from worker.consumer import Worker, WorkerOptions
 from worker.dtrack import DtClient
 from worker.errors import ConfigError
 from worker.metrics import ReceiverMetrics, WorkerMetrics
+from worker.reconcile import Reconciler
 
 log = structlog.get_logger(__name__)
 
@@ -94,11 +96,26 @@ def build(
                 running = Worker(broker, dt, contracts, metrics, options)
                 worker_holder.append(running)
                 await running.start()
+                reconciler = None
+                if (interval := settings.worker.reconcile_interval) is not None:
+                    reconciler = Reconciler(
+                        broker, lambda: backfill(dt, broker, trigger="RECONCILE"), interval
+                    )
+                    starting = asyncio.create_task(_when_ready(broker, reconciler.start))
                 yield
+                if reconciler is not None:
+                    starting.cancel()
+                    await reconciler.stop()
                 await running.stop()
 
         app.cleanup_ctx.append(worker_lifecycle)  # stops before the broker closes
     return app, broker, worker
+
+
+async def _when_ready(broker: Broker, then: Callable[[], Awaitable[None]]) -> None:
+    while not broker.ready:  # noqa: ASYNC110 - the broker connects in its own task
+        await asyncio.sleep(0.1)
+    await then()
 
 
 def _loop() -> asyncio.AbstractEventLoop:

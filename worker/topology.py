@@ -16,6 +16,8 @@ ExchangeType = Literal["direct", "topic", "fanout"]
 JOB_KEY = "job"  # straight to the jobs queue
 DELAY_KEY = "delay"  # held for the coalescing delay (per-message expiration), then to JOB_KEY
 PARKED_KEY = "parked"  # jobs that cannot be processed, with the reason in their headers
+RECONCILE_KEY = "reconcile"  # the reconciliation token, for the one active reconciler
+RECONCILE_WAIT_KEY = "reconcile.wait"  # the token between two passes
 # Retry tiers: a failed job waits in the tier for its attempt, then goes back to JOB_KEY.
 RETRY_DELAYS_SECONDS = (5, 30, 120, 600)
 
@@ -30,6 +32,7 @@ class QueueArguments(TypedDict):
     dead_letter_strategy: NotRequired[Literal["at-least-once", "at-most-once"]]
     overflow: NotRequired[Literal["reject-publish", "drop-head"]]
     message_ttl: NotRequired[int]
+    single_active_consumer: NotRequired[bool]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -56,12 +59,12 @@ class Binding:
     routing_key: str
 
 
-def _holding(name: str, back_to: str, ttl_ms: int | None = None) -> Queue:
-    """A queue whose messages expire back into the jobs exchange, at least once."""
+def _holding(name: str, back_to: str, ttl_ms: int | None = None, key: str = JOB_KEY) -> Queue:
+    """A queue whose messages expire back into the jobs exchange (to ``key``), at least once."""
     arguments: QueueArguments = {
         "queue_type": "quorum",
         "dead_letter_exchange": back_to,
-        "dead_letter_routing_key": JOB_KEY,
+        "dead_letter_routing_key": key,
         "dead_letter_strategy": "at-least-once",  # quorum queues drop dead letters otherwise
         "overflow": "reject-publish",  # required by at-least-once dead-lettering
     }
@@ -78,6 +81,8 @@ class Topology:
     delay_queue: Queue
     retry_queues: tuple[Queue, ...]
     parked_queue: Queue
+    reconcile_queue: Queue
+    reconcile_wait_queue: Queue
     events_exchange: Exchange
     unrouted_exchange: Exchange
     unrouted_queue: Queue
@@ -93,6 +98,8 @@ class Topology:
             self.delay_queue,
             *self.retry_queues,
             self.parked_queue,
+            self.reconcile_queue,
+            self.reconcile_wait_queue,
             self.unrouted_queue,
         )
 
@@ -107,6 +114,8 @@ class Topology:
                 for tier, queue in enumerate(self.retry_queues)
             ),
             Binding(jobs, self.parked_queue.name, PARKED_KEY),
+            Binding(jobs, self.reconcile_queue.name, RECONCILE_KEY),
+            Binding(jobs, self.reconcile_wait_queue.name, RECONCILE_WAIT_KEY),
             Binding(self.unrouted_exchange.name, self.unrouted_queue.name, ""),
         )
 
@@ -167,6 +176,11 @@ def build(prefix: str) -> Topology:
             for tier, seconds in enumerate(RETRY_DELAYS_SECONDS)
         ),
         parked_queue=Queue(f"{jobs}.parked", {"queue_type": "quorum"}),
+        # one token; RabbitMQ gives it to one consumer at a time: the only reconciler running
+        reconcile_queue=Queue(
+            f"{prefix}.reconcile", {"queue_type": "quorum", "single_active_consumer": True}
+        ),
+        reconcile_wait_queue=_holding(f"{prefix}.reconcile.wait", jobs, key=RECONCILE_KEY),
         # Events nobody has bound a queue for go to the alternate exchange, not into the void.
         events_exchange=Exchange(f"{prefix}.events", "topic", (("alternate-exchange", unrouted),)),
         unrouted_exchange=Exchange(unrouted, "fanout"),
