@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aio_pika
+import aiohttp
 import orjson
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
@@ -136,3 +143,88 @@ def _project() -> str:
 
 
 REAL = (FPF / "real" / "defectdojo__deptrack_php_4.14.1.json").read_bytes()
+
+
+# -- worker processes, as they are run -----------------------------------------------------
+
+SCRIPT = shutil.which("dtrack-worker", path=str(Path(sys.executable).parent))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Workers:
+    def __init__(self, prefix: str, dt: FakeDt) -> None:
+        self.prefix, self.dt = prefix, dt
+        self.processes: list[tuple[subprocess.Popen[bytes], int]] = []
+
+    def start(self, **env: str) -> subprocess.Popen[bytes]:
+        assert SCRIPT
+        port = _free_port()
+        variables = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "DTRACK_WORKER_PREFIX": self.prefix,
+            "DTRACK_WORKER_AMQP_URL": AMQP_URL,
+            "DTRACK_WORKER_DT_URL": self.dt.url,
+            "DTRACK_WORKER_DT_API_KEY": API_KEY,
+            "DTRACK_WORKER_LISTEN": f"127.0.0.1:{port}",
+        } | {f"DTRACK_WORKER_{key.upper()}": value for key, value in env.items()}
+        process = subprocess.Popen(
+            [SCRIPT, "worker"], env=variables, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        self.processes.append((process, port))
+        return process
+
+    async def ready(self) -> None:
+        """Wait until every worker started and not yet stopped answers /readyz with 200."""
+        async with aiohttp.ClientSession() as session:
+            for process, port in self.processes:
+                if process.returncode is not None:  # stopped by the test
+                    continue
+                for _ in range(300):
+                    assert process.poll() is None, process.stdout.read() if process.stdout else ""
+                    with contextlib.suppress(aiohttp.ClientError):
+                        async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
+                            if response.status == 200:
+                                break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError("a worker did not become ready")
+
+    def stop_all(self) -> None:
+        for process, _ in self.processes:
+            if process.poll() is None:
+                process.kill()
+            with contextlib.suppress(Exception):
+                process.communicate(timeout=10)
+
+
+@pytest.fixture
+async def processes(aiohttp_client) -> AsyncIterator[tuple[Any, ...]]:
+    """A fake DT, a topology, `dtrack-worker worker` subprocesses on demand, and a receiver."""
+    async with contextlib.AsyncExitStack() as stack:
+        dt = await stack.enter_async_context(FakeDt())
+        prefix = unique_prefix()
+        topo = await stack.enter_async_context(temporary_topology(prefix))
+        workers = Workers(prefix, dt)
+        stack.callback(workers.stop_all)
+
+        async def receiver(**env: str):
+            settings = Settings.from_env(
+                {
+                    "DTRACK_WORKER_PREFIX": prefix,
+                    "DTRACK_WORKER_WEBHOOK_TOKEN": TOKEN,
+                    "DTRACK_WORKER_AMQP_URL": AMQP_URL,
+                }
+                | {f"DTRACK_WORKER_{key.upper()}": value for key, value in env.items()}
+            )
+            app, broker, _ = service.build(settings, receive=True, work=False)
+            client = await aiohttp_client(app)
+            await eventually(lambda: broker.ready)
+            events = await stack.enter_async_context(listen(topo.events_exchange.name))
+            return client, events
+
+        yield dt, topo, workers, receiver

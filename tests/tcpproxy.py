@@ -19,6 +19,8 @@ class TcpProxy:
         self.latency = 0.0  # seconds added before each forwarded chunk
         self._server: asyncio.Server | None = None
         self._open = True
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self._links: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -50,7 +52,13 @@ class TcpProxy:
         self._links.clear()
 
     def restore(self) -> None:
+        """Accept again, and forward again after a stall."""
         self._open = True
+        self._flowing.set()
+
+    def stall(self) -> None:
+        """Keep every connection open but forward nothing: a peer that hangs."""
+        self._flowing.clear()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self._open:
@@ -70,6 +78,7 @@ class TcpProxy:
     async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
         try:
             while chunk := await source.read(65536):
+                await self._flowing.wait()
                 if self.latency:
                     await asyncio.sleep(self.latency)
                 sink.write(chunk)

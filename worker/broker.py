@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 
 import aio_pika
@@ -15,6 +16,7 @@ from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
     AbstractIncomingMessage,
+    AbstractQueue,
     AbstractRobustConnection,
 )
 
@@ -22,7 +24,7 @@ from worker.config import BrokerSettings
 from worker.errors import TransientError
 from worker.events import CLOUDEVENTS_CONTENT_TYPE, Event
 from worker.jobs import JOB_TYPE, Job
-from worker.topology import DELAY_KEY, JOB_KEY, Topology
+from worker.topology import DELAY_KEY, JOB_KEY, Queue, Topology
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +45,29 @@ RECONNECT_INTERVAL_SECONDS = 1.0
 
 class BrokerUnavailable(TransientError):
     """RabbitMQ is not connected, refused a message, or did not confirm it in time."""
+
+
+@dataclasses.dataclass(eq=False)
+class _Subscription:
+    queue: Queue
+    callback: Callable[[AbstractIncomingMessage], Awaitable[None]]
+    prefetch: int
+    channel: AbstractChannel | None = None
+    declared: AbstractQueue | None = None
+    tag: str | None = None
+
+    async def close(self) -> None:
+        """Cancel the consumer and close its channel (bounded: the broker may be gone)."""
+        channel, declared, tag = self.channel, self.declared, self.tag
+        self.channel = self.declared = self.tag = None
+        with contextlib.suppress(*BROKER_ERRORS, TimeoutError):
+            async with asyncio.timeout(5):
+                if declared is not None and tag is not None:
+                    await declared.cancel(tag)
+        with contextlib.suppress(*BROKER_ERRORS, TimeoutError):
+            async with asyncio.timeout(5):
+                if channel is not None:
+                    await channel.close()
 
 
 async def declare(channel: AbstractChannel, topology: Topology) -> None:
@@ -77,6 +102,8 @@ class Broker:
         self._jobs: AbstractExchange | None = None
         self._declared = False
         self._task: asyncio.Task[None] | None = None
+        self._subscriptions: list[_Subscription] = []
+        self._resubscriber: asyncio.Task[None] | None = None
 
     @property
     def ready(self) -> bool:
@@ -129,6 +156,8 @@ class Broker:
 
     def _on_reconnect(self, *_: object) -> None:
         log.info("broker.reconnected", url=self._settings.display_url)
+        if self._subscriptions:
+            self._resubscriber = asyncio.create_task(self._resubscribe(), name="resubscribe")
 
     def _on_close(self, _: object, exc: BaseException | None = None) -> None:
         if exc is not None and not isinstance(exc, asyncio.CancelledError):  # not our close()
@@ -145,8 +174,9 @@ class Broker:
         connection, self._connection, self._channel = self._connection, None, None
         self._declared = False
         if connection is not None:
-            with contextlib.suppress(*BROKER_ERRORS):
-                await connection.close()
+            with contextlib.suppress(*BROKER_ERRORS, TimeoutError):
+                async with asyncio.timeout(10):
+                    await connection.close()
 
     @property
     def topology(self) -> Topology:
@@ -195,28 +225,51 @@ class Broker:
 
     async def consume(
         self,
-        queue_name: str,
+        queue: Queue,
         callback: Callable[[AbstractIncomingMessage], Awaitable[None]],
         *,
         prefetch: int,
     ) -> Callable[[], Awaitable[None]]:
-        """Deliver ``queue_name`` to ``callback`` on a channel of its own; returns ``cancel``.
+        """Deliver ``queue`` to ``callback`` on a channel of its own; returns ``cancel``.
 
-        The robust channel re-subscribes after a reconnect; unacknowledged messages of a lost
-        connection are redelivered by RabbitMQ.
+        After every reconnect the subscription is made again on a fresh channel: aio-pika's own
+        restoration of consumers proved unreliable under a cut connection (tests/test_resilience
+        R1). Unacknowledged messages of a lost connection are redelivered by RabbitMQ.
         """
-        if self._connection is None:
-            raise BrokerUnavailable("RabbitMQ is not connected")
-        channel = await self._connection.channel()
-        await channel.set_qos(prefetch_count=prefetch)
-        queue = await channel.get_queue(queue_name, ensure=False)
-        tag = await queue.consume(callback)
+        subscription = _Subscription(queue, callback, prefetch)
+        self._subscriptions.append(subscription)
+        await self._subscribe(subscription)
 
         async def cancel() -> None:
-            with contextlib.suppress(*BROKER_ERRORS):
-                await queue.cancel(tag)
+            self._subscriptions.remove(subscription)
+            await subscription.close()
 
         return cancel
+
+    async def _subscribe(self, subscription: _Subscription) -> None:
+        if self._connection is None:
+            raise BrokerUnavailable("RabbitMQ is not connected")
+        await subscription.close()
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=subscription.prefetch)
+        # declared with the topology's arguments (a no-op for an existing queue)
+        declared = await channel.declare_queue(
+            subscription.queue.name, durable=True, arguments=subscription.queue.x_arguments
+        )
+        subscription.channel = channel
+        subscription.tag = await declared.consume(subscription.callback)
+        subscription.declared = declared
+
+    async def _resubscribe(self) -> None:
+        for subscription in list(self._subscriptions):
+            try:
+                await self._subscribe(subscription)
+            except BROKER_ERRORS as exc:  # the next reconnect tries again
+                log.warning(
+                    "broker.resubscribe_failed", queue=subscription.queue.name, error=repr(exc)
+                )
+            else:
+                log.info("broker.resubscribed", queue=subscription.queue.name)
 
     async def depth(self, *queue_names: str) -> int:
         """Messages ready in the named queues, together."""

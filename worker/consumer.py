@@ -139,7 +139,7 @@ class Worker:
         while not self._broker.ready:  # noqa: ASYNC110 - the broker reconnects on its own
             await asyncio.sleep(0.1)
         self._cancel = await self._broker.consume(
-            self._broker.topology.jobs_queue.name, self._on_message, prefetch=self._options.prefetch
+            self._broker.topology.jobs_queue, self._on_message, prefetch=self._options.prefetch
         )
         self.consuming = True
         log.info("worker.consuming", queue=self._broker.topology.jobs_queue.name)

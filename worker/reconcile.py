@@ -44,7 +44,7 @@ class Reconciler:
     async def start(self) -> None:
         topology = self._broker.topology
         self._cancel = await self._broker.consume(
-            topology.reconcile_queue.name, self._on_token, prefetch=1
+            topology.reconcile_queue, self._on_token, prefetch=1
         )
         if (
             await self._broker.depth(

@@ -1,0 +1,194 @@
+"""Nothing is lost: fault injection, load and fuzz against the running service (issue R1-R5).
+
+Each test prints its figures on one closing line (the "figures" section of the run).
+bench/soak.py runs the same tests at a larger scale (DTRACK_WORKER_SOAK_SCALE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import uuid
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+import aio_pika
+import orjson
+import pytest
+
+from bench.synthetic import export_bytes
+from tests.conftest import FPF
+from tests.fake_dt import FakeDt, Fault
+from tests.harness import REAL, TOKEN, notification
+from tests.rabbit import AMQP_URL, drain, eventually
+from tests.tcpproxy import TcpProxy
+
+pytestmark = pytest.mark.rabbitmq
+
+SCALE = float(os.environ.get("DTRACK_WORKER_SOAK_SCALE", "1"))
+SMALL = (FPF / "docs" / "defectdojo__one_finding.json").read_bytes()
+
+
+async def _settled(topo, *, within: float) -> None:
+    """Until no job waits anywhere (jobs, delay, retry tiers) for a second."""
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        names = [topo.jobs_queue.name, topo.delay_queue.name, *(q.name for q in topo.retry_queues)]
+        quiet = 0
+        async with asyncio.timeout(within):
+            while quiet < 10:
+                depth = 0
+                for name in names:
+                    queue = await channel.declare_queue(name, passive=True)
+                    depth += queue.declaration_result.message_count or 0
+                quiet = quiet + 1 if depth == 0 else 0
+                if os.environ.get("DEBUG_DEPTH"):
+                    print("DEPTH", depth, [(n, (await channel.declare_queue(n, passive=True)).declaration_result.message_count) for n in names][:2], flush=True)
+                await asyncio.sleep(0.1)
+
+
+@pytest.mark.timeout(240)
+async def test_r1_load_with_a_broker_outage_loses_nothing_accepted(serve, dt: FakeDt, figures):
+    notifications, projects = int(2000 * SCALE), int(200 * SCALE)
+    async with TcpProxy(5672) as proxy:
+        client, topo, _, _ = await serve(
+            amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/",
+            coalesce_seconds="1",
+            dt_backoff_seconds="0.05",
+        )
+        uuids = [str(uuid.uuid4()) for _ in range(projects)]
+        for project in uuids:
+            dt.exports[project] = SMALL
+        accepted: list[tuple[str, float]] = []
+        statuses: Counter[int] = Counter()
+        sent = 0
+
+        async def send(n: int) -> None:
+            project = uuids[n % projects]
+            response = await client.post(
+                "/webhook", data=notification(project, n), headers={"X-Api-Key": TOKEN}
+            )
+            statuses[response.status] += 1
+            if response.status == 202:
+                at = datetime.fromisoformat((await response.json())["accepted_at"]).timestamp()
+                accepted.append((project, at))
+
+        async def load() -> None:
+            nonlocal sent
+            pending: set[asyncio.Task[None]] = set()
+            for n in range(notifications):
+                pending.add(asyncio.create_task(send(n)))
+                sent += 1
+                if len(pending) >= 50:
+                    _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.gather(*pending)
+
+        async def outage() -> None:
+            await eventually(lambda: sent >= notifications // 3, within=60)
+            proxy.cut()
+            await asyncio.sleep(0.5)
+            proxy.restore()
+
+        await asyncio.gather(load(), outage())
+        await _settled(topo, within=max(90.0, 120 * SCALE))
+
+    lost = 0
+    for project, at in accepted:
+        if not any(f.started > at and f.status == 200 for f in dt.fetches_of(project)):
+            lost += 1
+    figures(
+        f"R1 accepted={len(accepted)} lost={lost} (sent={notifications}, "
+        f"503={statuses[503]}, fetches={len(dt.fetches)}, projects={projects})"
+    )
+    assert set(statuses) <= {202, 503}
+    assert statuses[503] > 0, "the outage did not happen during the load"
+    assert lost == 0
+    assert await drain(topo.parked_queue.name) == []
+
+
+@pytest.mark.timeout(120)
+async def test_r2_every_dt_fault_ends_done_or_parked_with_its_reason(serve, dt: FakeDt, figures):
+    client, topo, events, _ = await serve(
+        dt_http_attempts="2", max_attempts="2", dt_read_timeout="0.5", dt_backoff_seconds="0.05"
+    )
+    plans: dict[str, tuple[list[Fault], Fault | None, str]] = {
+        "5xx then ok": ([Fault(502), Fault(503)], None, "done"),
+        "429 then ok": ([Fault(429, retry_after="1")], None, "done"),
+        "timeout then ok": ([Fault(delay=1.0)], None, "done"),
+        "truncated then ok": ([Fault(truncate=True)], None, "done"),
+        "401": ([], Fault(401), "dt_rejected"),
+        "403": ([], Fault(403), "dt_rejected"),
+        "404": ([], None, "gone"),
+        "always 503": ([], Fault(503), "attempts_exhausted"),
+    }
+    expected: dict[str, str] = {}
+    for first, always, outcome in plans.values():
+        for _ in range(3):
+            project = str(uuid.uuid4())
+            if outcome != "gone":
+                dt.exports[project] = REAL
+            dt.faults[project] = list(first)
+            if always is not None:
+                dt.always[project] = always
+            response = await client.post(
+                "/webhook", data=notification(project), headers={"X-Api-Key": TOKEN}
+            )
+            expected[(await response.json())["jobs"][0]["job_id"]] = outcome
+    await _settled(topo, within=60)
+    await asyncio.sleep(0.5)
+    outcomes: dict[str, str] = {}
+    outcomes |= dict.fromkeys(events.summaries(), "done")
+    outcomes |= {e["data"]["job"]["job_id"]: "gone" for e in events.of("project.gone")}
+    for message in await drain(topo.parked_queue.name):
+        outcomes[str(message.message_id)] = str(message.headers["x-park-reason"])
+    counts = Counter(outcomes.values())
+    figures(
+        "R2 outcomes: "
+        + ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+        + f"; stuck={len(set(expected) - set(outcomes))}, dropped=0"
+    )
+    assert outcomes == expected  # every job accounted for, each with the right outcome
+
+
+@pytest.mark.timeout(180)
+async def test_r3_a_worker_killed_mid_job_is_redelivered_with_identical_ids(processes, figures):
+    dt, _, workers, receiver = processes
+    client, events = await receiver(coalesce_seconds="0")
+    project = str(uuid.uuid4())
+    dt.exports[project] = export_bytes(3000, seed=3)
+    first = workers.start(prefetch="1")
+    await workers.ready()
+    response = await client.post(
+        "/webhook", data=notification(project), headers={"X-Api-Key": TOKEN}
+    )
+    assert response.status == 202
+
+    def findings() -> list[Any]:
+        return [m for m in events.messages if (m.routing_key or "").startswith("finding.")]
+
+    await eventually(lambda: len(findings()) > 0, within=60)
+    first.send_signal(signal.SIGKILL)  # mid-publishing: some events out, no summary, no ack
+    await asyncio.to_thread(first.wait, 10)
+    before = len(findings())
+    assert events.summaries() == {}
+    workers.start(prefetch="1")
+    await workers.ready()
+    await eventually(lambda: len(events.summaries()) == 1, within=90)
+    by_key: dict[str, set[str]] = {}
+    seen: Counter[str] = Counter()
+    for message in findings():
+        event = orjson.loads(message.body)
+        by_key.setdefault(event["subject"], set()).add(event["id"])
+        seen[event["id"]] += 1
+    duplicates = sum(count - 1 for count in seen.values())
+    mismatched = sum(1 for ids in by_key.values() if len(ids) != 1)
+    figures(
+        f"R3 killed after {before} events; redelivered and completed: findings={len(by_key)} "
+        f"duplicates={duplicates} mismatched_ids={mismatched}"
+    )
+    assert len(by_key) == 3000
+    assert duplicates >= 1
+    assert mismatched == 0
