@@ -45,8 +45,6 @@ async def _settled(topo, *, within: float) -> None:
                     queue = await channel.declare_queue(name, passive=True)
                     depth += queue.declaration_result.message_count or 0
                 quiet = quiet + 1 if depth == 0 else 0
-                if os.environ.get("DEBUG_DEPTH"):
-                    print("DEPTH", depth, [(n, (await channel.declare_queue(n, passive=True)).declaration_result.message_count) for n in names][:2], flush=True)
                 await asyncio.sleep(0.1)
 
 
