@@ -12,15 +12,17 @@ import signal
 import uuid
 from collections import Counter
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import aio_pika
 import orjson
 import pytest
+import structlog
 
 from bench.synthetic import export_bytes
 from tests.conftest import FPF
-from tests.fake_dt import FakeDt, Fault
+from tests.fake_dt import API_KEY, FakeDt, Fault
 from tests.harness import REAL, TOKEN, notification
 from tests.rabbit import AMQP_URL, drain, eventually
 from tests.tcpproxy import TcpProxy
@@ -190,3 +192,58 @@ async def test_r3_a_worker_killed_mid_job_is_redelivered_with_identical_ids(proc
     assert len(by_key) == 3000
     assert duplicates >= 1
     assert mismatched == 0
+
+
+async def test_r5_secrets_never_leave_the_process(serve, dt: FakeDt, caplog, figures):
+    caplog.set_level("DEBUG")
+    with structlog.testing.capture_logs() as lines:
+        client, topo, events, _ = await serve(dt_http_attempts="1")
+        answers: list[str] = []
+        plans = {"ok": None, "forbidden": Fault(403), "unauthorized": Fault(401)}
+        for name, fault in plans.items():
+            project = str(uuid.uuid4())
+            dt.exports[project] = REAL if name != "invalid" else b"{}"
+            if fault is not None:
+                dt.always[project] = fault
+            response = await client.post(
+                "/webhook", data=notification(project), headers={"X-Api-Key": TOKEN}
+            )
+            answers.append(await response.text())
+        invalid = str(uuid.uuid4())
+        dt.exports[invalid] = b'{"version": "1.3"}'
+        answers.append(
+            await (
+                await client.post(
+                    "/webhook", data=notification(invalid), headers={"X-Api-Key": TOKEN}
+                )
+            ).text()
+        )
+        for wrong in ("", "wrong", TOKEN[:-1]):
+            response = await client.post(
+                "/webhook", data=notification(invalid), headers={"X-Api-Key": wrong}
+            )
+            assert response.status == 401
+            answers.append(await response.text())
+        await _settled(topo, within=30)
+        await eventually(lambda: len(events.summaries()) == 1)
+        parked = await drain(topo.parked_queue.name)
+        answers.append(await (await client.get("/metrics")).text())
+    assert len(parked) == 3  # 403, 401, invalid export
+    everything = "\n".join(
+        [repr(lines), caplog.text, *answers]
+        + [m.body.decode("utf-8", "replace") for m in events.messages]
+        + [repr(m.headers) + m.body.decode("utf-8", "replace") for m in parked]
+    )
+    found = [
+        name
+        for name, secret in (("webhook token", TOKEN), ("DT API key", API_KEY))
+        if secret in everything
+    ]
+    dockerfile = (Path(__file__).parent.parent / "deploy" / "Dockerfile").read_text()
+    final_user = [line for line in dockerfile.splitlines() if line.startswith("USER ")][-1]
+    figures(
+        f"R5 searched {len(everything)} characters of logs, answers, events and parked jobs: "
+        f"secrets_found={len(found)}; wrong tokens -> 401 x3; container {final_user}"
+    )
+    assert found == []
+    assert final_user.split()[1].split(":")[0] not in ("0", "root")

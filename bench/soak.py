@@ -1,0 +1,40 @@
+"""The larger variants of the resilience tests (not part of the default run).
+
+    .venv/bin/python -m bench.soak [--scale 5]
+
+Runs tests/test_resilience.py and tests/test_fuzz.py with DTRACK_WORKER_SOAK_SCALE: at the
+default scale 5, R1 sends 10,000 notifications over 1,000 projects with a broker outage in the
+middle, and R4 posts 7,500 generated webhook bodies and checks 5,000 generated exports. Their
+figures are printed at the end, as in the test run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=5.0)
+    args = parser.parse_args()
+    env = dict(os.environ) | {"DTRACK_WORKER_SOAK_SCALE": str(args.scale)}
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/test_resilience.py",
+        "tests/test_fuzz.py",
+        "-o",
+        "timeout=1800",
+    ]
+    return subprocess.run(command, env=env, check=False).returncode
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
