@@ -247,3 +247,32 @@ async def test_r5_secrets_never_leave_the_process(serve, dt: FakeDt, caplog, fig
     )
     assert found == []
     assert final_user.split()[1].split(":")[0] not in ("0", "root")
+
+
+async def test_r2_a_dt_behind_a_stalled_or_cut_connection_is_waited_out(serve, dt: FakeDt, figures):
+    target = int(dt.url.rsplit(":", 1)[1])
+    async with TcpProxy(target) as proxy:
+        client, topo, events, _ = await serve(
+            dt_url=f"http://127.0.0.1:{proxy.port}",
+            dt_read_timeout="0.5",
+            dt_backoff_seconds="0.2",
+            dt_http_attempts="8",
+        )
+        projects = [str(uuid.uuid4()) for _ in range(4)]
+        proxy.stall()  # DT hangs: reads time out, the worker retries
+        for project in projects[:2]:
+            dt.exports[project] = REAL
+            await client.post("/webhook", data=notification(project), headers={"X-Api-Key": TOKEN})
+        await asyncio.sleep(1.5)
+        proxy.restore()
+        proxy.cut()  # then DT's connections drop and it refuses new ones for a moment
+        for project in projects[2:]:
+            dt.exports[project] = REAL
+            await client.post("/webhook", data=notification(project), headers={"X-Api-Key": TOKEN})
+        await asyncio.sleep(0.5)
+        proxy.restore()
+        await eventually(lambda: len(events.summaries()) == 4, within=60)
+    parked = len(await drain(topo.parked_queue.name))
+    figures(f"R2 DT stalled then cut behind a proxy: 4 jobs done, parked={parked}")
+    assert len(events.summaries()) == 4
+    assert parked == 0
