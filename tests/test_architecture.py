@@ -37,6 +37,7 @@ EDGE = {
     "backfill",
     "parked",
     "reconcile",
+    "timezones",
 }
 FORBIDDEN_IN_PURE = {
     "aiohttp",

@@ -259,7 +259,7 @@ def test_topology_says_plainly_when_rabbitmq_is_unreachable():
     }
     result = run("topology", env=env)
     assert result.returncode == 1
-    assert b"cannot declare the topology on amqp://u:***@127.0.0.1:" in result.stderr
+    assert b"cannot reach RabbitMQ at amqp://u:***@127.0.0.1:" in result.stderr
     assert b"pw-secret" not in result.stderr + result.stdout
 
 

@@ -8,12 +8,14 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import aio_pika
 import aiormq
 import structlog
 from aio_pika.abc import (
     AbstractChannel,
+    AbstractConnection,
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
@@ -45,6 +47,29 @@ RECONNECT_INTERVAL_SECONDS = 1.0
 
 class BrokerUnavailable(TransientError):
     """RabbitMQ is not connected, refused a message, or did not confirm it in time."""
+
+
+async def connect_once(settings: BrokerSettings) -> AbstractConnection:
+    """A plain (not robust) connection for a one-off command; BrokerUnavailable if none."""
+    try:
+        return await aio_pika.connect(settings.url.reveal(), timeout=10)
+    except BROKER_ERRORS as exc:
+        raise BrokerUnavailable(
+            f"cannot reach RabbitMQ at {settings.display_url}: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def copy_of(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
+    """The job ``message`` again, persistent, with new ``headers`` (retry, park, replay)."""
+    return aio_pika.Message(
+        message.body,
+        content_type=message.content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message.message_id,
+        correlation_id=message.correlation_id,
+        type=message.type,
+        headers=headers,
+    )
 
 
 @dataclasses.dataclass(eq=False)

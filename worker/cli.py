@@ -8,15 +8,14 @@ import os
 import sys
 import textwrap
 import time
-import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, tzinfo
+from datetime import UTC
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
 
-from worker import __version__, fpf, logs, schemas, topology
+from worker import __version__, fpf, logs, schemas, timezones, topology
 from worker.config import PREFIX, SECRET_VARIABLES, Settings
 from worker.errors import ConfigError, InvalidExport, PermanentError, Problem, TransientError
 
@@ -24,17 +23,6 @@ EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command killed by SIGPIPE
 
 Command = Callable[[argparse.Namespace, Mapping[str, str]], int]
-
-
-def _zone(name: str) -> tzinfo:
-    if name.upper() == "UTC":
-        return UTC
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(
-            f"unknown time zone {name!r}: use an IANA name such as UTC or Europe/Berlin"
-        ) from exc
 
 
 def _read(path: str, stdin: BinaryIO) -> bytes:
@@ -98,7 +86,7 @@ def _print_report(report: Mapping[str, Any]) -> None:
 
 def cmd_normalize(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     contract = schemas.load().fpf
-    zone = _zone(args.dt_timezone or environ.get("DTRACK_WORKER_DT_TIMEZONE", "UTC"))
+    zone = timezones.zone(args.dt_timezone or environ.get("DTRACK_WORKER_DT_TIMEZONE", "UTC"))
     source = args.source or environ.get("DTRACK_WORKER_SOURCE") or None
     try:
         raw = _read(args.file, sys.stdin.buffer)
@@ -148,7 +136,7 @@ def _run_service(
         )
     if work:
         settings.dt.require()
-        service.zone(settings.dt.timezone)
+        timezones.zone(settings.dt.timezone)
     logs.configure(settings.log_level, json=settings.log_format == "json")
     service.run(settings, receive=receive, work=work)
     return EXIT_OK
@@ -229,7 +217,7 @@ def cmd_backfill(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def _print_parked(jobs: Sequence[Any]) -> None:
-    from datetime import UTC, datetime
+    from datetime import datetime
 
     now = datetime.now(UTC)
     print(f"{len(jobs)} parked job{'' if len(jobs) == 1 else 's'}")

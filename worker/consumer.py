@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Protocol
 
-import aio_pika
 import orjson
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from worker import events, fpf, topology
-from worker.broker import Broker
+from worker.broker import Broker, copy_of
 from worker.errors import (
     DtRejected,
     ExportTooLarge,
@@ -341,15 +340,7 @@ class Worker:
         self, message: AbstractIncomingMessage, routing_key: str, headers: dict[str, Any]
     ) -> None:
         """A copy of the job to ``routing_key``, confirmed, before the original is acked."""
-        copy = aio_pika.Message(
-            message.body,
-            content_type=message.content_type,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=message.message_id,
-            correlation_id=message.correlation_id,
-            type=message.type,
-            headers=headers,
-        )
+        copy = copy_of(message, headers)
         await self._broker.publish(self._broker.topology.jobs_exchange.name, [(routing_key, copy)])
 
 

@@ -14,10 +14,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from worker.broker import BROKER_ERRORS, BrokerUnavailable
+from worker.broker import connect_once, copy_of
 from worker.config import Settings
 from worker.topology import JOB_KEY, Topology, build
 
@@ -62,13 +61,7 @@ Action = Callable[[AbstractChannel, Topology, list[AbstractIncomingMessage]], Aw
 async def _with_parked(settings: Settings, action: Action, ids: set[str] | None) -> int:
     """Take every parked message (unacked), hand the chosen ones to ``action``; the rest go back."""
     topology = build(settings.broker.prefix)
-    try:
-        connection = await aio_pika.connect(settings.broker.url.reveal(), timeout=10)
-    except BROKER_ERRORS as exc:
-        raise BrokerUnavailable(
-            f"cannot reach RabbitMQ at {settings.broker.display_url}: {type(exc).__name__}: {exc}"
-        ) from exc
-    async with connection:
+    async with await connect_once(settings.broker) as connection:
         channel = await connection.channel(publisher_confirms=True)
         queue = await channel.get_queue(topology.parked_queue.name, ensure=False)
         messages: list[AbstractIncomingMessage] = []
@@ -101,15 +94,8 @@ def replay(settings: Settings, ids: Iterable[str] | None) -> int:
     ) -> int:
         exchange = await channel.get_exchange(topology.jobs_exchange.name, ensure=False)
         for message in messages:
-            fresh = aio_pika.Message(
-                message.body,
-                content_type=message.content_type,
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                message_id=message.message_id,
-                correlation_id=message.correlation_id,
-                type=message.type,
-                headers={"x-replayed-at": datetime.now(UTC).isoformat()},  # attempt 1 again
-            )
+            # no x-attempt header: attempt 1 again
+            fresh = copy_of(message, {"x-replayed-at": datetime.now(UTC).isoformat()})
             await exchange.publish(fresh, JOB_KEY, mandatory=True)  # confirmed
             await message.ack()
         return len(messages)

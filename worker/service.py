@@ -9,38 +9,23 @@ drain within DTRACK_WORKER_SHUTDOWN_GRACE, close, exit 0).
 from __future__ import annotations
 
 import asyncio
-import zoneinfo
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, tzinfo
 
-import aio_pika
 import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from worker import receiver, schemas, topology
 from worker.backfill import backfill
-from worker.broker import BROKER_ERRORS, Broker, BrokerUnavailable, declare
+from worker.broker import BROKER_ERRORS, Broker, BrokerUnavailable, connect_once, declare
 from worker.config import Settings
 from worker.consumer import Worker, WorkerOptions
 from worker.dtrack import DtClient
-from worker.errors import ConfigError
 from worker.metrics import ReceiverMetrics, WorkerMetrics
 from worker.reconcile import Reconciler
+from worker.timezones import zone
 
 log = structlog.get_logger(__name__)
-
-
-def zone(name: str) -> tzinfo:
-    if name.upper() == "UTC":
-        return UTC
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise ConfigError(
-            f"unknown time zone {name!r} (DTRACK_WORKER_DT_TIMEZONE): use an IANA name such as "
-            "UTC or Europe/Berlin"
-        ) from exc
 
 
 def build(
@@ -177,14 +162,13 @@ def declare_topology(settings: Settings, topo: topology.Topology) -> None:
     """Declare ``topo`` once, for ``dtrack-worker topology``; BrokerUnavailable if we cannot."""
 
     async def main() -> None:
-        try:
-            connection = await aio_pika.connect(settings.broker.url.reveal(), timeout=10)
-            async with connection:
+        async with await connect_once(settings.broker) as connection:
+            try:
                 await declare(await connection.channel(), topo)
-        except BROKER_ERRORS as exc:
-            raise BrokerUnavailable(
-                f"cannot declare the topology on {settings.broker.display_url}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+            except BROKER_ERRORS as exc:
+                raise BrokerUnavailable(
+                    f"cannot declare the topology on {settings.broker.display_url}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
 
     asyncio.run(main())

@@ -9,19 +9,13 @@ import sys
 import aio_pika
 
 from worker import topology
-from worker.broker import BROKER_ERRORS, BrokerUnavailable
+from worker.broker import BrokerUnavailable, connect_once
 from worker.config import Settings
 
 
 async def _tail(settings: Settings, pattern: str, count: int | None, seconds: float | None) -> None:
     events = topology.build(settings.broker.prefix).events_exchange.name
-    try:
-        connection = await aio_pika.connect(settings.broker.url.reveal(), timeout=10)
-    except BROKER_ERRORS as exc:
-        raise BrokerUnavailable(
-            f"cannot reach RabbitMQ at {settings.broker.display_url}: {type(exc).__name__}: {exc}"
-        ) from exc
-    async with connection:
+    async with await connect_once(settings.broker) as connection:
         channel = await connection.channel()
         exchange = await channel.get_exchange(events, ensure=True)
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
