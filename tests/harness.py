@@ -111,7 +111,7 @@ async def serve(aiohttp_client, dt: FakeDt):
             }
             | {f"DTRACK_WORKER_{key.upper()}": value for key, value in env.items()}
         )
-        app, broker, _ = service.build(settings, receive=True, work=work)
+        app, broker = service.build(settings, receive=True, work=work)
         client = await aiohttp_client(app)
         await eventually(lambda: broker.ready)
 
@@ -221,7 +221,7 @@ async def processes(aiohttp_client) -> AsyncIterator[tuple[Any, ...]]:
                 }
                 | {f"DTRACK_WORKER_{key.upper()}": value for key, value in env.items()}
             )
-            app, broker, _ = service.build(settings, receive=True, work=False)
+            app, broker = service.build(settings, receive=True, work=False)
             client = await aiohttp_client(app)
             await eventually(lambda: broker.ready)
             events = await stack.enter_async_context(listen(topo.events_exchange.name))

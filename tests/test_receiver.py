@@ -45,7 +45,7 @@ async def receiver(aiohttp_client) -> AsyncIterator[ClientFactory]:
             }
             | {f"DTRACK_WORKER_{key.upper()}": value for key, value in env.items()}
         )
-        app, broker, _ = service.build(settings)
+        app, broker = service.build(settings)
         client = await aiohttp_client(app)
         if wait_ready:
             await eventually(lambda: broker.ready)

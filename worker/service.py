@@ -30,7 +30,7 @@ log = structlog.get_logger(__name__)
 
 def build(
     settings: Settings, *, receive: bool = True, work: bool = False
-) -> tuple[web.Application, Broker, Worker | None]:
+) -> tuple[web.Application, Broker]:
     """The application for the mode; nothing connects until the app starts."""
     registry = CollectorRegistry()
     broker = Broker(settings.broker, topology.build(settings.broker.prefix))
@@ -58,7 +58,6 @@ def build(
         await broker.close()
 
     app.cleanup_ctx.append(broker_lifecycle)
-    worker: Worker | None = None
     if work:
         metrics = WorkerMetrics.create(registry)
 
@@ -94,7 +93,7 @@ def build(
                 await running.stop()
 
         app.cleanup_ctx.append(worker_lifecycle)  # stops before the broker closes
-    return app, broker, worker
+    return app, broker
 
 
 async def _when_ready(broker: Broker, then: Callable[[], Awaitable[None]]) -> None:
@@ -112,7 +111,7 @@ def _loop() -> asyncio.AbstractEventLoop:
 
 
 def run(settings: Settings, *, receive: bool, work: bool) -> None:
-    app, _, _ = build(settings, receive=receive, work=work)
+    app, _ = build(settings, receive=receive, work=work)
     config = settings.receiver
     mode = "serve" if receive and work else "receiver" if receive else "worker"
     if receive and config.webhook_token is None:
