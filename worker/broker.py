@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import aio_pika
@@ -47,6 +47,19 @@ RECONNECT_INTERVAL_SECONDS = 1.0
 
 class BrokerUnavailable(TransientError):
     """RabbitMQ is not connected, refused a message, or did not confirm it in time."""
+
+
+@contextlib.contextmanager
+def _publish_errors(timeout: float, what: str) -> Iterator[None]:
+    """aio-pika's ways of not confirming, as BrokerUnavailable."""
+    try:
+        yield
+    except TimeoutError as exc:
+        raise BrokerUnavailable(f"RabbitMQ did not confirm within {timeout:g} s") from exc
+    except aiormq.exceptions.PublishError as exc:
+        raise BrokerUnavailable(f"RabbitMQ returned {what}: {exc}") from exc
+    except BROKER_ERRORS as exc:
+        raise BrokerUnavailable(f"RabbitMQ refused {what}: {type(exc).__name__}") from exc
 
 
 async def connect_once(settings: BrokerSettings) -> AbstractConnection:
@@ -217,17 +230,11 @@ class Broker:
         if not self.ready or self._channel is None:
             raise BrokerUnavailable("RabbitMQ is not connected")
         timeout = self._settings.publish_timeout
-        try:
+        with _publish_errors(timeout, "a message"):
             exchange = await self._channel.get_exchange(exchange_name, ensure=False)
             await asyncio.gather(
                 *(exchange.publish(m, key, mandatory=True, timeout=timeout) for key, m in messages)
             )
-        except TimeoutError as exc:
-            raise BrokerUnavailable(f"RabbitMQ did not confirm within {timeout:g} s") from exc
-        except aiormq.exceptions.PublishError as exc:
-            raise BrokerUnavailable(f"RabbitMQ returned a message: {exc}") from exc
-        except BROKER_ERRORS as exc:
-            raise BrokerUnavailable(f"RabbitMQ refused a message: {type(exc).__name__}") from exc
 
     async def publish_events(self, events: Sequence[Event]) -> None:
         """CloudEvents to the events exchange: persistent, mandatory, confirmed."""
@@ -331,7 +338,7 @@ class Broker:
             for job in jobs
         ]
         timeout = self._settings.publish_timeout
-        try:
+        with _publish_errors(timeout, "the job"):
             if len(messages) == 1:  # the common case, without a task per message
                 await exchange.publish(messages[0], routing_key, mandatory=True, timeout=timeout)
             else:
@@ -341,9 +348,3 @@ class Broker:
                         for m in messages
                     )
                 )
-        except TimeoutError as exc:
-            raise BrokerUnavailable(f"RabbitMQ did not confirm within {timeout:g} s") from exc
-        except aiormq.exceptions.PublishError as exc:
-            raise BrokerUnavailable(f"RabbitMQ returned the job: {exc}") from exc
-        except BROKER_ERRORS as exc:
-            raise BrokerUnavailable(f"RabbitMQ refused the job: {type(exc).__name__}") from exc
