@@ -113,6 +113,7 @@ async def serve(aiohttp_client, dt: FakeDt):
         )
         app, broker = service.build(settings, receive=True, work=work)
         client = await aiohttp_client(app)
+        stack.push_async_callback(client.close)  # stop the service before its queues go
         await eventually(lambda: broker.ready)
 
         async def ready() -> bool:
@@ -223,6 +224,7 @@ async def processes(aiohttp_client) -> AsyncIterator[tuple[Any, ...]]:
             )
             app, broker = service.build(settings, receive=True, work=False)
             client = await aiohttp_client(app)
+            stack.push_async_callback(client.close)  # stop the service before its queues go
             await eventually(lambda: broker.ready)
             events = await stack.enter_async_context(listen(topo.events_exchange.name))
             return client, events

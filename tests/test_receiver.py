@@ -47,6 +47,7 @@ async def receiver(aiohttp_client) -> AsyncIterator[ClientFactory]:
         )
         app, broker = service.build(settings)
         client = await aiohttp_client(app)
+        stack.push_async_callback(client.close)  # stop the service before its queues go
         if wait_ready:
             await eventually(lambda: broker.ready)
         return client, broker, topo
