@@ -31,7 +31,7 @@ def _read(path: str, stdin: BinaryIO) -> bytes:
     return Path(path).read_bytes()
 
 
-def _file_report(path: str, raw: bytes | None, error: Exception | None) -> dict[str, Any]:
+def _file_report(path: str, error: Exception | None) -> dict[str, Any]:
     if isinstance(error, OSError):
         reason = error.strerror or str(error)
         return {"path": path, "valid": False, "problems": [{"pointer": "", "message": reason}]}
@@ -42,7 +42,6 @@ def _file_report(path: str, raw: bytes | None, error: Exception | None) -> dict[
             "error": str(error.args[0]),
             "problems": error.report(),
         }
-    assert raw is not None
     return {"path": path, "valid": True, "problems": []}
 
 
@@ -50,18 +49,15 @@ def cmd_validate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     contract = schemas.load().fpf
     reports = []
     for path in args.files:
-        raw: bytes | None = None
         error: Exception | None = None
         summary: dict[str, Any] = {}
         try:
-            raw = _read(path, sys.stdin.buffer)
-            document = fpf.parse(raw)
+            document = fpf.parse(_read(path, sys.stdin.buffer))
             contract.check(document, InvalidExport, "FPF export")
-            findings = document["findings"]
-            summary = {"fpf_version": document["version"], "findings": len(findings)}
+            summary = {"fpf_version": document["version"], "findings": len(document["findings"])}
         except (OSError, InvalidExport) as exc:
             error = exc
-        reports.append(_file_report(path, raw, error) | summary)
+        reports.append(_file_report(path, error) | summary)
     valid = all(report["valid"] for report in reports)
     if args.json:
         sys.stdout.buffer.write(orjson.dumps({"valid": valid, "files": reports}) + b"\n")

@@ -11,9 +11,9 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import structlog
@@ -23,6 +23,7 @@ from worker.errors import DtRejected, DtUnavailable, ExportTooLarge, ProjectGone
 
 log = structlog.get_logger(__name__)
 
+_T = TypeVar("_T")
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_SECONDS = 120.0
 _CHUNK = 1 << 20
@@ -76,21 +77,29 @@ class DtClient:
 
     async def fetch_export(self, project_uuid: str) -> bytes:
         """The project's FPF export, retried on 429/5xx/timeouts with backoff and jitter."""
+
+        async def once() -> bytes:
+            async with self._limit:
+                return await self._fetch_once(project_uuid)
+
+        return await self._retrying(once, project_uuid=project_uuid)
+
+    async def _retrying(self, once: Callable[[], Awaitable[_T]], **context: str) -> _T:
+        """``once()`` until it stops asking for a retry, at most DTRACK_WORKER_DT_HTTP_ATTEMPTS."""
         attempts = self._settings.http_attempts
         for attempt in range(1, attempts + 1):
             try:
-                async with self._limit:
-                    return await self._fetch_once(project_uuid)
+                return await once()
             except _Retry as retry:
                 if attempt == attempts:
                     raise DtUnavailable(f"{retry.reason} (after {attempts} tries)") from None
                 pause = retry.after if retry.after is not None else self._backoff(attempt)
                 log.info(
                     "dt.retry",
-                    project_uuid=project_uuid,
                     attempt=attempt,
                     reason=retry.reason,
                     pause_s=round(pause, 2),
+                    **context,
                 )
                 await asyncio.sleep(pause)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -102,7 +111,7 @@ class DtClient:
     async def _fetch_once(self, project_uuid: str) -> bytes:
         path = f"api/v1/finding/project/{project_uuid}/export"
         started = time.perf_counter()
-        try:
+        with _transport_errors(path):
             async with self._session.get(path) as response:
                 status = response.status
                 if status == 200:
@@ -114,9 +123,6 @@ class DtClient:
                 if self._on_fetch:
                     self._on_fetch(time.perf_counter() - started, 0, status)
                 self._raise_for(status, response.headers.get("Retry-After"), text, path)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            kind = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
-            raise _Retry(f"GET /{path}: {kind}: {exc}".rstrip(": "), None) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def list_projects(
@@ -130,35 +136,27 @@ class DtClient:
         if active_only:
             params["excludeInactive"] = "true"
         path = "api/v1/project"
-        attempts = self._settings.http_attempts
-        for attempt in range(1, attempts + 1):
-            try:
+
+        async def once() -> tuple[list[dict[str, Any]], int]:
+            with _transport_errors(path):
                 async with self._session.get(path, params=params) as response:
                     if response.status == 200:
                         projects = await response.json(content_type=None)
                         total = int(response.headers.get("X-Total-Count", len(projects)))
                         return list(projects), total
-                    text = (await response.content.read(300)).decode("utf-8", "replace")
                     if response.status == 403:
                         raise DtRejected(
                             "DT answered 403: listing projects needs the VIEW_PORTFOLIO "
                             "permission for the API key's team",
                             status=403,
                         )
+                    text = (await response.content.read(300)).decode("utf-8", "replace")
                     self._raise_for(
                         response.status, response.headers.get("Retry-After"), text, path
                     )
-            except _Retry as retry:
-                if attempt == attempts:
-                    raise DtUnavailable(f"{retry.reason} (after {attempts} tries)") from None
-                await asyncio.sleep(
-                    retry.after if retry.after is not None else self._backoff(attempt)
-                )
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                if attempt == attempts:
-                    raise DtUnavailable(f"GET /{path}: {type(exc).__name__}: {exc}") from exc
-                await asyncio.sleep(self._backoff(attempt))
-        raise AssertionError("unreachable")  # pragma: no cover
+            raise AssertionError("unreachable")  # pragma: no cover
+
+        return await self._retrying(once, page=str(page))
 
     async def _read_limited(self, response: aiohttp.ClientResponse) -> bytes:
         limit = self._settings.max_export
@@ -200,6 +198,16 @@ class DtClient:
                 status=status,
             )
         raise DtRejected(f"GET /{path}: DT answered {status}: {text.strip()[:120]}", status=status)
+
+
+@contextlib.contextmanager
+def _transport_errors(path: str) -> Iterator[None]:
+    """Timeouts and connection errors: worth another try."""
+    try:
+        yield
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        kind = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+        raise _Retry(f"GET /{path}: {kind}: {exc}".rstrip(": "), None) from exc
 
 
 class _Retry(Exception):
