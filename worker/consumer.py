@@ -97,9 +97,8 @@ class _Freshness:
             if self._in_flight.get(project, (None, None))[1] is outcome:
                 del self._in_flight[project]
             outcome.set_result(succeeded)
-            if succeeded and started > self._succeeded.get(
-                project, started.min.replace(tzinfo=UTC)
-            ):
+            previous = self._succeeded.get(project)
+            if succeeded and (previous is None or started > previous):
                 self._succeeded[project] = started
             if len(self._succeeded) > 50_000:  # bounded memory: forget the oldest half
                 for key in sorted(self._succeeded, key=self._succeeded.__getitem__)[:25_000]:
