@@ -15,6 +15,7 @@ PURE = {
     "validation",
     "events",
     "fpf",
+    "split",
     "notifications",
     "jobs",
     "config",

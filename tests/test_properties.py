@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from tests.test_split import described, whole
 from tests.test_validation import SMALL_FPF, mutated
 from worker import fpf, schemas
 from worker.errors import InvalidExport
@@ -144,6 +145,8 @@ def _check_normalizes(document: dict[str, Any]) -> None:
         assert caught.value.problems[0].pointer == "/meta/timestamp"
         return
     first = list(fpf.process(raw, CONTRACTS.fpf, zone=zone).events())
+    in_runs = fpf.process(raw, CONTRACTS.fpf, zone=zone, run_bytes=1)  # a finding a run
+    assert described(in_runs) == described(whole(raw, CONTRACTS, zone=zone))
     again = list(fpf.process(raw, CONTRACTS.fpf, zone=zone).events())
     assert [event.id for event in first] == [event.id for event in again]
     assert len({event.id for event in first}) == len(first)

@@ -248,9 +248,10 @@ class Worker:
             export = fpf.process(
                 raw, self._contracts.fpf, source=self._options.source, zone=self._options.zone
             )
-            del raw  # the parsed export is all we need from here
-            # The parsed export is a large tree of objects without reference cycles; frozen,
-            # the collector stops walking all of it again for every batch of events.
+            del raw  # the export's events are all we need from here
+            # Its events (or, for an export read whole, its parsed tree) are many objects
+            # without reference cycles; frozen, the collector stops walking them all again
+            # for every batch of events.
             gc.freeze()
             try:
                 fields["events"] = await self._publish(job, export, started)

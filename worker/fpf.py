@@ -8,13 +8,14 @@ and DT 4.x dates carry no zone. Everything below reads a document the FPF contra
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import orjson
 from orjson import dumps
 
+from worker import split
 from worker.errors import InvalidExport, Problem
 from worker.events import (
     DATA_CONTENT_TYPE,
@@ -32,10 +33,11 @@ from worker.validation import Contract, excerpt, json_type
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Export:
-    """One project's validated export: what it is, and its findings as events, made on demand.
+    """One project's validated export: what it is, and its findings as events.
 
-    ``events()`` builds and serializes one event at a time, so a 50k-finding export never holds
-    50k events at once: the worker publishes them as they come.
+    Exports read in runs (``worker.split``, the usual way) carry their events already made:
+    the runs' parsed findings are not kept. An export parsed whole makes its events on demand
+    from the parsed findings, one at a time.
     """
 
     project_uuid: str
@@ -45,35 +47,26 @@ class Export:
     dt_version: str
     exported_at: str
     source: str
+    finding_count: int
     repeated_rows: int  # rows listing a finding again under another attribution (folded)
-    _findings: tuple[Mapping[str, Any], ...] = dataclasses.field(repr=False)
-    _zone: tzinfo = dataclasses.field(repr=False)
-
-    @property
-    def finding_count(self) -> int:
-        return len(self._findings)
+    _findings: tuple[Mapping[str, Any], ...] = dataclasses.field(repr=False, default=())
+    _made: tuple[Event, ...] | None = dataclasses.field(repr=False, default=None)
+    _zone: tzinfo = dataclasses.field(repr=False, default=UTC)
 
     def events(self, severities: dict[str, int] | None = None) -> Iterator[Event]:
-        """The findings' events, one at a time; counts them by severity into ``severities``."""
-        project = {
-            "uuid": self.project_uuid,
-            "name": self.project_name,
-            "version": self.project_version,
-        }
-        fpf = {
-            "version": self.fpf_version,
-            "dt_version": self.dt_version,
-            "exported_at": self.exported_at,
-        }
-        event_id = EventIds(self.source, self.project_uuid, self.exported_at)
-        for finding in self._findings:
-            event = _event(
-                finding, self.source, project, fpf, self.exported_at, event_id, self._zone
-            )
+        """The findings' events; counts them by severity into ``severities``."""
+        for event in self._made if self._made is not None else self._make(self._findings):
             if severities is not None:
                 severity = event.routing_key.removeprefix("finding.")
                 severities[severity] = severities.get(severity, 0) + 1
             yield event
+
+    def _make(self, findings: Iterable[Mapping[str, Any]]) -> Iterator[Event]:
+        envelope = _Envelope(self)
+        event_id = EventIds(self.source, self.project_uuid, self.exported_at)
+        zone = self._zone
+        for finding in findings:
+            yield _event(finding, envelope, event_id, zone)
 
 
 def parse(raw: bytes) -> dict[str, Any]:
@@ -98,12 +91,64 @@ def _head(raw: bytes) -> str:
 
 
 def process(
-    raw: bytes, contract: Contract, *, source: str | None = None, zone: tzinfo = UTC
+    raw: bytes,
+    contract: Contract,
+    *,
+    source: str | None = None,
+    zone: tzinfo = UTC,
+    run_bytes: int = split.RUN_BYTES,
 ) -> Export:
-    """The whole pure pipeline: parse, validate against ``contract``, normalize."""
+    """The whole pure pipeline: parse, validate against ``contract``, normalize.
+
+    The findings are read in runs of about ``run_bytes`` (see ``worker.split``); the result is
+    the same as for the whole document, only faster and in less memory.
+    """
+    pieces = split.split(raw, run_bytes)
+    export = _process_runs(pieces, contract, source, zone) if pieces is not None else None
+    if export is not None:
+        return export
+    # unsplittable, or a run was refused: the whole document, which also gives the precise report
     document = parse(raw)
     contract.check(document, InvalidExport, "FPF export")
     return normalize(document, source=source, zone=zone)
+
+
+def _process_runs(
+    pieces: split.Pieces, contract: Contract, source: str | None, zone: tzinfo
+) -> Export | None:
+    """The export read run by run, each run validated with the head; None if one is refused.
+
+    The contract has no rule across findings (a test holds it to that), so the runs together
+    pass exactly when the whole document does. Nothing leaves before every run has passed.
+    """
+    described: Export | None = None
+    made: list[Event] = []
+    keys: set[str] = set()
+    rows = 0
+    for run in pieces.runs:
+        try:
+            findings = pieces.findings(run)
+        except orjson.JSONDecodeError:
+            return None
+        if not contract.is_valid({**pieces.head, "findings": findings}):
+            return None
+        if described is None:
+            described = _described(pieces.head, source, zone, finding_count=0, repeated_rows=0)
+            make = described._make
+        rows += len(findings)
+        # one event per finding key, from its first row (see normalize)
+        firsts = []
+        for row in findings:
+            key = row["matrix"]
+            if key not in keys:
+                keys.add(key)
+                firsts.append(row)
+        made.extend(make(firsts))
+    if described is None:
+        return None
+    return dataclasses.replace(
+        described, finding_count=len(keys), repeated_rows=rows - len(keys), _made=tuple(made)
+    )
 
 
 def normalize(
@@ -114,20 +159,39 @@ def normalize(
     ``source`` names the DT instance (else the export's ``meta.baseUrl``); ``zone`` is the DT
     server's time zone, applied to the zone-less dates DT 4.x writes.
     """
-    meta, project = document["meta"], document["project"]
-    source = source or meta.get("baseUrl") or DEFAULT_SOURCE
-    exported_at = instant(meta["timestamp"], zone)
-    if exported_at is None:  # a calendar-impossible date the pattern let through
-        raise InvalidExport(
-            "export has no usable timestamp",
-            problems=(Problem("/meta/timestamp", "not a real date", excerpt(meta["timestamp"])),),
-        )
     # DT lists a finding once per attribution (two analyzers, two rows, one matrix): one event
     # per finding key, carrying the first row's attribution.
     rows = document["findings"]
     firsts: dict[str, Mapping[str, Any]] = {}
     for row in rows:
         firsts.setdefault(row["matrix"], row)
+    return _described(
+        document,
+        source,
+        zone,
+        finding_count=len(firsts),
+        repeated_rows=len(rows) - len(firsts),
+        findings=tuple(firsts.values()),
+    )
+
+
+def _described(
+    document: Mapping[str, Any],
+    source: str | None,
+    zone: tzinfo,
+    *,
+    finding_count: int,
+    repeated_rows: int,
+    findings: tuple[Mapping[str, Any], ...] = (),
+) -> Export:
+    """The export's identity from its head (everything but the findings)."""
+    meta, project = document["meta"], document["project"]
+    exported_at = instant(meta["timestamp"], zone)
+    if exported_at is None:  # a calendar-impossible date the pattern let through
+        raise InvalidExport(
+            "export has no usable timestamp",
+            problems=(Problem("/meta/timestamp", "not a real date", excerpt(meta["timestamp"])),),
+        )
     return Export(
         project_uuid=project["uuid"],
         project_name=project["name"],
@@ -135,21 +199,53 @@ def normalize(
         fpf_version=document["version"],
         dt_version=meta["version"],
         exported_at=exported_at,
-        source=source,
-        repeated_rows=len(rows) - len(firsts),
-        _findings=tuple(firsts.values()),
+        source=source or meta.get("baseUrl") or DEFAULT_SOURCE,
+        finding_count=finding_count,
+        repeated_rows=repeated_rows,
+        _findings=findings,
         _zone=zone,
     )
 
 
+class _Envelope:
+    """An export's events differ only in a few values: the rest is serialized once, here.
+
+    A body is these fragments joined around the event's id, its finding key and its finding's
+    own data, byte for byte what ``orjson.dumps`` writes for the whole CloudEvent.
+    """
+
+    __slots__ = ("after_id", "after_key", "after_subject", "tail")
+
+    head = b'{"specversion":' + dumps(SPEC_VERSION) + b',"id":"'
+
+    def __init__(self, export: Export) -> None:
+        project = {
+            "uuid": export.project_uuid,
+            "name": export.project_name,
+            "version": export.project_version,
+        }
+        fpf = {
+            "version": export.fpf_version,
+            "dt_version": export.dt_version,
+            "exported_at": export.exported_at,
+        }
+        self.after_id = (
+            b'","source":' + dumps(export.source)
+            + b',"type":' + dumps(FINDING_EVENT_TYPE)
+            + b',"subject":'
+        )  # fmt: skip
+        self.after_subject = (
+            b',"time":' + dumps(export.exported_at)
+            + b',"datacontenttype":' + dumps(DATA_CONTENT_TYPE)
+            + b',"dataschema":' + dumps(FINDING_EVENT_SCHEMA)
+            + b',"data":{"finding_key":'
+        )  # fmt: skip
+        self.after_key = b',"project":' + dumps(project) + b","
+        self.tail = b',"fpf":' + dumps(fpf) + b"}}"
+
+
 def _event(
-    finding: Mapping[str, Any],
-    source: str,
-    project: Mapping[str, Any],
-    fpf: Mapping[str, Any],
-    exported_at: str,
-    event_id: EventIds,
-    zone: tzinfo,
+    finding: Mapping[str, Any], envelope: _Envelope, event_id: EventIds, zone: tzinfo
 ) -> Event:
     key: str = finding["matrix"]  # the finding key
     vulnerability = _vulnerability(finding["vulnerability"], zone)
@@ -157,38 +253,38 @@ def _event(
     attribution = finding.get("attribution") or _EMPTY
     state = analysis.get("state")
     identifier = event_id(key)
-    severity = vulnerability["severity"]
-    body = dumps(
+    quoted_key = dumps(key)
+    own = dumps(
         {
-            "specversion": SPEC_VERSION,
-            "id": identifier,
-            "source": source,
-            "type": FINDING_EVENT_TYPE,
-            "subject": key,
-            "time": exported_at,
-            "datacontenttype": DATA_CONTENT_TYPE,
-            "dataschema": FINDING_EVENT_SCHEMA,
-            "data": {
-                "finding_key": key,
-                "project": project,
-                "component": _component(finding["component"]),
-                "vulnerability": vulnerability,
-                "analysis": {
-                    "state": state.lower() if state else None,
-                    "suppressed": analysis.get("isSuppressed", False),
-                    "detail": analysis.get("detail"),
-                },
-                "attribution": {
-                    "analyzer": attribution.get("analyzerIdentity"),
-                    "attributed_on": instant(attribution.get("attributedOn"), zone),
-                    "alternate_identifier": attribution.get("alternateIdentifier"),
-                    "reference_url": attribution.get("referenceUrl"),
-                },
-                "fpf": fpf,
+            "component": _component(finding["component"]),
+            "vulnerability": vulnerability,
+            "analysis": {
+                "state": state.lower() if state else None,
+                "suppressed": analysis.get("isSuppressed", False),
+                "detail": analysis.get("detail"),
+            },
+            "attribution": {
+                "analyzer": attribution.get("analyzerIdentity"),
+                "attributed_on": instant(attribution.get("attributedOn"), zone),
+                "alternate_identifier": attribution.get("alternateIdentifier"),
+                "reference_url": attribution.get("referenceUrl"),
             },
         }
     )
-    return Event(identifier, _ROUTING_KEYS[severity], body)
+    body = b"".join(
+        (
+            envelope.head,
+            identifier.encode(),
+            envelope.after_id,
+            quoted_key,
+            envelope.after_subject,
+            quoted_key,
+            envelope.after_key,
+            own[1:-1],  # its keys, into the envelope's "data"
+            envelope.tail,
+        )
+    )
+    return Event(identifier, _ROUTING_KEYS[vulnerability["severity"]], body)
 
 
 _EMPTY: Mapping[str, Any] = {}
