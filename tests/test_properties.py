@@ -28,10 +28,11 @@ dates = st.one_of(
     st.datetimes().map(lambda d: d.isoformat(sep=" ")),  # DT 4.x: space, no zone
     st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat()),  # DT 5.x: offset
     st.builds(
-        lambda y, m, d, h, mi, s, f: f"{y:04d}-{m:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}.{f}",
+        lambda y, m, d, t, h, mi, s, f: f"{y:04d}-{m:02d}-{d:02d}{t}{h:02d}:{mi:02d}:{s:02d}.{f}",
         st.integers(1, 9999),
         st.integers(1, 12),
         st.integers(1, 31),
+        st.sampled_from(["T", " "]),
         st.integers(0, 23),
         st.integers(0, 59),
         st.integers(0, 59),

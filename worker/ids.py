@@ -34,4 +34,5 @@ class Uuid5Prefix:
     def __call__(self, name: str) -> str:
         digest = self._digest.copy()
         digest.update(name.encode())
-        return _format(digest.hexdigest())
+        h = digest.hexdigest()  # _format, inlined: this runs once per finding
+        return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
