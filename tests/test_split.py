@@ -154,3 +154,16 @@ def test_no_findings_array_means_no_pieces():
     assert split.split(b'{"version": "1.5", "findings": null}') is None
     assert split.split(b"[1, 2]") is None
     assert split.split(b'{"findings": [{"component": {}}') is None  # never closes
+
+
+def test_with_two_problems_the_schema_one_is_reported_first_as_for_the_whole_document(contracts):
+    document = orjson.loads(NPM.read_bytes())
+    document["meta"]["timestamp"] = "2026-02-30T10:00:00Z"  # matches the pattern, no such day
+    document["findings"][17]["vulnerability"]["severity"] = "SEVERE"
+    raw = orjson.dumps(document)
+    with pytest.raises(InvalidExport) as expected:
+        whole(raw, contracts)
+    with pytest.raises(InvalidExport) as caught:
+        fpf.process(raw, contracts.fpf, run_bytes=1)
+    assert caught.value.problems == expected.value.problems
+    assert [p.pointer for p in caught.value.problems] == ["/findings/17/vulnerability/severity"]

@@ -133,7 +133,10 @@ def _process_runs(
         if not contract.is_valid({**pieces.head, "findings": findings}):
             return None
         if described is None:
-            described = _described(pieces.head, source, zone, finding_count=0, repeated_rows=0)
+            try:
+                described = _described(pieces.head, source, zone, finding_count=0, repeated_rows=0)
+            except InvalidExport:  # the whole document's way reports schema problems first
+                return None
             make = described._make
         rows += len(findings)
         # one event per finding key, from its first row (see normalize)
