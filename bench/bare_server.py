@@ -7,7 +7,7 @@ import sys
 import orjson
 from aiohttp import web
 
-from worker.service import _loop
+from worker.service.serve import _loop
 
 
 async def handle(request: web.Request) -> web.Response:

@@ -29,8 +29,9 @@ from pathlib import Path
 import orjson
 
 from bench.synthetic import export_bytes
-from worker import fpf, schemas
-from worker.validation import Contract
+from worker.adapters import schemas
+from worker.core import fpf
+from worker.core.validation import Contract
 
 
 def best_of_each(repeat: int, *runs: Callable[[], object]) -> list[float]:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import aio_pika
 
-from worker import topology
+from worker.core import topology
 
 REPO = Path(__file__).resolve().parent.parent
 BODY = (

@@ -31,11 +31,12 @@ import aio_pika
 from aiohttp import web
 
 from bench.synthetic import export_bytes
-from worker import fpf, jobs, schemas, topology
-from worker.broker import Broker
-from worker.config import Settings
-from worker.consumer import PUBLISH_WINDOW
-from worker.events import Event
+from worker.adapters import schemas
+from worker.adapters.broker import Broker
+from worker.core import fpf, jobs, topology
+from worker.core.config import Settings
+from worker.core.events import Event
+from worker.service.consumer import PUBLISH_WINDOW
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 KEY = "bench-key"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from worker import schemas
+from worker.adapters import schemas
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO.parent / "shared" / "fixtures"

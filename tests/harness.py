@@ -27,8 +27,8 @@ from aio_pika.abc import AbstractIncomingMessage
 from tests.conftest import FPF, NOTIFICATIONS
 from tests.fake_dt import API_KEY, FakeDt
 from tests.rabbit import AMQP_URL, eventually, temporary_topology, unique_prefix
-from worker import service
-from worker.config import Settings
+from worker.core.config import Settings
+from worker.service import serve as service
 
 TOKEN = "webhook-token-never-logged"
 TEMPLATE = orjson.loads((NOTIFICATIONS / "v4__dt-docs-4.14.3__BOM_CONSUMED.json").read_bytes())

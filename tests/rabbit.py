@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from worker import topology
+from worker.core import topology
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 

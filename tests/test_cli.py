@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from tests.conftest import FPF, fixture_files
-from worker import fpf
+from worker.core import fpf
 
 SCRIPT = shutil.which("dtrack-worker", path=str(Path(sys.executable).parent))
 REAL = FPF / "real" / "defectdojo__deptrack_npm_4.14.1.json"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from worker.cli import with_file_secrets
-from worker.config import DEFAULT_TRIGGER_GROUPS, Secret, Settings, redact_url
-from worker.errors import ConfigError
+from worker.commands.common import with_file_secrets
+from worker.core.config import DEFAULT_TRIGGER_GROUPS, Secret, Settings, redact_url
+from worker.core.errors import ConfigError
 
 
 def test_defaults_are_the_documented_ones():

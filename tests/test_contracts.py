@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker import events, jobs
+from worker.core import events, jobs
 
 
 def test_event_constants_match_the_finding_event_schema(contracts):

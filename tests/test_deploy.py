@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from worker import topology
-from worker.config import Settings
+from worker.core import topology
+from worker.core.config import Settings
 
 DEPLOY = REPO / "deploy"
 BIN = Path(sys.executable).parent

@@ -12,9 +12,9 @@ import orjson
 import pytest
 
 from tests.conftest import FPF, fixture_files
-from worker import fpf
-from worker.errors import InvalidExport
-from worker.schemas import Contracts
+from worker.adapters.schemas import Contracts
+from worker.core import dates, fpf
+from worker.core.errors import InvalidExport
 
 GOOD = fixture_files(FPF / "real") + fixture_files(FPF / "docs")
 
@@ -255,7 +255,7 @@ def test_major_version_2_is_refused(contracts):
     ],
 )
 def test_dates_become_utc_iso_8601(value, zone, expected):
-    assert fpf.instant(value, zone) == expected
+    assert dates.instant(value, zone) == expected
 
 
 def test_the_dt_time_zone_moves_zone_less_dates_only(contracts):

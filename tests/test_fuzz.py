@@ -22,8 +22,9 @@ from hypothesis import strategies as st
 
 from tests.rabbit import AMQP_URL, unique_prefix
 from tests.test_validation import NOTIFICATION_DOCS, SMALL_FPF, json_values, mutated
-from worker import fpf, schemas
-from worker.errors import InvalidExport
+from worker.adapters import schemas
+from worker.core import fpf
+from worker.core.errors import InvalidExport
 
 SCALE = float(os.environ.get("DTRACK_WORKER_SOAK_SCALE", "1"))
 TOKEN = "fuzz-token"

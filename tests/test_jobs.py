@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from tests.conftest import NOTIFICATIONS
-from worker import jobs, notifications
-from worker.errors import InvalidJob
+from worker.core import jobs, notifications
+from worker.core.errors import InvalidJob
 
 ACCEPTED = datetime(2026, 11, 22, 7, 30, 0, 123456, tzinfo=UTC)
 

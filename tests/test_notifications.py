@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from tests.conftest import NOTIFICATIONS, fixture_files
-from worker import notifications
-from worker.errors import InvalidNotification
-from worker.schemas import Contracts
+from worker.adapters.schemas import Contracts
+from worker.core import notifications
+from worker.core.errors import InvalidNotification
 
 TEST_PROJECT = "c9c9539a-e381-4b36-ac52-6a7ab83b2c95"  # DT's WebhookPublisherTest project
 DOCS_PROJECT = "6fb1820f-5280-4577-ac51-40124aabe307"  # the notifications docs' "Acme Example"

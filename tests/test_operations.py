@@ -17,7 +17,7 @@ import pytest
 from tests.fake_dt import API_KEY, FakeDt
 from tests.harness import REAL, post
 from tests.rabbit import AMQP_URL, drain, eventually
-from worker import jobs
+from worker.core import jobs
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -174,11 +174,11 @@ async def test_purge_asks_first_and_deletes_only_what_it_is_told(serve, dt: Fake
 
 async def test_reconcilers_on_many_workers_run_one_pass_at_a_time(dt: FakeDt):
     from tests.rabbit import temporary_topology, unique_prefix
-    from worker import topology
-    from worker.backfill import Progress
-    from worker.broker import Broker
-    from worker.config import Settings
-    from worker.reconcile import Reconciler
+    from worker.adapters.broker import Broker
+    from worker.core import topology
+    from worker.core.config import Settings
+    from worker.service.backfill import Progress
+    from worker.service.reconcile import Reconciler
 
     prefix = unique_prefix()
     async with temporary_topology(prefix) as topo:

@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 from tests.conftest import REPO
-from worker.schemas import FILES
+from worker.adapters.schemas import FILES
 
 
 def test_the_wheel_ships_every_schema_and_the_type_marker(tmp_path: Path):
@@ -33,5 +33,7 @@ def test_the_wheel_ships_every_schema_and_the_type_marker(tmp_path: Path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"worker/schemas/{name}" for name in FILES.values()} <= names
     assert "worker/py.typed" in names
+    for layer in ("core", "adapters", "service", "commands"):
+        assert f"worker/{layer}/__init__.py" in names
     entry_points = next(name for name in names if name.endswith("entry_points.txt"))
-    assert "dtrack-worker = worker.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "dtrack-worker = worker.commands.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

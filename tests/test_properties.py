@@ -14,9 +14,11 @@ from hypothesis import strategies as st
 
 from tests.test_split import described, whole
 from tests.test_validation import SMALL_FPF, mutated
-from worker import fpf, schemas
-from worker.errors import InvalidExport
-from worker.events import EVENT_ID_NAMESPACE, EventIds
+from worker.adapters import schemas
+from worker.core import dates as dt_dates
+from worker.core import fpf
+from worker.core.errors import InvalidExport
+from worker.core.events import EVENT_ID_NAMESPACE, EventIds
 
 CONTRACTS = schemas.load()
 
@@ -140,7 +142,7 @@ def _check_normalizes(document: dict[str, Any]) -> None:
     assume(CONTRACTS.fpf.is_valid(document))
     raw = orjson.dumps(document)
     zone = ZoneInfo("Pacific/Chatham")  # +12:45 / +13:45: no whole-hour shortcuts
-    if fpf.instant(document["meta"]["timestamp"], zone) is None:  # no such day (or year 0)
+    if dt_dates.instant(document["meta"]["timestamp"], zone) is None:  # no such day (or year 0)
         with pytest.raises(InvalidExport) as caught:
             fpf.process(raw, CONTRACTS.fpf, zone=zone)
         assert caught.value.problems[0].pointer == "/meta/timestamp"
@@ -170,7 +172,7 @@ def test_normalization_never_raises_on_a_valid_mutation_of_a_real_export(documen
 @_settings
 @given(value=dates)
 def test_the_quick_utc_path_agrees_with_the_calendar(value):
-    assert fpf.instant(value, UTC) == fpf._instant(value, UTC)
+    assert dt_dates.instant(value, UTC) == dt_dates._instant(value, UTC)
 
 
 @given(source=text, project=text, exported_at=text, key=text)

@@ -16,10 +16,11 @@ from tests.conftest import NOTIFICATIONS, fixture_files
 from tests.rabbit import AMQP_URL, drain, eventually, temporary_topology, unique_prefix
 from tests.tcpproxy import TcpProxy
 from tests.test_notifications import EXPECTED
-from worker import jobs, service
-from worker.broker import Broker
-from worker.config import DEFAULT_TRIGGER_GROUPS, Settings
-from worker.schemas import Contracts
+from worker.adapters.broker import Broker
+from worker.adapters.schemas import Contracts
+from worker.core import jobs
+from worker.core.config import DEFAULT_TRIGGER_GROUPS, Settings
+from worker.service import serve as service
 
 pytestmark = pytest.mark.rabbitmq
 

@@ -8,9 +8,9 @@ import orjson
 import pytest
 
 from tests.conftest import FPF, fixture_files
-from worker import fpf, split
-from worker.errors import InvalidExport
-from worker.schemas import Contracts
+from worker.adapters.schemas import Contracts
+from worker.core import fpf, split
+from worker.core.errors import InvalidExport
 
 EXPORTS = fixture_files(FPF / "real") + fixture_files(FPF / "docs") + fixture_files(FPF / "edge")
 NPM = FPF / "real" / "defectdojo__deptrack_npm_4.14.1.json"

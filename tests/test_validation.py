@@ -12,9 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import FPF, NOTIFICATIONS, fixture_files
-from worker import fpf, schemas
-from worker.schemas import Contracts
-from worker.validation import Contract
+from worker.adapters import schemas
+from worker.adapters.schemas import Contracts
+from worker.core import fpf
+from worker.core.validation import Contract
 
 _CONTRACTS = schemas.load()  # hypothesis tests cannot take function-scoped fixtures
 FPF_FILES = fixture_files(FPF / "real") + fixture_files(FPF / "docs") + fixture_files(FPF / "edge")

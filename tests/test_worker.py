@@ -12,8 +12,8 @@ from tests.conftest import FPF, fixture_files
 from tests.fake_dt import API_KEY, FakeDt, Fault
 from tests.harness import REAL, _project, post
 from tests.rabbit import AMQP_URL, drain, eventually, unique_prefix
-from worker import fpf
-from worker.schemas import Contracts
+from worker.adapters.schemas import Contracts
+from worker.core import fpf
 
 pytestmark = pytest.mark.rabbitmq
 

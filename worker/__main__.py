@@ -1,3 +1,3 @@
-from worker.cli import main
+from worker.commands.main import main
 
 raise SystemExit(main())

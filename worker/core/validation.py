@@ -16,7 +16,7 @@ import jsonschema
 import jsonschema_rs
 import orjson
 
-from worker.errors import InvalidDocument, Problem
+from worker.core.errors import InvalidDocument, Problem
 
 MAX_PROBLEMS = 20
 _EXCERPT_CHARS = 80

@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 import aiohttp
 import structlog
 
-from worker.config import DtSettings
-from worker.errors import DtRejected, DtUnavailable, ExportTooLarge, ProjectGone
+from worker.core.config import DtSettings
+from worker.core.errors import DtRejected, DtUnavailable, ExportTooLarge, ProjectGone
 
 log = structlog.get_logger(__name__)
 

@@ -16,9 +16,9 @@ from typing import Any
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from worker.broker import connect_once, copy_of
-from worker.config import Settings
-from worker.topology import JOB_KEY, Topology, build
+from worker.adapters.broker import connect_once, copy_of
+from worker.core.config import Settings
+from worker.core.topology import JOB_KEY, Topology, build
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

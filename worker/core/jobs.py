@@ -13,10 +13,10 @@ from typing import Any
 
 import orjson
 
-from worker import ids
-from worker.errors import InvalidJob
-from worker.notifications import Routing
-from worker.validation import Contract
+from worker.core import ids
+from worker.core.errors import InvalidJob
+from worker.core.notifications import Routing
+from worker.core.validation import Contract
 
 JOB_TYPE = "dtrack-worker.job.v1"
 JOB_SCHEMA = "urn:dtrack-worker:schema:job:1.0.0"

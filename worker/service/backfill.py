@@ -15,9 +15,9 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from worker import jobs
-from worker.broker import Broker
-from worker.dtrack import DtClient
+from worker.adapters.broker import Broker
+from worker.adapters.dtrack import DtClient
+from worker.core import jobs
 
 PAGE_SIZE = 100
 MAX_PASSES = 3

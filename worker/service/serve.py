@@ -15,15 +15,17 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from worker import receiver, schemas, topology
-from worker.backfill import backfill
-from worker.broker import BROKER_ERRORS, Broker, BrokerUnavailable, connect_once, declare
-from worker.config import Settings
-from worker.consumer import Worker, WorkerOptions
-from worker.dtrack import DtClient
-from worker.metrics import ReceiverMetrics, WorkerMetrics
-from worker.reconcile import Reconciler
-from worker.timezones import zone
+from worker.adapters import schemas
+from worker.adapters.broker import Broker
+from worker.adapters.dtrack import DtClient
+from worker.adapters.metrics import ReceiverMetrics, WorkerMetrics
+from worker.adapters.timezones import zone
+from worker.core import topology
+from worker.core.config import Settings
+from worker.service import receiver
+from worker.service.backfill import backfill
+from worker.service.consumer import Worker, WorkerOptions
+from worker.service.reconcile import Reconciler
 
 log = structlog.get_logger(__name__)
 
@@ -155,19 +157,3 @@ def run(settings: Settings, *, receive: bool, work: bool) -> None:
         loop=_loop(),
     )
     log.info(f"{mode}.stopped")
-
-
-def declare_topology(settings: Settings, topo: topology.Topology) -> None:
-    """Declare ``topo`` once, for ``dtrack-worker topology``; BrokerUnavailable if we cannot."""
-
-    async def main() -> None:
-        async with await connect_once(settings.broker) as connection:
-            try:
-                await declare(await connection.channel(), topo)
-            except BROKER_ERRORS as exc:
-                raise BrokerUnavailable(
-                    f"cannot declare the topology on {settings.broker.display_url}: "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
-
-    asyncio.run(main())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zoneinfo
 from datetime import UTC, tzinfo
 
-from worker.errors import ConfigError
+from worker.core.errors import ConfigError
 
 
 def zone(name: str) -> tzinfo:

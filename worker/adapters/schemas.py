@@ -14,8 +14,8 @@ from pathlib import Path
 
 import orjson
 
-from worker.errors import ConfigError
-from worker.validation import Contract
+from worker.core.errors import ConfigError
+from worker.core.validation import Contract
 
 FILES = {
     "fpf": "fpf.v1.schema.json",
@@ -39,7 +39,7 @@ def schema_dir() -> Traversable:
     packaged = resources.files("worker") / "schemas"
     if packaged.is_dir():
         return packaged
-    checkout = Path(__file__).resolve().parent.parent / "schemas"
+    checkout = Path(__file__).resolve().parents[2] / "schemas"
     if checkout.is_dir():
         return checkout
     raise ConfigError("the bundled JSON Schemas are missing: reinstall dtrack-worker")

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from worker.ids import Uuid5Prefix
+from worker.core.ids import Uuid5Prefix
 
 SPEC_VERSION = "1.0"
 FINDING_EVENT_TYPE = "dtrack-worker.finding.v1"

@@ -22,9 +22,11 @@ import orjson
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
-from worker import events, fpf, topology
-from worker.broker import Broker, copy_of
-from worker.errors import (
+from worker.adapters.broker import Broker, copy_of
+from worker.adapters.metrics import WorkerMetrics
+from worker.adapters.schemas import Contracts
+from worker.core import events, fpf, topology
+from worker.core.errors import (
     DtRejected,
     ExportTooLarge,
     InvalidDocument,
@@ -34,9 +36,7 @@ from worker.errors import (
     ProjectGone,
     TransientError,
 )
-from worker.jobs import Job, utc_timestamp
-from worker.metrics import WorkerMetrics
-from worker.schemas import Contracts
+from worker.core.jobs import Job, utc_timestamp
 
 log = structlog.get_logger(__name__)
 

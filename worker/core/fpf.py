@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, tzinfo
 from typing import Any
 
 import orjson
 from orjson import dumps
 
-from worker import split
-from worker.errors import InvalidExport, Problem
-from worker.events import (
+from worker.core import split
+from worker.core.dates import instant
+from worker.core.errors import InvalidExport, Problem
+from worker.core.events import (
     DATA_CONTENT_TYPE,
     DEFAULT_SOURCE,
     FINDING_EVENT_SCHEMA,
@@ -28,7 +29,7 @@ from worker.events import (
     EventIds,
     finding_routing_key,
 )
-from worker.validation import Contract, excerpt, json_type
+from worker.core.validation import Contract, excerpt, json_type
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -370,59 +371,3 @@ def cwes(items: list[Mapping[str, Any]] | None, first_cwe: int | None) -> list[i
             return [items[0]["cweId"]]
         return list(dict.fromkeys(item["cweId"] for item in items))
     return [first_cwe] if first_cwe is not None else []
-
-
-def instant(value: str | int | None, zone: tzinfo = UTC) -> str | None:
-    """A DT date as ISO 8601 UTC (``…T…Z``); zone-less DT 4.x dates are read in ``zone``.
-
-    Milliseconds are written when they carry the whole fraction, else microseconds (nanoseconds
-    are cut). None when there is no date, or when the text names a day that does not exist.
-    """
-    if value is None:
-        return None
-    if zone is UTC and type(value) is str:
-        # DT 4.x's usual "2026-02-04 22:16:00.813" (the contract checked the digits; days
-        # after the 28th go the slow way, which knows the calendar)
-        if len(value) == 23 and value[19] == "." and value[22] != "Z" and value[8:10] <= "28":
-            return f"{value[:10]}T{value[11:]}Z"
-        quick = _utc_text(value)
-        if quick is not None:
-            return quick
-    return _instant(value, zone)
-
-
-def _utc_text(value: str) -> str | None:
-    """The common shapes (``2026-02-04 22:16:00.813``, ``…T…Z``) by slicing, or None.
-
-    Only for text the FPF contract accepted, read as UTC; days after the 28th go the slow way,
-    which knows the calendar.
-    """
-    if len(value) < 19 or value[16] != ":" or value[8:10] > "28":
-        return None
-    rest = value[19:].removesuffix("Z")
-    if not rest:
-        fraction = "000"
-    elif rest[0] == "." and rest[1:].isdigit():
-        micro = rest[1:7].ljust(6, "0")
-        fraction = micro[:3] if micro[3:] == "000" else micro
-    else:
-        return None
-    return f"{value[:10]}T{value[11:19]}.{fraction}Z"
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _instant(value: str | int, zone: tzinfo) -> str | None:
-    try:
-        if isinstance(value, int):
-            moment = _EPOCH + timedelta(milliseconds=value)
-        else:
-            moment = datetime.fromisoformat(value)
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=zone)
-            moment = moment.astimezone(UTC)
-    except (ValueError, OverflowError, OSError):
-        return None
-    spec = "milliseconds" if moment.microsecond % 1000 == 0 else "microseconds"
-    return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"

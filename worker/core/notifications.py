@@ -13,8 +13,8 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
-from worker.errors import InvalidNotification, Problem
-from worker.validation import Contract, excerpt
+from worker.core.errors import InvalidNotification, Problem
+from worker.core.validation import Contract, excerpt
 
 Dialect = Literal["v4", "v5"]
 

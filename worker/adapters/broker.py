@@ -22,11 +22,11 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
-from worker.config import BrokerSettings
-from worker.errors import TransientError
-from worker.events import CLOUDEVENTS_CONTENT_TYPE, Event
-from worker.jobs import JOB_TYPE, Job
-from worker.topology import DELAY_KEY, JOB_KEY, Queue, Topology
+from worker.core.config import BrokerSettings
+from worker.core.errors import TransientError
+from worker.core.events import CLOUDEVENTS_CONTENT_TYPE, Event
+from worker.core.jobs import JOB_TYPE, Job
+from worker.core.topology import DELAY_KEY, JOB_KEY, Queue, Topology
 
 log = structlog.get_logger(__name__)
 
@@ -124,6 +124,18 @@ async def declare(channel: AbstractChannel, topology: Topology) -> None:
         await queues[binding.queue].bind(exchanges[binding.exchange], binding.routing_key)
 
 
+async def declare_once(settings: BrokerSettings, topology: Topology) -> None:
+    """Declare ``topology`` on a connection of its own; BrokerUnavailable if we cannot."""
+    async with await connect_once(settings) as connection:
+        try:
+            await declare(await connection.channel(), topology)
+        except BROKER_ERRORS as exc:
+            raise BrokerUnavailable(
+                f"cannot declare the topology on {settings.display_url}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+
 class Broker:
     """One robust connection and one confirming channel per process.
 
@@ -156,6 +168,17 @@ class Broker:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._connect_forever(), name="broker-connect")
+
+    async def wait_ready(self, *, within: float) -> None:
+        """Wait for ``start()`` to connect; BrokerUnavailable after ``within`` seconds."""
+        try:
+            async with asyncio.timeout(within):
+                while not self.ready:  # noqa: ASYNC110 - the broker connects in its own task
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            raise BrokerUnavailable(
+                f"cannot reach RabbitMQ at {self._settings.display_url} within {within:g} s"
+            ) from None
 
     async def _connect_forever(self) -> None:
         delay = 0.5

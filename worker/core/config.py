@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from worker.errors import ConfigError
+from worker.core.errors import ConfigError
 
 PREFIX = "DTRACK_WORKER_"
 

@@ -20,11 +20,11 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from worker import jobs, notifications
-from worker.config import ReceiverSettings
-from worker.errors import InvalidNotification, TransientError
-from worker.metrics import ReceiverMetrics
-from worker.schemas import Contracts
+from worker.adapters.metrics import ReceiverMetrics
+from worker.adapters.schemas import Contracts
+from worker.core import jobs, notifications
+from worker.core.config import ReceiverSettings
+from worker.core.errors import InvalidNotification, TransientError
 
 log = structlog.get_logger(__name__)
 

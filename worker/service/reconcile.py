@@ -22,9 +22,9 @@ import orjson
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
-from worker.backfill import Progress
-from worker.broker import Broker
-from worker.topology import RECONCILE_KEY, RECONCILE_WAIT_KEY
+from worker.adapters.broker import Broker
+from worker.core.topology import RECONCILE_KEY, RECONCILE_WAIT_KEY
+from worker.service.backfill import Progress
 
 log = structlog.get_logger(__name__)
 

@@ -1,0 +1,49 @@
+"""The events exchange as a consumer sees it: a temporary queue bound to a topic pattern."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import aio_pika
+
+from worker.adapters.broker import BrokerUnavailable, connect_once
+from worker.core import topology
+from worker.core.config import Settings
+
+
+async def follow(
+    settings: Settings,
+    write: Callable[[bytes], None],
+    *,
+    pattern: str,
+    count: int | None,
+    seconds: float | None,
+) -> int:
+    """Hand each event's body to ``write`` until ``count`` events or ``seconds`` have passed.
+
+    The queue is exclusive and auto-deleted: it exists only while we read. Returns the count.
+    """
+    events = topology.build(settings.broker.prefix).events_exchange.name
+    seen = 0
+    async with await connect_once(settings.broker) as connection:
+        channel = await connection.channel()
+        try:
+            exchange = await channel.get_exchange(events, ensure=True)
+        except aio_pika.exceptions.ChannelNotFoundEntity as exc:
+            raise BrokerUnavailable(
+                f"the events exchange {events} does not exist yet: run `dtrack-worker topology` "
+                "first"
+            ) from exc
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, pattern)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds), queue.iterator() as messages:
+                async for message in messages:
+                    write(message.body)
+                    await message.ack()
+                    seen += 1
+                    if count is not None and seen >= count:
+                        break
+    return seen

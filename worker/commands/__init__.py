@@ -1,0 +1,1 @@
+"""The ``dtrack-worker`` command line: one module per command, assembled in ``main``."""

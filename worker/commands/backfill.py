@@ -1,0 +1,79 @@
+"""``dtrack-worker backfill``: a job for every DT project, to catch up or reconcile."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Mapping
+
+from worker.adapters.broker import Broker
+from worker.adapters.dtrack import DtClient
+from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, settings_from
+from worker.core import topology
+from worker.core.errors import ConfigError, PermanentError
+from worker.service.backfill import Progress, backfill
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = add_command(
+        commands,
+        "backfill",
+        run,
+        help="queue a job for every DT project (catch up, or reconcile)",
+        description=(
+            "Page through DT's projects (GET /api/v1/project; needs VIEW_PORTFOLIO) and queue "
+            "one job per project, trigger BACKFILL, for the workers. Run it when dtrack-worker "
+            "starts next to an existing DT, or after an outage. Safe to run twice, and while "
+            "projects come and go. Progress goes to stderr, the summary to stdout."
+        ),
+        examples="""
+            dtrack-worker backfill
+            dtrack-worker backfill --active-only --rate 5
+            dtrack-worker backfill --tag production
+        """,
+    )
+    parser.add_argument("--active-only", action="store_true", help="skip inactive projects")
+    parser.add_argument("--tag", help="only projects with this tag")
+    parser.add_argument(
+        "--rate", type=float, metavar="N", help="at most N jobs per second (default: no limit)"
+    )
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    settings = settings_from(environ)
+    settings.dt.require()
+    if args.rate is not None and args.rate <= 0:
+        raise ConfigError("--rate must be a positive number of projects per second")
+
+    def report(progress: Progress) -> None:
+        print(f"backfill: {progress.line()}", file=sys.stderr, flush=True)
+
+    async def main() -> Progress:
+        broker = Broker(settings.broker, topology.build(settings.broker.prefix))
+        await broker.start()
+        try:
+            await broker.wait_ready(within=30)
+            async with DtClient.open(settings.dt) as dt:
+                return await backfill(
+                    dt,
+                    broker,
+                    active_only=args.active_only,
+                    tag=args.tag,
+                    rate=args.rate,
+                    report=report,
+                )
+        finally:
+            await broker.close()
+
+    try:
+        progress = asyncio.run(main())
+    except PermanentError as exc:
+        print(f"dtrack-worker backfill: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    print(
+        f"backfill done: {progress.enqueued} jobs enqueued for {progress.seen} projects "
+        f"({progress.skipped} skipped by --tag) in {time.monotonic() - progress.started:.1f} s"
+    )
+    return EXIT_OK

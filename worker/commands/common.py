@@ -1,0 +1,71 @@
+"""What every command shares: exit codes, settings from the environment, sub-parser shape."""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import BinaryIO
+
+from worker.adapters import logs
+from worker.core.config import PREFIX, SECRET_VARIABLES, Settings
+from worker.core.errors import ConfigError
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command killed by SIGPIPE
+
+Command = Callable[[argparse.Namespace, Mapping[str, str]], int]
+
+
+def with_file_secrets(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment with each ``DTRACK_WORKER_X_FILE`` read into ``DTRACK_WORKER_X``."""
+    resolved = dict(environ)
+    for name in SECRET_VARIABLES:
+        variable, file_variable = PREFIX + name, PREFIX + name + "_FILE"
+        path = environ.get(file_variable, "").strip()
+        if not path:
+            continue
+        if environ.get(variable, "").strip():
+            raise ConfigError(f"set {variable} or {file_variable}, not both")
+        try:
+            resolved[variable] = Path(path).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{file_variable}: cannot read {path}: {exc.strerror}") from None
+    return resolved
+
+
+def read_input(path: str, stdin: BinaryIO) -> bytes:
+    """A file's bytes, or standard input's for ``-``."""
+    if path == "-":
+        return stdin.read()
+    return Path(path).read_bytes()
+
+
+def settings_from(environ: Mapping[str, str], *, log: bool = False) -> Settings:
+    """The settings, with ``*_FILE`` secrets read; ``log``: configure logging from them too."""
+    settings = Settings.from_env(with_file_secrets(environ))
+    if log:
+        logs.configure(settings.log_level, json=settings.log_format == "json")
+    return settings
+
+
+def add_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    run: Command,
+    *,
+    help: str,
+    description: str,
+    examples: str,
+) -> argparse.ArgumentParser:
+    """A sub-parser with the house layout: a description, then ``examples:``."""
+    parser = commands.add_parser(
+        name,
+        help=help,
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n" + textwrap.indent(textwrap.dedent(examples).strip("\n"), "  ") + "\n",
+    )
+    parser.set_defaults(run=run)
+    return parser

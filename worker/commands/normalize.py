@@ -1,0 +1,65 @@
+"""``dtrack-worker normalize``: an FPF export as the finding events the workers publish."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+
+from worker.adapters import schemas, timezones
+from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, read_input
+from worker.core import fpf
+from worker.core.errors import InvalidExport
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = add_command(
+        commands,
+        "normalize",
+        run,
+        help="turn an FPF export into finding events (JSON lines)",
+        description=(
+            "Validate an FPF export and print one finding event per finding, as CloudEvents "
+            "JSON, one per line: exactly what the workers publish (docs/events.md). Exit 1 "
+            "with the problems on stderr when the export is invalid; nothing is printed then."
+        ),
+        examples="""
+            dtrack-worker normalize findings.fpf > events.jsonl
+            dtrack-worker normalize - --source https://dtrack.example.org < findings.fpf
+            dtrack-worker normalize findings.fpf --dt-timezone Europe/Berlin | jq .subject
+        """,
+    )
+    parser.add_argument("file", metavar="FILE", help="an FPF file, or - for stdin")
+    parser.add_argument(
+        "--source",
+        help="the DT instance named in each event's source "
+        "(default: $DTRACK_WORKER_SOURCE, else the export's meta.baseUrl, else dependency-track)",
+    )
+    parser.add_argument(
+        "--dt-timezone",
+        metavar="ZONE",
+        help="the DT server's time zone, for the zone-less dates DT 4.x writes "
+        "(default: $DTRACK_WORKER_DT_TIMEZONE, else UTC)",
+    )
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    contract = schemas.load().fpf
+    zone = timezones.zone(args.dt_timezone or environ.get("DTRACK_WORKER_DT_TIMEZONE", "UTC"))
+    source = args.source or environ.get("DTRACK_WORKER_SOURCE") or None
+    try:
+        raw = read_input(args.file, sys.stdin.buffer)
+    except OSError as exc:
+        print(f"dtrack-worker normalize: {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        export = fpf.process(raw, contract, source=source, zone=zone)
+    except InvalidExport as exc:
+        print(f"dtrack-worker normalize: {args.file}: {exc.args[0]}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_INVALID
+    out = sys.stdout.buffer
+    for event in export.events():
+        out.write(event.body + b"\n")
+    return EXIT_OK

@@ -1,0 +1,105 @@
+"""``dtrack-worker parked``: list, show, replay or purge the jobs that could not be processed."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from worker.adapters import parked
+from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, settings_from
+from worker.core.errors import ConfigError
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = add_command(
+        commands,
+        "parked",
+        run,
+        help="list, show, replay or purge parked jobs",
+        description=(
+            "The jobs the workers could not process, with the reason: list them, show one in "
+            "full, replay them (back to the jobs queue, attempt 1), or purge them. Replay and "
+            "purge take job ids or --all; purge asks first unless --yes. Nothing is lost if "
+            "a command is interrupted: a job is acked only after it is safely elsewhere."
+        ),
+        examples="""
+            dtrack-worker parked list
+            dtrack-worker parked show 3f6c...e1
+            dtrack-worker parked replay --all          # after fixing the DT API key
+            dtrack-worker parked purge 3f6c...e1 --yes
+        """,
+    )
+    parser.add_argument("action", choices=["list", "show", "replay", "purge"])
+    parser.add_argument("ids", nargs="*", metavar="ID", help="job ids (message ids)")
+    parser.add_argument("--all", action="store_true", help="every parked job")
+    parser.add_argument("--yes", action="store_true", help="purge without asking")
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    settings = settings_from(environ)
+    if args.action == "list":
+        _print_parked(parked.collect(settings))
+        return EXIT_OK
+    if args.action == "show":
+        return _show_parked(parked.collect(settings), args.ids)
+    if not args.all and not args.ids:
+        raise ConfigError(f"parked {args.action}: name job ids, or --all")
+    ids = None if args.all else args.ids
+    if args.action == "replay":
+        count = parked.replay(settings, ids)
+        print(f"replayed {count} job{'' if count == 1 else 's'} to the jobs queue")
+        return EXIT_OK
+    what = "every parked job" if args.all else f"{len(args.ids)} parked job(s)"
+    if not _confirmed(f"delete {what} for good?", yes=args.yes):
+        print("nothing deleted")
+        return EXIT_OK
+    count = parked.purge(settings, ids)
+    print(f"deleted {count} parked job{'' if count == 1 else 's'}")
+    return EXIT_OK
+
+
+def _print_parked(jobs: Sequence[parked.Parked]) -> None:
+    now = datetime.now(UTC)
+    print(f"{len(jobs)} parked job{'' if len(jobs) == 1 else 's'}")
+    for job in jobs:
+        print(
+            f"{job.id}  {job.reason:<18} attempts={job.attempts}  age={job.age(now):>4}  "
+            f"{job.error[:100]}"
+        )
+
+
+def _show_parked(jobs: Sequence[parked.Parked], ids: Sequence[str]) -> int:
+    matches = [job for job in jobs if job.id in ids]
+    for job in matches:
+        body: Any = job.body.decode("utf-8", "replace")
+        with contextlib.suppress(orjson.JSONDecodeError):
+            body = orjson.loads(job.body)
+        document = {
+            "id": job.id,
+            "reason": job.reason,
+            "error": job.error,
+            "attempts": job.attempts,
+            "parked_at": job.parked_at,
+            "problems": orjson.loads(job.problems) if job.problems else None,
+            "job": body,
+        }
+        print(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+    missing = sorted(set(ids) - {job.id for job in matches})
+    if missing:
+        print(f"dtrack-worker parked show: not parked: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_INVALID
+    return EXIT_OK
+
+
+def _confirmed(question: str, *, yes: bool) -> bool:
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise ConfigError("parked purge deletes jobs for good: confirm with --yes")
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")

@@ -1,0 +1,99 @@
+"""``dtrack-worker receiver``, ``worker`` and ``serve``: the long-running service, in its modes."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+
+from worker.adapters import logs, timezones
+from worker.commands.common import EXIT_OK, add_command, with_file_secrets
+from worker.core.config import PREFIX, Settings
+from worker.core.errors import ConfigError
+
+_NO_AUTH_HELP = "accept webhooks without a token (logged as a warning at start)"
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    receiver = add_command(
+        commands,
+        "receiver",
+        run_receiver,
+        help="accept DT webhooks and queue one job per project on RabbitMQ",
+        description=(
+            "Serve POST /webhook for Dependency-Track's Outbound Webhook notifications (v4 and "
+            "v5), and queue one durable job per project they concern. Also serves /healthz, "
+            "/readyz and /metrics. Settings come from DTRACK_WORKER_* variables "
+            "(docs/configuration.md); the webhook token is required unless --insecure-no-auth."
+        ),
+        examples="""
+            DTRACK_WORKER_WEBHOOK_TOKEN=s3cret dtrack-worker receiver
+            DTRACK_WORKER_WEBHOOK_TOKEN_FILE=/run/secrets/token \\
+              DTRACK_WORKER_LISTEN=0.0.0.0:9000 dtrack-worker receiver
+            dtrack-worker receiver --insecure-no-auth      # a laptop, never a network
+        """,
+    )
+    receiver.add_argument("--insecure-no-auth", action="store_true", help=_NO_AUTH_HELP)
+    add_command(
+        commands,
+        "worker",
+        run_worker,
+        help="consume jobs: fetch each project's FPF export, publish its finding events",
+        description=(
+            "Consume the jobs queue: fetch each project's FPF export from Dependency-Track "
+            "(DTRACK_WORKER_DT_URL, DTRACK_WORKER_DT_API_KEY), validate it, and publish one "
+            "finding event per finding plus an export summary to the events exchange, acking "
+            "each job only once RabbitMQ confirmed its events. Failed jobs are retried with "
+            "growing delays, then parked with the reason. Serves /healthz, /readyz, /metrics. "
+            "Run as many as you like against one broker."
+        ),
+        examples="""
+            DTRACK_WORKER_DT_URL=https://dtrack.example.org \\
+              DTRACK_WORKER_DT_API_KEY_FILE=/run/secrets/dt-api-key dtrack-worker worker
+        """,
+    )
+    serve = add_command(
+        commands,
+        "serve",
+        run_serve,
+        help="receiver and worker in one process",
+        description=(
+            "The receiver and a worker in one process, on one port: the simplest way to run "
+            "dtrack-worker next to a Dependency-Track instance. Needs what both need."
+        ),
+        examples="""
+            DTRACK_WORKER_WEBHOOK_TOKEN=s3cret DTRACK_WORKER_DT_URL=http://dtrack:8080 \\
+              DTRACK_WORKER_DT_API_KEY=odt_... dtrack-worker serve
+        """,
+    )
+    serve.add_argument("--insecure-no-auth", action="store_true", help=_NO_AUTH_HELP)
+
+
+def run_receiver(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    return _run_service(args, environ, receive=True, work=False)
+
+
+def run_worker(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    return _run_service(args, environ, receive=False, work=True)
+
+
+def run_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    return _run_service(args, environ, receive=True, work=True)
+
+
+def _run_service(
+    args: argparse.Namespace, environ: Mapping[str, str], *, receive: bool, work: bool
+) -> int:
+    from worker.service import serve  # imports aiohttp and aio-pika only for the servers
+
+    settings = Settings.from_env(with_file_secrets(environ))
+    if receive and settings.receiver.webhook_token is None and not args.insecure_no_auth:
+        raise ConfigError(
+            f"no webhook token: set {PREFIX}WEBHOOK_TOKEN (or {PREFIX}WEBHOOK_TOKEN_FILE) to the "
+            "token configured in Dependency-Track, or start with --insecure-no-auth"
+        )
+    if work:
+        settings.dt.require()
+        timezones.zone(settings.dt.timezone)
+    logs.configure(settings.log_level, json=settings.log_format == "json")
+    serve.run(settings, receive=receive, work=work)
+    return EXIT_OK

@@ -1,0 +1,55 @@
+"""``dtrack-worker topology``: declare the exchanges, queues and bindings, and list them."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Mapping
+
+import orjson
+
+from worker.adapters.broker import declare_once
+from worker.commands.common import EXIT_OK, add_command, settings_from
+from worker.core import topology
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = add_command(
+        commands,
+        "topology",
+        run,
+        help="declare the RabbitMQ exchanges, queues and bindings, and list them",
+        description=(
+            "Declare every exchange, queue and binding dtrack-worker uses (idempotent), then list "
+            "them. The receiver and workers declare them at start too. docs/topology.md draws it."
+        ),
+        examples="""
+            dtrack-worker topology
+            DTRACK_WORKER_PREFIX=staging dtrack-worker topology
+            dtrack-worker topology --print-only > definitions.json    # no broker needed
+        """,
+    )
+    parser.add_argument(
+        "--print-only",
+        action="store_true",
+        help="print the topology in RabbitMQ's definitions format instead of declaring it",
+    )
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    settings = settings_from(environ, log=not args.print_only)
+    topo = topology.build(settings.broker.prefix)
+    if args.print_only:
+        sys.stdout.buffer.write(
+            orjson.dumps(topo.definitions(), option=orjson.OPT_INDENT_2) + b"\n"
+        )
+        return EXIT_OK
+    asyncio.run(declare_once(settings.broker, topo))
+    for queue in topo.queues:
+        print(f"queue    {queue.name}  {orjson.dumps(queue.x_arguments).decode()}")
+    for exchange in topo.exchanges:
+        print(f"exchange {exchange.name}  ({exchange.type})")
+    for binding in topo.bindings:
+        print(f"binding  {binding.exchange} --{binding.routing_key or '(any)'}--> {binding.queue}")
+    return EXIT_OK
