@@ -125,9 +125,11 @@ def finding(rng: random.Random, project_uuid: str) -> dict[str, Any]:
     }
 
 
-def export(findings: int, *, seed: int = 7) -> dict[str, Any]:
+def export(findings: int, *, seed: int = 7, project: str | None = None) -> dict[str, Any]:
+    """A DT 4.14-shaped export; ``project``: whose (else a uuid drawn from the seed)."""
     rng = random.Random(seed)
-    project_uuid = _uuid(rng)
+    drawn = _uuid(rng)  # drawn either way: the same seed gives the same findings
+    project_uuid = project or drawn
     return {
         "version": "1.3",
         "meta": {
@@ -141,5 +143,5 @@ def export(findings: int, *, seed: int = 7) -> dict[str, Any]:
     }
 
 
-def export_bytes(findings: int, *, seed: int = 7) -> bytes:
-    return orjson.dumps(export(findings, seed=seed))
+def export_bytes(findings: int, *, seed: int = 7, project: str | None = None) -> bytes:
+    return orjson.dumps(export(findings, seed=seed, project=project))

@@ -107,7 +107,7 @@ async def main(sizes: list[int]) -> None:
         contract = schemas.load().fpf
         for size in sizes:
             project = str(uuid.uuid4())
-            raw = exports[project] = export_bytes(size)
+            raw = exports[project] = export_bytes(size, project=project)
             export = fpf.process(raw, contract, source=dt_url)
             count = export.finding_count
             event_size = sum(len(e.body) for e in export.events()) // count

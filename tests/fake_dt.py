@@ -14,10 +14,35 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 API_KEY = "fake-dt-api-key-never-logged"
+
+
+def rehomed(raw: bytes, project: str) -> bytes:
+    """An export fixture made the export of ``project``: its own project uuid replaced
+    everywhere (``project.uuid``, every ``matrix``, every ``component.project``), as DT would
+    serve it. Bytes that are no export are left as they are."""
+    try:
+        own = orjson.loads(raw)["project"]["uuid"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return raw
+    if not isinstance(own, str) or not own:
+        return raw
+    return raw.replace(own.encode(), project.encode())
+
+
+class Exports(dict[str, bytes]):
+    """project uuid -> export; a fixture set here is served as that project's own export."""
+
+    def __setitem__(self, project: str, raw: bytes) -> None:
+        super().__setitem__(project, rehomed(raw, project))
+
+    def as_is(self, project: str, raw: bytes) -> None:
+        """Serve ``raw`` unchanged for ``project``: an export of another project, say."""
+        super().__setitem__(project, raw)
 
 
 @dataclasses.dataclass
@@ -37,7 +62,7 @@ class Fetch:
 
 class FakeDt:
     def __init__(self) -> None:
-        self.exports: dict[str, bytes] = {}
+        self.exports = Exports()
         self.faults: dict[str, list[Fault]] = {}
         self.always: dict[str, Fault] = {}
         self.fetches: list[Fetch] = []

@@ -13,6 +13,8 @@ from aio_pika.abc import AbstractIncomingMessage
 from worker.core import topology
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+# the coalescing delays tests use: their delay queues are deleted with the topology
+TEST_DELAYS = (0.5, 1, 2, 3, 10, 30)
 
 
 def unique_prefix() -> str:
@@ -22,17 +24,34 @@ def unique_prefix() -> str:
 @contextlib.asynccontextmanager
 async def temporary_topology(prefix: str) -> AsyncIterator[topology.Topology]:
     """The topology's names, deleted from the broker afterwards whatever the test left there."""
-    topo = topology.build(prefix)
+    topo = topology.build(prefix, delays=TEST_DELAYS)
     try:
         yield topo
     finally:
         connection = await aio_pika.connect(AMQP_URL)
         async with connection:
+            for queue in topo.queues:  # a channel each: deleting a missing queue closes it
+                with contextlib.suppress(aio_pika.exceptions.ChannelNotFoundEntity):
+                    channel = await connection.channel()
+                    await channel.queue_delete(queue.name)
+                    await channel.close()
             channel = await connection.channel()
-            for queue in topo.queues:
-                await channel.queue_delete(queue.name)
             for exchange in topo.exchanges:
                 await channel.exchange_delete(exchange.name)
+
+
+async def depth(*queue_names: str) -> int:
+    """Messages ready in the named queues together; a queue never declared counts as empty."""
+    total = 0
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        for name in queue_names:
+            with contextlib.suppress(aio_pika.exceptions.ChannelNotFoundEntity):
+                channel = await connection.channel()
+                queue = await channel.declare_queue(name, passive=True)
+                total += queue.declaration_result.message_count or 0
+                await channel.close()
+    return total
 
 
 async def drain(queue_name: str, *, settle: float = 0.3) -> list[AbstractIncomingMessage]:

@@ -238,7 +238,7 @@ def test_topology_declares_and_lists_every_name():
         assert result.returncode == 0, result.stderr
         out = result.stdout.decode()
         assert f"queue    {prefix}.jobs  " in out
-        assert f"binding  {prefix}.jobs --delay--> {prefix}.jobs.delay" in out
+        assert f"binding  {prefix}.jobs --delay.10000ms--> {prefix}.jobs.delay.10000ms" in out
     finally:
         _delete_topology(prefix)
 

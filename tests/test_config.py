@@ -43,7 +43,11 @@ def test_values_are_parsed():
         ("LISTEN", "8080", "DTRACK_WORKER_LISTEN='8080' must be HOST:PORT"),
         ("LISTEN", "host:99999", "must be HOST:PORT"),
         ("MAX_BODY", "lots", "DTRACK_WORKER_MAX_BODY='lots' is not a size"),
-        ("COALESCE_SECONDS", "-1", "DTRACK_WORKER_COALESCE_SECONDS='-1' must be at least 0"),
+        (
+            "COALESCE_SECONDS",
+            "-1",
+            "DTRACK_WORKER_COALESCE_SECONDS='-1' must be between 0 and 3600",
+        ),
         ("PUBLISH_TIMEOUT", "soon", "DTRACK_WORKER_PUBLISH_TIMEOUT='soon' is not a number"),
         ("TRIGGER_GROUPS", " , ", "DTRACK_WORKER_TRIGGER_GROUPS is empty"),
         ("TRIGGER_GROUPS", "BOM PROCESSED", "malformed group names: BOM PROCESSED"),

@@ -36,4 +36,7 @@ def test_the_wheel_ships_every_schema_and_the_type_marker(tmp_path: Path):
     for layer in ("core", "adapters", "service", "commands"):
         assert f"worker/{layer}/__init__.py" in names
     entry_points = next(name for name in names if name.endswith("entry_points.txt"))
-    assert "dtrack-worker = worker.commands.main:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert (
+        "dtrack-worker = worker.commands.main:main"
+        in zipfile.ZipFile(wheel).read(entry_points).decode()
+    )

@@ -66,6 +66,13 @@ BOM_PROCESSED = (
 assert b'"BOM_PROCESSED"' in BOM_PROCESSED
 
 
+def bom_processed(n: int) -> bytes:
+    """BOM_PROCESSED again, as another notification (the receiver answers repeats itself)."""
+    document = orjson.loads(BOM_PROCESSED)
+    document["notification"]["timestamp"] = f"2026-01-01T00:00:00.{n:06d}"
+    return orjson.dumps(document)
+
+
 def _post(client: TestClient[Any, Any], body: bytes, token: str | None = TOKEN, **headers: str):
     if token is not None:
         headers.setdefault("X-Api-Key", token)
@@ -160,7 +167,7 @@ async def test_bodies_over_the_limit_are_413_announced_or_chunked(receiver):
 
     response = await client.post("/webhook", data=chunks(), headers={"X-Api-Key": TOKEN})
     assert response.status == 413
-    assert (await response.json())["status"] == "error"
+    assert (await response.json())["status"] == "too_large"
     assert await drain(topo.jobs_queue.name) == []
 
 
@@ -223,7 +230,7 @@ async def test_with_a_coalescing_delay_jobs_wait_in_the_delay_queue_first(receiv
     body = BOM_PROCESSED
     assert (await _post(client, body)).status == 202
     (message,) = await drain(topo.jobs_queue.name, settle=2.5)  # after ~1 s in the delay queue
-    assert message.headers["x-first-death-queue"] == topo.delay_queue.name
+    assert message.headers["x-first-death-queue"] == topo.delay_queue_name(1)
     assert message.headers["x-first-death-reason"] == "expired"
 
 
@@ -295,18 +302,21 @@ async def test_a_cut_connection_gives_503_and_heals_by_itself(receiver):
         client, broker, topo = await receiver(
             amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/"
         )
-        body = BOM_PROCESSED
-        assert (await _post(client, body)).status == 202
+        assert (await _post(client, bom_processed(1))).status == 202
 
         proxy.cut()
         await eventually(lambda: not broker.ready)
-        assert (await _post(client, body)).status == 503
+        assert (await _post(client, bom_processed(2))).status == 503
         metrics = await (await client.get("/metrics")).text()
         assert "dtrack_worker_broker_connected 0.0" in metrics
+        # a repeat of a notification already in RabbitMQ is answered without the broker
+        repeat = await _post(client, bom_processed(1))
+        assert repeat.status == 202
+        assert (await repeat.json())["duplicate"] is True
 
         proxy.restore()
         await eventually(lambda: broker.ready, within=20)
-        assert (await _post(client, body)).status == 202
+        assert (await _post(client, bom_processed(2))).status == 202
         assert len(await drain(topo.jobs_queue.name)) == 2
 
 

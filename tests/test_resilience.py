@@ -15,7 +15,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import orjson
 import pytest
 import structlog
@@ -24,7 +23,7 @@ from bench.synthetic import export_bytes
 from tests.conftest import FPF
 from tests.fake_dt import API_KEY, FakeDt, Fault
 from tests.harness import REAL, TOKEN, notification
-from tests.rabbit import AMQP_URL, drain, eventually
+from tests.rabbit import depth, drain, eventually
 from tests.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.rabbitmq
@@ -35,19 +34,12 @@ SMALL = (FPF / "docs" / "defectdojo__one_finding.json").read_bytes()
 
 async def _settled(topo, *, within: float) -> None:
     """Until no job waits anywhere (jobs, delay, retry tiers) for a second."""
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        channel = await connection.channel()
-        names = [topo.jobs_queue.name, topo.delay_queue.name, *(q.name for q in topo.retry_queues)]
-        quiet = 0
-        async with asyncio.timeout(within):
-            while quiet < 10:
-                depth = 0
-                for name in names:
-                    queue = await channel.declare_queue(name, passive=True)
-                    depth += queue.declaration_result.message_count or 0
-                quiet = quiet + 1 if depth == 0 else 0
-                await asyncio.sleep(0.1)
+    names = [q.name for q in (topo.jobs_queue, *topo.delay_queues, *topo.retry_queues)]
+    quiet = 0
+    async with asyncio.timeout(within):
+        while quiet < 10:
+            quiet = quiet + 1 if await depth(*names) == 0 else 0
+            await asyncio.sleep(0.1)
 
 
 @pytest.mark.timeout(240)

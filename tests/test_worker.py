@@ -27,7 +27,7 @@ async def test_every_real_export_flows_from_webhook_to_events(
         project = _project()
         dt.exports[project] = path.read_bytes()
         (job,) = (await post(client, project))["jobs"]
-        paths[job["job_id"]] = path
+        paths[job["job_id"]] = path, dt.exports[project]
     await eventually(lambda: len(events.summaries()) == len(paths), within=30)
 
     for message in events.messages:
@@ -38,8 +38,8 @@ async def test_every_real_export_flows_from_webhook_to_events(
         orjson.loads(m.body) for m in events.messages if m.routing_key.startswith("finding.")
     ]
     published = {event["id"] for event in findings}
-    for job_id, path in paths.items():
-        expected = fpf.process(path.read_bytes(), contracts.fpf, source=dt.url)
+    for job_id, (path, served) in paths.items():
+        expected = fpf.process(served, contracts.fpf, source=dt.url)
         ids = {event.id for event in expected.events()}
         assert ids <= published, path.name  # the ids `dtrack-worker normalize` gives
         summary = events.summaries()[job_id]

@@ -7,24 +7,12 @@ import signal
 import uuid
 from datetime import datetime
 
-import aio_pika
 import pytest
 
 from tests.harness import REAL, TOKEN, notification
-from tests.rabbit import AMQP_URL, drain, eventually
+from tests.rabbit import depth, drain, eventually
 
 pytestmark = pytest.mark.rabbitmq
-
-
-async def _depth(*queues: str) -> int:
-    connection = await aio_pika.connect(AMQP_URL)
-    async with connection:
-        channel = await connection.channel()
-        total = 0
-        for name in queues:
-            queue = await channel.declare_queue(name, passive=True)
-            total += queue.declaration_result.message_count or 0
-        return total
 
 
 async def test_a_burst_for_one_project_costs_at_most_one_fetch_per_worker_and_a_fresh_one(
@@ -52,7 +40,7 @@ async def test_a_burst_for_one_project_costs_at_most_one_fetch_per_worker_and_a_
 
     await eventually(lambda: len(events.of("export.summary")) >= 1, within=30)
     for _ in range(200):  # until every job has been taken and settled
-        if await _depth(topo.delay_queue.name, topo.jobs_queue.name) == 0:
+        if await depth(*(q.name for q in topo.delay_queues), topo.jobs_queue.name) == 0:
             break
         await asyncio.sleep(0.1)
     await asyncio.sleep(1.0)
@@ -98,4 +86,4 @@ async def test_sigterm_under_load_finishes_or_returns_every_job(processes, figur
     )
     assert parked == 0
     assert b"worker.draining" in out or done_by_first == len(projects)
-    assert await _depth(topo.jobs_queue.name) == 0
+    assert await depth(topo.jobs_queue.name) == 0

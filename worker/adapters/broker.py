@@ -7,82 +7,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
 
 import aio_pika
-import aiormq
 import structlog
 from aio_pika.abc import (
     AbstractChannel,
-    AbstractConnection,
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustConnection,
 )
 
+from worker.adapters.amqp import (
+    BROKER_ERRORS,
+    BrokerUnavailable,
+    declare,
+    publish_errors,
+)
 from worker.core.config import BrokerSettings
-from worker.core.errors import TransientError
 from worker.core.events import CLOUDEVENTS_CONTENT_TYPE, Event
 from worker.core.jobs import JOB_TYPE, Job
-from worker.core.topology import DELAY_KEY, JOB_KEY, Queue, Topology
+from worker.core.topology import JOB_KEY, Queue, Topology, delay_key
 
 log = structlog.get_logger(__name__)
 
-# Everything a lost or refusing broker raises while we publish or declare.
-BROKER_ERRORS = (
-    aio_pika.exceptions.AMQPException,
-    aiormq.exceptions.AMQPError,
-    ConnectionError,
-    OSError,
-    TimeoutError,
-    RuntimeError,  # aiormq: "Connection closed" while a frame waits
-)
-
-
 # aio-pika waits 5 s between reconnect attempts by default; every second of it is 503s.
 RECONNECT_INTERVAL_SECONDS = 1.0
-
-
-class BrokerUnavailable(TransientError):
-    """RabbitMQ is not connected, refused a message, or did not confirm it in time."""
-
-
-@contextlib.contextmanager
-def _publish_errors(timeout: float, what: str) -> Iterator[None]:
-    """aio-pika's ways of not confirming, as BrokerUnavailable."""
-    try:
-        yield
-    except TimeoutError as exc:
-        raise BrokerUnavailable(f"RabbitMQ did not confirm within {timeout:g} s") from exc
-    except aiormq.exceptions.PublishError as exc:
-        raise BrokerUnavailable(f"RabbitMQ returned {what}: {exc}") from exc
-    except BROKER_ERRORS as exc:
-        raise BrokerUnavailable(f"RabbitMQ refused {what}: {type(exc).__name__}") from exc
-
-
-async def connect_once(settings: BrokerSettings) -> AbstractConnection:
-    """A plain (not robust) connection for a one-off command; BrokerUnavailable if none."""
-    try:
-        return await aio_pika.connect(settings.url.reveal(), timeout=10)
-    except BROKER_ERRORS as exc:
-        raise BrokerUnavailable(
-            f"cannot reach RabbitMQ at {settings.display_url}: {type(exc).__name__}: {exc}"
-        ) from exc
-
-
-def copy_of(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
-    """The job ``message`` again, persistent, with new ``headers`` (retry, park, replay)."""
-    return aio_pika.Message(
-        message.body,
-        content_type=message.content_type,
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        message_id=message.message_id,
-        correlation_id=message.correlation_id,
-        type=message.type,
-        headers=headers,
-    )
+# A transaction of many jobs gets the publish timeout plus this much per job (50,000 jobs
+# take about 5 s here; the deadline leaves room for a slower broker).
+TRANSACTION_SECONDS_PER_JOB = 0.0005
+MAX_TRANSACTIONS = 8  # channels publishing transactions at once, per process
 
 
 @dataclasses.dataclass(eq=False)
@@ -108,34 +63,6 @@ class _Subscription:
                     await channel.close()
 
 
-async def declare(channel: AbstractChannel, topology: Topology) -> None:
-    """Declare every exchange, queue and binding; idempotent for an unchanged topology."""
-    exchanges = {}
-    for exchange in topology.exchanges:
-        exchanges[exchange.name] = await channel.declare_exchange(
-            exchange.name, exchange.type, durable=True, arguments=dict(exchange.arguments)
-        )
-    queues = {}
-    for queue in topology.queues:
-        queues[queue.name] = await channel.declare_queue(
-            queue.name, durable=True, arguments=queue.x_arguments
-        )
-    for binding in topology.bindings:
-        await queues[binding.queue].bind(exchanges[binding.exchange], binding.routing_key)
-
-
-async def declare_once(settings: BrokerSettings, topology: Topology) -> None:
-    """Declare ``topology`` on a connection of its own; BrokerUnavailable if we cannot."""
-    async with await connect_once(settings) as connection:
-        try:
-            await declare(await connection.channel(), topology)
-        except BROKER_ERRORS as exc:
-            raise BrokerUnavailable(
-                f"cannot declare the topology on {settings.display_url}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-
-
 class Broker:
     """One robust connection and one confirming channel per process.
 
@@ -154,6 +81,7 @@ class Broker:
         self._task: asyncio.Task[None] | None = None
         self._subscriptions: list[_Subscription] = []
         self._resubscriber: asyncio.Task[None] | None = None
+        self._transactions = asyncio.Semaphore(MAX_TRANSACTIONS)
 
     @property
     def ready(self) -> bool:
@@ -253,7 +181,7 @@ class Broker:
         if not self.ready or self._channel is None:
             raise BrokerUnavailable("RabbitMQ is not connected")
         timeout = self._settings.publish_timeout
-        with _publish_errors(timeout, "a message"):
+        with publish_errors(timeout, "a message"):
             exchange = await self._channel.get_exchange(exchange_name, ensure=False)
             await asyncio.gather(
                 *(exchange.publish(m, key, mandatory=True, timeout=timeout) for key, m in messages)
@@ -337,15 +265,17 @@ class Broker:
         return total
 
     async def enqueue(self, jobs: Sequence[Job], *, delay_seconds: float = 0) -> None:
-        """Publish ``jobs`` (persistent, mandatory) and return once RabbitMQ confirmed all.
+        """Publish ``jobs`` (persistent, mandatory): all of them are in RabbitMQ, or none is.
 
-        With a delay they wait in the delay queue first (coalescing, see docs/topology.md).
-        Concurrent callers share the channel, so their confirms are in flight together.
+        One job is one confirmed publish. Several go in one AMQP transaction on a channel of
+        their own, with a deadline that grows with their number: a notification naming 50,000
+        projects is enqueued whole or not at all. With a delay they wait in the delay queue of
+        that delay first (coalescing, see docs/topology.md).
         """
         exchange = self._jobs
         if not self.ready or exchange is None:
             raise BrokerUnavailable("RabbitMQ is not connected")
-        routing_key = DELAY_KEY if delay_seconds > 0 else JOB_KEY
+        routing_key = delay_key(delay_seconds) if delay_seconds > 0 else JOB_KEY
         # Few properties: each one costs encoding time on the receiver's hot path; the job
         # itself carries everything else.
         messages = [
@@ -356,18 +286,42 @@ class Broker:
                 message_id=job.job_id,
                 correlation_id=job.correlation_id,
                 type=JOB_TYPE,
-                expiration=delay_seconds if delay_seconds > 0 else None,
             )
             for job in jobs
         ]
+        if len(messages) > 1:
+            await self._publish_atomically(messages, routing_key)
+            return
         timeout = self._settings.publish_timeout
-        with _publish_errors(timeout, "the job"):
-            if len(messages) == 1:  # the common case, without a task per message
-                await exchange.publish(messages[0], routing_key, mandatory=True, timeout=timeout)
-            else:
-                await asyncio.gather(
-                    *(
-                        exchange.publish(m, routing_key, mandatory=True, timeout=timeout)
-                        for m in messages
-                    )
-                )
+        with publish_errors(timeout, "the job"):
+            await exchange.publish(messages[0], routing_key, mandatory=True, timeout=timeout)
+
+    async def _publish_atomically(self, messages: list[aio_pika.Message], routing_key: str) -> None:
+        connection = self._connection
+        if connection is None:
+            raise BrokerUnavailable("RabbitMQ is not connected")
+        timeout = self._settings.publish_timeout + len(messages) * TRANSACTION_SECONDS_PER_JOB
+        returned: list[object] = []
+        async with self._transactions:
+            with publish_errors(timeout, f"{len(messages)} jobs"):
+                channel = await connection.channel(publisher_confirms=False)
+                channel.return_callbacks.add(lambda _, message: returned.append(message))
+                try:
+                    async with asyncio.timeout(timeout):
+                        transaction = channel.transaction()
+                        await transaction.select()
+                        exchange = await channel.get_exchange(
+                            self._topology.jobs_exchange.name, ensure=False
+                        )
+                        for message in messages:
+                            await exchange.publish(message, routing_key, mandatory=True)
+                        await transaction.commit()
+                finally:  # a transaction not committed is rolled back with its channel
+                    with contextlib.suppress(*BROKER_ERRORS):
+                        async with asyncio.timeout(5):
+                            await channel.close()
+        if returned:  # committed, but the topology lacks the queue: say so, loudly
+            raise BrokerUnavailable(
+                f"RabbitMQ returned {len(returned)} of {len(messages)} jobs as unroutable "
+                f"(routing key {routing_key}): declare the topology (dtrack-worker topology)"
+            )

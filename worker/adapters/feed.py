@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import aio_pika
 
-from worker.adapters.broker import BrokerUnavailable, connect_once
+from worker.adapters.amqp import BrokerUnavailable, connect_once
 from worker.core import topology
 from worker.core.config import Settings
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from worker.adapters.broker import connect_once, copy_of
+from worker.adapters.amqp import connect_once, copy_of
 from worker.core.config import Settings
 from worker.core.topology import JOB_KEY, Topology, build
 

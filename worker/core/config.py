@@ -1,7 +1,7 @@
 """Settings: frozen dataclasses read from an environment mapping. Pure: the CLI passes
 ``os.environ`` (with ``*_FILE`` secrets already read), tests pass a dict.
 
-Every variable is ``DTRACK_WORKER_*``; docs/configuration.md lists them all.
+Every variable is ``DTRACK_WORKER_*``; docs/configuration.md lists them all with their ranges.
 """
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
-from urllib.parse import urlsplit
 
+from worker.core import urls
+from worker.core.env import PREFIX, Env, Secret, amqp_urls, http_url
 from worker.core.errors import ConfigError
 
-PREFIX = "DTRACK_WORKER_"
+__all__ = ["PREFIX", "Secret", "Settings", "redact_url"]
 
 # Groups that can change a project's findings (reference §1.4), in the v4 spelling.
 DEFAULT_TRIGGER_GROUPS = frozenset(
@@ -31,75 +32,10 @@ DEFAULT_TRIGGER_GROUPS = frozenset(
 )
 # Variables whose value may instead be read from the file named by NAME_FILE.
 SECRET_VARIABLES = ("WEBHOOK_TOKEN", "DT_API_KEY", "AMQP_URL")
+MAX_COALESCE_SECONDS = 3600.0  # a delay queue per value; an hour is far past any useful burst
+KIB, MIB, GIB = 2**10, 2**20, 2**30
 
-
-class Secret:
-    """A string that never shows up in reprs, logs or tracebacks."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def reveal(self) -> str:
-        return self._value
-
-
-def redact_url(url: str) -> str:
-    """An AMQP or HTTP URL without its password, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return parts._replace(netloc=netloc).geturl()
-
-
-class _Env:
-    """Typed reads of DTRACK_WORKER_* variables, with errors that name the variable."""
-
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self._environ = environ
-
-    def text(self, name: str, default: str) -> str:
-        value = self._environ.get(PREFIX + name, "").strip()
-        return value or default
-
-    def optional(self, name: str) -> str | None:
-        return self._environ.get(PREFIX + name, "").strip() or None
-
-    def number(self, name: str, default: float, *, minimum: float = 0) -> float:
-        raw = self.text(name, "")
-        if not raw:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigError(f"{PREFIX}{name}={raw!r} is not a number") from None
-        if value < minimum:
-            raise ConfigError(f"{PREFIX}{name}={raw!r} must be at least {minimum:g}")
-        return value
-
-    def size(self, name: str, default: int) -> int:
-        raw = self.text(name, "")
-        if not raw:
-            return default
-        match = re.fullmatch(r"(\d+)\s*([KMG]i?B?)?", raw, re.IGNORECASE)
-        if not match:
-            raise ConfigError(f"{PREFIX}{name}={raw!r} is not a size (examples: 1048576, 64MiB)")
-        unit = (match.group(2) or "").upper().rstrip("B").rstrip("I")
-        return int(match.group(1)) * {"": 1, "K": 2**10, "M": 2**20, "G": 2**30}[unit]
+redact_url = urls.redact
 
 
 def _listen(raw: str) -> tuple[str, int]:
@@ -125,13 +61,18 @@ def _groups(raw: str | None) -> frozenset[str]:
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class BrokerSettings:
-    url: Secret
+    urls: tuple[Secret, ...]  # one per cluster node; connecting tries them in turn
     prefix: str
     publish_timeout: float
+    quorum_group_size: int  # initial replicas of each quorum queue, capped by the running nodes
+
+    @property
+    def url(self) -> Secret:
+        return self.urls[0]
 
     @property
     def display_url(self) -> str:
-        return redact_url(self.url.reveal())
+        return ",".join(urls.redact(url.reveal()) for url in self.urls)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -141,6 +82,7 @@ class ReceiverSettings:
     webhook_token: Secret | None
     token_header: str
     max_body: int
+    body_timeout: float  # to read a whole request body
     trigger_groups: frozenset[str]
     coalesce_seconds: float
 
@@ -149,15 +91,17 @@ class ReceiverSettings:
 class DtSettings:
     """How the workers reach Dependency-Track's REST API."""
 
-    url: str | None  # required by `worker` and `serve`, checked there
+    url: str | None  # DT's base, without /api; required by `worker` and `serve`, checked there
     api_key: Secret | None
     connect_timeout: float
     read_timeout: float
+    export_timeout: float  # the whole download of one export
+    min_rate: int  # bytes per second an export must arrive at, over any 10 s; 0: no minimum
     max_export: int
     concurrency: int
     http_attempts: int  # tries per fetch within one job, for 429/5xx/timeouts
     backoff_seconds: float  # first pause between them, doubled each time, with jitter
-    source: str | None  # the CloudEvents source; None: the export's meta.baseUrl
+    source: str | None  # the CloudEvents source; None: DT's address
     timezone: str  # the DT server's zone, for zone-less DT 4.x dates
 
     def require(self) -> tuple[str, Secret]:
@@ -175,6 +119,15 @@ class DtSettings:
             )
         return self.url, self.api_key
 
+    @property
+    def display_url(self) -> str | None:
+        return None if self.url is None else urls.redact(self.url)
+
+    @property
+    def event_source(self) -> str:
+        """The events' ``source``: the setting, else DT's address, never with credentials."""
+        return urls.without_userinfo(self.source or self.url or "dependency-track")
+
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -190,8 +143,8 @@ def parse_interval(raw: str | None) -> float | None:
             f"{PREFIX}RECONCILE_INTERVAL={raw!r}: use a duration like 6h, 30m or 3600"
         )
     seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
-    if seconds < 1:
-        raise ConfigError(f"{PREFIX}RECONCILE_INTERVAL must be at least 1 second")
+    if not 1 <= seconds <= 30 * 86400:
+        raise ConfigError(f"{PREFIX}RECONCILE_INTERVAL must be between 1 second and 30 days")
     return seconds
 
 
@@ -204,12 +157,10 @@ class WorkerSettings:
 
 
 def _dt_url(raw: str | None) -> str | None:
+    """DT's base address: with or without the ``/api`` that some integrations ask for."""
     if raw is None:
         return None
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{PREFIX}DT_URL={raw!r} must be an http(s) URL")
-    return raw.rstrip("/")
+    return http_url("DT_URL", raw).removesuffix("/api")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -223,12 +174,10 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        env = _Env(environ)
+        env = Env(environ)
         prefix = env.text("PREFIX", "dtrack")
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}", prefix):
             raise ConfigError(f"{PREFIX}PREFIX={prefix!r} may hold letters, digits, '.', '_', '-'")
-        token = env.optional("WEBHOOK_TOKEN")
-        host, port = _listen(env.text("LISTEN", "0.0.0.0:8080"))
         log_format = env.text("LOG_FORMAT", "json").lower()
         if log_format not in ("json", "console"):
             raise ConfigError(f"{PREFIX}LOG_FORMAT={log_format!r} must be json or console")
@@ -239,37 +188,55 @@ class Settings:
             )
         return cls(
             broker=BrokerSettings(
-                url=Secret(env.text("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")),
+                urls=amqp_urls(
+                    "AMQP_URL", env.text("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+                ),
                 prefix=prefix,
-                publish_timeout=env.number("PUBLISH_TIMEOUT", 5.0, minimum=0.1),
+                publish_timeout=env.number("PUBLISH_TIMEOUT", 5.0, minimum=0.1, maximum=300),
+                quorum_group_size=env.integer("QUORUM_SIZE", 3, minimum=1, maximum=9),
             ),
-            receiver=ReceiverSettings(
-                host=host,
-                port=port,
-                webhook_token=Secret(token) if token else None,
-                token_header=env.text("WEBHOOK_TOKEN_HEADER", "X-Api-Key"),
-                max_body=env.size("MAX_BODY", 64 * 2**20),
-                trigger_groups=_groups(env.optional("TRIGGER_GROUPS")),
-                coalesce_seconds=env.number("COALESCE_SECONDS", 10.0),
-            ),
-            dt=DtSettings(
-                url=_dt_url(env.optional("DT_URL")),
-                api_key=Secret(api_key) if (api_key := env.optional("DT_API_KEY")) else None,
-                connect_timeout=env.number("DT_CONNECT_TIMEOUT", 10.0, minimum=0.1),
-                read_timeout=env.number("DT_READ_TIMEOUT", 120.0, minimum=0.1),
-                max_export=env.size("MAX_EXPORT", 512 * 2**20),
-                concurrency=int(env.number("DT_CONCURRENCY", 4, minimum=1)),
-                http_attempts=int(env.number("DT_HTTP_ATTEMPTS", 4, minimum=1)),
-                backoff_seconds=env.number("DT_BACKOFF_SECONDS", 1.0),
-                source=env.optional("SOURCE"),
-                timezone=env.text("DT_TIMEZONE", "UTC"),
-            ),
+            receiver=_receiver(env),
+            dt=_dt(env),
             worker=WorkerSettings(
-                max_attempts=int(env.number("MAX_ATTEMPTS", 8, minimum=1)),
-                shutdown_grace=env.number("SHUTDOWN_GRACE", 30.0),
-                prefetch=int(env.number("PREFETCH", 8, minimum=1)),
+                max_attempts=env.integer("MAX_ATTEMPTS", 8, minimum=1, maximum=100),
+                shutdown_grace=env.number("SHUTDOWN_GRACE", 30.0, minimum=0, maximum=3600),
+                prefetch=env.integer("PREFETCH", 8, minimum=1, maximum=1000),
                 reconcile_interval=parse_interval(env.optional("RECONCILE_INTERVAL")),
             ),
             log_level=log_level,
             log_format=log_format,
         )
+
+
+def _receiver(env: Env) -> ReceiverSettings:
+    token = env.optional("WEBHOOK_TOKEN")
+    host, port = _listen(env.text("LISTEN", "0.0.0.0:8080"))
+    return ReceiverSettings(
+        host=host,
+        port=port,
+        webhook_token=Secret(token) if token else None,
+        token_header=env.text("WEBHOOK_TOKEN_HEADER", "X-Api-Key"),
+        max_body=env.size("MAX_BODY", 64 * MIB, minimum=KIB, maximum=GIB),
+        body_timeout=env.number("BODY_TIMEOUT", 30.0, minimum=0.1, maximum=600),
+        trigger_groups=_groups(env.optional("TRIGGER_GROUPS")),
+        coalesce_seconds=env.number(
+            "COALESCE_SECONDS", 10.0, minimum=0, maximum=MAX_COALESCE_SECONDS
+        ),
+    )
+
+
+def _dt(env: Env) -> DtSettings:
+    return DtSettings(
+        url=_dt_url(env.optional("DT_URL")),
+        api_key=Secret(api_key) if (api_key := env.optional("DT_API_KEY")) else None,
+        connect_timeout=env.number("DT_CONNECT_TIMEOUT", 10.0, minimum=0.1, maximum=300),
+        read_timeout=env.number("DT_READ_TIMEOUT", 120.0, minimum=0.1, maximum=3600),
+        export_timeout=env.number("DT_EXPORT_TIMEOUT", 600.0, minimum=1, maximum=86400),
+        min_rate=env.size("DT_MIN_RATE", 16 * KIB, minimum=0, maximum=GIB),
+        max_export=env.size("MAX_EXPORT", 512 * MIB, minimum=KIB, maximum=16 * GIB),
+        concurrency=env.integer("DT_CONCURRENCY", 4, minimum=1, maximum=64),
+        http_attempts=env.integer("DT_HTTP_ATTEMPTS", 4, minimum=1, maximum=20),
+        backoff_seconds=env.number("DT_BACKOFF_SECONDS", 1.0, minimum=0, maximum=300),
+        source=env.optional("SOURCE"),
+        timezone=env.text("DT_TIMEZONE", "UTC"),
+    )

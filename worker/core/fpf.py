@@ -13,21 +13,14 @@ from datetime import UTC, tzinfo
 from typing import Any
 
 import orjson
-from orjson import dumps
 
-from worker.core import split
+from worker.core import finding, split, urls
 from worker.core.dates import instant
 from worker.core.errors import InvalidExport, Problem
 from worker.core.events import (
-    DATA_CONTENT_TYPE,
     DEFAULT_SOURCE,
-    FINDING_EVENT_SCHEMA,
-    FINDING_EVENT_TYPE,
-    SEVERITY_RANK,
-    SPEC_VERSION,
     Event,
     EventIds,
-    finding_routing_key,
 )
 from worker.core.validation import Contract, excerpt, json_type
 
@@ -63,11 +56,25 @@ class Export:
             yield event
 
     def _make(self, findings: Iterable[Mapping[str, Any]]) -> Iterator[Event]:
-        envelope = _Envelope(self)
+        envelope = finding.Envelope(
+            source=self.source,
+            exported_at=self.exported_at,
+            project={
+                "uuid": self.project_uuid,
+                "name": self.project_name,
+                "version": self.project_version,
+            },
+            fpf={
+                "version": self.fpf_version,
+                "dt_version": self.dt_version,
+                "exported_at": self.exported_at,
+            },
+        )
         event_id = EventIds(self.source, self.project_uuid, self.exported_at)
         zone = self._zone
-        for finding in findings:
-            yield _event(finding, envelope, event_id, zone)
+        make = finding.event
+        for row in findings:
+            yield make(row, envelope, event_id, zone)
 
 
 def parse(raw: bytes) -> dict[str, Any]:
@@ -97,35 +104,88 @@ def process(
     *,
     source: str | None = None,
     zone: tzinfo = UTC,
+    project: str | None = None,
     run_bytes: int = split.RUN_BYTES,
 ) -> Export:
     """The whole pure pipeline: parse, validate against ``contract``, normalize.
 
-    The findings are read in runs of about ``run_bytes`` (see ``worker.split``); the result is
-    the same as for the whole document, only faster and in less memory.
+    ``project``: the project the export must be about (a worker's job); an export of another
+    project, or with a finding of another, is refused. The findings are read in runs of about
+    ``run_bytes`` (see ``worker.split``); the result is the same as for the whole document,
+    only faster and in less memory.
     """
     pieces = split.split(raw, run_bytes)
-    export = _process_runs(pieces, contract, source, zone) if pieces is not None else None
-    if export is not None:
-        return export
+    if pieces is not None:
+        _refuse_duplicated_keys(pieces.duplicated_keys)
+        outcome = _process_runs(pieces, contract, source, zone, project)
+        if outcome is not None:
+            export, misfiled = outcome
+            _check_project(project, export.project_uuid, misfiled)
+            return export
     # unsplittable, or a run was refused: the whole document, which also gives the precise report
     document = parse(raw)
     contract.check(document, InvalidExport, "FPF export")
+    if pieces is None:  # the head could not be told apart: any repeated key is refused
+        _refuse_duplicated_keys(split.duplicated_keys(raw))
+    _check_project(project, document["project"]["uuid"], _misfiled(document["findings"], project))
     return normalize(document, source=source, zone=zone)
 
 
+def _refuse_duplicated_keys(keys: tuple[str, ...]) -> None:
+    if keys:
+        raise InvalidExport(
+            "export names a key twice in one object: which value counts is undefined",
+            problems=tuple(Problem("", f'duplicated key "{key}"') for key in keys),
+        )
+
+
+def _misfiled(
+    rows: Iterable[Mapping[str, Any]], project: str | None, start: int = 0
+) -> tuple[int, str] | None:
+    """The first finding (index, key) whose key names another project than ``project``."""
+    if project is None:
+        return None
+    prefix = project + ":"
+    for index, row in enumerate(rows, start):
+        key: str = row["matrix"]
+        if not key.startswith(prefix) and key[: len(prefix)].lower() != prefix:
+            return index, key
+    return None
+
+
+def _check_project(expected: str | None, actual: str, misfiled: tuple[int, str] | None) -> None:
+    """InvalidExport unless the export, and each of its findings, is about ``expected``."""
+    if expected is None:
+        return
+    if actual.lower() != expected:
+        raise InvalidExport(
+            f"export is for another project: the job is for {expected}, the export for {actual}",
+            problems=(Problem("/project/uuid", f"expected {expected}", excerpt(actual)),),
+        )
+    if misfiled is not None:
+        index, key = misfiled
+        raise InvalidExport(
+            f"export holds a finding of another project: the job is for {expected}",
+            problems=(
+                Problem(f"/findings/{index}/matrix", f"expected {expected}:...", excerpt(key)),
+            ),
+        )
+
+
 def _process_runs(
-    pieces: split.Pieces, contract: Contract, source: str | None, zone: tzinfo
-) -> Export | None:
+    pieces: split.Pieces, contract: Contract, source: str | None, zone: tzinfo, project: str | None
+) -> tuple[Export, tuple[int, str] | None] | None:
     """The export read run by run, each run validated with the head; None if one is refused.
 
     The contract has no rule across findings (a test holds it to that), so the runs together
     pass exactly when the whole document does. Nothing leaves before every run has passed.
+    Also returns the first finding (index, key) of a project other than ``project``.
     """
     described: Export | None = None
     made: list[Event] = []
     keys: set[str] = set()
     rows = 0
+    misfiled: tuple[int, str] | None = None
     for run in pieces.runs:
         try:
             findings = pieces.findings(run)
@@ -139,6 +199,8 @@ def _process_runs(
             except InvalidExport:  # the whole document's way reports schema problems first
                 return None
             make = described._make
+        if misfiled is None:
+            misfiled = _misfiled(findings, project, rows)
         rows += len(findings)
         # one event per finding key, from its first row (see normalize)
         firsts = []
@@ -150,9 +212,10 @@ def _process_runs(
         made.extend(make(firsts))
     if described is None:
         return None
-    return dataclasses.replace(
+    export = dataclasses.replace(
         described, finding_count=len(keys), repeated_rows=rows - len(keys), _made=tuple(made)
     )
+    return export, misfiled
 
 
 def normalize(
@@ -190,6 +253,7 @@ def _described(
 ) -> Export:
     """The export's identity from its head (everything but the findings)."""
     meta, project = document["meta"], document["project"]
+    source = urls.without_userinfo(source or meta.get("baseUrl") or DEFAULT_SOURCE)
     exported_at = instant(meta["timestamp"], zone)
     if exported_at is None:  # a calendar-impossible date the pattern let through
         raise InvalidExport(
@@ -203,171 +267,9 @@ def _described(
         fpf_version=document["version"],
         dt_version=meta["version"],
         exported_at=exported_at,
-        source=source or meta.get("baseUrl") or DEFAULT_SOURCE,
+        source=source,
         finding_count=finding_count,
         repeated_rows=repeated_rows,
         _findings=findings,
         _zone=zone,
     )
-
-
-class _Envelope:
-    """An export's events differ only in a few values: the rest is serialized once, here.
-
-    A body is these fragments joined around the event's id, its finding key and its finding's
-    own data, byte for byte what ``orjson.dumps`` writes for the whole CloudEvent.
-    """
-
-    __slots__ = ("after_id", "after_key", "after_subject", "tail")
-
-    head = b'{"specversion":' + dumps(SPEC_VERSION) + b',"id":"'
-
-    def __init__(self, export: Export) -> None:
-        project = {
-            "uuid": export.project_uuid,
-            "name": export.project_name,
-            "version": export.project_version,
-        }
-        fpf = {
-            "version": export.fpf_version,
-            "dt_version": export.dt_version,
-            "exported_at": export.exported_at,
-        }
-        self.after_id = (
-            b'","source":' + dumps(export.source)
-            + b',"type":' + dumps(FINDING_EVENT_TYPE)
-            + b',"subject":'
-        )  # fmt: skip
-        self.after_subject = (
-            b',"time":' + dumps(export.exported_at)
-            + b',"datacontenttype":' + dumps(DATA_CONTENT_TYPE)
-            + b',"dataschema":' + dumps(FINDING_EVENT_SCHEMA)
-            + b',"data":{"finding_key":'
-        )  # fmt: skip
-        self.after_key = b',"project":' + dumps(project) + b","
-        self.tail = b',"fpf":' + dumps(fpf) + b"}}"
-
-
-def _event(
-    finding: Mapping[str, Any], envelope: _Envelope, event_id: EventIds, zone: tzinfo
-) -> Event:
-    key: str = finding["matrix"]  # the finding key
-    vulnerability = _vulnerability(finding["vulnerability"], zone)
-    analysis = finding.get("analysis") or _EMPTY
-    attribution = finding.get("attribution") or _EMPTY
-    state = analysis.get("state")
-    identifier = event_id(key)
-    quoted_key = dumps(key)
-    own = dumps(
-        {
-            "component": _component(finding["component"]),
-            "vulnerability": vulnerability,
-            "analysis": {
-                "state": state.lower() if state else None,
-                "suppressed": analysis.get("isSuppressed", False),
-                "detail": analysis.get("detail"),
-            },
-            "attribution": {
-                "analyzer": attribution.get("analyzerIdentity"),
-                "attributed_on": instant(attribution.get("attributedOn"), zone),
-                "alternate_identifier": attribution.get("alternateIdentifier"),
-                "reference_url": attribution.get("referenceUrl"),
-            },
-        }
-    )
-    body = b"".join(
-        (
-            envelope.head,
-            identifier.encode(),
-            envelope.after_id,
-            quoted_key,
-            envelope.after_subject,
-            quoted_key,
-            envelope.after_key,
-            own[1:-1],  # its keys, into the envelope's "data"
-            envelope.tail,
-        )
-    )
-    return Event(identifier, _ROUTING_KEYS[vulnerability["severity"]], body)
-
-
-_EMPTY: Mapping[str, Any] = {}
-_ROUTING_KEYS = {severity: finding_routing_key(severity) for severity in SEVERITY_RANK}
-
-
-def _component(component: Mapping[str, Any]) -> dict[str, Any]:
-    get = component.get
-    scope = get("scope")
-    return {
-        "uuid": component["uuid"],
-        "name": component["name"],
-        "group": get("group"),
-        "version": get("version"),
-        "purl": get("purl"),
-        "cpe": get("cpe"),
-        "latest_version": get("latestVersion"),
-        "scope": scope.lower() if scope else None,
-    }
-
-
-def _vulnerability(vulnerability: Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
-    get = vulnerability.get
-    vuln_id: str = vulnerability["vulnId"]
-    severity = (get("severity") or "UNASSIGNED").lower()
-    return {
-        "uuid": get("uuid"),
-        "source": vulnerability["source"],
-        "id": vuln_id,
-        "aliases": aliases(get("aliases"), vuln_id),
-        "title": get("title"),
-        "subtitle": get("subtitle"),
-        "description": get("description"),
-        "recommendation": get("recommendation"),
-        "references": get("references"),
-        "severity": severity,
-        "severity_rank": SEVERITY_RANK[severity],
-        "cvss": {
-            "v2": {"score": get("cvssV2BaseScore"), "vector": get("cvssV2Vector")},
-            "v3": {"score": get("cvssV3BaseScore"), "vector": get("cvssV3Vector")},
-            "v4": {"score": get("cvssV4Score"), "vector": get("cvssV4Vector")},
-        },
-        "owasp_rr": {
-            "likelihood": get("owaspLikelihoodScore"),
-            "technical_impact": get("owaspTechnicalImpactScore"),
-            "business_impact": get("owaspBusinessImpactScore"),
-            "vector": get("owaspRRVector"),
-        },
-        "epss": {"score": get("epssScore"), "percentile": get("epssPercentile")},
-        "cwes": cwes(get("cwes"), get("cweId")),
-        "published": instant(get("published"), zone),
-        "kev": get("isKev"),
-    }
-
-
-def aliases(raw: list[Mapping[str, Any]] | None, own_id: str) -> list[str]:
-    """One sorted list of every other identifier, from either alias shape.
-
-    1.2+: ``{"cveId": "CVE-…", "ghsaId": "GHSA-…"}``. 1.1 (DT 4.6-4.7): the same keys plus a
-    database ``id`` (skipped) and ``allBySource`` (``{"NVD": "CVE-…"}``, read too).
-    """
-    if not raw:
-        return []
-    found: set[str] = set()
-    for alias in raw:
-        for key, value in alias.items():
-            if type(value) is str:
-                found.add(value)
-            elif key == "allBySource":
-                found.update(value.values())
-    found.discard(own_id)
-    found.discard("")  # DT drops blank ids; an empty one is no identifier
-    return sorted(found)
-
-
-def cwes(items: list[Mapping[str, Any]] | None, first_cwe: int | None) -> list[int]:
-    """CWE ids from ``cwes`` (FPF 1.1+), else the deprecated single ``cweId`` (FPF 1.0, DT 4.x)."""
-    if items:
-        if len(items) == 1:  # the common case, without the generator
-            return [items[0]["cweId"]]
-        return list(dict.fromkeys(item["cweId"] for item in items))
-    return [first_cwe] if first_cwe is not None else []

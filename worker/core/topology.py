@@ -8,13 +8,15 @@ draws it.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from typing import Any, Literal, NotRequired, TypedDict
 
 ExchangeType = Literal["direct", "topic", "fanout"]
 
 # Routing keys on the jobs exchange.
 JOB_KEY = "job"  # straight to the jobs queue
-DELAY_KEY = "delay"  # held for the coalescing delay (per-message expiration), then to JOB_KEY
+# delay.<ms>ms: held for a coalescing delay in a queue of that delay alone, then to JOB_KEY
+DEFAULT_DELAY_SECONDS = 10.0
 PARKED_KEY = "parked"  # jobs that cannot be processed, with the reason in their headers
 RECONCILE_KEY = "reconcile"  # the reconciliation token, for the one active reconciler
 RECONCILE_WAIT_KEY = "reconcile.wait"  # the token between two passes
@@ -78,7 +80,7 @@ class Topology:
     prefix: str
     jobs_exchange: Exchange
     jobs_queue: Queue
-    delay_queue: Queue
+    delay_queues: tuple[Queue, ...]  # one per coalescing delay in use: none waits behind another
     retry_queues: tuple[Queue, ...]
     parked_queue: Queue
     reconcile_queue: Queue
@@ -86,6 +88,10 @@ class Topology:
     events_exchange: Exchange
     unrouted_exchange: Exchange
     unrouted_queue: Queue
+
+    def delay_queue_name(self, seconds: float) -> str:
+        """The name of the queue that holds jobs for a coalescing delay of ``seconds``."""
+        return f"{self.jobs_exchange.name}.{delay_key(seconds)}"
 
     @property
     def exchanges(self) -> tuple[Exchange, ...]:
@@ -95,7 +101,7 @@ class Topology:
     def queues(self) -> tuple[Queue, ...]:
         return (
             self.jobs_queue,
-            self.delay_queue,
+            *self.delay_queues,
             *self.retry_queues,
             self.parked_queue,
             self.reconcile_queue,
@@ -108,7 +114,10 @@ class Topology:
         jobs = self.jobs_exchange.name
         return (
             Binding(jobs, self.jobs_queue.name, JOB_KEY),
-            Binding(jobs, self.delay_queue.name, DELAY_KEY),
+            *(
+                Binding(jobs, queue.name, queue.name.removeprefix(jobs + "."))
+                for queue in self.delay_queues
+            ),
             *(
                 Binding(jobs, queue.name, retry_key(tier))
                 for tier, queue in enumerate(self.retry_queues)
@@ -158,19 +167,31 @@ class Topology:
         }
 
 
+def delay_key(seconds: float) -> str:
+    """The routing key (and queue name suffix) of a coalescing delay, in whole milliseconds."""
+    return f"delay.{round(seconds * 1000)}ms"
+
+
 def retry_key(tier: int) -> str:
     return f"retry.{RETRY_DELAYS_SECONDS[tier]}s"
 
 
-def build(prefix: str) -> Topology:
-    """Every name starts with ``prefix``, so deployments and tests can share one broker."""
+def build(prefix: str, *, delays: Iterable[float] = (DEFAULT_DELAY_SECONDS,)) -> Topology:
+    """Every name starts with ``prefix``, so deployments and tests can share one broker.
+
+    ``delays``: the coalescing delays in use (seconds); each gets a queue whose messages all
+    wait exactly that long, so a short delay never waits behind a long one.
+    """
     jobs = f"{prefix}.jobs"
     unrouted = f"{prefix}.events.unrouted"
     return Topology(
         prefix=prefix,
         jobs_exchange=Exchange(jobs, "direct"),
         jobs_queue=Queue(jobs, {"queue_type": "quorum"}),
-        delay_queue=_holding(f"{jobs}.delay", jobs),
+        delay_queues=tuple(
+            _holding(f"{jobs}.{delay_key(seconds)}", jobs, ttl_ms=round(seconds * 1000))
+            for seconds in sorted({seconds for seconds in delays if round(seconds * 1000) > 0})
+        ),
         retry_queues=tuple(
             _holding(f"{jobs}.{retry_key(tier)}", jobs, ttl_ms=seconds * 1000)
             for tier, seconds in enumerate(RETRY_DELAYS_SECONDS)

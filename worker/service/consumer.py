@@ -22,7 +22,8 @@ import orjson
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
-from worker.adapters.broker import Broker, copy_of
+from worker.adapters.amqp import copy_of
+from worker.adapters.broker import Broker
 from worker.adapters.metrics import WorkerMetrics
 from worker.adapters.schemas import Contracts
 from worker.core import events, fpf, topology
@@ -246,7 +247,11 @@ class Worker:
                     self._metrics.dt_auth_failures.inc()
                 raise
             export = fpf.process(
-                raw, self._contracts.fpf, source=self._options.source, zone=self._options.zone
+                raw,
+                self._contracts.fpf,
+                source=self._options.source,
+                zone=self._options.zone,
+                project=job.project_uuid,
             )
             del raw  # the export's events are all we need from here
             # Its events (or, for an export read whole, its parsed tree) are many objects

@@ -9,7 +9,10 @@ drain within DTRACK_WORKER_SHUTDOWN_GRACE, close, exit 0).
 from __future__ import annotations
 
 import asyncio
+import signal
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -18,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from worker.adapters import schemas
 from worker.adapters.broker import Broker
 from worker.adapters.dtrack import DtClient
+from worker.adapters.listen import listening_socket
 from worker.adapters.metrics import ReceiverMetrics, WorkerMetrics
 from worker.adapters.timezones import zone
 from worker.core import topology
@@ -35,11 +39,12 @@ def build(
 ) -> tuple[web.Application, Broker]:
     """The application for the mode; nothing connects until the app starts."""
     registry = CollectorRegistry()
-    broker = Broker(settings.broker, topology.build(settings.broker.prefix))
+    delays = (settings.receiver.coalesce_seconds,) if receive else ()
+    broker = Broker(settings.broker, topology.build(settings.broker.prefix, delays=delays))
     contracts = schemas.load()
     worker_holder: list[Worker] = []
     if work:
-        dt_url, _ = settings.dt.require()  # fail at start, with what to set
+        settings.dt.require()  # fail at start, with what to set
         dt_zone = zone(settings.dt.timezone)
 
     def ready() -> bool:
@@ -50,7 +55,7 @@ def build(
         contracts,
         broker,
         ReceiverMetrics.create(registry),
-        webhook=receive,
+        webhook_route=receive,
         ready=ready,
     )
 
@@ -70,7 +75,7 @@ def build(
                 metrics.fetch_bytes.observe(size)
 
         options = WorkerOptions(
-            source=settings.dt.source or dt_url,
+            source=settings.dt.event_source,
             zone=dt_zone,
             max_attempts=settings.worker.max_attempts,
             prefetch=settings.worker.prefetch,
@@ -113,47 +118,76 @@ def _loop() -> asyncio.AbstractEventLoop:
 
 
 def run(settings: Settings, *, receive: bool, work: bool) -> None:
+    """Serve until SIGTERM or SIGINT, then drain and stop; ConfigError for a bad address."""
     app, _ = build(settings, receive=receive, work=work)
     config = settings.receiver
+    sock = listening_socket(config.host, config.port)  # before anything starts
     mode = "serve" if receive and work else "receiver" if receive else "worker"
     if receive and config.webhook_token is None:
         log.warning(
             "receiver.insecure_no_auth",
             message="accepting webhooks WITHOUT a token (--insecure-no-auth)",
         )
-    log.info(
-        f"{mode}.starting",
-        listen=f"{config.host}:{config.port}",
-        broker=settings.broker.display_url,
-        prefix=settings.broker.prefix,
-        **(
-            {
-                "token_header": config.token_header if config.webhook_token else None,
-                "trigger_groups": sorted(config.trigger_groups),
-                "max_body": config.max_body,
-                "coalesce_seconds": config.coalesce_seconds,
-            }
-            if receive
-            else {}
-        ),
-        **(
-            {
-                "dt_url": settings.dt.url,
-                "dt_concurrency": settings.dt.concurrency,
-                "max_attempts": settings.worker.max_attempts,
-                "shutdown_grace_s": settings.worker.shutdown_grace,
-            }
-            if work
-            else {}
-        ),
-    )
-    web.run_app(
-        app,
-        host=config.host,
-        port=config.port,
-        access_log=None,  # request_context writes one line per request
-        print=None,
-        shutdown_timeout=10,
-        loop=_loop(),
-    )
+    log.info(f"{mode}.starting", **_starting_fields(settings, receive=receive, work=work))
+    loop = _loop()
+    try:
+        loop.run_until_complete(_serve(app, sock, settings.worker.shutdown_grace))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
+        sock.close()
     log.info(f"{mode}.stopped")
+
+
+def _starting_fields(settings: Settings, *, receive: bool, work: bool) -> dict[str, Any]:
+    config, dt = settings.receiver, settings.dt
+    fields: dict[str, Any] = {
+        "listen": f"{config.host}:{config.port}",
+        "broker": settings.broker.display_url,
+        "prefix": settings.broker.prefix,
+    }
+    if receive:
+        fields |= {
+            "token_header": config.token_header if config.webhook_token else None,
+            "trigger_groups": sorted(config.trigger_groups),
+            "max_body": config.max_body,
+            "coalesce_seconds": config.coalesce_seconds,
+        }
+    if work:
+        fields |= {
+            "dt_url": dt.display_url,
+            "dt_api": f"{dt.display_url}/api/v1",  # the base every request goes to
+            "source": dt.event_source,
+            "dt_concurrency": dt.concurrency,
+            "max_attempts": settings.worker.max_attempts,
+            "shutdown_grace_s": settings.worker.shutdown_grace,
+        }
+    return fields
+
+
+async def _serve(app: web.Application, sock: socket.socket, grace: float) -> None:
+    """Run ``app`` on ``sock`` until the first SIGTERM/SIGINT; later signals change nothing."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def on_signal(name: str) -> None:
+        if stop.is_set():
+            log.info("signal.ignored", signal=name, message="already stopping")
+            return
+        log.info("signal.received", signal=name, message="stopping: draining in-flight work")
+        stop.set()
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(number, on_signal, number.name)
+    # the site's own shutdown waits for open requests; the worker drains within its grace
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10)
+    await runner.setup()
+    try:
+        await web.SockSite(runner, sock).start()
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        for number in (signal.SIGTERM, signal.SIGINT):
+            # from here to the exit a signal must not kill the process with 143
+            loop.remove_signal_handler(number)
+            signal.signal(number, signal.SIG_IGN)

@@ -1,0 +1,95 @@
+"""AMQP building blocks: the errors aio-pika and aiormq raise, as BrokerUnavailable; one-off
+connections; declaring a topology; copying a job message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import aio_pika
+import aiormq
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+
+from worker.core.config import BrokerSettings
+from worker.core.errors import TransientError
+from worker.core.topology import Topology
+
+# Everything a lost or refusing broker raises while we publish or declare.
+BROKER_ERRORS = (
+    aio_pika.exceptions.AMQPException,
+    aiormq.exceptions.AMQPError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+    RuntimeError,  # aiormq: "Connection closed" while a frame waits
+)
+
+
+class BrokerUnavailable(TransientError):
+    """RabbitMQ is not connected, refused a message, or did not confirm it in time."""
+
+
+@contextlib.contextmanager
+def publish_errors(timeout: float, what: str) -> Iterator[None]:
+    """aio-pika's ways of not confirming, as BrokerUnavailable."""
+    try:
+        yield
+    except TimeoutError as exc:
+        raise BrokerUnavailable(f"RabbitMQ did not confirm within {timeout:g} s") from exc
+    except aiormq.exceptions.PublishError as exc:
+        raise BrokerUnavailable(f"RabbitMQ returned {what}: {exc}") from exc
+    except BROKER_ERRORS as exc:
+        raise BrokerUnavailable(f"RabbitMQ refused {what}: {type(exc).__name__}") from exc
+
+
+async def connect_once(settings: BrokerSettings) -> AbstractConnection:
+    """A plain (not robust) connection for a one-off command; BrokerUnavailable if none."""
+    try:
+        return await aio_pika.connect(settings.url.reveal(), timeout=10)
+    except BROKER_ERRORS as exc:
+        raise BrokerUnavailable(
+            f"cannot reach RabbitMQ at {settings.display_url}: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def copy_of(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
+    """The job ``message`` again, persistent, with new ``headers`` (retry, park, replay)."""
+    return aio_pika.Message(
+        message.body,
+        content_type=message.content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message.message_id,
+        correlation_id=message.correlation_id,
+        type=message.type,
+        headers=headers,
+    )
+
+
+async def declare(channel: AbstractChannel, topology: Topology) -> None:
+    """Declare every exchange, queue and binding; idempotent for an unchanged topology."""
+    exchanges = {}
+    for exchange in topology.exchanges:
+        exchanges[exchange.name] = await channel.declare_exchange(
+            exchange.name, exchange.type, durable=True, arguments=dict(exchange.arguments)
+        )
+    queues = {}
+    for queue in topology.queues:
+        queues[queue.name] = await channel.declare_queue(
+            queue.name, durable=True, arguments=queue.x_arguments
+        )
+    for binding in topology.bindings:
+        await queues[binding.queue].bind(exchanges[binding.exchange], binding.routing_key)
+
+
+async def declare_once(settings: BrokerSettings, topology: Topology) -> None:
+    """Declare ``topology`` on a connection of its own; BrokerUnavailable if we cannot."""
+    async with await connect_once(settings) as connection:
+        try:
+            await declare(await connection.channel(), topology)
+        except BROKER_ERRORS as exc:
+            raise BrokerUnavailable(
+                f"cannot declare the topology on {settings.display_url}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
