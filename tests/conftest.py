@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gc
+import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -49,6 +51,31 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 @pytest.fixture(autouse=True)
 def _clean_log_context() -> None:
     structlog.contextvars.clear_contextvars()
+
+
+class _Unretrieved(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "never retrieved" in message:
+            self.messages.append(message)
+
+
+@pytest.fixture(autouse=True)
+def _no_unretrieved_task_exceptions() -> Iterator[None]:
+    """A test fails when asyncio reports a task or future whose exception nobody retrieved."""
+    handler = _Unretrieved()
+    logger = logging.getLogger("asyncio")
+    logger.addHandler(handler)
+    try:
+        yield
+        gc.collect()  # the report comes when the task is collected
+    finally:
+        logger.removeHandler(handler)
+    assert handler.messages == [], handler.messages
 
 
 # The service fixtures (fake DT, receiver and worker in-process) for every test module.

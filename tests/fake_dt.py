@@ -51,6 +51,25 @@ class Fault:
     retry_after: str | None = None
     delay: float = 0.0
     truncate: bool = False  # announce the whole body, send half, close the connection
+    location: str | None = None  # with a 3xx status: where to
+    drip: float | None = None  # send the body one byte every this many seconds
+
+
+# What DT 4.14.3 answers on GET /api/version (Alpine's About, see alpine-model About.java)
+VERSION = {
+    "timestamp": "2025-11-20T10:00:00Z",
+    "version": "4.14.3",
+    "uuid": "6d8d6a3f-8b2b-4d61-8e2e-4b1b3f1d5d27",
+    "systemUuid": "f1a2b3c4-1111-2222-3333-444455556666",
+    "application": "Dependency-Track",
+    "framework": {
+        "timestamp": "2025-11-01T10:00:00Z",
+        "version": "3.2.0",
+        "uuid": "0c0c1a2b-3c4d-5e6f-7a8b-9c0d1e2f3a4b",
+        "name": "Alpine",
+    },
+}
+PERMISSIONS = ("VIEW_PORTFOLIO", "VIEW_VULNERABILITY")
 
 
 @dataclasses.dataclass
@@ -72,6 +91,12 @@ class FakeDt:
         self.projects: list[dict[str, Any]] = []
         self.portfolio_forbidden = False
         self.on_page: Callable[[int], None] | None = None  # called before a page is served
+        # a page of projects served as something else: raw bytes, and X-Total-Count (None: none)
+        self.portfolio_body: bytes | None = None
+        self.total_count: Callable[[int], str | None] = str
+        self.permissions: list[str] = list(PERMISSIONS)
+        self.version: dict[str, Any] | None = dict(VERSION)  # None: /api/version is a 404
+        self.requests: list[tuple[str, str, str | None]] = []  # (method, path, X-Api-Key)
         self._server: TestServer | None = None
 
     @property
@@ -80,9 +105,12 @@ class FakeDt:
         return str(self._server.make_url("")).rstrip("/")
 
     async def __aenter__(self) -> FakeDt:
-        app = web.Application()
+        app = web.Application(middlewares=[self._record])
         app.router.add_get("/api/v1/finding/project/{uuid}/export", self._export)
         app.router.add_get("/api/v1/project", self._projects)
+        app.router.add_get("/api/v1/project/{uuid}", self._project)
+        app.router.add_get("/api/v1/team/self", self._team)
+        app.router.add_get("/api/version", self._version)
         self._server = TestServer(app, host="127.0.0.1")
         await self._server.start_server()
         return self
@@ -94,10 +122,43 @@ class FakeDt:
     def fetches_of(self, project: str) -> list[Fetch]:
         return [fetch for fetch in self.fetches if fetch.project == project]
 
+    @web.middleware
+    async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.requests.append((request.method, request.path, request.headers.get("X-Api-Key")))
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    async def _version(self, request: web.Request) -> web.Response:
+        if self.version is None:
+            return web.Response(status=404, text="Not Found")
+        return web.json_response(self.version)  # no key needed, as in DT
+
+    async def _team(self, request: web.Request) -> web.Response:
+        if request.headers.get("X-Api-Key") != API_KEY:
+            return web.Response(status=401)
+        permissions = [{"name": name, "description": name} for name in self.permissions]
+        return web.json_response(
+            {"uuid": "3b1c0e1e-0000-4000-8000-000000000001", "name": "dtrack-worker",
+             "permissions": permissions}
+        )  # fmt: skip
+
+    async def _project(self, request: web.Request) -> web.Response:
+        if request.headers.get("X-Api-Key") != API_KEY:
+            return web.Response(status=401)
+        if "VIEW_PORTFOLIO" not in self.permissions:
+            return web.Response(status=403)
+        project = request.match_info["uuid"]
+        known = {p["uuid"]: p for p in self.projects}
+        if project in known:
+            return web.json_response(known[project])
+        if project in self.exports:
+            return web.json_response({"uuid": project, "name": "p", "active": True})
+        return web.Response(status=404, text="The project could not be found.")
+
     async def _projects(self, request: web.Request) -> web.Response:
         if request.headers.get("X-Api-Key") != API_KEY:
             return web.Response(status=401)
-        if self.portfolio_forbidden:
+        if self.portfolio_forbidden or "VIEW_PORTFOLIO" not in self.permissions:
             return web.Response(status=403)
         page = int(request.query.get("pageNumber", "1"))
         size = int(request.query.get("pageSize", "100"))  # DT pages even without parameters
@@ -107,21 +168,27 @@ class FakeDt:
         if request.query.get("excludeInactive") == "true":
             projects = [p for p in projects if p.get("active", True)]
         chunk = projects[(page - 1) * size : page * size]
-        return web.json_response(chunk, headers={"X-Total-Count": str(len(projects))})
+        total = self.total_count(len(projects))
+        headers = {} if total is None else {"X-Total-Count": total}
+        if self.portfolio_body is not None:
+            return web.Response(body=self.portfolio_body, headers=headers)
+        return web.json_response(chunk, headers=headers)
+
+    def _status(self, request: web.Request, project: str, fault: Fault) -> int:
+        if request.headers.get("X-Api-Key") != API_KEY:
+            return 401
+        if project in self.forbidden:
+            return 403
+        if project not in self.exports and fault.status == 200:
+            return 404
+        return fault.status
 
     async def _export(self, request: web.Request) -> web.StreamResponse:
         project = request.match_info["uuid"]
         started = time.time()
         fault = self.faults.get(project, []).pop(0) if self.faults.get(project) else None
         fault = fault or self.always.get(project) or Fault()
-        if request.headers.get("X-Api-Key") != API_KEY:
-            status = 401
-        elif project in self.forbidden:
-            status = 403
-        elif project not in self.exports and fault.status == 200:
-            status = 404
-        else:
-            status = fault.status
+        status = self._status(request, project, fault)
         self.fetches.append(Fetch(project, started, status))
         if fault.delay or self.delay:
             await asyncio.sleep(fault.delay or self.delay)
@@ -129,6 +196,8 @@ class FakeDt:
             return web.Response(status=404, text="The project could not be found.")
         if status in (401, 403):
             return web.Response(status=status)
+        if fault.location is not None:
+            return web.Response(status=status, headers={"Location": fault.location})
         if status != 200:
             retry = {"Retry-After": fault.retry_after} if fault.retry_after else {}
             return web.Response(status=status, text="unavailable", headers=retry)
@@ -136,6 +205,8 @@ class FakeDt:
         headers: dict[str, Any] = {
             "Content-Disposition": f"inline; filename=findings-{project}.fpf",
         }
+        if fault.drip is not None:
+            return await self._drip(request, body, headers, fault.drip)
         if not fault.truncate:
             return web.Response(body=body, content_type="application/json", headers=headers)
         response = web.StreamResponse(
@@ -145,4 +216,18 @@ class FakeDt:
         await response.write(body[: len(body) // 2])
         assert request.transport is not None
         request.transport.close()
+        return response
+
+    @staticmethod
+    async def _drip(
+        request: web.Request, body: bytes, headers: dict[str, Any], every: float
+    ) -> web.StreamResponse:
+        """The export, one byte at a time: a DT (or a proxy) that never quite stops."""
+        response = web.StreamResponse(
+            headers=headers | {"Content-Length": str(len(body)), "Content-Type": "application/json"}
+        )
+        await response.prepare(request)
+        for index in range(len(body)):
+            await response.write(body[index : index + 1])
+            await asyncio.sleep(every)
         return response

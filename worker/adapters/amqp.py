@@ -13,7 +13,7 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from worker.core.config import BrokerSettings
-from worker.core.errors import TransientError
+from worker.core.errors import PermanentError, TransientError
 from worker.core.topology import Topology
 
 # Everything a lost or refusing broker raises while we publish or declare.
@@ -25,6 +25,10 @@ BROKER_ERRORS = (
     TimeoutError,
     RuntimeError,  # aiormq: "Connection closed" while a frame waits
 )
+
+
+class TopologyMissing(PermanentError):
+    """A queue or exchange a command needs was never declared under this prefix."""
 
 
 class BrokerUnavailable(TransientError):

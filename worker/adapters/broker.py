@@ -41,22 +41,35 @@ MAX_TRANSACTIONS = 8  # channels publishing transactions at once, per process
 
 
 @dataclasses.dataclass(eq=False)
-class _Subscription:
+class Subscription:
+    """A queue consumed on a channel of its own, made again after every reconnect.
+
+    Stopping is two steps, so that jobs in flight can still be acked: ``stop_taking`` cancels
+    the consumer (no new deliveries) and keeps the channel; ``close`` closes the channel, which
+    returns to the queue whatever was delivered and not settled.
+    """
+
     queue: Queue
     callback: Callable[[AbstractIncomingMessage], Awaitable[None]]
     prefetch: int
+    active: bool = True  # resubscribed after a reconnect while True
     channel: AbstractChannel | None = None
     declared: AbstractQueue | None = None
     tag: str | None = None
 
-    async def close(self) -> None:
-        """Cancel the consumer and close its channel (bounded: the broker may be gone)."""
-        channel, declared, tag = self.channel, self.declared, self.tag
-        self.channel = self.declared = self.tag = None
+    async def stop_taking(self) -> None:
+        """basic.cancel, bounded (the broker may be gone); the channel stays open."""
+        self.active = False
+        declared, tag, self.tag = self.declared, self.tag, None
         with contextlib.suppress(*BROKER_ERRORS, TimeoutError):
             async with asyncio.timeout(5):
                 if declared is not None and tag is not None:
                     await declared.cancel(tag)
+
+    async def close(self) -> None:
+        """Stop taking, then close the channel: unsettled deliveries go back to the queue."""
+        await self.stop_taking()
+        channel, self.channel, self.declared = self.channel, None, None
         with contextlib.suppress(*BROKER_ERRORS, TimeoutError):
             async with asyncio.timeout(5):
                 if channel is not None:
@@ -79,7 +92,7 @@ class Broker:
         self._jobs: AbstractExchange | None = None
         self._declared = False
         self._task: asyncio.Task[None] | None = None
-        self._subscriptions: list[_Subscription] = []
+        self._subscriptions: list[Subscription] = []
         self._resubscriber: asyncio.Task[None] | None = None
         self._transactions = asyncio.Semaphore(MAX_TRANSACTIONS)
 
@@ -212,27 +225,23 @@ class Broker:
         callback: Callable[[AbstractIncomingMessage], Awaitable[None]],
         *,
         prefetch: int,
-    ) -> Callable[[], Awaitable[None]]:
-        """Deliver ``queue`` to ``callback`` on a channel of its own; returns ``cancel``.
+    ) -> Subscription:
+        """Deliver ``queue`` to ``callback`` on a channel of its own.
 
         After every reconnect the subscription is made again on a fresh channel: aio-pika's own
         restoration of consumers proved unreliable under a cut connection (tests/test_resilience
         R1). Unacknowledged messages of a lost connection are redelivered by RabbitMQ.
         """
-        subscription = _Subscription(queue, callback, prefetch)
+        subscription = Subscription(queue, callback, prefetch)
         self._subscriptions.append(subscription)
         await self._subscribe(subscription)
+        return subscription
 
-        async def cancel() -> None:
-            self._subscriptions.remove(subscription)
-            await subscription.close()
-
-        return cancel
-
-    async def _subscribe(self, subscription: _Subscription) -> None:
+    async def _subscribe(self, subscription: Subscription) -> None:
         if self._connection is None:
             raise BrokerUnavailable("RabbitMQ is not connected")
         await subscription.close()
+        subscription.active = True
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=subscription.prefetch)
         # declared with the topology's arguments (a no-op for an existing queue)
@@ -244,6 +253,7 @@ class Broker:
         subscription.declared = declared
 
     async def _resubscribe(self) -> None:
+        self._subscriptions = [s for s in self._subscriptions if s.active]
         for subscription in list(self._subscriptions):
             try:
                 await self._subscribe(subscription)

@@ -1,8 +1,9 @@
-"""The Dependency-Track REST client: one aiohttp session per process, exports as bytes.
+"""The Dependency-Track REST client: one aiohttp session per process.
 
-aiohttp errors stop here: callers see DtUnavailable (retry later), DtRejected (a configuration
-problem), ProjectGone (404) or ExportTooLarge. The API key goes in a header and nowhere else:
-no error message, log line or exception carries it.
+aiohttp errors stop here: callers see DtUnavailable (retry later), DtRejected (the key or its
+permissions), DtMisconfigured (the address is not DT's API), ProjectGone (DT confirmed it) or
+ExportTooLarge. The API key goes in a header, to DT's own origin only, and nowhere else: no
+error message, log line or exception carries it.
 """
 
 from __future__ import annotations
@@ -10,59 +11,56 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from email.utils import parsedate_to_datetime
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
+import orjson
 import structlog
 
+from worker.adapters import dthttp
+from worker.adapters.dthttp import Limits, Retry
 from worker.core.config import DtSettings
-from worker.core.errors import DtRejected, DtUnavailable, ExportTooLarge, ProjectGone
+from worker.core.errors import DtMisconfigured, DtRejected, DtUnavailable, ProjectGone
 
 log = structlog.get_logger(__name__)
 
 _T = TypeVar("_T")
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
-MAX_RETRY_AFTER_SECONDS = 120.0
-_CHUNK = 1 << 20
-
-
-def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
-    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date; None if unusable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment.timestamp() - (time.time() if now is None else now))
+_SMALL = 16 * 2**20  # any answer but an export: a page of projects, a project, the version
+_DT_NAMES = re.compile(r"dependency[- ]?track|hyades", re.IGNORECASE)
+VERSION_TTL_SECONDS = 300.0
+Observer = Callable[[float, int, int], None]  # (seconds, bytes, status) of each export fetch
 
 
 class DtClient:
-    """``fetch_export(uuid)`` with bounded concurrency, a size limit and in-job retries."""
+    """The DT endpoints the workers use, with bounded concurrency, limits and in-job retries."""
 
     def __init__(
         self,
         session: aiohttp.ClientSession,
         settings: DtSettings,
         *,
-        on_fetch: Callable[[float, int, int], None] | None = None,
+        on_fetch: Observer | None = None,
+        rate_window: float = dthttp.RATE_WINDOW_SECONDS,
     ) -> None:
         self._session = session
         self._settings = settings
         self._limit = asyncio.Semaphore(settings.concurrency)
-        self._on_fetch = on_fetch  # (seconds, bytes, status) for the metrics
+        self._on_fetch = on_fetch
+        self._export_limits = Limits(
+            max_bytes=settings.max_export,
+            min_rate=settings.min_rate,
+            deadline=settings.export_timeout,
+            rate_window=rate_window,
+            what="the export",
+        )
+        self._version: tuple[float, dict[str, Any]] | None = None
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(
-        cls, settings: DtSettings, **options: Callable[[float, int, int], None] | None
-    ) -> AsyncIterator[DtClient]:
+    async def open(cls, settings: DtSettings, **options: Any) -> AsyncIterator[DtClient]:
         base_url, api_key = settings.require()
         timeout = aiohttp.ClientTimeout(
             total=None, connect=settings.connect_timeout, sock_read=settings.read_timeout
@@ -75,8 +73,13 @@ class DtClient:
         ) as session:
             yield cls(session, settings, **options)
 
+    # -- the export -------------------------------------------------------------------------
+
     async def fetch_export(self, project_uuid: str) -> bytes:
-        """The project's FPF export, retried on 429/5xx/timeouts with backoff and jitter."""
+        """The project's FPF export, retried on 429/5xx/timeouts with backoff and jitter.
+
+        A 404 is a deleted project only when DT confirms it (``confirm_gone``).
+        """
 
         async def once() -> bytes:
             async with self._limit:
@@ -84,13 +87,155 @@ class DtClient:
 
         return await self._retrying(once, project_uuid=project_uuid)
 
+    async def _fetch_once(self, project_uuid: str) -> bytes:
+        path = f"api/v1/finding/project/{project_uuid}/export"
+        limits = self._export_limits
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(limits.deadline) as deadline:
+                with dthttp.transport_errors(path):
+                    async with dthttp.get(self._session, path) as response:
+                        status = response.status
+                        if status == 200:
+                            body = await dthttp.read_limited(response, limits)
+                            self._observe(started, len(body), status)
+                            return body
+                        text = await _text(response)
+                        self._observe(started, 0, status)
+                        retry_after = response.headers.get("Retry-After")
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise Retry(
+                f"GET /{path}: not done within DTRACK_WORKER_DT_EXPORT_TIMEOUT "
+                f"({limits.deadline:g} s)"
+            ) from None
+        if status == 404:
+            await self.confirm_gone(project_uuid, text)
+        raise self._failure(status, retry_after, text, path)
+
+    def _observe(self, started: float, size: int, status: int) -> None:
+        if self._on_fetch:
+            self._on_fetch(time.perf_counter() - started, size, status)
+
+    async def confirm_gone(self, project_uuid: str, said: str = "") -> None:
+        """ProjectGone when DT itself says the project does not exist; else DtMisconfigured.
+
+        A 404 from an address that is not DT's API (the frontend, a proxy path, ``/api/api``)
+        must never close every finding of every project downstream.
+        """
+        await self.version()  # DtMisconfigured unless this address answers as DT
+        if await self.project(project_uuid) is not None:
+            raise DtMisconfigured(
+                f"DT lists project {project_uuid}, yet its export answered 404 "
+                f"({said.strip()[:100]!r}): something between us and DT rewrites paths"
+            )
+        raise ProjectGone(f"DT confirms it has no project {project_uuid}")
+
+    # -- what DT is, and what it holds ----------------------------------------------------------
+
+    async def version(self) -> dict[str, Any]:
+        """``GET /api/version`` (no permission needed); DtMisconfigured unless DT answers it."""
+        cached = self._version
+        if cached is not None and time.monotonic() - cached[0] < VERSION_TTL_SECONDS:
+            return cached[1]
+        status, about = await self._json("api/version")
+        if status != 200 or not isinstance(about, dict) or not _is_dt(about):
+            raise DtMisconfigured(
+                f"{self._settings.display_url} does not answer as Dependency-Track's API server "
+                f"(GET /api/version: {status}): set DTRACK_WORKER_DT_URL to DT's API server, "
+                "e.g. https://dtrack.example.org (with or without /api), not the frontend"
+            )
+        self._version = time.monotonic(), about
+        return about
+
+    async def project(self, project_uuid: str) -> dict[str, Any] | None:
+        """``GET /api/v1/project/{uuid}`` (VIEW_PORTFOLIO); None when DT has no such project."""
+        path = f"api/v1/project/{project_uuid}"
+        status, body = await self._json(path)
+        if status == 404:
+            return None
+        if status == 200 and isinstance(body, dict):
+            return body
+        if status == 200:
+            raise DtMisconfigured(f"GET /{path} answered 200 without a project object")
+        if status == 403:
+            raise DtRejected(
+                "DT answered 403 for the project: the API key's team needs VIEW_PORTFOLIO "
+                "(and access to the project, with portfolio access control)",
+                status=403,
+            )
+        raise self._failure(status, None, "", path)
+
+    async def team(self) -> dict[str, Any] | None:
+        """``GET /api/v1/team/self``: the key's team and permissions (DT 4.11+), else None."""
+        status, body = await self._json("api/v1/team/self")
+        if status in (401, 403):
+            raise self._failure(status, None, "", "api/v1/team/self")
+        return body if status == 200 and isinstance(body, dict) else None
+
+    async def list_projects(
+        self, page: int, size: int, *, active_only: bool = False
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """One page of ``GET /api/v1/project`` (1-based) and the ``X-Total-Count``, if sent.
+
+        DT pages even without parameters (offset 0, limit 100), so callers always page.
+        Anything but a list of project objects is DtMisconfigured, with what came instead.
+        """
+        params = {"pageNumber": str(page), "pageSize": str(size), "sortName": "name"}
+        if active_only:
+            params["excludeInactive"] = "true"
+        path = "api/v1/project"
+
+        async def once() -> tuple[list[dict[str, Any]], int | None]:
+            status, body, headers = await self._get_small(path, params)
+            if status == 403:
+                raise DtRejected(
+                    "DT answered 403: listing projects needs the VIEW_PORTFOLIO permission for "
+                    "the API key's team",
+                    status=403,
+                )
+            if status != 200:
+                raise self._failure(status, headers.get("Retry-After"), _peek(body), path)
+            return _projects(body, path), _total(headers.get("X-Total-Count"), path)
+
+        return await self._retrying(once, page=str(page))
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    async def _json(self, path: str) -> tuple[int, Any]:
+        """(status, parsed JSON or None) of a small GET, retried like every call."""
+
+        async def once() -> tuple[int, Any]:
+            status, body, headers = await self._get_small(path)
+            if status in dthttp.RETRYABLE_STATUSES:
+                raise dthttp.retry_for(status, headers.get("Retry-After"), path)
+            try:
+                return status, orjson.loads(body) if body else None
+            except orjson.JSONDecodeError:
+                return status, None
+
+        return await self._retrying(once, path=path)
+
+    async def _get_small(
+        self, path: str, params: dict[str, str] | None = None
+    ) -> tuple[int, bytes, Mapping[str, str]]:
+        limits = Limits(max_bytes=_SMALL, what=f"GET /{path}")
+        with dthttp.transport_errors(path):
+            async with dthttp.get(self._session, path, params) as response:
+                return (
+                    response.status,
+                    await dthttp.read_limited(response, limits),
+                    response.headers.copy(),  # case-insensitive, as HTTP headers are
+                )
+
     async def _retrying(self, once: Callable[[], Awaitable[_T]], **context: str) -> _T:
         """``once()`` until it stops asking for a retry, at most DTRACK_WORKER_DT_HTTP_ATTEMPTS."""
         attempts = self._settings.http_attempts
         for attempt in range(1, attempts + 1):
             try:
                 return await once()
-            except _Retry as retry:
+            except Retry as retry:
                 if attempt == attempts:
                     raise DtUnavailable(f"{retry.reason} (after {attempts} tries)") from None
                 pause = retry.after if retry.after is not None else self._backoff(attempt)
@@ -108,110 +253,68 @@ class DtClient:
         base: float = self._settings.backoff_seconds * 2.0 ** (attempt - 1)
         return base * random.uniform(0.5, 1.5)  # jitter: workers do not retry in step
 
-    async def _fetch_once(self, project_uuid: str) -> bytes:
-        path = f"api/v1/finding/project/{project_uuid}/export"
-        started = time.perf_counter()
-        with _transport_errors(path):
-            async with self._session.get(path) as response:
-                status = response.status
-                if status == 200:
-                    body = await self._read_limited(response)
-                    if self._on_fetch:
-                        self._on_fetch(time.perf_counter() - started, len(body), status)
-                    return body
-                text = (await response.content.read(300)).decode("utf-8", "replace")
-                if self._on_fetch:
-                    self._on_fetch(time.perf_counter() - started, 0, status)
-                self._raise_for(status, response.headers.get("Retry-After"), text, path)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def list_projects(
-        self, page: int, size: int, *, active_only: bool = False
-    ) -> tuple[list[dict[str, Any]], int]:
-        """One page of ``GET /api/v1/project`` (1-based) and the ``X-Total-Count``.
-
-        DT pages even without parameters (offset 0, limit 100), so callers always page.
-        """
-        params = {"pageNumber": str(page), "pageSize": str(size), "sortName": "name"}
-        if active_only:
-            params["excludeInactive"] = "true"
-        path = "api/v1/project"
-
-        async def once() -> tuple[list[dict[str, Any]], int]:
-            with _transport_errors(path):
-                async with self._session.get(path, params=params) as response:
-                    if response.status == 200:
-                        projects = await response.json(content_type=None)
-                        total = int(response.headers.get("X-Total-Count", len(projects)))
-                        return list(projects), total
-                    if response.status == 403:
-                        raise DtRejected(
-                            "DT answered 403: listing projects needs the VIEW_PORTFOLIO "
-                            "permission for the API key's team",
-                            status=403,
-                        )
-                    text = (await response.content.read(300)).decode("utf-8", "replace")
-                    self._raise_for(
-                        response.status, response.headers.get("Retry-After"), text, path
-                    )
-            raise AssertionError("unreachable")  # pragma: no cover
-
-        return await self._retrying(once, page=str(page))
-
-    async def _read_limited(self, response: aiohttp.ClientResponse) -> bytes:
-        limit = self._settings.max_export
-        if response.content_length is not None and response.content_length > limit:
-            raise ExportTooLarge(
-                f"the export is {response.content_length} bytes, over "
-                f"DTRACK_WORKER_MAX_EXPORT ({limit} bytes)"
-            )
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.content.iter_chunked(_CHUNK):
-            size += len(chunk)
-            if size > limit:
-                raise ExportTooLarge(f"the export is over DTRACK_WORKER_MAX_EXPORT ({limit} bytes)")
-            chunks.append(chunk)
-        return b"".join(chunks)
-
     @staticmethod
-    def _raise_for(status: int, retry_after: str | None, text: str, path: str) -> None:
-        if status in RETRYABLE_STATUSES:
-            after = retry_after_seconds(retry_after)
-            raise _Retry(
-                f"GET /{path}: DT answered {status}",
-                None if after is None else min(after, MAX_RETRY_AFTER_SECONDS),
-            )
-        if status == 404:
-            raise ProjectGone(f"DT has no project here: GET /{path} answered 404")
+    def _failure(status: int, retry_after: str | None, text: str, path: str) -> Exception:
+        if status in dthttp.RETRYABLE_STATUSES:
+            return dthttp.retry_for(status, retry_after, path)
         if status == 401:
-            raise DtRejected(
+            return DtRejected(
                 "DT answered 401: the API key (DTRACK_WORKER_DT_API_KEY) is missing, wrong or "
                 "revoked",
                 status=status,
             )
         if status == 403:
             detail = f" ({text.strip()[:120]})" if text.strip() else ""
-            raise DtRejected(
+            return DtRejected(
                 "DT answered 403: the API key's team lacks VIEW_VULNERABILITY, or portfolio "
                 f"access control keeps it from this project{detail}",
                 status=status,
             )
-        raise DtRejected(f"GET /{path}: DT answered {status}: {text.strip()[:120]}", status=status)
+        return DtRejected(f"GET /{path}: DT answered {status}: {text.strip()[:120]}", status=status)
 
 
-@contextlib.contextmanager
-def _transport_errors(path: str) -> Iterator[None]:
-    """Timeouts and connection errors: worth another try."""
+async def _text(response: aiohttp.ClientResponse) -> str:
+    return (await response.content.read(300)).decode("utf-8", "replace")
+
+
+def _peek(body: bytes) -> str:
+    return body[:120].decode("utf-8", "replace")
+
+
+def _is_dt(about: dict[str, Any]) -> bool:
+    framework = about.get("framework")
+    return bool(
+        _DT_NAMES.search(str(about.get("application", "")))
+        or (isinstance(framework, dict) and framework.get("name") == "Alpine")
+    )
+
+
+def _projects(body: bytes, path: str) -> list[dict[str, Any]]:
+    """A page of projects, or DtMisconfigured saying what came instead."""
     try:
-        yield
-    except (TimeoutError, aiohttp.ClientError) as exc:
-        kind = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
-        raise _Retry(f"GET /{path}: {kind}: {exc}".rstrip(": "), None) from exc
+        page = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise DtMisconfigured(
+            f"GET /{path} answered 200 with something that is not JSON ({_peek(body)!r}): "
+            "is DTRACK_WORKER_DT_URL Dependency-Track's API server?"
+        ) from None
+    if not isinstance(page, list):
+        raise DtMisconfigured(
+            f"GET /{path} answered a JSON {type(page).__name__}, not a list of projects: "
+            "is DTRACK_WORKER_DT_URL Dependency-Track's API server?"
+        )
+    for index, project in enumerate(page):
+        if not isinstance(project, dict) or not isinstance(project.get("uuid"), str):
+            raise DtMisconfigured(
+                f"GET /{path}: item {index} is not a project with a uuid "
+                f"({orjson.dumps(project)[:80].decode()})"
+            )
+    return page
 
 
-class _Retry(Exception):
-    def __init__(self, reason: str, after: float | None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.after = after
+def _total(header: str | None, path: str) -> int | None:
+    if header is None:
+        return None
+    if not header.strip().isdigit():
+        raise DtMisconfigured(f"GET /{path}: X-Total-Count is {header[:40]!r}, not a number")
+    return int(header)

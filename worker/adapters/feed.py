@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import aio_pika
 
-from worker.adapters.amqp import BrokerUnavailable, connect_once
+from worker.adapters.amqp import TopologyMissing, connect_once
 from worker.core import topology
 from worker.core.config import Settings
 
@@ -32,7 +32,7 @@ async def follow(
         try:
             exchange = await channel.get_exchange(events, ensure=True)
         except aio_pika.exceptions.ChannelNotFoundEntity as exc:
-            raise BrokerUnavailable(
+            raise TopologyMissing(
                 f"the events exchange {events} does not exist yet: run `dtrack-worker topology` "
                 "first"
             ) from exc

@@ -14,9 +14,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from worker.adapters.amqp import connect_once, copy_of
+from worker.adapters.amqp import TopologyMissing, connect_once, copy_of
 from worker.core.config import Settings
 from worker.core.topology import JOB_KEY, Topology, build
 
@@ -48,22 +49,35 @@ class Parked:
             id=message.message_id or "(no id)",
             reason=str(headers.get("x-park-reason", "?")),
             error=str(headers.get("x-park-error", "")),
-            attempts=int(headers.get("x-attempt", 1) or 1),
+            attempts=_attempts(headers.get("x-attempt")),
             parked_at=str(headers.get("x-parked-at", "")),
             problems=str(headers["x-park-problems"]) if "x-park-problems" in headers else None,
             body=message.body,
         )
 
 
-Action = Callable[[AbstractChannel, Topology, list[AbstractIncomingMessage]], Awaitable[int]]
+def _attempts(value: object) -> int:
+    """The x-attempt header as written by a worker, or 0 when something else wrote it."""
+    return value if type(value) is int and value >= 0 else 0
 
 
-async def _with_parked(settings: Settings, action: Action, ids: set[str] | None) -> int:
+# what to do with the chosen parked messages; returns the ids of those it handled
+Action = Callable[[AbstractChannel, Topology, list[AbstractIncomingMessage]], Awaitable[list[str]]]
+
+
+async def _with_parked(settings: Settings, action: Action, ids: set[str] | None) -> list[str]:
     """Take every parked message (unacked), hand the chosen ones to ``action``; the rest go back."""
     topology = build(settings.broker.prefix)
     async with await connect_once(settings.broker) as connection:
         channel = await connection.channel(publisher_confirms=True)
-        queue = await channel.get_queue(topology.parked_queue.name, ensure=False)
+        try:
+            queue = await channel.get_queue(topology.parked_queue.name, ensure=True)
+        except aio_pika.exceptions.ChannelNotFoundEntity:
+            raise TopologyMissing(
+                f"there is no parked queue {topology.parked_queue.name}: nothing runs under "
+                f"DTRACK_WORKER_PREFIX={settings.broker.prefix} on this broker (check the prefix, "
+                "or run `dtrack-worker topology`)"
+            ) from None
         messages: list[AbstractIncomingMessage] = []
         while True:
             message = await queue.get(no_ack=False, fail=False)
@@ -75,40 +89,48 @@ async def _with_parked(settings: Settings, action: Action, ids: set[str] | None)
         return await action(channel, topology, chosen)
 
 
+def _ids(messages: list[AbstractIncomingMessage]) -> list[str]:
+    return [message.message_id or "(no id)" for message in messages]
+
+
 def collect(settings: Settings) -> list[Parked]:
     found: list[Parked] = []
 
     async def keep(
         _: AbstractChannel, __: Topology, messages: list[AbstractIncomingMessage]
-    ) -> int:
+    ) -> list[str]:
         found.extend(Parked.of(message) for message in messages)
-        return len(messages)
+        return _ids(messages)
 
     asyncio.run(_with_parked(settings, keep, None))
     return found
 
 
-def replay(settings: Settings, ids: Iterable[str] | None) -> int:
+def replay(settings: Settings, ids: Iterable[str] | None) -> list[str]:
+    """Back to the jobs queue, attempt 1; returns the ids replayed."""
+
     async def send_back(
         channel: AbstractChannel, topology: Topology, messages: list[AbstractIncomingMessage]
-    ) -> int:
+    ) -> list[str]:
         exchange = await channel.get_exchange(topology.jobs_exchange.name, ensure=False)
         for message in messages:
             # no x-attempt header: attempt 1 again
             fresh = copy_of(message, {"x-replayed-at": datetime.now(UTC).isoformat()})
             await exchange.publish(fresh, JOB_KEY, mandatory=True)  # confirmed
             await message.ack()
-        return len(messages)
+        return _ids(messages)
 
     return asyncio.run(_with_parked(settings, send_back, None if ids is None else set(ids)))
 
 
-def purge(settings: Settings, ids: Iterable[str] | None) -> int:
+def purge(settings: Settings, ids: Iterable[str] | None) -> list[str]:
+    """Deleted for good; returns the ids deleted."""
+
     async def delete(
         _: AbstractChannel, __: Topology, messages: list[AbstractIncomingMessage]
-    ) -> int:
+    ) -> list[str]:
         for message in messages:
             await message.ack()
-        return len(messages)
+        return _ids(messages)
 
     return asyncio.run(_with_parked(settings, delete, None if ids is None else set(ids)))

@@ -39,10 +39,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--rate", type=float, metavar="N", help="at most N jobs per second (default: no limit)"
     )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when the portfolio changed while it was read (every project seen is "
+        "still queued; the message on stderr says what moved)",
+    )
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    settings = settings_from(environ)
+    settings = settings_from(environ, log=True)
     settings.dt.require()
     if args.rate is not None and args.rate <= 0:
         raise ConfigError("--rate must be a positive number of projects per second")
@@ -74,6 +80,11 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         return EXIT_INVALID
     print(
         f"backfill done: {progress.enqueued} jobs enqueued for {progress.seen} projects "
-        f"({progress.skipped} skipped by --tag) in {time.monotonic() - progress.started:.1f} s"
+        f"({progress.skipped} skipped by --tag) in {time.monotonic() - progress.started:.1f} s, "
+        f"{progress.passes} listings"
     )
+    if progress.moved:
+        print(f"dtrack-worker backfill: {progress.movement()}", file=sys.stderr)
+        if args.strict:
+            return EXIT_INVALID
     return EXIT_OK

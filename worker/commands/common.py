@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import textwrap
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -43,10 +44,11 @@ def read_input(path: str, stdin: BinaryIO) -> bytes:
 
 
 def settings_from(environ: Mapping[str, str], *, log: bool = False) -> Settings:
-    """The settings, with ``*_FILE`` secrets read; ``log``: configure logging from them too."""
+    """The settings, with ``*_FILE`` secrets read; ``log``: configure logging from them too,
+    to stderr (a command's own output is on stdout)."""
     settings = Settings.from_env(with_file_secrets(environ))
     if log:
-        logs.configure(settings.log_level, json=settings.log_format == "json")
+        logs.configure(settings.log_level, json=settings.log_format == "json", stream=sys.stderr)
     return settings
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from worker import __version__
 from worker.commands import backfill, normalize, parked, run, tail, topology, validate
 from worker.commands.common import EXIT_BROKEN_PIPE, EXIT_INVALID, EXIT_USAGE, Command
-from worker.core.errors import ConfigError, TransientError
+from worker.core.errors import ConfigError, PermanentError, TransientError
 
 # in the order --help lists them
 COMMANDS = (validate, normalize, run, tail, backfill, parked, topology)
@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except ConfigError as exc:
         print(f"dtrack-worker: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except TransientError as exc:  # e.g. RabbitMQ unreachable for `topology`
+    except (TransientError, PermanentError) as exc:  # RabbitMQ unreachable, DT refusing, ...
         print(f"dtrack-worker: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except BrokenPipeError:  # `dtrack-worker normalize big.fpf | head`: stop quietly, like cat

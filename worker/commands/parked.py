@@ -42,7 +42,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    settings = settings_from(environ)
+    settings = settings_from(environ, log=True)
     if args.action == "list":
         _print_parked(parked.collect(settings))
         return EXIT_OK
@@ -52,16 +52,29 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         raise ConfigError(f"parked {args.action}: name job ids, or --all")
     ids = None if args.all else args.ids
     if args.action == "replay":
-        count = parked.replay(settings, ids)
-        print(f"replayed {count} job{'' if count == 1 else 's'} to the jobs queue")
-        return EXIT_OK
+        done = parked.replay(settings, ids)
+        print(f"replayed {_jobs(len(done))} to the jobs queue")
+        return _missing(args, ids, done)
     what = "every parked job" if args.all else f"{len(args.ids)} parked job(s)"
     if not _confirmed(f"delete {what} for good?", yes=args.yes):
         print("nothing deleted")
         return EXIT_OK
-    count = parked.purge(settings, ids)
-    print(f"deleted {count} parked job{'' if count == 1 else 's'}")
-    return EXIT_OK
+    done = parked.purge(settings, ids)
+    print(f"deleted {_jobs(len(done), parked=True)}")
+    return _missing(args, ids, done)
+
+
+def _jobs(count: int, *, parked: bool = False) -> str:
+    return f"{count}{' parked' if parked else ''} job{'' if count == 1 else 's'}"
+
+
+def _missing(args: argparse.Namespace, asked: Sequence[str] | None, done: Sequence[str]) -> int:
+    """Exit 1 naming the ids asked for that were not parked (as ``show`` does)."""
+    missing = sorted(set(asked or ()) - set(done))
+    if not missing:
+        return EXIT_OK
+    print(f"dtrack-worker parked {args.action}: not parked: {', '.join(missing)}", file=sys.stderr)
+    return EXIT_INVALID
 
 
 def _print_parked(jobs: Sequence[parked.Parked]) -> None:
@@ -86,7 +99,7 @@ def _show_parked(jobs: Sequence[parked.Parked], ids: Sequence[str]) -> int:
             "error": job.error,
             "attempts": job.attempts,
             "parked_at": job.parked_at,
-            "problems": orjson.loads(job.problems) if job.problems else None,
+            "problems": _problems(job.problems),
             "job": body,
         }
         print(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
@@ -95,6 +108,16 @@ def _show_parked(jobs: Sequence[parked.Parked], ids: Sequence[str]) -> int:
         print(f"dtrack-worker parked show: not parked: {', '.join(missing)}", file=sys.stderr)
         return EXIT_INVALID
     return EXIT_OK
+
+
+def _problems(header: str | None) -> Any:
+    """The problems header as JSON, or as the text it is when something else wrote it."""
+    if not header:
+        return None
+    try:
+        return orjson.loads(header)
+    except orjson.JSONDecodeError:
+        return header
 
 
 def _confirmed(question: str, *, yes: bool) -> bool:

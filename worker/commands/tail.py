@@ -12,6 +12,8 @@ from worker.adapters import feed
 from worker.commands.common import EXIT_OK, add_command, settings_from
 from worker.core.errors import ConfigError
 
+MAX_ROUTING_KEY_BYTES = 255
+
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = add_command(
@@ -41,9 +43,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    settings = settings_from(environ)
+    settings = settings_from(environ, log=True)
     if args.count is not None and args.count < 1:
         raise ConfigError("--count must be at least 1")
+    if args.timeout is not None and not 0 < args.timeout < 1e9:
+        raise ConfigError("--timeout must be a positive number of seconds")
+    if not args.routing_key or len(args.routing_key.encode()) > MAX_ROUTING_KEY_BYTES:
+        raise ConfigError(
+            f"--routing-key must be 1 to {MAX_ROUTING_KEY_BYTES} bytes (AMQP's limit), "
+            "such as finding.* or #"
+        )
     out = sys.stdout.buffer
 
     def write(body: bytes) -> None:

@@ -7,6 +7,7 @@
     + InvalidExport          an FPF export that is not JSON or breaks the schema
     + InvalidJob             a queued job message that breaks the job contract
     + DtRejected             DT refused us (401/403/other 4xx): a configuration problem
+    + DtMisconfigured        the address is not DT's API, or redirects away: configuration
     + ExportTooLarge         the export is over DTRACK_WORKER_MAX_EXPORT
     + ProjectGone            DT has no such project (404): not retried, announced instead
   x TransientError           may succeed later: answer 503, retry with a delay
@@ -84,6 +85,11 @@ class DtRejected(PermanentError):
     def __init__(self, message: str, *, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+class DtMisconfigured(PermanentError):
+    """DTRACK_WORKER_DT_URL does not answer as Dependency-Track's API (a frontend, a proxy
+    path, a redirect to another host): never taken for data, such as a deleted project."""
 
 
 class ExportTooLarge(PermanentError):

@@ -253,7 +253,9 @@ def _described(
 ) -> Export:
     """The export's identity from its head (everything but the findings)."""
     meta, project = document["meta"], document["project"]
-    source = urls.without_userinfo(source or meta.get("baseUrl") or DEFAULT_SOURCE)
+    source = (
+        urls.without_userinfo(source or meta.get("baseUrl") or DEFAULT_SOURCE) or DEFAULT_SOURCE
+    )
     exported_at = instant(meta["timestamp"], zone)
     if exported_at is None:  # a calendar-impossible date the pattern let through
         raise InvalidExport(

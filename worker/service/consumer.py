@@ -13,7 +13,7 @@ import contextlib
 import gc
 import itertools
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Protocol
@@ -22,12 +22,13 @@ import orjson
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
-from worker.adapters.amqp import copy_of
-from worker.adapters.broker import Broker
+from worker.adapters.amqp import BROKER_ERRORS, copy_of
+from worker.adapters.broker import Broker, Subscription
 from worker.adapters.metrics import WorkerMetrics
 from worker.adapters.schemas import Contracts
 from worker.core import events, fpf, topology
 from worker.core.errors import (
+    DtMisconfigured,
     DtRejected,
     ExportTooLarge,
     InvalidDocument,
@@ -38,6 +39,7 @@ from worker.core.errors import (
     TransientError,
 )
 from worker.core.jobs import Job, utc_timestamp
+from worker.service.freshness import Freshness
 
 log = structlog.get_logger(__name__)
 
@@ -64,48 +66,6 @@ def _batches(items: Iterable[events.Event], size: int) -> Iterator[list[events.E
         yield batch
 
 
-class _Freshness:
-    """Coalescing: which fetch of a project can stand in for a job accepted at a given time.
-
-    A fetch that *started after* a job was accepted saw everything the job's notification
-    announced, so the job needs no fetch of its own once that fetch has succeeded. Jobs wait
-    for an in-flight fetch that qualifies, and fetch themselves if it fails.
-    """
-
-    def __init__(self) -> None:
-        self._succeeded: dict[str, datetime] = {}
-        self._in_flight: dict[str, tuple[datetime, asyncio.Future[bool]]] = {}
-
-    async def covered(self, project: str, accepted: datetime) -> bool:
-        done = self._succeeded.get(project)
-        if done is not None and done > accepted:
-            return True
-        running = self._in_flight.get(project)
-        if running is not None and running[0] > accepted:
-            return await asyncio.shield(running[1])
-        return False
-
-    @contextlib.contextmanager
-    def fetching(self, project: str) -> Iterator[None]:
-        started = datetime.now(UTC)
-        outcome: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._in_flight[project] = (started, outcome)
-        succeeded = False
-        try:
-            yield
-            succeeded = True
-        finally:
-            if self._in_flight.get(project, (None, None))[1] is outcome:
-                del self._in_flight[project]
-            outcome.set_result(succeeded)
-            previous = self._succeeded.get(project)
-            if succeeded and (previous is None or started > previous):
-                self._succeeded[project] = started
-            if len(self._succeeded) > 50_000:  # bounded memory: forget the oldest half
-                for key in sorted(self._succeeded, key=self._succeeded.__getitem__)[:25_000]:
-                    del self._succeeded[key]
-
-
 class Worker:
     def __init__(
         self,
@@ -120,9 +80,9 @@ class Worker:
         self._contracts = contracts
         self._metrics = metrics
         self._options = options
-        self._freshness = _Freshness()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._cancel: Callable[[], Awaitable[None]] | None = None
+        self._freshness = Freshness()
+        self._subscription: Subscription | None = None
+        self._deliveries: dict[asyncio.Task[None], AbstractIncomingMessage] = {}
         self._starter: asyncio.Task[None] | None = None
         self.consuming = False
 
@@ -137,37 +97,56 @@ class Worker:
     async def _start_when_ready(self) -> None:
         while not self._broker.ready:  # noqa: ASYNC110 - the broker reconnects on its own
             await asyncio.sleep(0.1)
-        self._cancel = await self._broker.consume(
+        self._subscription = await self._broker.consume(
             self._broker.topology.jobs_queue, self._on_message, prefetch=self._options.prefetch
         )
         self.consuming = True
         log.info("worker.consuming", queue=self._broker.topology.jobs_queue.name)
 
     async def stop(self) -> None:
-        """Stop taking jobs, let those in flight finish within the grace, return the rest."""
+        """Stop taking jobs, let those in flight finish and ack within the grace, return the
+        rest to the queue (nack, requeue), then close the channel they were delivered on."""
         if self._starter is not None:
             self._starter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._starter
-        if self._cancel is not None:
-            await self._cancel()
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            await subscription.stop_taking()  # the channel stays: the drained jobs ack on it
         self.consuming = False
-        pending = set(self._tasks)
+        pending = set(self._deliveries)
         if pending:
             log.info(
                 "worker.draining", in_flight=len(pending), grace_s=self._options.shutdown_grace
             )
             _, unfinished = await asyncio.wait(pending, timeout=self._options.shutdown_grace)
-            for task in unfinished:  # not settled: RabbitMQ redelivers them when we disconnect
-                task.cancel()
-            await asyncio.gather(*unfinished, return_exceptions=True)
             if unfinished:
-                log.warning("worker.returned", jobs=len(unfinished))
+                await self._return(unfinished)
+        if subscription is not None:
+            await subscription.close()
+
+    async def _return(self, unfinished: set[asyncio.Task[None]]) -> None:
+        """Cancel what outlived the grace and give its jobs back to RabbitMQ explicitly."""
+        messages = [self._deliveries[task] for task in unfinished if task in self._deliveries]
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+        returned = 0
+        for message in messages:
+            with contextlib.suppress(*BROKER_ERRORS):  # a closed channel returns it anyway
+                await message.nack(requeue=True)
+                returned += 1
+        log.warning("worker.returned", jobs=len(messages), nacked=returned)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         task = asyncio.create_task(self._handle(message))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._deliveries[task] = message
+        task.add_done_callback(self._settled)
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        self._deliveries.pop(task, None)
+        if not task.cancelled() and task.exception() is not None:  # retrieved: never lost
+            log.error("job.crashed", error=repr(task.exception()))
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         started = time.perf_counter()
@@ -181,6 +160,9 @@ class Worker:
             await asyncio.sleep(1)  # no hot loop if the channel lives but refuses
             with contextlib.suppress(Exception):
                 await message.nack(requeue=True)
+            return
+        except BROKER_ERRORS as exc:  # the channel went while we acked: RabbitMQ redelivers it
+            log.warning("job.unsettled", error=f"{type(exc).__name__}: {exc}", **fields)
             return
         finally:
             self._metrics.in_flight.dec()
@@ -245,6 +227,9 @@ class Worker:
             except DtRejected as exc:
                 if exc.status in (401, 403):
                     self._metrics.dt_auth_failures.inc()
+                raise
+            except DtMisconfigured:
+                self._metrics.dt_auth_failures.inc()  # the auth/config failure alert
                 raise
             export = fpf.process(
                 raw,
@@ -366,6 +351,8 @@ def _job_ref(job: Job) -> dict[str, Any]:
 def _park_reason(exc: PermanentError) -> str:
     if isinstance(exc, DtRejected):
         return "dt_rejected"
+    if isinstance(exc, DtMisconfigured):
+        return "dt_misconfigured"
     if isinstance(exc, ExportTooLarge):
         return "too_large"
     if isinstance(exc, InvalidJob):

@@ -7,6 +7,7 @@ encoding means; see ``worker.service.webhook``.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -92,6 +93,9 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     started = time.perf_counter()
     try:
         response = await handler(request)
+    except asyncio.CancelledError:  # the client left and the server cancels its handler
+        _log_request(request, CLIENT_GONE, started, outcome="client_gone")
+        raise
     except web.HTTPException as exc:  # 404, 405
         response = json_response(
             exc.status,
@@ -107,19 +111,23 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     response.headers["X-Correlation-Id"] = correlation_id
     if response.status in (408, CLIENT_GONE):
         response.force_close()  # a client that is slow or gone gets no second request
+    _log_request(request, response.status, started, outcome=request.get(OUTCOME))
+    return response
+
+
+def _log_request(request: web.Request, status: int, started: float, *, outcome: str | None) -> None:
+    """One line per request: info for the webhook, debug for health and metrics."""
     line = {
-        "correlation_id": correlation_id,  # also bound, but capture_logs and tests see it here
+        "correlation_id": request[CORRELATION_ID],  # bound too; capture_logs sees it here
         "method": request.method,
         "path": request.path,
-        "status": response.status,
+        "status": status,
         "latency_ms": round((time.perf_counter() - started) * 1000, 2),
     }
     if request.path == "/webhook":
-        fields = request.get(LOG_FIELDS, {})
-        log.info("http.request", **line, **fields, outcome=request.get(OUTCOME))
+        log.info("http.request", **line, **request.get(LOG_FIELDS, {}), outcome=outcome)
     else:
         log.debug("http.request", **line)
-    return response
 
 
 async def handle_health(request: web.Request) -> web.Response:

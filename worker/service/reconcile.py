@@ -22,7 +22,7 @@ import orjson
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
-from worker.adapters.broker import Broker
+from worker.adapters.broker import Broker, Subscription
 from worker.core.topology import RECONCILE_KEY, RECONCILE_WAIT_KEY
 from worker.service.backfill import Progress
 
@@ -37,13 +37,13 @@ class Reconciler:
         self._run_pass = run_pass
         self._interval = interval
         self._last_run: datetime | None = None
-        self._cancel: Callable[[], Awaitable[None]] | None = None
+        self._subscription: Subscription | None = None
         self.running = False  # a pass is in progress in this process
         self.passes = 0
 
     async def start(self) -> None:
         topology = self._broker.topology
-        self._cancel = await self._broker.consume(
+        self._subscription = await self._broker.consume(
             topology.reconcile_queue, self._on_token, prefetch=1
         )
         if (
@@ -56,8 +56,8 @@ class Reconciler:
             log.info("reconcile.seeded", interval_s=self._interval)
 
     async def stop(self) -> None:
-        if self._cancel is not None:
-            await self._cancel()
+        if self._subscription is not None:
+            await self._subscription.close()
 
     async def _send(self, key: str, due: datetime, expiration: float | None) -> None:
         token = orjson.dumps({"token": str(uuid.uuid4()), "due": due.isoformat()})

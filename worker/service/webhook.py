@@ -133,7 +133,8 @@ async def _body(request: web.Request, settings: ReceiverSettings) -> bytes:
         ) from None
     except web.HTTPRequestEntityTooLarge:  # a chunked body over the limit
         raise too_large from None
-    except ConnectionResetError:  # the client left; aiohttp's own reset error is one too
+    except (ConnectionResetError, http_exceptions.ContentLengthError):
+        # the client left mid-body (aiohttp's own reset error is a ConnectionResetError too)
         raise _Refused(CLIENT_GONE, "client_gone", {}) from None
     except http_exceptions.HttpProcessingError as exc:  # a malformed chunked body
         raise _Refused(400, "invalid", {"error": "invalid_body", "message": exc.message}) from None

@@ -1,0 +1,239 @@
+"""Hardening of the receiver (issue 14 items 5, 6, 9, 10, 11): hostile clients and huge
+notifications against the real service on loopback and the real RabbitMQ."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import io
+import uuid
+import zlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+import structlog
+
+from tests.conftest import NOTIFICATIONS
+from tests.rabbit import AMQP_URL, depth, drain, eventually, temporary_topology, unique_prefix
+from tests.tcpproxy import TcpProxy
+from worker.core.config import Settings
+from worker.service import serve as service
+
+pytestmark = pytest.mark.rabbitmq
+
+TOKEN = "hardening-token"
+NEW_VULNERABILITY = orjson.loads(
+    (NOTIFICATIONS / "v4__dt-docs-4.14.3__NEW_VULNERABILITY.json").read_bytes()
+)
+
+
+def bom_processed(n: int = 0) -> bytes:
+    return orjson.dumps(
+        {
+            "notification": {
+                "level": "INFORMATIONAL",
+                "scope": "PORTFOLIO",
+                "group": "BOM_PROCESSED",
+                "timestamp": f"2026-11-22T07:00:00.{n:06d}",
+                "title": "Bill of Materials Processed",
+                "content": "A CycloneDX BOM was processed",
+                "subject": {"project": {"uuid": str(uuid.uuid4()), "name": "p"}},
+            }
+        }
+    )
+
+
+def fan_out(projects: int) -> bytes:
+    """A DT 4.x NEW_VULNERABILITY naming ``projects`` projects (DT lists every project with a
+    component of the same identity)."""
+    notification = NEW_VULNERABILITY["notification"]
+    affected = [{"uuid": str(uuid.uuid4()), "name": f"p{n}"} for n in range(projects)]
+    subject = notification["subject"] | {"affectedProjects": affected}
+    return orjson.dumps({"notification": notification | {"subject": subject}})
+
+
+@pytest.fixture
+async def start(aiohttp_client) -> AsyncIterator[Any]:
+    """Start receivers on loopback; ``prefix`` shares one topology between several."""
+    stack = contextlib.AsyncExitStack()
+
+    async def start(prefix: str | None = None, **env: str):
+        prefix = prefix or unique_prefix()
+        topo = await stack.enter_async_context(temporary_topology(prefix))
+        settings = Settings.from_env(
+            {
+                "DTRACK_WORKER_PREFIX": prefix,
+                "DTRACK_WORKER_WEBHOOK_TOKEN": TOKEN,
+                "DTRACK_WORKER_COALESCE_SECONDS": "0",
+                "DTRACK_WORKER_AMQP_URL": AMQP_URL,
+            }
+            | {f"DTRACK_WORKER_{key.upper()}": value for key, value in env.items()}
+        )
+        app, broker = service.build(settings)
+        client = await aiohttp_client(app)
+        stack.push_async_callback(client.close)
+        await eventually(lambda: broker.ready, within=20)
+        return client, topo
+
+    async with stack:
+        yield start
+
+
+async def _raw(port: int, request: bytes, *, then_close: bool = False) -> bytes:
+    """Send ``request`` bytes as they are; the answer's bytes (or b"" if we hung up first)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        if then_close:
+            return b""
+        return await asyncio.wait_for(reader.read(), timeout=15)
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+def _status_and_json(answer: bytes) -> tuple[int, dict[str, Any]]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), orjson.loads(body)
+
+
+def _webhook_request(headers: dict[str, bytes], body: bytes, *, length: int | None = None) -> bytes:
+    lines = [b"POST /webhook HTTP/1.1", b"Host: localhost", b"Connection: close"]
+    lines += [name.encode() + b": " + value for name, value in headers.items()]
+    lines.append(b"Content-Length: " + str(len(body) if length is None else length).encode())
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+# -- 5. a huge fan-out: all of it enqueued, or none ------------------------------------------
+
+
+@pytest.mark.timeout(120)
+async def test_a_50000_project_notification_is_enqueued_whole_and_once(start, figures):
+    client, topo = await start()
+    body = fan_out(50_000)
+    response = await client.post("/webhook", data=io.BytesIO(body), headers={"X-Api-Key": TOKEN})
+    answer = await response.json()
+    assert response.status == 202, answer
+    assert answer["job_count"] == 50_000
+    assert await depth(topo.jobs_queue.name) == 50_000
+    again = await client.post("/webhook", data=io.BytesIO(body), headers={"X-Api-Key": TOKEN})
+    assert again.status == 202
+    assert (await again.json())["duplicate"] is True
+    assert await depth(topo.jobs_queue.name) == 50_000  # DT 5's retry does not double it
+    figures(
+        f"fan-out: 1 notification naming 50000 projects ({len(body) / 1e6:.1f} MB) -> 202, "
+        "50000 jobs; sent again -> 202 duplicate, still 50000"
+    )
+
+
+@pytest.mark.timeout(120)
+async def test_a_fan_out_cut_off_midway_enqueues_nothing_and_answers_503(start):
+    async with TcpProxy(5672) as proxy:
+        client, topo = await start(amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/")
+        body = fan_out(20_000)
+        request = asyncio.create_task(
+            client.post("/webhook", data=io.BytesIO(body), headers={"X-Api-Key": TOKEN})
+        )
+        await asyncio.sleep(0.8)  # routing is done; the transaction is being published
+        proxy.cut()
+        response = await request
+        assert response.status == 503
+        assert "nothing was enqueued" in (await response.json())["message"]
+        proxy.restore()
+    assert await depth(topo.jobs_queue.name) == 0
+
+
+# -- 6. coalescing delays do not wait behind each other --------------------------------------
+
+
+async def test_a_short_delay_is_not_held_behind_a_long_one(start):
+    prefix = unique_prefix()
+    slow, topo = await start(prefix, coalesce_seconds="30")
+    fast, _ = await start(prefix, coalesce_seconds="1")
+    assert (await slow.post("/webhook", data=bom_processed(1), headers={"X-Api-Key": TOKEN})).ok
+    posted = asyncio.get_running_loop().time()
+    assert (await fast.post("/webhook", data=bom_processed(2), headers={"X-Api-Key": TOKEN})).ok
+    (job,) = await drain(topo.jobs_queue.name, settle=2.5)
+    assert job.headers["x-first-death-queue"] == topo.delay_queue_name(1)
+    assert asyncio.get_running_loop().time() - posted < 4
+    assert await depth(topo.delay_queue_name(30)) == 1  # the long one waits on its own
+
+
+# -- 9. slow bodies, and clients that leave ----------------------------------------------------
+
+
+async def test_slow_bodies_get_408_and_leaving_clients_an_info_line(start, caplog):
+    client, topo = await start(body_timeout="1")
+    port = client.port
+    head = _webhook_request({"X-Api-Key": TOKEN.encode()}, b'{"notif', length=100)
+    with structlog.testing.capture_logs() as lines:
+        answers = await asyncio.gather(*(_raw(port, head) for _ in range(50)))
+        await _raw(port, head, then_close=True)  # and one that hangs up mid-body
+        await eventually(lambda: any(line.get("outcome") == "client_gone" for line in lines))
+    statuses = {_status_and_json(answer)[0] for answer in answers}
+    assert statuses == {408}
+    _status, body = _status_and_json(answers[0])
+    assert "DTRACK_WORKER_BODY_TIMEOUT" in body["message"]
+    assert [line for line in lines if line["log_level"] in ("error", "critical")] == []
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    gone = [line for line in lines if line.get("outcome") == "client_gone"]
+    assert gone[0]["log_level"] == "info"
+    assert await depth(topo.jobs_queue.name) == 0
+
+
+# -- 10. a token header of any bytes is a 401, never a 500 -----------------------------------
+
+
+@pytest.mark.parametrize("token", [b"\xff\xfe", b"caf\xe9", TOKEN.encode() + b"\x80"])
+async def test_a_token_header_that_is_not_utf8_is_401(start, token):
+    client, _ = await start()
+    answer = await _raw(client.port, _webhook_request({"X-Api-Key": token}, bom_processed()))
+    status, body = _status_and_json(answer)
+    assert status == 401
+    assert body["status"] == "unauthorized"
+
+
+# -- 11. encodings: JSON answers, 4xx, one log line each, counted ----------------------------
+
+
+async def test_content_encodings_get_json_4xx_logged_and_counted(start):
+    client, topo = await start(max_body="64KiB")
+    port = client.port
+    key = {"X-Api-Key": TOKEN.encode()}
+    cases = [
+        ({"Content-Encoding": b"gzip"}, gzip.compress(bom_processed(1)), 202, "enqueued"),
+        ({"Content-Encoding": b"deflate"}, zlib.compress(bom_processed(2)), 202, "enqueued"),
+        ({"Content-Encoding": b"gzip"}, b"\x1f\x8b\x08\x00corrupt", 400, "invalid"),
+        ({"Content-Encoding": b"gzip"}, gzip.compress(bom_processed(3))[:-9], 400, "invalid"),
+        ({"Content-Encoding": b"br"}, b"\x0b\x02\x80{}\x03", 415, "unsupported"),
+        ({"Content-Encoding": b"zstd"}, b"(\xb5/\xfd", 415, "unsupported"),
+        ({"Content-Encoding": b"gzip"}, gzip.compress(b" " * 2**20), 413, "too_large"),  # bomb
+    ]
+    with structlog.testing.capture_logs() as lines:
+        for headers, body, expected, outcome in cases:
+            answer = await _raw(port, _webhook_request(key | headers, body))
+            status, document = _status_and_json(answer)
+            assert (status, document["status"]) == (expected, outcome), document
+            assert status < 300 or document["message"]
+        chunked = (
+            b"POST /webhook HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Api-Key: "
+            + TOKEN.encode()
+            + b"\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"".join(b"4000\r\n" + b" " * 0x4000 + b"\r\n" for _ in range(6)) + b"0\r\n\r\n"
+        )  # fmt: skip
+        status, document = _status_and_json(await _raw(port, chunked))
+        assert (status, document["status"]) == (413, "too_large")
+    requests = [line for line in lines if line["event"] == "http.request"]
+    assert len(requests) == len(cases) + 1  # one line each, and nothing else
+    assert [line for line in lines if line["log_level"] == "error"] == []
+    metrics = await (await client.get("/metrics")).text()
+    for outcome, count in (("invalid", 2), ("unsupported", 2), ("too_large", 2), ("enqueued", 2)):
+        group = "BOM_PROCESSED" if outcome == "enqueued" else "-"
+        line = f'dtrack_worker_webhook_requests_total{{group="{group}",outcome="{outcome}"}}'
+        assert f"{line} {count}.0" in metrics, outcome
+    assert len(await drain(topo.jobs_queue.name)) == 2
