@@ -29,6 +29,7 @@ from worker.core.config import Settings
 from worker.service import receiver
 from worker.service.backfill import backfill
 from worker.service.consumer import Worker, WorkerOptions
+from worker.service.protocol import JsonErrorsRunner
 from worker.service.reconcile import Reconciler
 
 log = structlog.get_logger(__name__)
@@ -180,7 +181,7 @@ async def _serve(app: web.Application, sock: socket.socket, grace: float) -> Non
     for number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(number, on_signal, number.name)
     # the site's own shutdown waits for open requests; the worker drains within its grace
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10)
+    runner = JsonErrorsRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10)
     await runner.setup()
     try:
         await web.SockSite(runner, sock).start()
