@@ -134,7 +134,8 @@ def test_compose_scales_workers_and_reads_secrets_from_files():
 
 def test_rabbitmq_definitions_match_the_topology_the_code_declares():
     definitions = json.loads((DEPLOY / "rabbitmq" / "definitions.json").read_text())
-    expected = topology.build("dtrack").definitions()
+    settings = Settings.from_env({})  # the defaults: prefix dtrack, 3 replicas, a 10 s delay
+    expected = topology.configured(settings.broker, delays=(10,)).definitions()
     for part in ("exchanges", "queues", "bindings"):
         assert definitions[part] == expected[part], part
     conf = (DEPLOY / "rabbitmq" / "rabbitmq.conf").read_text()

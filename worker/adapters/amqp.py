@@ -5,16 +5,18 @@ connections; declaring a topology; copying a job message.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import random
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 
-from worker.core.config import BrokerSettings
+from worker.core.config import BrokerSettings, Secret
 from worker.core.errors import PermanentError, TransientError
 from worker.core.topology import Topology
+from worker.core.urls import redact
 
 # Everything a lost or refusing broker raises while we publish or declare.
 BROKER_ERRORS = (
@@ -25,6 +27,9 @@ BROKER_ERRORS = (
     TimeoutError,
     RuntimeError,  # aiormq: "Connection closed" while a frame waits
 )
+
+
+GROUP_SIZE = "x-quorum-initial-group-size"
 
 
 class TopologyMissing(PermanentError):
@@ -48,14 +53,21 @@ def publish_errors(timeout: float, what: str) -> Iterator[None]:
         raise BrokerUnavailable(f"RabbitMQ refused {what}: {type(exc).__name__}") from exc
 
 
+def in_turn(urls: Sequence[Secret]) -> list[Secret]:
+    """The nodes' URLs from a random one on: processes spread over a cluster's nodes."""
+    start = random.randrange(len(urls))
+    return [*urls[start:], *urls[:start]]
+
+
 async def connect_once(settings: BrokerSettings) -> AbstractConnection:
-    """A plain (not robust) connection for a one-off command; BrokerUnavailable if none."""
-    try:
-        return await aio_pika.connect(settings.url.reveal(), timeout=10)
-    except BROKER_ERRORS as exc:
-        raise BrokerUnavailable(
-            f"cannot reach RabbitMQ at {settings.display_url}: {type(exc).__name__}: {exc}"
-        ) from exc
+    """A plain connection for a one-off command, to the first node that answers."""
+    failures = []
+    for url in in_turn(settings.urls):
+        try:
+            return await aio_pika.connect(url.reveal(), timeout=10)
+        except BROKER_ERRORS as exc:
+            failures.append(f"{redact(url.reveal())}: {type(exc).__name__}: {exc}")
+    raise BrokerUnavailable(f"cannot reach RabbitMQ at {'; '.join(failures)}")
 
 
 def copy_of(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
@@ -71,8 +83,13 @@ def copy_of(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pi
     )
 
 
-async def declare(channel: AbstractChannel, topology: Topology) -> None:
-    """Declare every exchange, queue and binding; idempotent for an unchanged topology."""
+async def declare(connection: AbstractConnection, topology: Topology) -> None:
+    """Declare every exchange, queue and binding; idempotent for an unchanged topology.
+
+    A quorum queue declared before ``x-quorum-initial-group-size`` was set keeps its members:
+    RabbitMQ refuses a redeclaration that adds the argument, so that queue is declared as it was.
+    """
+    channel = await connection.channel()
     exchanges = {}
     for exchange in topology.exchanges:
         exchanges[exchange.name] = await channel.declare_exchange(
@@ -80,18 +97,29 @@ async def declare(channel: AbstractChannel, topology: Topology) -> None:
         )
     queues = {}
     for queue in topology.queues:
-        queues[queue.name] = await channel.declare_queue(
-            queue.name, durable=True, arguments=queue.x_arguments
-        )
+        arguments = queue.x_arguments
+        try:
+            queues[queue.name] = await channel.declare_queue(
+                queue.name, durable=True, arguments=arguments
+            )
+        except aio_pika.exceptions.ChannelPreconditionFailed:
+            if GROUP_SIZE not in arguments:
+                raise
+            channel = await connection.channel()  # the refusal closed the other one
+            earlier = {key: value for key, value in arguments.items() if key != GROUP_SIZE}
+            queues[queue.name] = await channel.declare_queue(
+                queue.name, durable=True, arguments=earlier
+            )
     for binding in topology.bindings:
         await queues[binding.queue].bind(exchanges[binding.exchange], binding.routing_key)
+    await channel.close()
 
 
 async def declare_once(settings: BrokerSettings, topology: Topology) -> None:
     """Declare ``topology`` on a connection of its own; BrokerUnavailable if we cannot."""
     async with await connect_once(settings) as connection:
         try:
-            await declare(await connection.channel(), topology)
+            await declare(connection, topology)
         except BROKER_ERRORS as exc:
             raise BrokerUnavailable(
                 f"cannot declare the topology on {settings.display_url}: "

@@ -13,27 +13,27 @@ import aio_pika
 import structlog
 from aio_pika.abc import (
     AbstractChannel,
+    AbstractConnection,
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
-    AbstractRobustConnection,
 )
 
 from worker.adapters.amqp import (
     BROKER_ERRORS,
     BrokerUnavailable,
     declare,
+    in_turn,
     publish_errors,
 )
-from worker.core.config import BrokerSettings
+from worker.core.config import BrokerSettings, Secret
 from worker.core.events import CLOUDEVENTS_CONTENT_TYPE, Event
 from worker.core.jobs import JOB_TYPE, Job
 from worker.core.topology import JOB_KEY, Queue, Topology, delay_key
+from worker.core.urls import redact
 
 log = structlog.get_logger(__name__)
 
-# aio-pika waits 5 s between reconnect attempts by default; every second of it is 503s.
-RECONNECT_INTERVAL_SECONDS = 1.0
 # A transaction of many jobs gets the publish timeout plus this much per job (50,000 jobs
 # take about 5 s here; the deadline leaves room for a slower broker).
 TRANSACTION_SECONDS_PER_JOB = 0.0005
@@ -77,24 +77,29 @@ class Subscription:
 
 
 class Broker:
-    """One robust connection and one confirming channel per process.
+    """One connection and one confirming channel per process, to one node of a cluster.
 
     ``start()`` returns at once and keeps trying to connect in the background, so the HTTP side
-    can answer (503, /readyz failing) while RabbitMQ is away. Once connected, aio-pika's robust
-    connection reconnects by itself and re-declares what this channel declared.
+    can answer (503, /readyz failing) while RabbitMQ is away. It tries the nodes of
+    DTRACK_WORKER_AMQP_URL in turn, from a random one on; when the connection (or its confirming
+    channel) is lost it connects again, to the next node first, declares the topology again and
+    subscribes every consumer again on a fresh channel.
     """
 
     def __init__(self, settings: BrokerSettings, topology: Topology) -> None:
         self._settings = settings
         self._topology = topology
-        self._connection: AbstractRobustConnection | None = None
+        self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
         self._jobs: AbstractExchange | None = None
         self._declared = False
+        self._lost = asyncio.Event()
+        self._why_lost: BaseException | None = None
         self._task: asyncio.Task[None] | None = None
         self._subscriptions: list[Subscription] = []
-        self._resubscriber: asyncio.Task[None] | None = None
         self._transactions = asyncio.Semaphore(MAX_TRANSACTIONS)
+        self.node: str | None = None  # the node in use, its URL redacted
+        self.connections = 0  # successful connections so far (reconnects included)
 
     @property
     def ready(self) -> bool:
@@ -102,7 +107,7 @@ class Broker:
         return (
             self._declared
             and connection is not None
-            and connection.connected.is_set()
+            and not connection.is_closed
             and channel is not None
             and not channel.is_closed
         )
@@ -122,48 +127,66 @@ class Broker:
             ) from None
 
     async def _connect_forever(self) -> None:
+        nodes = in_turn(self._settings.urls)
         delay = 0.5
         while True:
-            try:
-                await self._connect()
-            except BROKER_ERRORS as exc:
-                log.warning(
-                    "broker.connect_failed",
-                    url=self._settings.display_url,
-                    error=f"{type(exc).__name__}: {exc}",
-                    retry_in_s=delay,
-                )
-                await self._close_quietly()
+            for index, url in enumerate(nodes):
+                shown = redact(url.reveal())
+                try:
+                    await self._connect(url)
+                except BROKER_ERRORS as exc:
+                    log.warning(
+                        "broker.connect_failed", url=shown, error=f"{type(exc).__name__}: {exc}"
+                    )
+                    await self._close_quietly()
+                    continue
+                delay = 0.5
+                await self._serve_connection(shown)
+                nodes = [*nodes[index + 1 :], *nodes[: index + 1]]  # the next node first
+                break
+            else:
+                log.warning("broker.unreachable", nodes=len(nodes), retry_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
-            else:
-                log.info("broker.connected", url=self._settings.display_url)
-                return
 
-    async def _connect(self) -> None:
-        connection = await aio_pika.connect_robust(
-            self._settings.url.reveal(),
+    async def _serve_connection(self, shown: str) -> None:
+        """From a new connection to its loss: subscribe again, then wait for the loss."""
+        self.node, self.connections = shown, self.connections + 1
+        log.info(
+            "broker.connected",
+            url=shown,
+            nodes=len(self._settings.urls),
+            reconnect=self.connections > 1,
+        )
+        if self.connections > 1:  # a first connection has no consumers yet
+            await self._resubscribe()
+        await self._lost.wait()
+        why = self._why_lost
+        log.warning("broker.disconnected", url=shown, error=repr(why) if why else None)
+        await self._close_quietly()
+
+    async def _connect(self, url: Secret) -> None:
+        self._lost.clear()
+        self._why_lost = None
+        connection = await aio_pika.connect(
+            url.reveal(),
             timeout=10,
-            reconnect_interval=RECONNECT_INTERVAL_SECONDS,
             client_properties={"connection_name": f"dtrack-worker {self._topology.prefix}"},
         )
         self._connection = connection
-        connection.reconnect_callbacks.add(self._on_reconnect)
         connection.close_callbacks.add(self._on_close)
+        await declare(connection, self._topology)
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        channel.close_callbacks.add(self._on_close)  # a lost channel is a lost connection
         self._channel = channel
-        await declare(channel, self._topology)
         self._jobs = await channel.get_exchange(self._topology.jobs_exchange.name, ensure=False)
         self._declared = True
 
-    def _on_reconnect(self, *_: object) -> None:
-        log.info("broker.reconnected", url=self._settings.display_url)
-        if self._subscriptions:
-            self._resubscriber = asyncio.create_task(self._resubscribe(), name="resubscribe")
-
     def _on_close(self, _: object, exc: BaseException | None = None) -> None:
-        if exc is not None and not isinstance(exc, asyncio.CancelledError):  # not our close()
-            log.warning("broker.disconnected", url=self._settings.display_url, error=repr(exc))
+        if self._why_lost is None and exc is not None:
+            self._why_lost = exc
+        self._declared = False
+        self._lost.set()
 
     async def close(self) -> None:
         if self._task is not None:
@@ -176,6 +199,7 @@ class Broker:
         connection, self._connection, self._channel = self._connection, None, None
         self._declared = False
         if connection is not None:
+            connection.close_callbacks.discard(self._on_close)
             with contextlib.suppress(*BROKER_ERRORS, TimeoutError):
                 async with asyncio.timeout(10):
                     await connection.close()
@@ -257,7 +281,7 @@ class Broker:
         for subscription in list(self._subscriptions):
             try:
                 await self._subscribe(subscription)
-            except BROKER_ERRORS as exc:  # the next reconnect tries again
+            except BROKER_ERRORS as exc:  # the next connection tries again
                 log.warning(
                     "broker.resubscribe_failed", queue=subscription.queue.name, error=repr(exc)
                 )

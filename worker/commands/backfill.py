@@ -57,7 +57,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         print(f"backfill: {progress.line()}", file=sys.stderr, flush=True)
 
     async def main() -> Progress:
-        broker = Broker(settings.broker, topology.build(settings.broker.prefix))
+        broker = Broker(settings.broker, topology.configured(settings.broker))
         await broker.start()
         try:
             await broker.wait_ready(within=30)

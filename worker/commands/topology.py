@@ -39,7 +39,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     settings = settings_from(environ, log=not args.print_only)
-    topo = topology.build(settings.broker.prefix, delays=(settings.receiver.coalesce_seconds,))
+    topo = topology.configured(settings.broker, delays=(settings.receiver.coalesce_seconds,))
     if args.print_only:
         sys.stdout.buffer.write(
             orjson.dumps(topo.definitions(), option=orjson.OPT_INDENT_2) + b"\n"

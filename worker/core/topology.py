@@ -11,6 +11,8 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any, Literal, NotRequired, TypedDict
 
+from worker.core.config import BrokerSettings
+
 ExchangeType = Literal["direct", "topic", "fanout"]
 
 # Routing keys on the jobs exchange.
@@ -35,6 +37,7 @@ class QueueArguments(TypedDict):
     overflow: NotRequired[Literal["reject-publish", "drop-head"]]
     message_ttl: NotRequired[int]
     single_active_consumer: NotRequired[bool]
+    quorum_initial_group_size: NotRequired[int]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -176,12 +179,43 @@ def retry_key(tier: int) -> str:
     return f"retry.{RETRY_DELAYS_SECONDS[tier]}s"
 
 
-def build(prefix: str, *, delays: Iterable[float] = (DEFAULT_DELAY_SECONDS,)) -> Topology:
+def build(
+    prefix: str,
+    *,
+    delays: Iterable[float] = (DEFAULT_DELAY_SECONDS,),
+    quorum_size: int | None = None,
+) -> Topology:
     """Every name starts with ``prefix``, so deployments and tests can share one broker.
 
     ``delays``: the coalescing delays in use (seconds); each gets a queue whose messages all
-    wait exactly that long, so a short delay never waits behind a long one.
+    wait exactly that long, so a short delay never waits behind a long one. ``quorum_size``:
+    the replicas each queue starts with (RabbitMQ uses fewer when fewer nodes run).
     """
+    built = _build(prefix, delays)
+    if quorum_size is None:
+        return built
+
+    def sized(queue: Queue) -> Queue:
+        return Queue(queue.name, queue.arguments | {"quorum_initial_group_size": quorum_size})
+
+    return dataclasses.replace(
+        built,
+        jobs_queue=sized(built.jobs_queue),
+        delay_queues=tuple(map(sized, built.delay_queues)),
+        retry_queues=tuple(map(sized, built.retry_queues)),
+        parked_queue=sized(built.parked_queue),
+        reconcile_queue=sized(built.reconcile_queue),
+        reconcile_wait_queue=sized(built.reconcile_wait_queue),
+        unrouted_queue=sized(built.unrouted_queue),
+    )
+
+
+def configured(broker: BrokerSettings, *, delays: Iterable[float] = ()) -> Topology:
+    """The topology a process declares: its prefix, its quorum size, the delays it uses."""
+    return build(broker.prefix, delays=delays, quorum_size=broker.quorum_group_size)
+
+
+def _build(prefix: str, delays: Iterable[float]) -> Topology:
     jobs = f"{prefix}.jobs"
     unrouted = f"{prefix}.events.unrouted"
     return Topology(

@@ -41,7 +41,7 @@ def build(
     """The application for the mode; nothing connects until the app starts."""
     registry = CollectorRegistry()
     delays = (settings.receiver.coalesce_seconds,) if receive else ()
-    broker = Broker(settings.broker, topology.build(settings.broker.prefix, delays=delays))
+    broker = Broker(settings.broker, topology.configured(settings.broker, delays=delays))
     contracts = schemas.load()
     worker_holder: list[Worker] = []
     if work:
