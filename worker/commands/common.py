@@ -60,10 +60,12 @@ def add_command(
     help: str,
     description: str,
     examples: str,
+    aliases: tuple[str, ...] = (),
 ) -> argparse.ArgumentParser:
     """A sub-parser with the house layout: a description, then ``examples:``."""
     parser = commands.add_parser(
         name,
+        aliases=list(aliases),
         help=help,
         description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import structlog
@@ -26,7 +26,7 @@ from worker.adapters.metrics import ReceiverMetrics, WorkerMetrics
 from worker.adapters.timezones import zone
 from worker.core import topology
 from worker.core.config import Settings
-from worker.service import receiver
+from worker.service import checks, receiver
 from worker.service.backfill import backfill
 from worker.service.consumer import Worker, WorkerOptions
 from worker.service.protocol import JsonErrorsRunner
@@ -43,13 +43,10 @@ def build(
     delays = (settings.receiver.coalesce_seconds,) if receive else ()
     broker = Broker(settings.broker, topology.configured(settings.broker, delays=delays))
     contracts = schemas.load()
-    worker_holder: list[Worker] = []
-    if work:
-        settings.dt.require()  # fail at start, with what to set
-        dt_zone = zone(settings.dt.timezone)
+    workers: list[Worker] = []
 
     def ready() -> bool:
-        return broker.ready and all(w.ready for w in worker_holder)
+        return broker.ready and all(w.ready for w in workers)
 
     app = receiver.create_app(
         settings.receiver,
@@ -66,42 +63,78 @@ def build(
         await broker.close()
 
     app.cleanup_ctx.append(broker_lifecycle)
-    if work:
-        metrics = WorkerMetrics.create(registry)
-
-        def on_fetch(seconds: float, size: int, status: int) -> None:
-            metrics.fetch_seconds.observe(seconds)
-            metrics.dt_responses.labels(status=str(status)).inc()
-            if status == 200:
-                metrics.fetch_bytes.observe(size)
-
-        options = WorkerOptions(
-            source=settings.dt.event_source,
-            zone=dt_zone,
-            max_attempts=settings.worker.max_attempts,
-            prefetch=settings.worker.prefetch,
-            shutdown_grace=settings.worker.shutdown_grace,
-        )
-
-        async def worker_lifecycle(_: web.Application) -> AsyncIterator[None]:
-            async with DtClient.open(settings.dt, on_fetch=on_fetch) as dt:
-                running = Worker(broker, dt, contracts, metrics, options)
-                worker_holder.append(running)
-                await running.start()
-                reconciler = None
-                if (interval := settings.worker.reconcile_interval) is not None:
-                    reconciler = Reconciler(
-                        broker, lambda: backfill(dt, broker, trigger="RECONCILE"), interval
-                    )
-                    starting = asyncio.create_task(_when_ready(broker, reconciler.start))
-                yield
-                if reconciler is not None:
-                    starting.cancel()
-                    await reconciler.stop()
-                await running.stop()
-
-        app.cleanup_ctx.append(worker_lifecycle)  # stops before the broker closes
+    if work:  # stops before the broker closes
+        app.cleanup_ctx.append(_worker(settings, broker, contracts, registry, workers))
     return app, broker
+
+
+def _worker(
+    settings: Settings,
+    broker: Broker,
+    contracts: schemas.Contracts,
+    registry: CollectorRegistry,
+    workers: list[Worker],
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The worker's lifecycle: DT client, consumer, reconciler; ``workers`` gets the worker."""
+    settings.dt.require()  # fail at start, with what to set
+    metrics = WorkerMetrics.create(registry)
+
+    def on_fetch(seconds: float, size: int, status: int) -> None:
+        metrics.fetch_seconds.observe(seconds)
+        metrics.dt_responses.labels(status=str(status)).inc()
+        if status == 200:
+            metrics.fetch_bytes.observe(size)
+
+    options = WorkerOptions(
+        source=settings.dt.event_source,
+        zone=zone(settings.dt.timezone),
+        max_attempts=settings.worker.max_attempts,
+        prefetch=settings.worker.prefetch,
+        shutdown_grace=settings.worker.shutdown_grace,
+    )
+
+    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+        async with DtClient.open(settings.dt, on_fetch=on_fetch) as dt:
+            running = Worker(broker, dt, contracts, metrics, options)
+            workers.append(running)
+            await running.start()
+            background = [_background(_log_dt_facts(dt, settings.dt.display_url or ""))]
+            reconciler = None
+            if (interval := settings.worker.reconcile_interval) is not None:
+                reconciler = Reconciler(
+                    broker, lambda: backfill(dt, broker, trigger="RECONCILE"), interval
+                )
+                background.append(_background(_when_ready(broker, reconciler.start)))
+            yield
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            if reconciler is not None:
+                await reconciler.stop()
+            await running.stop()
+
+    return lifecycle
+
+
+def _background(work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """A task whose failure is logged, never left unretrieved."""
+
+    async def logged() -> None:
+        try:
+            await work
+        except Exception:
+            log.exception("service.background_failed")
+
+    return asyncio.create_task(logged())
+
+
+async def _log_dt_facts(dt: DtClient, display_url: str) -> None:
+    """What ``dtrack-worker check`` says about DT, in the log at start (never fatal)."""
+    for result in await checks.dt(dt, display_url):
+        if result.ok:
+            log.info("dt.checked", check=result.name, detail=result.detail)
+        else:
+            log.warning("dt.check_failed", check=result.name, detail=result.detail, fix=result.fix)
 
 
 async def _when_ready(broker: Broker, then: Callable[[], Awaitable[None]]) -> None:

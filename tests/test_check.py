@@ -1,0 +1,98 @@
+"""`dtrack-worker check` (alias `doctor`): every check passing against the fake DT and the real
+RabbitMQ, then each kind of check failing on its own, with its fix."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from tests.fake_dt import API_KEY, FakeDt
+from tests.rabbit import AMQP_URL, temporary_topology, unique_prefix
+from tests.test_operations import cli
+
+pytestmark = pytest.mark.rabbitmq
+
+
+def _env(prefix: str, dt: FakeDt, **overrides: str) -> dict[str, str]:
+    return {
+        "DTRACK_WORKER_PREFIX": prefix,
+        "DTRACK_WORKER_AMQP_URL": AMQP_URL,
+        "DTRACK_WORKER_DT_URL": dt.url,
+        "DTRACK_WORKER_DT_API_KEY": API_KEY,
+        "DTRACK_WORKER_LOG_LEVEL": "WARNING",
+    } | {f"DTRACK_WORKER_{key.upper()}": value for key, value in overrides.items()}
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_check_passes_when_everything_is_there_and_prints_one_line_each(dt: FakeDt, figures):
+    prefix = unique_prefix()
+    async with temporary_topology(prefix):
+        env = _env(prefix, dt)
+        assert (await cli("topology", env=env))[0] == 0
+        code, out, err = await cli("check", env=env)
+        alias = await cli("doctor", env=env)
+    assert code == 0, out + err
+    assert alias[0] == 0
+    lines = out.splitlines()
+    assert lines == [
+        "ok    rabbitmq: amqp://guest:***@127.0.0.1:5672/ answers",
+        f"ok    topology: 13 exchanges and queues under prefix {prefix}",
+        f"ok    dt: Dependency-Track 4.14.3 at {dt.url}",
+        "ok    api key: team 'dtrack-worker' has VIEW_PORTFOLIO, VIEW_VULNERABILITY",
+        "4 passed, 0 failed",
+    ]
+    figures("check (all pass):\n    " + "\n    ".join(lines))
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("rabbitmq", "FAIL  rabbitmq: cannot reach amqp://guest:***@127.0.0.1:"),
+        ("topology", "FAIL  topology: 13 missing under prefix"),
+        ("dt", "FAIL  dt: "),
+        ("key", "FAIL  api key: DT answered 401"),
+        ("permission", "FAIL  api key: team 'dtrack-worker' lacks VIEW_VULNERABILITY"),
+    ],
+)
+async def test_each_failing_check_says_what_and_how_to_fix_it(dt: FakeDt, kind, expected, figures):
+    prefix = unique_prefix()
+    overrides: dict[str, str] = {}
+    if kind == "rabbitmq":
+        overrides["amqp_url"] = f"amqp://guest:guest@127.0.0.1:{_closed_port()}/"
+    if kind == "dt":
+        overrides["dt_url"] = dt.url + "/frontend"
+    if kind == "key":
+        overrides["dt_api_key"] = "wrong-key"
+    if kind == "permission":
+        dt.permissions = ["VIEW_PORTFOLIO"]
+    async with temporary_topology(prefix):
+        env = _env(prefix, dt, **overrides)
+        if kind != "topology":
+            await cli("topology", env=env)
+        code, out, err = await cli("check", env=env)
+    assert code == 1, out + err
+    failing = [line for line in out.splitlines() if line.startswith("FAIL")]
+    assert len(failing) == 1, out
+    assert failing[0].startswith(expected), out
+    fix = out.splitlines()[out.splitlines().index(failing[0]) + 1]
+    assert fix.startswith("      fix: ")
+    assert "wrong-key" not in out + err
+    figures(f"check ({kind} failing): {failing[0]} / {fix.strip()}")
+
+
+async def test_check_of_a_receiver_needs_no_dt(dt: FakeDt):
+    prefix = unique_prefix()
+    async with temporary_topology(prefix):
+        env = {"DTRACK_WORKER_PREFIX": prefix, "DTRACK_WORKER_AMQP_URL": AMQP_URL}
+        await cli("topology", env=env)
+        code, out, _ = await cli("check", "--receiver-only", env=env)
+        assert code == 0, out
+        code, out, _ = await cli("check", env=env)
+    assert code == 1
+    assert "DTRACK_WORKER_DT_URL or DTRACK_WORKER_DT_API_KEY is not set" in out

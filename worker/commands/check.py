@@ -1,0 +1,70 @@
+"""``dtrack-worker check`` (or ``doctor``): is everything a deployment needs there?"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Mapping
+
+from worker.adapters.dtrack import DtClient
+from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, settings_from
+from worker.core import topology
+from worker.core.config import PREFIX, Settings
+from worker.service import checks
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = add_command(
+        commands,
+        "check",
+        run,
+        aliases=("doctor",),
+        help="check RabbitMQ, the topology, DT and the API key; print a fix for each failure",
+        description=(
+            "Check, in a few seconds, what a deployment needs: every RabbitMQ node reachable "
+            "and the topology declared, Dependency-Track reachable (and its version), the API "
+            "key valid with VIEW_PORTFOLIO and VIEW_VULNERABILITY. One line per check, with a "
+            "fix when it fails; exit 0 only when every check passes. Reads the same "
+            "DTRACK_WORKER_* settings as the service."
+        ),
+        examples="""
+            dtrack-worker check
+            dtrack-worker doctor --receiver-only      # a receiver needs no DT
+            kubectl exec deploy/dtrack-worker -- dtrack-worker check
+        """,
+    )
+    parser.add_argument(
+        "--receiver-only",
+        action="store_true",
+        help="skip the DT checks (a receiver alone never talks to DT)",
+    )
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    settings = settings_from(environ, log=True)
+    results = asyncio.run(_checks(settings, receiver_only=args.receiver_only))
+    for result in results:
+        print(result.line(), flush=True)
+    failed = sum(1 for result in results if not result.ok)
+    print(f"{len(results) - failed} passed, {failed} failed")
+    return EXIT_OK if failed == 0 else EXIT_INVALID
+
+
+async def _checks(settings: Settings, *, receiver_only: bool) -> list[checks.Check]:
+    topo = topology.configured(settings.broker, delays=(settings.receiver.coalesce_seconds,))
+    results = await checks.broker(settings, topo)
+    if receiver_only:
+        return results
+    if not settings.dt.url or settings.dt.api_key is None:
+        return [
+            *results,
+            checks.Check(
+                "dt",
+                False,
+                f"{PREFIX}DT_URL or {PREFIX}DT_API_KEY is not set",
+                "set both (workers fetch exports from DT), or check a receiver with "
+                "--receiver-only",
+            ),
+        ]
+    async with DtClient.open(settings.dt) as client:
+        return [*results, *await checks.dt(client, settings.dt.display_url or "")]

@@ -1,0 +1,144 @@
+"""What a deployment needs, checked: RabbitMQ and its topology, DT and the API key.
+
+``dtrack-worker check`` prints every result; ``serve`` and ``worker`` log the DT ones at start.
+Each check says what it found, and when it fails, what to do about it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import aio_pika
+
+from worker.adapters.amqp import BROKER_ERRORS, BrokerUnavailable, connect_once
+from worker.adapters.dtrack import DtClient
+from worker.core.config import PREFIX, Settings
+from worker.core.errors import DtMisconfigured, DtRejected, DtUnavailable
+from worker.core.topology import Topology
+from worker.core.urls import redact
+
+NEEDED_PERMISSIONS = ("VIEW_PORTFOLIO", "VIEW_VULNERABILITY")
+CHECK_SECONDS = 10.0  # per check: a check answers in seconds or says it could not
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        if self.ok:
+            return f"ok    {self.name}: {self.detail}"
+        return f"FAIL  {self.name}: {self.detail}" + (
+            f"\n      fix: {self.fix}" if self.fix else ""
+        )
+
+
+async def broker(settings: Settings, topology: Topology) -> list[Check]:
+    """Every node reachable, and the topology declared on the cluster."""
+    results = []
+    for url in settings.broker.urls:
+        shown = redact(url.reveal())
+        try:
+            async with asyncio.timeout(CHECK_SECONDS):
+                connection = await aio_pika.connect(url.reveal(), timeout=CHECK_SECONDS)
+                await connection.close()
+        except (*BROKER_ERRORS, TimeoutError) as exc:
+            results.append(
+                Check(
+                    "rabbitmq",
+                    False,
+                    f"cannot reach {shown}: {type(exc).__name__}: {exc}",
+                    f"check {PREFIX}AMQP_URL (host, port, user, password, vhost) and that "
+                    "RabbitMQ runs",
+                )
+            )
+        else:
+            results.append(Check("rabbitmq", True, f"{shown} answers"))
+    if any(result.ok for result in results):
+        results.append(await _topology(settings, topology))
+    return results
+
+
+async def _topology(settings: Settings, topology: Topology) -> Check:
+    missing = []
+    try:
+        async with asyncio.timeout(CHECK_SECONDS), await connect_once(settings.broker) as conn:
+            for exchange in topology.exchanges:
+                try:
+                    await (await conn.channel()).declare_exchange(exchange.name, passive=True)
+                except aio_pika.exceptions.ChannelNotFoundEntity:
+                    missing.append(f"exchange {exchange.name}")
+            for queue in topology.queues:
+                try:
+                    await (await conn.channel()).declare_queue(queue.name, passive=True)
+                except aio_pika.exceptions.ChannelNotFoundEntity:
+                    missing.append(f"queue {queue.name}")
+    except (BrokerUnavailable, *BROKER_ERRORS, TimeoutError) as exc:
+        return Check("topology", False, f"cannot look: {type(exc).__name__}: {exc}")
+    if missing:
+        return Check(
+            "topology",
+            False,
+            f"{len(missing)} missing under prefix {topology.prefix}: {', '.join(missing[:4])}"
+            + (" ..." if len(missing) > 4 else ""),
+            f"run `dtrack-worker topology` (the receiver and workers declare it when they "
+            f"start), or check {PREFIX}PREFIX",
+        )
+    count = len(topology.exchanges) + len(topology.queues)
+    return Check("topology", True, f"{count} exchanges and queues under prefix {topology.prefix}")
+
+
+async def dt(client: DtClient, display_url: str) -> list[Check]:
+    """DT answers as DT (and which version), and the key is valid with the permissions needed."""
+    try:
+        async with asyncio.timeout(CHECK_SECONDS):
+            about = await client.version()
+    except (DtMisconfigured, DtUnavailable, TimeoutError) as exc:
+        detail = str(exc) or f"no answer within {CHECK_SECONDS:g} s"
+        return [
+            Check(
+                "dt",
+                False,
+                detail,
+                f"set {PREFIX}DT_URL to DT's API server (with or without /api), reachable from "
+                "here",
+            )
+        ]
+    version = Check("dt", True, f"Dependency-Track {about.get('version', '?')} at {display_url}")
+    return [version, await _key(client)]
+
+
+async def _key(client: DtClient) -> Check:
+    fix = (
+        "give the API key's team VIEW_PORTFOLIO and VIEW_VULNERABILITY (Administration, "
+        f"Access Management, Teams), or set {PREFIX}DT_API_KEY to a key of a team that has them"
+    )
+    try:
+        async with asyncio.timeout(CHECK_SECONDS):
+            team = await client.team()
+            if team is None:  # before DT 4.11: try what the workers do instead
+                await client.list_projects(1, 1)
+                return Check(
+                    "api key",
+                    True,
+                    "valid, VIEW_PORTFOLIO works (this DT cannot list a key's permissions: "
+                    "VIEW_VULNERABILITY is checked by the first export)",
+                )
+    except DtRejected as exc:
+        if exc.status == 401:
+            fix = (
+                f"set {PREFIX}DT_API_KEY to a valid key (DT: Administration, Access Management, "
+                "Teams, the team's API keys)"
+            )
+        return Check("api key", False, str(exc), fix)
+    except (DtMisconfigured, DtUnavailable, TimeoutError) as exc:
+        return Check("api key", False, f"cannot check: {exc}")
+    granted = {p.get("name") for p in team.get("permissions") or () if isinstance(p, dict)}
+    missing = [name for name in NEEDED_PERMISSIONS if name not in granted]
+    if missing:
+        return Check("api key", False, f"team {team.get('name')!r} lacks {', '.join(missing)}", fix)
+    return Check("api key", True, f"team {team.get('name')!r} has {', '.join(NEEDED_PERMISSIONS)}")
