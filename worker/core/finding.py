@@ -70,7 +70,7 @@ def event(
             "vulnerability": vulnerability,
             "analysis": {
                 "state": state.lower() if state else None,
-                "suppressed": analysis.get("isSuppressed", False),
+                "suppressed": analysis.get("isSuppressed") or False,
                 "detail": analysis.get("detail"),
             },
             "attribution": {
@@ -122,7 +122,7 @@ def _vulnerability(vulnerability: Mapping[str, Any], zone: tzinfo) -> dict[str, 
     severity = (get("severity") or "UNASSIGNED").lower()
     return {
         "uuid": get("uuid"),
-        "source": vulnerability["source"],
+        "source": vulnerability["source"].upper(),  # DT's own spelling; its column says so
         "id": vuln_id,
         "aliases": aliases(get("aliases"), vuln_id),
         "title": get("title"),
@@ -163,8 +163,8 @@ def aliases(raw: list[Mapping[str, Any]] | None, own_id: str) -> list[str]:
         for key, value in alias.items():
             if type(value) is str:
                 found.add(value)
-            elif key == "allBySource":
-                found.update(value.values())
+            elif key == "allBySource" and type(value) is dict:
+                found.update(item for item in value.values() if type(item) is str)
     found.discard(own_id)
     found.discard("")  # DT drops blank ids; an empty one is no identifier
     return sorted(found)
