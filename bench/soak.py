@@ -2,10 +2,12 @@
 
     .venv/bin/python -m bench.soak [--scale 5]
 
-Runs tests/test_resilience.py and tests/test_fuzz.py with DTRACK_WORKER_SOAK_SCALE: at the
-default scale 5, R1 sends 10,000 notifications over 1,000 projects with a broker outage in the
-middle, and R4 posts 7,500 generated webhook bodies and checks 5,000 generated exports. Their
-figures are printed at the end, as in the test run.
+Runs tests/test_resilience.py, tests/test_fuzz.py and tests/test_cluster.py with
+DTRACK_WORKER_SOAK_SCALE: at the default scale 5, R1 sends 10,000 notifications over 1,000
+projects with a broker outage in the middle, R4 posts 7,500 generated webhook bodies and checks
+5,000 generated exports, and R6 sends 10,000 notifications over 1,000 projects to a three-node
+cluster of its own that loses the service's node mid-run. Their figures are printed at the end,
+as in the test run.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def main() -> int:
         "no:cacheprovider",
         "tests/test_resilience.py",
         "tests/test_fuzz.py",
+        "tests/test_cluster.py",
         "-o",
         "timeout=1800",
     ]
