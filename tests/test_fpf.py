@@ -210,7 +210,8 @@ def test_schema_problems_name_the_place_the_rule_and_the_value(contracts):
     assert [str(problem) for problem in caught.value.problems] == [
         '/findings/3/vulnerability/severity: expected one of "CRITICAL", "HIGH", "MEDIUM", '
         '"LOW", "INFO", "UNASSIGNED", null (value: "SEVERE")',
-        '/findings/5/vulnerability/cvssV3BaseScore: expected number or null, not string (value: "7.5")',
+        "/findings/5/vulnerability/cvssV3BaseScore: "
+        'expected number or null, not string (value: "7.5")',
     ]
 
 
