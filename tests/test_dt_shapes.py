@@ -155,3 +155,11 @@ def test_null_analysis_attribution_and_alias_values_mean_absent(contracts):
     del bare["findings"][0]["analysis"]
     del bare["findings"][0]["attribution"]
     assert _events(document, contracts) == _events(bare, contracts)
+
+
+def test_an_epoch_date_written_with_a_fraction_is_still_a_date(contracts):
+    """JSON Schema's integer admits 1712793633307.0; hypothesis found it crashing the reader."""
+    document = copy.deepcopy(DT5_EXPORT)
+    document["findings"][0]["attribution"]["attributedOn"] = 1712793633307.0
+    (first, _) = _events(document, contracts)
+    assert first["data"]["attribution"]["attributed_on"] == "2024-04-11T00:00:33.307Z"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, tzinfo
 
 
-def instant(value: str | int | None, zone: tzinfo = UTC) -> str | None:
+def instant(value: str | float | None, zone: tzinfo = UTC) -> str | None:
     """A DT date as ISO 8601 UTC (``…T…Z``); zone-less DT 4.x dates are read in ``zone``.
 
     Milliseconds are written when they carry the whole fraction, else microseconds (nanoseconds
@@ -51,9 +51,9 @@ def _utc_text(value: str) -> str | None:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _instant(value: str | int, zone: tzinfo) -> str | None:
+def _instant(value: str | float, zone: tzinfo) -> str | None:
     try:
-        if isinstance(value, int):
+        if not isinstance(value, str):  # epoch ms; JSON Schema's integer admits 5.0 as well
             moment = _EPOCH + timedelta(milliseconds=value)
         else:
             moment = datetime.fromisoformat(value)
