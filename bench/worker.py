@@ -88,6 +88,7 @@ async def main(sizes: list[int]) -> None:
         "DTRACK_WORKER_DT_API_KEY": KEY,
         "DTRACK_WORKER_LISTEN": f"127.0.0.1:{free_port()}",
         "DTRACK_WORKER_LOG_LEVEL": "WARNING",
+        "DTRACK_WORKER_EMIT": "snapshot",  # today's events; bench.state measures deltas
     }
     settings = Settings.from_env(env)
     broker = Broker(settings.broker, topo)

@@ -79,4 +79,4 @@ def _no_unretrieved_task_exceptions() -> Iterator[None]:
 
 
 # The service fixtures (fake DT, receiver and worker in-process) for every test module.
-pytest_plugins = ["tests.harness"]
+pytest_plugins = ["tests.harness", "tests.state_db"]

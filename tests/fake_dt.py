@@ -97,6 +97,12 @@ class FakeDt:
         self.permissions: list[str] = list(PERMISSIONS)
         self.version: dict[str, Any] | None = dict(VERSION)  # None: /api/version is a 404
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, X-Api-Key)
+        # GET /api/v1/finding/project/{uuid}?suppressed=true: the export's findings plus these
+        # suppressed rows (DT leaves them out of the export); paged as DT 5 pages it, or the
+        # whole list at once as DT 4.x answers (paged = False)
+        self.suppressed: dict[str, list[dict[str, Any]]] = {}
+        self.paged = True
+        self.finding_lists: list[str] = []  # projects whose findings list was asked for
         self._server: TestServer | None = None
 
     @property
@@ -109,6 +115,7 @@ class FakeDt:
         app.router.add_get("/api/v1/finding/project/{uuid}/export", self._export)
         app.router.add_get("/api/v1/project", self._projects)
         app.router.add_get("/api/v1/project/{uuid}", self._project)
+        app.router.add_get("/api/v1/finding/project/{uuid}", self._findings)
         app.router.add_get("/api/v1/team/self", self._team)
         app.router.add_get("/api/version", self._version)
         self._server = TestServer(app, host="127.0.0.1")
@@ -132,6 +139,26 @@ class FakeDt:
         if self.version is None:
             return web.Response(status=404, text="Not Found")
         return web.json_response(self.version)  # no key needed, as in DT
+
+    async def _findings(self, request: web.Request) -> web.Response:
+        """DT's findings API, Jackson-style: explicit nulls, attributedOn in epoch ms."""
+        if request.headers.get("X-Api-Key") != API_KEY:
+            return web.Response(status=401)
+        project = request.match_info["uuid"]
+        self.finding_lists.append(project)
+        if project not in self.exports:
+            return web.Response(status=404, text="The project could not be found.")
+        rows = list(orjson.loads(self.exports[project]).get("findings") or [])
+        if request.query.get("suppressed") == "true":
+            rows += self.suppressed.get(project, [])
+        total = len(rows)
+        if self.paged:
+            page = int(request.query.get("pageNumber", "1"))
+            size = int(request.query.get("pageSize", "100"))
+            rows = rows[(page - 1) * size : page * size]
+        return web.json_response(
+            [_jackson(row) for row in rows], headers={"X-Total-Count": str(total)}
+        )
 
     async def _team(self, request: web.Request) -> web.Response:
         if request.headers.get("X-Api-Key") != API_KEY:
@@ -231,3 +258,13 @@ class FakeDt:
             await response.write(body[index : index + 1])
             await asyncio.sleep(every)
         return response
+
+
+def _jackson(row: dict[str, Any]) -> dict[str, Any]:
+    """A finding row as Jackson writes it: absent optional keys as explicit nulls."""
+    out = {part: dict(value) if isinstance(value, dict) else value for part, value in row.items()}
+    analysis = out.setdefault("analysis", {})
+    analysis.setdefault("state", None)
+    analysis.setdefault("isSuppressed", False)
+    out["vulnerability"].setdefault("recommendation", None)
+    return out

@@ -103,6 +103,8 @@ async def serve(aiohttp_client, dt: FakeDt):
                 "DTRACK_WORKER_PREFIX": prefix,
                 "DTRACK_WORKER_WEBHOOK_TOKEN": TOKEN,
                 "DTRACK_WORKER_COALESCE_SECONDS": "0",
+                # today's one event per finding; the change stream's tests say delta
+                "DTRACK_WORKER_EMIT": "snapshot",
                 "DTRACK_WORKER_AMQP_URL": AMQP_URL,
                 "DTRACK_WORKER_DT_URL": dt.url,
                 "DTRACK_WORKER_DT_API_KEY": API_KEY,
@@ -172,6 +174,7 @@ class Workers:
             "DTRACK_WORKER_DT_URL": self.dt.url,
             "DTRACK_WORKER_DT_API_KEY": API_KEY,
             "DTRACK_WORKER_LISTEN": f"127.0.0.1:{port}",
+            "DTRACK_WORKER_EMIT": "snapshot",
         } | {f"DTRACK_WORKER_{key.upper()}": value for key, value in env.items()}
         process = subprocess.Popen(
             [SCRIPT, "worker"], env=variables, stdout=subprocess.PIPE, stderr=subprocess.STDOUT

@@ -72,6 +72,7 @@ async def test_r6_losing_the_connected_node_loses_nothing_accepted(aiohttp_clien
                 "DTRACK_WORKER_DT_URL": dt.url,
                 "DTRACK_WORKER_DT_API_KEY": API_KEY,
                 "DTRACK_WORKER_DT_BACKOFF_SECONDS": "0.05",
+                "DTRACK_WORKER_EMIT": "snapshot",
             }
         )
         source = dt.url

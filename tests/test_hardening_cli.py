@@ -106,6 +106,7 @@ async def test_passwords_in_urls_never_reach_logs_or_events(dt: FakeDt):
                 "DTRACK_WORKER_DT_API_KEY": API_KEY,
                 "DTRACK_WORKER_WEBHOOK_TOKEN": TOKEN,
                 "DTRACK_WORKER_COALESCE_SECONDS": "0",
+                "DTRACK_WORKER_EMIT": "snapshot",
             },
         ) as service,
     ):
@@ -321,6 +322,7 @@ def _serve_env(prefix: str, dt: FakeDt) -> dict[str, str]:
         "DTRACK_WORKER_DT_API_KEY": API_KEY,
         "DTRACK_WORKER_WEBHOOK_TOKEN": TOKEN,
         "DTRACK_WORKER_COALESCE_SECONDS": "0",
+        "DTRACK_WORKER_EMIT": "snapshot",
         "DTRACK_WORKER_SHUTDOWN_GRACE": "10",
     }
 

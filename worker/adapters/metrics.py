@@ -60,6 +60,9 @@ class WorkerMetrics:
     dt_auth_failures: Counter
     findings_published: Counter
     validation_failures: Counter
+    transitions: Counter
+    time_to_resolve: Histogram
+    outbox_published: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> WorkerMetrics:
@@ -119,6 +122,24 @@ class WorkerMetrics:
             validation_failures=Counter(
                 "dtrack_worker_validation_failures",
                 "Exports that broke the FPF contract.",
+                registry=registry,
+            ),
+            transitions=Counter(
+                "dtrack_worker_transitions",
+                "Finding transitions committed (their events are in the outbox), by kind.",
+                ["kind"],
+                registry=registry,
+            ),
+            time_to_resolve=Histogram(
+                "dtrack_worker_time_to_resolve_seconds",
+                "From a finding's opening to its resolution, by severity.",
+                ["severity"],
+                buckets=(3600, 86400, 7 * 86400, 30 * 86400, 90 * 86400, 180 * 86400, 365 * 86400),
+                registry=registry,
+            ),
+            outbox_published=Counter(
+                "dtrack_worker_outbox_published",
+                "Outbox events the relay published (confirmed) and deleted.",
                 registry=registry,
             ),
         )

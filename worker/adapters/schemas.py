@@ -22,6 +22,7 @@ FILES = {
     "notification": "notification.v1.schema.json",
     "job": "job.v1.schema.json",
     "finding_event": "finding-event.v1.schema.json",
+    "finding_change": "finding-change.v1.schema.json",
     "service_event": "service-event.v1.schema.json",
 }
 
@@ -32,6 +33,7 @@ class Contracts:
     notification: Contract
     job: Contract
     finding_event: Contract
+    finding_change: Contract
     service_event: Contract
 
 

@@ -31,7 +31,7 @@ DEFAULT_TRIGGER_GROUPS = frozenset(
     }
 )
 # Variables whose value may instead be read from the file named by NAME_FILE.
-SECRET_VARIABLES = ("WEBHOOK_TOKEN", "DT_API_KEY", "AMQP_URL")
+SECRET_VARIABLES = ("WEBHOOK_TOKEN", "DT_API_KEY", "AMQP_URL", "STATE_URL")
 MAX_COALESCE_SECONDS = 3600.0  # a delay queue per value; an hour is far past any useful burst
 KIB, MIB, GIB = 2**10, 2**20, 2**30
 
@@ -163,12 +163,74 @@ def _dt_url(raw: str | None) -> str | None:
     return http_url("DT_URL", raw).removesuffix("/api")
 
 
+EMIT_MODES = ("delta", "snapshot", "both")
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class StateSettings:
+    """The finding state store, and what the workers publish."""
+
+    url: Secret  # sqlite:///PATH or postgresql://...
+    emit: str  # delta, snapshot or both
+    baseline: bool  # a project's first export records its findings without events
+    epss_delta: float | None  # EPSS is tracked when it moves at least this much
+
+    @property
+    def kind(self) -> str:
+        return "sqlite" if self.url.reveal().startswith("sqlite:") else "postgresql"
+
+    @property
+    def display_url(self) -> str:
+        return urls.redact(self.url.reveal())
+
+    @property
+    def deltas(self) -> bool:
+        return self.emit in ("delta", "both")
+
+    @property
+    def snapshots(self) -> bool:
+        return self.emit in ("snapshot", "both")
+
+
+def _state(env: Env) -> StateSettings:
+    directory = env.text("STATE_DIR", "./state")
+    url = env.text("STATE_URL", f"sqlite:///{directory.rstrip('/')}/dtrack-worker.sqlite3")
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    if url.startswith("postgresql://"):
+        http_url("STATE_URL", "http://" + url.removeprefix("postgresql://"))  # parses, or says
+    elif not url.startswith("sqlite:///") or len(url) <= len("sqlite:///"):
+        raise ConfigError(
+            f"{PREFIX}STATE_URL={urls.redact(url)!r} must be sqlite:///PATH (one host) or "
+            "postgresql://USER:PASSWORD@HOST:PORT/DATABASE (several hosts)"
+        )
+    emit = env.text("EMIT", "delta").lower()
+    if emit not in EMIT_MODES:
+        raise ConfigError(f"{PREFIX}EMIT={emit!r} must be delta, snapshot or both")
+    baseline = env.text("BASELINE", "false").lower()
+    if baseline not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"{PREFIX}BASELINE={baseline!r} must be true or false")
+    epss = env.text("TRACK_EPSS", "off").lower()
+    epss_delta = (
+        None
+        if epss in ("off", "false", "no", "")
+        else env.number("TRACK_EPSS", 0.1, minimum=0.001, maximum=1)
+    )
+    return StateSettings(
+        url=Secret(url),
+        emit=emit,
+        baseline=baseline in ("true", "1", "yes"),
+        epss_delta=epss_delta,
+    )
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     broker: BrokerSettings
     receiver: ReceiverSettings
     dt: DtSettings
     worker: WorkerSettings
+    state: StateSettings
     log_level: str
     log_format: str  # "json" or "console"
 
@@ -197,6 +259,7 @@ class Settings:
             ),
             receiver=_receiver(env),
             dt=_dt(env),
+            state=_state(env),
             worker=WorkerSettings(
                 max_attempts=env.integer("MAX_ATTEMPTS", 8, minimum=1, maximum=100),
                 shutdown_grace=env.number("SHUTDOWN_GRACE", 30.0, minimum=0, maximum=3600),

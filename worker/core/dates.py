@@ -64,3 +64,8 @@ def _instant(value: str | float, zone: tzinfo) -> str | None:
         return None
     spec = "milliseconds" if moment.microsecond % 1000 == 0 else "microseconds"
     return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+
+
+def epoch(moment: str) -> float:
+    """An instant as ``instant`` writes it (``…T…Z``), in epoch seconds."""
+    return datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp()

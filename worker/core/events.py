@@ -70,7 +70,7 @@ class EventIds(Uuid5Prefix):
 SUMMARY_EVENT_TYPE = "dtrack-worker.export.summary.v1"
 GONE_EVENT_TYPE = "dtrack-worker.project.gone.v1"
 INVALID_EVENT_TYPE = "dtrack-worker.export.invalid.v1"
-SERVICE_EVENT_SCHEMA = "urn:dtrack-worker:schema:service-event:1.0.0"
+SERVICE_EVENT_SCHEMA = "urn:dtrack-worker:schema:service-event:1.1.0"
 SUMMARY_ROUTING_KEY = "export.summary"
 GONE_ROUTING_KEY = "project.gone"
 INVALID_ROUTING_KEY = "error.invalid_export"
@@ -85,9 +85,10 @@ def _service_event(
     time: str,
     name: str,
     data: dict[str, Any],
+    sequence: int | None = None,
 ) -> Event:
     identifier = Uuid5Prefix(EVENT_ID_NAMESPACE, f"{source}\n")(name)
-    cloudevent = {
+    cloudevent: dict[str, Any] = {
         "specversion": SPEC_VERSION,
         "id": identifier,
         "source": source,
@@ -96,8 +97,10 @@ def _service_event(
         "time": time,
         "datacontenttype": DATA_CONTENT_TYPE,
         "dataschema": SERVICE_EVENT_SCHEMA,
-        "data": data,
     }
+    if sequence is not None:  # delta mode: one order for all of a project's events
+        cloudevent["sequence"] = f"{sequence:020d}"
+    cloudevent["data"] = data
     return Event(identifier, routing_key, orjson.dumps(cloudevent), type_)
 
 
@@ -112,11 +115,27 @@ def export_summary(
     repeated_rows: int,
     duration_ms: float,
     job: dict[str, Any],
+    transitions: dict[str, int] | None = None,
+    baseline: bool = False,
+    sequence: int | None = None,
 ) -> Event:
     """One per export, after its finding events: what was published, and how long it took.
 
     Same export, same id: a redelivered job republishes it identically.
     """
+    data: dict[str, Any] = {
+        "project": project,
+        "finding_count": finding_count,
+        "severities": {severity: severities.get(severity, 0) for severity in SEVERITY_RANK},
+        "repeated_rows": repeated_rows,
+        "fpf": fpf,
+        "duration_ms": round(duration_ms, 1),
+        "job": job,
+    }
+    if transitions is not None:
+        data["transitions"] = transitions
+    if baseline:
+        data["baseline"] = True
     return _service_event(
         SUMMARY_EVENT_TYPE,
         SUMMARY_ROUTING_KEY,
@@ -124,20 +143,20 @@ def export_summary(
         subject=project["uuid"],
         time=exported_at,
         name=f"{project['uuid']}\n{exported_at}\nsummary",
-        data={
-            "project": project,
-            "finding_count": finding_count,
-            "severities": {severity: severities.get(severity, 0) for severity in SEVERITY_RANK},
-            "repeated_rows": repeated_rows,
-            "fpf": fpf,
-            "duration_ms": round(duration_ms, 1),
-            "job": job,
-        },
+        data=data,
+        sequence=sequence,
     )
 
 
-def project_gone(*, source: str, project: dict[str, Any], time: str, job: dict[str, Any]) -> Event:
-    """DT answered 404 for the project: downstream can close its findings."""
+def project_gone(
+    *,
+    source: str,
+    project: dict[str, Any],
+    time: str,
+    job: dict[str, Any],
+    sequence: int | None = None,
+) -> Event:
+    """DT confirmed the project is gone: downstream can close its findings."""
     return _service_event(
         GONE_EVENT_TYPE,
         GONE_ROUTING_KEY,
@@ -146,6 +165,7 @@ def project_gone(*, source: str, project: dict[str, Any], time: str, job: dict[s
         time=time,
         name=f"{project['uuid']}\ngone\n{job['job_id']}",
         data={"project": project, "job": job},
+        sequence=sequence,
     )
 
 

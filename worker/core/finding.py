@@ -54,33 +54,36 @@ class Envelope:
         self.tail = b',"fpf":' + dumps(fpf) + b"}}"
 
 
+def parts(finding: Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
+    """A finding's own data in events: component, vulnerability, analysis, attribution."""
+    analysis = finding.get("analysis") or _EMPTY
+    attribution = finding.get("attribution") or _EMPTY
+    state = analysis.get("state")
+    return {
+        "component": _component(finding["component"]),
+        "vulnerability": _vulnerability(finding["vulnerability"], zone),
+        "analysis": {
+            "state": state.lower() if state else None,
+            "suppressed": analysis.get("isSuppressed") or False,
+            "detail": analysis.get("detail"),
+        },
+        "attribution": {
+            "analyzer": attribution.get("analyzerIdentity"),
+            "attributed_on": instant(attribution.get("attributedOn"), zone),
+            "alternate_identifier": attribution.get("alternateIdentifier"),
+            "reference_url": attribution.get("referenceUrl"),
+        },
+    }
+
+
 def event(
     finding: Mapping[str, Any], envelope: Envelope, event_id: EventIds, zone: tzinfo
 ) -> Event:
     key: str = finding["matrix"]  # the finding key
-    vulnerability = _vulnerability(finding["vulnerability"], zone)
-    analysis = finding.get("analysis") or _EMPTY
-    attribution = finding.get("attribution") or _EMPTY
-    state = analysis.get("state")
+    own_parts = parts(finding, zone)
     identifier = event_id(key)
     quoted_key = dumps(key)
-    own = dumps(
-        {
-            "component": _component(finding["component"]),
-            "vulnerability": vulnerability,
-            "analysis": {
-                "state": state.lower() if state else None,
-                "suppressed": analysis.get("isSuppressed") or False,
-                "detail": analysis.get("detail"),
-            },
-            "attribution": {
-                "analyzer": attribution.get("analyzerIdentity"),
-                "attributed_on": instant(attribution.get("attributedOn"), zone),
-                "alternate_identifier": attribution.get("alternateIdentifier"),
-                "reference_url": attribution.get("referenceUrl"),
-            },
-        }
-    )
+    own = dumps(own_parts)
     body = b"".join(
         (
             envelope.head,
@@ -94,7 +97,7 @@ def event(
             envelope.tail,
         )
     )
-    return Event(identifier, _ROUTING_KEYS[vulnerability["severity"]], body)
+    return Event(identifier, _ROUTING_KEYS[own_parts["vulnerability"]["severity"]], body)
 
 
 _EMPTY: Mapping[str, Any] = {}

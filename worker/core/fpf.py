@@ -8,9 +8,9 @@ and DT 4.x dates carry no zone. Everything below reads a document the FPF contra
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, tzinfo
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -23,6 +23,8 @@ from worker.core.events import (
     EventIds,
 )
 from worker.core.validation import Contract, excerpt, json_type
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,6 +79,10 @@ class Export:
             yield make(row, envelope, event_id, zone)
 
 
+# what a caller makes of an export's rows: events, or a comparison with the state store
+Make = Callable[[Export, Sequence[Mapping[str, Any]]], Iterable[T]]
+
+
 def parse(raw: bytes) -> dict[str, Any]:
     """The export as a JSON object, or InvalidExport saying why not."""
     try:
@@ -114,21 +120,49 @@ def process(
     ``run_bytes`` (see ``worker.split``); the result is the same as for the whole document,
     only faster and in less memory.
     """
+    export, made = read(
+        raw,
+        contract,
+        lambda described, rows: described._make(rows),
+        source=source,
+        zone=zone,
+        project=project,
+        run_bytes=run_bytes,
+    )
+    return dataclasses.replace(export, _made=tuple(made))
+
+
+def read(
+    raw: bytes,
+    contract: Contract,
+    make: Make[T],
+    *,
+    source: str | None = None,
+    zone: tzinfo = UTC,
+    project: str | None = None,
+    run_bytes: int = split.RUN_BYTES,
+) -> tuple[Export, list[T]]:
+    """Parse and validate ``raw``, handing each finding key's first row to ``make``.
+
+    ``make(export, rows)`` turns the rows into what the caller needs (serialized events, or a
+    state comparison); nothing it returned is given back unless the whole export passed.
+    """
     pieces = split.split(raw, run_bytes)
     if pieces is not None:
         _refuse_duplicated_keys(pieces.duplicated_keys)
-        outcome = _process_runs(pieces, contract, source, zone, project)
+        outcome = _process_runs(pieces, contract, source, zone, project, make)
         if outcome is not None:
-            export, misfiled = outcome
+            export, made, misfiled = outcome
             _check_project(project, export.project_uuid, misfiled)
-            return export
+            return export, made
     # unsplittable, or a run was refused: the whole document, which also gives the precise report
     document = parse(raw)
     contract.check(document, InvalidExport, "FPF export")
     if pieces is None:  # the head could not be told apart: any repeated key is refused
         _refuse_duplicated_keys(split.duplicated_keys(raw))
     _check_project(project, document["project"]["uuid"], _misfiled(document["findings"], project))
-    return normalize(document, source=source, zone=zone)
+    export = normalize(document, source=source, zone=zone)
+    return export, list(make(export, export._findings))
 
 
 def _refuse_duplicated_keys(keys: tuple[str, ...]) -> None:
@@ -173,8 +207,13 @@ def _check_project(expected: str | None, actual: str, misfiled: tuple[int, str] 
 
 
 def _process_runs(
-    pieces: split.Pieces, contract: Contract, source: str | None, zone: tzinfo, project: str | None
-) -> tuple[Export, tuple[int, str] | None] | None:
+    pieces: split.Pieces,
+    contract: Contract,
+    source: str | None,
+    zone: tzinfo,
+    project: str | None,
+    make: Make[T],
+) -> tuple[Export, list[T], tuple[int, str] | None] | None:
     """The export read run by run, each run validated with the head; None if one is refused.
 
     The contract has no rule across findings (a test holds it to that), so the runs together
@@ -182,7 +221,7 @@ def _process_runs(
     Also returns the first finding (index, key) of a project other than ``project``.
     """
     described: Export | None = None
-    made: list[Event] = []
+    made: list[T] = []
     keys: set[str] = set()
     rows = 0
     misfiled: tuple[int, str] | None = None
@@ -198,7 +237,6 @@ def _process_runs(
                 described = _described(pieces.head, source, zone, finding_count=0, repeated_rows=0)
             except InvalidExport:  # the whole document's way reports schema problems first
                 return None
-            make = described._make
         if misfiled is None:
             misfiled = _misfiled(findings, project, rows)
         rows += len(findings)
@@ -209,13 +247,11 @@ def _process_runs(
             if key not in keys:
                 keys.add(key)
                 firsts.append(row)
-        made.extend(make(firsts))
+        made.extend(make(described, firsts))
     if described is None:
         return None
-    export = dataclasses.replace(
-        described, finding_count=len(keys), repeated_rows=rows - len(keys), _made=tuple(made)
-    )
-    return export, misfiled
+    export = dataclasses.replace(described, finding_count=len(keys), repeated_rows=rows - len(keys))
+    return export, made, misfiled
 
 
 def normalize(

@@ -39,6 +39,7 @@ from worker.core.errors import (
     TransientError,
 )
 from worker.core.jobs import Job, utc_timestamp
+from worker.service.delta import Deltas
 from worker.service.freshness import Freshness
 
 log = structlog.get_logger(__name__)
@@ -58,6 +59,7 @@ class WorkerOptions:
     max_attempts: int
     prefetch: int
     shutdown_grace: float
+    snapshots: bool = True  # publish every finding of every export (DTRACK_WORKER_EMIT)
 
 
 def _batches(items: Iterable[events.Event], size: int) -> Iterator[list[events.Event]]:
@@ -74,7 +76,9 @@ class Worker:
         contracts: Contracts,
         metrics: WorkerMetrics,
         options: WorkerOptions,
+        deltas: Deltas | None = None,
     ) -> None:
+        self._deltas = deltas  # the change stream, through the state store (delta or both)
         self._broker = broker
         self._dt = dt
         self._contracts = contracts
@@ -222,7 +226,10 @@ class Worker:
             try:
                 raw = await self._dt.fetch_export(job.project_uuid)
             except ProjectGone:
-                await self._broker.publish_events([self._gone(job)])
+                if self._deltas is not None:  # its open findings resolve, then project.gone
+                    fields["transitions"] = await self._deltas.gone(job, _job_ref(job))
+                else:
+                    await self._broker.publish_events([self._gone(job)])
                 return "gone"
             except DtRejected as exc:
                 if exc.status in (401, 403):
@@ -231,33 +238,46 @@ class Worker:
             except DtMisconfigured:
                 self._metrics.dt_auth_failures.inc()  # the auth/config failure alert
                 raise
-            export = fpf.process(
-                raw,
-                self._contracts.fpf,
-                source=self._options.source,
-                zone=self._options.zone,
-                project=job.project_uuid,
-            )
-            del raw  # the export's events are all we need from here
-            # Its events (or, for an export read whole, its parsed tree) are many objects
-            # without reference cycles; frozen, the collector stops walking them all again
-            # for every batch of events.
-            gc.freeze()
-            try:
-                fields["events"] = await self._publish(job, export, started)
-            finally:
-                gc.unfreeze()  # whatever the job leaves behind is collectable again
-        return "done"
+            outcome = "done"
+            if self._options.snapshots:
+                fields["events"] = await self._snapshot(job, raw, started)
+            if self._deltas is not None:
+                outcome, fields["transitions"] = await self._deltas.export(
+                    job, raw, started, _job_ref(job)
+                )
+        return outcome
 
-    async def _publish(self, job: Job, export: fpf.Export, started: float) -> int:
-        """Every finding event, then the summary; all confirmed. Returns the finding count."""
+    async def _snapshot(self, job: Job, raw: bytes, started: float) -> int:
+        """Every finding of the export as an event, published now (snapshot mode)."""
+        export = fpf.process(
+            raw,
+            self._contracts.fpf,
+            source=self._options.source,
+            zone=self._options.zone,
+            project=job.project_uuid,
+        )
+        # Its events (or, for an export read whole, its parsed tree) are many objects without
+        # reference cycles; frozen, the collector stops walking them all again for every batch.
+        gc.freeze()
+        try:
+            return await self._publish(job, export, started, summary=self._deltas is None)
+        finally:
+            gc.unfreeze()  # whatever the job leaves behind is collectable again
+
+    async def _publish(
+        self, job: Job, export: fpf.Export, started: float, *, summary: bool = True
+    ) -> int:
+        """Every finding event, then (unless the change stream sends it) the summary; all
+        confirmed. Returns the finding count."""
         severities: dict[str, int] = {}
         published = 0
         for batch in _batches(export.events(severities), PUBLISH_WINDOW):
             await self._broker.publish_events(batch)
             published += len(batch)
             self._metrics.findings_published.inc(len(batch))
-        summary = events.export_summary(
+        if not summary:  # with both streams, one summary: the change stream's, with its counts
+            return published
+        announcement = events.export_summary(
             source=export.source,
             project={
                 "uuid": export.project_uuid,
@@ -276,7 +296,7 @@ class Worker:
             duration_ms=(time.perf_counter() - started) * 1e3,
             job=_job_ref(job),
         )
-        await self._broker.publish_events([summary])
+        await self._broker.publish_events([announcement])
         return published
 
     def _gone(self, job: Job) -> events.Event:

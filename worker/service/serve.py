@@ -9,6 +9,7 @@ drain within DTRACK_WORKER_SHUTDOWN_GRACE, close, exit 0).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -23,14 +24,18 @@ from worker.adapters.broker import Broker
 from worker.adapters.dtrack import DtClient
 from worker.adapters.listen import listening_socket
 from worker.adapters.metrics import ReceiverMetrics, WorkerMetrics
+from worker.adapters.state.store import Store
 from worker.adapters.timezones import zone
 from worker.core import topology
 from worker.core.config import Settings
 from worker.service import checks, receiver
 from worker.service.backfill import backfill
 from worker.service.consumer import Worker, WorkerOptions
+from worker.service.delta import DeltaOptions, Deltas
 from worker.service.protocol import JsonErrorsRunner
 from worker.service.reconcile import Reconciler
+from worker.service.relay import Relay
+from worker.service.state_metrics import StateGauges, refresh_forever
 
 log = structlog.get_logger(__name__)
 
@@ -91,14 +96,38 @@ def _worker(
         max_attempts=settings.worker.max_attempts,
         prefetch=settings.worker.prefetch,
         shutdown_grace=settings.worker.shutdown_grace,
+        snapshots=settings.state.snapshots,
     )
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
-        async with DtClient.open(settings.dt, on_fetch=on_fetch) as dt:
-            running = Worker(broker, dt, contracts, metrics, options)
+        async with contextlib.AsyncExitStack() as stack:
+            dt = await stack.enter_async_context(DtClient.open(settings.dt, on_fetch=on_fetch))
+            deltas = None
+            if settings.state.deltas:
+                store = await stack.enter_async_context(Store.open(settings.state))
+                relay = Relay(store, broker, metrics)
+                deltas = Deltas(
+                    store,
+                    dt,
+                    contracts.fpf,
+                    metrics,
+                    DeltaOptions(
+                        source=options.source,
+                        zone=options.zone,
+                        epss_delta=settings.state.epss_delta,
+                        baseline=settings.state.baseline,
+                    ),
+                    committed=relay.wake,
+                )
+                await relay.start()
+                stack.push_async_callback(relay.stop)  # after the worker's drain, below
+                gauges = refresh_forever(StateGauges.create(registry), store)
+            running = Worker(broker, dt, contracts, metrics, options, deltas)
             workers.append(running)
             await running.start()
             background = [_background(_log_dt_facts(dt, settings.dt.display_url or ""))]
+            if deltas is not None:
+                background.append(_background(gauges))
             reconciler = None
             if (interval := settings.worker.reconcile_interval) is not None:
                 reconciler = Reconciler(

@@ -1,0 +1,40 @@
+"""State store databases for tests: a SQLite file of the test's own, or a PostgreSQL database of
+the test's own on the machine's server (127.0.0.1:5432, trust auth), dropped afterwards."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=BACKENDS)
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty state store; the same test runs against both backends."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/state.sqlite3"
+        return
+    with fresh_database() as url:
+        yield url
+
+
+class fresh_database:
+    """A PostgreSQL database of its own: ``with fresh_database() as url``."""
+
+    def __init__(self) -> None:
+        self.name = f"dtw_{uuid.uuid4().hex[:12]}"
+
+    def __enter__(self) -> str:
+        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{self.name}"')
+        return f"{POSTGRES}/{self.name}"
+
+    def __exit__(self, *_: object) -> None:
+        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')

@@ -1,0 +1,1 @@
+"""The finding state store: SQLite on one host, PostgreSQL across hosts (see docs/state.md)."""

@@ -1,0 +1,296 @@
+"""The state store's SQL, as synchronous functions on one DB-API connection: each is one unit
+of work (a read, or one transaction). ``store.Store`` runs them on its own threads."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import orjson
+
+from worker.adapters.state.backend import Dialect
+from worker.core.events import SEVERITY_RANK, Event
+from worker.core.tracking import Prior
+from worker.core.transitions import Stored, Transition, Write
+
+SEVERITIES = tuple(SEVERITY_RANK)  # critical ... unassigned, the open_* columns' order
+_OPEN_COLUMNS = ", ".join(f"open_{severity}" for severity in SEVERITIES)
+
+
+class StateMoved(Exception):
+    """Another writer applied an export of the project meanwhile: read and compare again."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProjectState:
+    revision: int
+    last_exported_at: str | None
+    priors: dict[str, Prior]
+    known: bool  # the project has a row: it was synced before
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Committed:
+    sequences: tuple[int, int]  # first and last used; (0, -1) when none
+    events: int
+
+
+def read_state(cursor: Any, dialect: Dialect, project: str) -> ProjectState:
+    cursor.execute(
+        dialect.sql("SELECT revision, last_exported_at FROM projects WHERE uuid = %s"), (project,)
+    )
+    row = cursor.fetchone()
+    cursor.execute(
+        dialect.sql(
+            "SELECT finding_key, status, fingerprint, epss FROM findings WHERE project = %s"
+        ),
+        (project,),
+    )
+    priors = {key: Prior(status, digest, epss) for key, status, digest, epss in cursor.fetchall()}
+    if row is None:
+        return ProjectState(0, None, priors, known=False)
+    return ProjectState(row[0], row[1], priors, known=True)
+
+
+_STORED_COLUMNS = (
+    "finding_key, status, severity, fingerprint, tracked, epss, snapshot, first_seen, "
+    "opened_at, resolved_at"
+)
+
+
+def _stored(row: Sequence[Any]) -> Stored:
+    key, status, severity, digest, tracked, epss, snapshot, first, opened, resolved = row
+    return Stored(
+        key=key,
+        status=status,
+        severity=severity,
+        fingerprint=digest,
+        tracked=orjson.loads(tracked),
+        epss=epss,
+        snapshot=orjson.loads(snapshot),
+        first_seen=first,
+        opened_at=opened,
+        resolved_at=resolved,
+    )
+
+
+def read_stored(
+    cursor: Any, dialect: Dialect, project: str, keys: Iterable[str]
+) -> dict[str, Stored]:
+    wanted = sorted(keys)
+    found: dict[str, Stored] = {}
+    for start in range(0, len(wanted), 500):  # bounded IN lists, for both databases
+        chunk = wanted[start : start + 500]
+        marks = ", ".join(["%s"] * len(chunk))
+        cursor.execute(
+            dialect.sql(
+                f"SELECT {_STORED_COLUMNS} FROM findings "
+                f"WHERE project = %s AND finding_key IN ({marks})"
+            ),
+            (project, *chunk),
+        )
+        for row in cursor.fetchall():
+            found[row[0]] = _stored(row)
+    return found
+
+
+def read_open(cursor: Any, dialect: Dialect, project: str) -> list[Stored]:
+    cursor.execute(
+        dialect.sql(
+            f"SELECT {_STORED_COLUMNS} FROM findings WHERE project = %s AND status = 'open'"
+        ),
+        (project,),
+    )
+    return [_stored(row) for row in cursor.fetchall()]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Apply:
+    """One write to a project's state: findings, events (in order), and the project row."""
+
+    project: str
+    name: str | None
+    version: str | None
+    expected_revision: int | None  # None: no check (a command's write)
+    writes: Sequence[Write]
+    transitions: Sequence[Transition]
+    make_event: Callable[[Transition, int], Event]  # (transition, sequence) -> event
+    trailer: Callable[[int], Event] | None  # e.g. the export summary, after the transitions
+    exported_at: str | None  # recorded as the last applied export, when given
+    outcome: str
+    now: float
+    deleted: bool = False
+
+
+def apply(cursor: Any, dialect: Dialect, work: Apply) -> Committed:
+    """The whole write in one transaction, under the project's lock."""
+    sql = dialect.sql
+    cursor.execute(dialect.begin)
+    try:
+        cursor.execute(
+            sql("INSERT INTO projects (uuid, name, version) VALUES (%s, %s, %s) "
+                "ON CONFLICT (uuid) DO NOTHING"),
+            (work.project, work.name, work.version),
+        )  # fmt: skip
+        if dialect.lock_project:
+            cursor.execute(sql(dialect.lock_project), (work.project,))
+        cursor.execute(
+            sql("SELECT revision, sequence FROM projects WHERE uuid = %s"), (work.project,)
+        )
+        revision, sequence = cursor.fetchone()
+        if work.expected_revision is not None and revision != work.expected_revision:
+            raise StateMoved(work.project)
+        if work.writes:
+            _write_findings(cursor, dialect, work.project, work.writes)
+        first = sequence + 1
+        events = [work.make_event(t, first + n) for n, t in enumerate(work.transitions)]
+        if work.trailer is not None:
+            events.append(work.trailer(first + len(events)))
+        if events:
+            cursor.executemany(
+                sql("INSERT INTO outbox (project, sequence, event_id, type, routing_key, body, "
+                    "created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"),
+                [
+                    (work.project, first + n, e.id, e.type, e.routing_key, e.body, work.now)
+                    for n, e in enumerate(events)
+                ],
+            )  # fmt: skip
+        _update_project(cursor, dialect, work, revision, sequence + len(events))
+        cursor.execute("COMMIT")
+    except BaseException:
+        cursor.execute("ROLLBACK")
+        raise
+    return Committed((first, sequence + len(events)), len(events))
+
+
+def _write_findings(cursor: Any, dialect: Dialect, project: str, writes: Sequence[Write]) -> None:
+    cursor.executemany(
+        dialect.sql(
+            "INSERT INTO findings (project, finding_key, status, severity, fingerprint, tracked, "
+            "epss, snapshot, first_seen, opened_at, resolved_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (project, finding_key) DO UPDATE SET status = excluded.status, "
+            "severity = excluded.severity, fingerprint = excluded.fingerprint, "
+            "tracked = excluded.tracked, epss = excluded.epss, snapshot = excluded.snapshot, "
+            "first_seen = excluded.first_seen, opened_at = excluded.opened_at, "
+            "resolved_at = excluded.resolved_at"
+        ),
+        [
+            (
+                project,
+                w.key,
+                w.status,
+                w.severity,
+                w.fingerprint,
+                orjson.dumps(w.tracked).decode(),
+                w.epss,
+                orjson.dumps(w.snapshot).decode(),
+                w.first_seen,
+                w.opened_at,
+                w.resolved_at,
+            )
+            for w in writes
+        ],
+    )
+
+
+def _update_project(
+    cursor: Any, dialect: Dialect, work: Apply, revision: int, sequence: int
+) -> None:
+    sql = dialect.sql
+    counts = dict.fromkeys(SEVERITIES, 0)
+    if work.writes or work.transitions:  # else nothing open changed: the counts stand
+        cursor.execute(
+            sql("SELECT severity, COUNT(*) FROM findings WHERE project = %s AND status = 'open' "
+                "GROUP BY severity"),
+            (work.project,),
+        )  # fmt: skip
+        counts |= dict(cursor.fetchall())
+        opens = ", ".join(f"open_{severity} = %s" for severity in SEVERITIES)
+        cursor.execute(
+            sql(f"UPDATE projects SET {opens} WHERE uuid = %s"),
+            (*(counts[s] for s in SEVERITIES), work.project),
+        )
+    cursor.execute(
+        sql("UPDATE projects SET name = COALESCE(%s, name), version = COALESCE(%s, version), "
+            "revision = %s, sequence = %s, last_seen_at = %s, last_outcome = %s, "
+            "last_outcome_at = %s, last_exported_at = COALESCE(%s, last_exported_at), "
+            "deleted_at = %s WHERE uuid = %s"),
+        (
+            work.name, work.version, revision + 1, sequence, work.now, work.outcome, work.now,
+            work.exported_at, work.now if work.deleted else None, work.project,
+        ),
+    )  # fmt: skip
+
+
+def record_outcome(cursor: Any, dialect: Dialect, project: str, outcome: str, now: float) -> None:
+    """A job's outcome that changes no state (stale, parked, ...), for `status`."""
+    cursor.execute(
+        dialect.sql("UPDATE projects SET last_outcome = %s, last_outcome_at = %s WHERE uuid = %s"),
+        (outcome, now, project),
+    )
+
+
+# -- the outbox relay ---------------------------------------------------------------------------
+
+
+def pending_projects(cursor: Any, dialect: Dialect, limit: int) -> list[str]:
+    cursor.execute(
+        dialect.sql("SELECT project FROM outbox GROUP BY project ORDER BY MIN(id) LIMIT %s"),
+        (limit,),
+    )
+    return [row[0] for row in cursor.fetchall()]
+
+
+def lease(
+    cursor: Any, dialect: Dialect, project: str, owner: str, now: float, seconds: float
+) -> bool:
+    """Take (or renew) the project's relay lease; False while another relay holds it."""
+    cursor.execute(
+        dialect.sql(
+            "INSERT INTO relay_leases (project, owner, expires_at) VALUES (%s, %s, %s) "
+            "ON CONFLICT (project) DO UPDATE SET owner = excluded.owner, "
+            "expires_at = excluded.expires_at "
+            "WHERE relay_leases.owner = excluded.owner OR relay_leases.expires_at < %s"
+        ),
+        (project, owner, now + seconds, now),
+    )
+    return bool(cursor.rowcount == 1)
+
+
+def release(cursor: Any, dialect: Dialect, project: str, owner: str) -> None:
+    cursor.execute(
+        dialect.sql("DELETE FROM relay_leases WHERE project = %s AND owner = %s"), (project, owner)
+    )
+
+
+def outbox_batch(
+    cursor: Any, dialect: Dialect, project: str, limit: int
+) -> list[tuple[int, str, str, str, bytes]]:
+    """(id, event id, type, routing key, body) of the project's oldest rows, in sequence."""
+    cursor.execute(
+        dialect.sql(
+            "SELECT id, event_id, type, routing_key, body FROM outbox WHERE project = %s "
+            "ORDER BY sequence LIMIT %s"
+        ),
+        (project, limit),
+    )
+    return [(row[0], row[1], row[2], row[3], bytes(row[4])) for row in cursor.fetchall()]
+
+
+def delete_outbox(cursor: Any, dialect: Dialect, ids: Sequence[int]) -> None:
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join(["%s"] * len(chunk))
+        cursor.execute(
+            dialect.sql(f"DELETE FROM outbox WHERE id IN ({marks})"),
+            tuple(chunk),
+        )
+
+
+def outbox_depth(cursor: Any, dialect: Dialect) -> tuple[int, float | None]:
+    """Rows waiting, and when the oldest was written."""
+    cursor.execute("SELECT COUNT(*), MIN(created_at) FROM outbox")
+    count, oldest = cursor.fetchone()
+    return int(count), oldest

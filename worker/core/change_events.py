@@ -1,0 +1,111 @@
+"""Transitions as CloudEvents: ``dtrack-worker.finding.<kind>.v1``. Pure.
+
+Each carries the finding as the finding events do, plus a ``change`` object, and the CloudEvents
+``sequence`` extension: a per-project number that grows with every transition (zero-padded, so
+its text sorts as its number does). The same transition of the same export always has the same
+id, so a redelivered job or a re-published outbox row repeats it identically.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from worker.core.events import DATA_CONTENT_TYPE, SPEC_VERSION, Event
+from worker.core.ids import Uuid5Prefix
+from worker.core.transitions import Transition
+
+CHANGE_EVENT_SCHEMA = "urn:dtrack-worker:schema:finding-change:1.0.0"
+KINDS = ("opened", "changed", "resolved", "suppressed", "reopened")
+# Namespace of transition ids (a fixed UUIDv4): changing it would change every id emitted.
+CHANGE_ID_NAMESPACE = uuid.UUID("9a3c1f57-2d4e-4b8a-8f61-0c7d5e2b9f13")
+SEQUENCE_DIGITS = 20
+
+
+def change_type(kind: str) -> str:
+    return f"dtrack-worker.finding.{kind}.v1"
+
+
+def routing_key(kind: str, severity: str) -> str:
+    return f"delta.{kind}.{severity}"
+
+
+def iso(moment: float | None) -> str | None:
+    """Epoch seconds as the events write instants (UTC, milliseconds)."""
+    if moment is None:
+        return None
+    text = datetime.fromtimestamp(moment, UTC).replace(tzinfo=None).isoformat("T", "milliseconds")
+    return text + "Z"
+
+
+class ChangeEvents:
+    """Events for the transitions of one project, from one export (or one other occasion)."""
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        project: dict[str, Any],
+        basis: str,
+        fpf: dict[str, Any] | None,
+        time: str,
+    ) -> None:
+        """``basis`` names the occasion in the ids: the export's timestamp, or the job that
+        found the project gone, or a resync run; ``time`` is the events' time."""
+        self._source = source
+        self._project = project
+        self._fpf = fpf
+        self._time = time
+        self._ids = Uuid5Prefix(CHANGE_ID_NAMESPACE, f"{source}\n{project['uuid']}\n{basis}\n")
+
+    def event(self, transition: Transition, sequence: int) -> Event:
+        identifier = self._ids(f"{transition.key}\n{transition.kind}")
+        parts = transition.parts
+        resolved = transition.resolved_at
+        data = {
+            "finding_key": transition.key,
+            "project": self._project,
+            "component": parts["component"],
+            "vulnerability": parts["vulnerability"],
+            "analysis": parts["analysis"],
+            "attribution": parts["attribution"],
+            "fpf": self._fpf,
+            "change": {
+                "kind": transition.kind,
+                "previous_status": transition.previous_status,
+                "changes": [
+                    {"field": field, "old": old, "new": new}
+                    for field, old, new in transition.changes
+                ],
+                "reason": transition.reason,
+                "resync": transition.resync,
+                "first_seen": iso(transition.first_seen),
+                "opened_at": iso(transition.opened_at),
+                "resolved_at": iso(resolved),
+                "time_open_seconds": (
+                    None if resolved is None else round(resolved - transition.opened_at, 3)
+                ),
+            },
+        }
+        kind_type = change_type(transition.kind)
+        cloudevent = {
+            "specversion": SPEC_VERSION,
+            "id": identifier,
+            "source": self._source,
+            "type": kind_type,
+            "subject": transition.key,
+            "time": self._time,
+            "datacontenttype": DATA_CONTENT_TYPE,
+            "dataschema": CHANGE_EVENT_SCHEMA,
+            "sequence": f"{sequence:0{SEQUENCE_DIGITS}d}",
+            "data": data,
+        }
+        return Event(
+            identifier,
+            routing_key(transition.kind, transition.severity),
+            orjson.dumps(cloudevent),
+            kind_type,
+        )

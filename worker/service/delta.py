@@ -1,0 +1,241 @@
+"""A job in delta mode: the export against the project's stored state, and the transitions,
+their events and the new state committed together (the events wait in the outbox; the relay
+publishes them). The job is acked after the commit; a crash anywhere loses nothing.
+
+1. read the project's state in brief (status and fingerprint per finding);
+2. read the export against it: unchanged findings are recognised by fingerprint alone;
+3. an export older than the last one applied changes nothing (``stale``);
+4. when findings disappeared, ask DT once which of them are suppressed;
+5. read the full stored state of the findings that changed or left, and detect transitions;
+6. commit findings, outbox rows and the project row in one transaction, if no other worker
+   wrote the project meanwhile (else start again from 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, tzinfo
+from typing import Any, Protocol
+
+import structlog
+
+from worker.adapters.metrics import WorkerMetrics
+from worker.adapters.state.store import Apply, StateMoved, StateUnavailable, Store
+from worker.core import events, fpf
+from worker.core.change_events import KINDS, ChangeEvents
+from worker.core.dates import epoch
+from worker.core.jobs import Job, utc_timestamp
+from worker.core.tracking import Comparison, Seen
+from worker.core.transitions import (
+    Transition,
+    deleted,
+    detect,
+    disappeared,
+    needed,
+    suppressions_of,
+)
+from worker.core.validation import Contract
+
+log = structlog.get_logger(__name__)
+
+ATTEMPTS = 4  # writers of one project racing each other: compare again this often
+
+
+class FindingsSource(Protocol):
+    async def findings(self, project_uuid: str) -> list[dict[str, Any]]: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeltaOptions:
+    source: str
+    zone: tzinfo
+    epss_delta: float | None
+    baseline: bool
+
+
+class Deltas:
+    def __init__(
+        self,
+        store: Store,
+        dt: FindingsSource,
+        contract: Contract,
+        metrics: WorkerMetrics,
+        options: DeltaOptions,
+        *,
+        committed: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._store = store
+        self._dt = dt
+        self._contract = contract
+        self._metrics = metrics
+        self._options = options
+        self._committed = committed  # wakes the outbox relay
+
+    async def export(
+        self, job: Job, raw: bytes, started: float, job_ref: dict[str, Any]
+    ) -> tuple[str, int]:
+        """Apply an export; returns the outcome (done, stale, baseline) and its transitions."""
+        for _ in range(ATTEMPTS):
+            outcome = await self._attempt(job, raw, started, job_ref)
+            if outcome is not None:
+                return outcome
+            log.info("state.moved", project_uuid=job.project_uuid)
+        raise StateUnavailable(
+            f"project {job.project_uuid} was written by others {ATTEMPTS} times while this job "
+            "compared its export"
+        )
+
+    async def _attempt(
+        self, job: Job, raw: bytes, started: float, job_ref: dict[str, Any]
+    ) -> tuple[str, int] | None:
+        """One comparison and commit; None when another writer got there first."""
+        options, project_uuid = self._options, job.project_uuid
+        state = await self._store.state(project_uuid)
+        export, seen = await asyncio.to_thread(
+            fpf.read,
+            raw,
+            self._contract,
+            Comparison(state.priors, options.zone, options.epss_delta),
+            source=options.source,
+            zone=options.zone,
+            project=project_uuid,
+        )
+        if state.last_exported_at is not None and export.exported_at < state.last_exported_at:
+            await self._store.record_outcome(project_uuid, "stale")
+            return "stale", 0
+        gone = disappeared(state.priors, (entry.key for entry in seen))
+        listed = suppressions_of(await self._dt.findings(project_uuid)) if gone else {}
+        stored = await self._store.stored(project_uuid, needed(state.priors, seen, gone))
+        plan = detect(
+            seen,
+            stored,
+            gone,
+            now=epoch(export.exported_at),
+            suppressions=listed,
+            epss_delta=options.epss_delta,
+        )
+        silent = options.baseline and not state.known
+        transitions = [] if silent else plan.transitions
+        project = {
+            "uuid": export.project_uuid,
+            "name": export.project_name,
+            "version": export.project_version,
+        }
+        fpf_ref = {
+            "version": export.fpf_version,
+            "dt_version": export.dt_version,
+            "exported_at": export.exported_at,
+        }
+        changes = ChangeEvents(
+            source=export.source,
+            project=project,
+            basis=f"export {export.exported_at}",
+            fpf=fpf_ref,
+            time=export.exported_at,
+        )
+
+        def summary(sequence: int) -> events.Event:
+            return events.export_summary(
+                source=export.source,
+                project=project,
+                exported_at=export.exported_at,
+                fpf=fpf_ref,
+                finding_count=export.finding_count,
+                severities=_severities(seen),
+                repeated_rows=export.repeated_rows,
+                duration_ms=(time.perf_counter() - started) * 1e3,
+                job=job_ref,
+                transitions={kind: sum(t.kind == kind for t in transitions) for kind in KINDS},
+                baseline=silent,
+                sequence=sequence,
+            )
+
+        outcome = "baseline" if silent else "done"
+        try:
+            await self._store.apply(
+                Apply(
+                    project=project_uuid,
+                    name=export.project_name,
+                    version=export.project_version,
+                    expected_revision=state.revision,
+                    writes=plan.writes,
+                    transitions=transitions,
+                    make_event=changes.event,
+                    trailer=summary,
+                    exported_at=export.exported_at,
+                    outcome=outcome,
+                    now=time.time(),
+                )
+            )
+        except StateMoved:
+            return None
+        self._counted(transitions)
+        self._committed()
+        return outcome, len(transitions)
+
+    async def gone(self, job: Job, job_ref: dict[str, Any]) -> int:
+        """DT confirmed the project is gone: its open findings resolve, then project.gone."""
+        opened = await self._store.open_findings(job.project_uuid)
+        now = time.time()
+        plan = deleted(opened, now)
+        when = utc_timestamp_of(now)
+        project = {"uuid": job.project_uuid, "name": job.project_name, "version": None}
+        changes = ChangeEvents(
+            source=self._options.source,
+            project=project,
+            basis=f"gone {job.job_id}",
+            fpf=None,
+            time=when,
+        )
+
+        def announcement(sequence: int) -> events.Event:
+            return events.project_gone(
+                source=self._options.source,
+                project=project,
+                time=when,
+                job=job_ref,
+                sequence=sequence,
+            )
+
+        await self._store.apply(
+            Apply(
+                project=job.project_uuid,
+                name=job.project_name,
+                version=None,
+                expected_revision=None,  # the lock serializes; resolving twice finds none open
+                writes=plan.writes,
+                transitions=plan.transitions,
+                make_event=changes.event,
+                trailer=announcement,
+                exported_at=None,
+                outcome="gone",
+                now=now,
+                deleted=True,
+            )
+        )
+        self._counted(plan.transitions)
+        self._committed()
+        return len(plan.transitions)
+
+    def _counted(self, transitions: Sequence[Transition]) -> None:
+        for transition in transitions:
+            self._metrics.transitions.labels(kind=transition.kind).inc()
+            if transition.resolved_at is not None and transition.kind == "resolved":
+                self._metrics.time_to_resolve.labels(severity=transition.severity).observe(
+                    max(0.0, transition.resolved_at - transition.opened_at)
+                )
+
+
+def utc_timestamp_of(moment: float) -> str:
+    return utc_timestamp(datetime.fromtimestamp(moment, UTC))
+
+
+def _severities(seen: Sequence[Seen]) -> dict[str, int]:
+    """The export's findings by severity, as the snapshot summary counts them."""
+    counts: dict[str, int] = {}
+    for entry in seen:
+        counts[entry.severity] = counts.get(entry.severity, 0) + 1
+    return counts
