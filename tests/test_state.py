@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import FPF
 from tests.fake_dt import API_KEY, FakeDt
@@ -36,7 +38,7 @@ def export(project: str, second: int, edit: Any = None) -> dict[str, Any]:
     document["meta"]["timestamp"] = f"2026-11-30T10:{second // 60:02d}:{second % 60:02d}Z"
     if edit is not None:
         edit(document)
-    return document
+    return dict(document)
 
 
 class Project:
@@ -257,8 +259,8 @@ async def test_the_same_transition_of_the_same_export_has_the_same_id(project, s
 
         def another() -> str:  # an empty store of the same backend
             if state_url.startswith("sqlite"):
-                return state_url.replace("state.sqlite3", f"{uuid.uuid4().hex}.sqlite3")
-            return databases.enter_context(fresh_database())
+                return str(state_url).replace("state.sqlite3", f"{uuid.uuid4().hex}.sqlite3")
+            return str(databases.enter_context(fresh_database()))
 
         a = await project()
         await a.sync(export(a.uuid, 1))
@@ -271,3 +273,64 @@ async def test_the_same_transition_of_the_same_export_has_the_same_id(project, s
         later.uuid = a.uuid
         await later.sync(export(a.uuid, 2))  # another export: other ids
         assert not {i for _, i in first} & {e["id"] for e in await later.changes()}
+
+
+# -- replaying the published changes gives the store's open set -------------------------------
+
+BASE = [f["matrix"].split(":", 1)[1] for f in REAL["findings"]]  # component:vulnerability
+steps = st.lists(
+    st.tuples(
+        st.sets(st.integers(0, len(BASE) - 1)),  # which findings the export lists
+        st.sets(st.integers(0, len(BASE) - 1)),  # which of the missing ones DT has suppressed
+        st.dictionaries(
+            st.integers(0, len(BASE) - 1), st.sampled_from(["HIGH", "LOW", "CRITICAL"])
+        ),
+    ),
+    min_size=1,
+    max_size=5,
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(sequence=steps)
+async def test_replaying_the_changes_gives_exactly_the_open_set(project, dt, sequence):
+    p = await project()
+    replayed: dict[str, str] = {}
+    for second, (present, suppressed, rescored) in enumerate(sequence, 1):
+        wanted = {f"{p.uuid}:{BASE[i]}" for i in present}
+        hidden = {f"{p.uuid}:{BASE[i]}" for i in suppressed}
+
+        def edit(
+            document: dict[str, Any],
+            wanted: set[str] = wanted,
+            rescored: dict[int, str] = rescored,
+        ) -> None:
+            listed = []
+            for finding in document["findings"]:
+                index = BASE.index(finding["matrix"].split(":", 1)[1])
+                if finding["matrix"] in wanted:
+                    if index in rescored:
+                        finding["vulnerability"]["severity"] = rescored[index]
+                    listed.append(finding)
+            document["findings"] = listed
+
+        document = export(p.uuid, second, edit)
+        dt.suppressed[p.uuid] = [
+            {**f, "analysis": {"state": "FALSE_POSITIVE", "isSuppressed": True}}
+            for f in export(p.uuid, second)["findings"]
+            if f["matrix"] in hidden and f["matrix"] not in wanted
+        ]
+        await p.sync(document)
+        for event in await p.changes():  # in sequence, as a consumer applies them
+            kind = event["data"]["change"]["kind"]
+            replayed[event["subject"]] = (
+                "open" if kind in ("opened", "changed", "reopened") else kind
+            )
+    opened = {key for key, status in replayed.items() if status == "open"}
+    stored = {f.key for f in await p.store.open_findings(p.uuid)}
+    assert opened == stored

@@ -1,0 +1,161 @@
+"""The change stream as the service runs it, against the real RabbitMQ, the real SQLite and
+PostgreSQL, and the fake DT: webhooks in, transitions committed with their events, the relay
+publishing them in order; a worker killed between commit and publish; the database away."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sqlite3
+import uuid
+from typing import Any
+
+import aio_pika
+import orjson
+import psycopg
+import pytest
+
+from tests.fake_dt import FakeDt
+from tests.harness import REAL, TOKEN, notification, post
+from tests.rabbit import AMQP_URL, depth, drain, eventually
+from tests.state_db import POSTGRES, fresh_database
+from tests.tcpproxy import TcpProxy
+
+pytestmark = pytest.mark.rabbitmq
+
+
+def _changes(events: Any, project: str) -> list[dict[str, Any]]:
+    return [
+        orjson.loads(m.body)
+        for m in events.messages
+        if (m.routing_key or "").startswith("delta.") and project in m.body.decode()[:2000]
+    ]
+
+
+async def test_webhooks_become_transitions_published_in_sequence(
+    serve, dt: FakeDt, state_url, contracts
+):
+    client, topo, events, _ = await serve(emit="delta", state_url=state_url)
+    project = str(uuid.uuid4())
+    dt.exports[project] = REAL
+    (job,) = (await post(client, project))["jobs"]
+    await eventually(lambda: job["job_id"] in events.summaries(), within=20)
+    opened = _changes(events, project)
+    assert [e["data"]["change"]["kind"] for e in opened] == ["opened"] * 13
+    assert all(m.routing_key.startswith("delta.opened.") for m in events.messages
+               if m.routing_key.startswith("delta."))  # fmt: skip
+    sequences = [int(e["sequence"]) for e in opened]
+    assert sequences == sorted(sequences) == list(range(1, 14))
+    summary = events.summaries()[job["job_id"]]
+    assert int(summary["sequence"]) == 14
+    assert contracts.service_event.problems(summary) == ()
+    assert events.of("finding.high") == []  # delta mode: no snapshot events
+
+    document = orjson.loads(dt.exports[project])
+    document["meta"]["timestamp"] = "2026-12-01T00:00:00Z"
+    gone_key = document["findings"].pop()["matrix"]
+    dt.exports[project] = orjson.dumps(document)
+    (second,) = (await post(client, project, 1))["jobs"]
+    await eventually(lambda: second["job_id"] in events.summaries(), within=20)
+    (resolved,) = [
+        e for e in _changes(events, project) if e["data"]["change"]["kind"] == "resolved"
+    ]
+    assert resolved["subject"] == gone_key
+    assert int(resolved["sequence"]) == 15
+    assert await depth(topo.jobs_queue.name, topo.parked_queue.name) == 0
+
+
+async def test_emit_both_publishes_snapshots_and_changes_with_one_summary(serve, dt, state_url):
+    client, _, events, _ = await serve(emit="both", state_url=state_url)
+    project = str(uuid.uuid4())
+    dt.exports[project] = REAL
+    (job,) = (await post(client, project))["jobs"]
+    await eventually(lambda: job["job_id"] in events.summaries(), within=20)
+    await asyncio.sleep(0.3)
+    assert len(events.findings(project)) == 13
+    assert len(_changes(events, project)) == 13
+    assert len(events.of("export.summary")) == 1
+    assert events.summaries()[job["job_id"]]["data"]["transitions"]["opened"] == 13
+
+
+async def test_a_worker_killed_between_commit_and_publish_loses_nothing(processes, tmp_path):
+    dt, topo, workers, receiver = processes
+    client, events = await receiver(coalesce_seconds="0")
+    state = f"sqlite:///{tmp_path}/state.sqlite3"
+    project = str(uuid.uuid4())
+    dt.exports[project] = REAL
+    async with TcpProxy(5672) as proxy:
+        doomed = workers.start(
+            emit="delta", state_url=state, amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/"
+        )
+        await workers.ready()
+        dt.delay = 1.0  # the export takes a second: time to cut RabbitMQ off meanwhile
+        await client.post("/webhook", data=notification(project), headers={"X-Api-Key": TOKEN})
+        await eventually(lambda: len(dt.fetches_of(project)) == 1)
+        proxy.cut()  # the worker commits to the store, but cannot publish nor ack
+        committed = await _outbox_rows(state, within=10)
+        doomed.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(doomed.wait, 10)
+    dt.delay = 0
+    assert events.of("export.summary") == []
+    workers.start(emit="delta", state_url=state)  # a new worker: its relay finds the rows
+    await workers.ready()
+    await eventually(lambda: len(events.of("export.summary")) >= 1, within=30)
+    await asyncio.sleep(1.0)  # the redelivered job: compared again, it changes nothing
+    published = [orjson.loads(m.body) for m in events.messages]
+    ids = [e["id"] for e in published]
+    assert set(ids) >= {row_id for row_id, _ in committed}  # nothing lost, ids identical
+    changes = [e for e in published if e["type"].startswith("dtrack-worker.finding.")]
+    assert len(changes) == len({e["id"] for e in changes}) == 13  # and no transition doubled
+    assert await _outbox_rows(state, within=0, expect=False) == []
+    assert await depth(topo.jobs_queue.name, topo.parked_queue.name) == 0
+
+
+async def _outbox_rows(url: str, *, within: float, expect: bool = True) -> list[tuple[str, int]]:
+    """(event id, sequence) of the outbox rows, waiting up to ``within`` s for some."""
+    path = url.removeprefix("sqlite:///")
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        with contextlib.closing(sqlite3.connect(path)) as connection:
+            rows = connection.execute("SELECT event_id, sequence FROM outbox").fetchall()
+        if rows or not expect or asyncio.get_running_loop().time() > deadline:
+            assert rows or not expect, "nothing was committed"
+            return [(row[0], row[1]) for row in rows]
+        await asyncio.sleep(0.1)
+
+
+async def test_postgresql_away_for_a_while_delays_jobs_and_loses_nothing(serve, dt: FakeDt):
+    with fresh_database() as url:
+        async with TcpProxy(5432) as proxy:
+            proxied = url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+            client, topo, events, _ = await serve(emit="delta", state_url=proxied)
+            project = str(uuid.uuid4())
+            dt.exports[project] = REAL
+            proxy.cut()
+            (job,) = (await post(client, project))["jobs"]
+            (retried,) = await _first_retry(topo)
+            assert "state store" in str(retried.headers["x-last-error"])
+            proxy.restore()
+            # the retry tier gives it back after 5 s; then it commits and publishes
+            await eventually(lambda: job["job_id"] in events.summaries(), within=30)
+    opened = _changes(events, project)
+    assert len(opened) == 13
+    assert await drain(topo.parked_queue.name) == []
+    with psycopg.connect(f"{POSTGRES}/postgres") as admin:
+        assert admin.execute("SELECT 1").fetchone() == (1,)
+
+
+async def _first_retry(topo: Any) -> list[Any]:
+    """The job as it waits in the first retry tier (read, not taken)."""
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(topo.retry_queues[0].name, ensure=False)
+        for _ in range(200):
+            message = await queue.get(fail=False, no_ack=False)
+            if message is not None:
+                await message.nack(requeue=True)  # leave it there
+                return [message]
+            await asyncio.sleep(0.05)
+    raise AssertionError("the job did not reach the retry tier")
