@@ -103,6 +103,8 @@ class FakeDt:
         self.suppressed: dict[str, list[dict[str, Any]]] = {}
         self.paged = True
         self.finding_lists: list[str] = []  # projects whose findings list was asked for
+        # a project whose export changes with every fetch: called for each export request
+        self.generators: dict[str, Callable[[], bytes]] = {}
         self._server: TestServer | None = None
 
     @property
@@ -228,6 +230,8 @@ class FakeDt:
         if status != 200:
             retry = {"Retry-After": fault.retry_after} if fault.retry_after else {}
             return web.Response(status=status, text="unavailable", headers=retry)
+        if project in self.generators:
+            self.exports.as_is(project, self.generators[project]())
         body = self.exports[project]
         headers: dict[str, Any] = {
             "Content-Disposition": f"inline; filename=findings-{project}.fpf",

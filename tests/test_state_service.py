@@ -159,3 +159,100 @@ async def _first_retry(topo: Any) -> list[Any]:
                 return [message]
             await asyncio.sleep(0.05)
     raise AssertionError("the job did not reach the retry tier")
+
+
+async def test_two_workers_on_postgresql_hammering_the_same_projects(processes, figures):
+    """Interleaved exports of five projects, two worker processes: every transition published
+    once, sequences 1..N per project without gap or repeat, the replay equal to the store."""
+    dt, topo, workers, receiver = processes
+    client, events = await receiver(coalesce_seconds="0")
+    projects = [str(uuid.uuid4()) for _ in range(5)]
+    fetched = dict.fromkeys(projects, 0)
+    for project in projects:
+        dt.exports[project] = REAL
+        dt.generators[project] = _changing_exports(project, fetched)
+    with fresh_database() as url:
+        for _ in range(2):
+            workers.start(emit="delta", state_url=url, dt_concurrency="4", prefetch="8")
+        await workers.ready()
+        for n in range(60):
+            project = projects[n % len(projects)]
+            response = await client.post(
+                "/webhook", data=notification(project, n), headers={"X-Api-Key": TOKEN}
+            )
+            assert response.status == 202
+            if n % 10 == 9:
+                await asyncio.sleep(0.2)  # let exports change between bursts
+        await _settled(topo, url)
+        with psycopg.connect(url) as connection:
+            open_set = {
+                row[0]
+                for row in connection.execute(
+                    "SELECT finding_key FROM findings WHERE status = 'open'"
+                ).fetchall()
+            }
+            rows = connection.execute("SELECT uuid, sequence FROM projects").fetchall()
+            counters: dict[str, int] = {str(row[0]): int(row[1]) for row in rows}
+            leftover = connection.execute("SELECT COUNT(*) FROM outbox").fetchone()
+    assert leftover == (0,)
+    replayed, transitions = _replay_checking_sequences(events, counters)
+    assert {key for key, status in replayed.items() if status == "open"} == open_set
+    figures(
+        f"state: 2 workers on PostgreSQL, 5 projects, 60 notifications, {sum(fetched.values())} "
+        f"exports fetched -> {transitions} transitions published, sequences 1..N per project "
+        "without gap or repeat, replay == store"
+    )
+
+
+def _changing_exports(project: str, fetched: dict[str, int]) -> Any:
+    """The project's export, a later one at every fetch: other findings, other severities."""
+    base = REAL.replace(orjson.loads(REAL)["project"]["uuid"].encode(), project.encode())
+
+    def next_export() -> bytes:
+        fetched[project] += 1
+        g = fetched[project]
+        document = orjson.loads(base)
+        document["meta"]["timestamp"] = f"2026-11-30T11:{g // 60:02d}:{g % 60:02d}Z"
+        kept = [f for i, f in enumerate(document["findings"]) if (i + g) % 3]
+        for i, finding in enumerate(kept):
+            if (i * g) % 4 == 0:
+                finding["vulnerability"]["severity"] = "CRITICAL"
+        document["findings"] = kept
+        return orjson.dumps(document)
+
+    return next_export
+
+
+def _replay_checking_sequences(events: Any, counters: dict[str, int]) -> tuple[dict[str, str], int]:
+    """Each project's stream, checked to be 1..N in order, replayed as a consumer would."""
+    per_project: dict[str, list[dict[str, Any]]] = {}
+    for message in events.messages:
+        event = orjson.loads(message.body)
+        if "sequence" in event:
+            per_project.setdefault(event["data"]["project"]["uuid"], []).append(event)
+    replayed: dict[str, str] = {}
+    transitions = 0
+    for project, stream in per_project.items():
+        numbers = [int(e["sequence"]) for e in stream]
+        assert numbers == list(range(1, counters[project] + 1)), project  # no gap, no repeat
+        for event in (e for e in stream if e["type"].startswith("dtrack-worker.finding.")):
+            transitions += 1
+            kind = event["data"]["change"]["kind"]
+            replayed[event["subject"]] = (
+                "open" if kind in ("opened", "changed", "reopened") else kind
+            )
+    return replayed, transitions
+
+
+async def _settled(topo: Any, url: str) -> None:
+    """Until no job waits and the outbox is empty, for a second."""
+    quiet = 0
+    async with asyncio.timeout(60):
+        while quiet < 10:
+            with psycopg.connect(url) as connection:
+                row = connection.execute("SELECT COUNT(*) FROM outbox").fetchone()
+            assert row is not None
+            rows = int(row[0])
+            busy = rows + await depth(topo.jobs_queue.name, *(q.name for q in topo.retry_queues))
+            quiet = quiet + 1 if busy == 0 else 0
+            await asyncio.sleep(0.1)
