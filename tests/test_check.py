@@ -14,9 +14,10 @@ from tests.test_operations import cli
 pytestmark = pytest.mark.rabbitmq
 
 
-def _env(prefix: str, dt: FakeDt, **overrides: str) -> dict[str, str]:
+def _env(prefix: str, dt: FakeDt, state: str, **overrides: str) -> dict[str, str]:
     return {
         "DTRACK_WORKER_PREFIX": prefix,
+        "DTRACK_WORKER_STATE_URL": state,
         "DTRACK_WORKER_AMQP_URL": AMQP_URL,
         "DTRACK_WORKER_DT_URL": dt.url,
         "DTRACK_WORKER_DT_API_KEY": API_KEY,
@@ -30,11 +31,14 @@ def _closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def test_check_passes_when_everything_is_there_and_prints_one_line_each(dt: FakeDt, figures):
+async def test_check_passes_when_everything_is_there_and_prints_one_line_each(
+    dt: FakeDt, figures, tmp_path
+):
     prefix = unique_prefix()
     async with temporary_topology(prefix):
-        env = _env(prefix, dt)
+        env = _env(prefix, dt, f"sqlite:///{tmp_path}/state.sqlite3")
         assert (await cli("topology", env=env))[0] == 0
+        assert (await cli("state", "migrate", env=env))[0] == 0
         code, out, err = await cli("check", env=env)
         alias = await cli("doctor", env=env)
     assert code == 0, out + err
@@ -43,9 +47,10 @@ async def test_check_passes_when_everything_is_there_and_prints_one_line_each(dt
     assert lines == [
         "ok    rabbitmq: amqp://guest:***@127.0.0.1:5672/ answers",
         f"ok    topology: 13 exchanges and queues under prefix {prefix}",
+        f"ok    state: sqlite:///{tmp_path}/state.sqlite3 reachable, migrations current",
         f"ok    dt: Dependency-Track 4.14.3 at {dt.url}",
         "ok    api key: team 'dtrack-worker' has VIEW_PORTFOLIO, VIEW_VULNERABILITY",
-        "4 passed, 0 failed",
+        "5 passed, 0 failed",
     ]
     figures("check (all pass):\n    " + "\n    ".join(lines))
 
@@ -58,10 +63,14 @@ async def test_check_passes_when_everything_is_there_and_prints_one_line_each(dt
         ("dt", "FAIL  dt: "),
         ("key", "FAIL  api key: DT answered 401"),
         ("permission", "FAIL  api key: team 'dtrack-worker' lacks VIEW_VULNERABILITY"),
+        ("state", "FAIL  state: sqlite:///"),
     ],
 )
-async def test_each_failing_check_says_what_and_how_to_fix_it(dt: FakeDt, kind, expected, figures):
+async def test_each_failing_check_says_what_and_how_to_fix_it(
+    dt: FakeDt, kind, expected, figures, tmp_path
+):
     prefix = unique_prefix()
+    state = f"sqlite:///{tmp_path}/state.sqlite3"
     overrides: dict[str, str] = {}
     if kind == "rabbitmq":
         overrides["amqp_url"] = f"amqp://guest:guest@127.0.0.1:{_closed_port()}/"
@@ -72,9 +81,11 @@ async def test_each_failing_check_says_what_and_how_to_fix_it(dt: FakeDt, kind, 
     if kind == "permission":
         dt.permissions = ["VIEW_PORTFOLIO"]
     async with temporary_topology(prefix):
-        env = _env(prefix, dt, **overrides)
+        env = _env(prefix, dt, state, **overrides)
         if kind != "topology":
             await cli("topology", env=env)
+        if kind != "state":  # not migrated: the check says so
+            await cli("state", "migrate", env=env)
         code, out, err = await cli("check", env=env)
     assert code == 1, out + err
     failing = [line for line in out.splitlines() if line.startswith("FAIL")]
@@ -89,7 +100,11 @@ async def test_each_failing_check_says_what_and_how_to_fix_it(dt: FakeDt, kind, 
 async def test_check_of_a_receiver_needs_no_dt(dt: FakeDt):
     prefix = unique_prefix()
     async with temporary_topology(prefix):
-        env = {"DTRACK_WORKER_PREFIX": prefix, "DTRACK_WORKER_AMQP_URL": AMQP_URL}
+        env = {
+            "DTRACK_WORKER_PREFIX": prefix,
+            "DTRACK_WORKER_AMQP_URL": AMQP_URL,
+            "DTRACK_WORKER_EMIT": "snapshot",
+        }
         await cli("topology", env=env)
         code, out, _ = await cli("check", "--receiver-only", env=env)
         assert code == 0, out

@@ -23,7 +23,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description=(
             "Check, in a few seconds, what a deployment needs: every RabbitMQ node reachable "
             "and the topology declared, Dependency-Track reachable (and its version), the API "
-            "key valid with VIEW_PORTFOLIO and VIEW_VULNERABILITY. One line per check, with a "
+            "key valid with VIEW_PORTFOLIO and VIEW_VULNERABILITY, the state store reachable "
+            "and migrated. One line per check, with a "
             "fix when it fails; exit 0 only when every check passes. Reads the same "
             "DTRACK_WORKER_* settings as the service."
         ),
@@ -55,6 +56,7 @@ async def _checks(settings: Settings, *, receiver_only: bool) -> list[checks.Che
     results = await checks.broker(settings, topo)
     if receiver_only:
         return results
+    results.append(await checks.state(settings.state))
     if not settings.dt.url or settings.dt.api_key is None:
         return [
             *results,

@@ -11,12 +11,24 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from worker import __version__
-from worker.commands import backfill, check, normalize, parked, run, tail, topology, validate
+from worker.commands import (
+    backfill,
+    check,
+    diff,
+    normalize,
+    parked,
+    run,
+    state,
+    status,
+    tail,
+    topology,
+    validate,
+)
 from worker.commands.common import EXIT_BROKEN_PIPE, EXIT_INVALID, EXIT_USAGE, Command
 from worker.core.errors import ConfigError, PermanentError, TransientError
 
 # in the order --help lists them
-COMMANDS = (validate, normalize, run, tail, backfill, parked, topology, check)
+COMMANDS = (validate, normalize, diff, run, tail, status, backfill, parked, state, topology, check)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,4 +1,5 @@
-"""What a deployment needs, checked: RabbitMQ and its topology, DT and the API key.
+"""What a deployment needs, checked: RabbitMQ and its topology, DT and the API key, the state
+store.
 
 ``dtrack-worker check`` prints every result; ``serve`` and ``worker`` log the DT ones at start.
 Each check says what it found, and when it fails, what to do about it.
@@ -13,7 +14,8 @@ import aio_pika
 
 from worker.adapters.amqp import BROKER_ERRORS, BrokerUnavailable, connect_once
 from worker.adapters.dtrack import DtClient
-from worker.core.config import PREFIX, Settings
+from worker.adapters.state.store import StateUnavailable, Store
+from worker.core.config import PREFIX, Settings, StateSettings
 from worker.core.errors import DtMisconfigured, DtRejected, DtUnavailable
 from worker.core.topology import Topology
 from worker.core.urls import redact
@@ -142,3 +144,27 @@ async def _key(client: DtClient) -> Check:
     if missing:
         return Check("api key", False, f"team {team.get('name')!r} lacks {', '.join(missing)}", fix)
     return Check("api key", True, f"team {team.get('name')!r} has {', '.join(NEEDED_PERMISSIONS)}")
+
+
+async def state(settings: StateSettings) -> Check:
+    """The state store reachable, and every migration of this release applied."""
+    if not settings.deltas:
+        return Check("state", True, "not used (DTRACK_WORKER_EMIT=snapshot)")
+    try:
+        async with asyncio.timeout(CHECK_SECONDS), Store.open(settings, migrate=False) as store:
+            pending = await store.pending_migrations()
+    except (StateUnavailable, TimeoutError) as exc:
+        return Check(
+            "state",
+            False,
+            str(exc) or f"no answer within {CHECK_SECONDS:g} s",
+            f"check {PREFIX}STATE_URL, and that the database runs and accepts this user",
+        )
+    if pending:
+        return Check(
+            "state",
+            False,
+            f"{settings.display_url}: migrations {pending} not applied",
+            "run `dtrack-worker state migrate` (the workers apply them when they start)",
+        )
+    return Check("state", True, f"{settings.display_url} reachable, migrations current")

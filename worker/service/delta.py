@@ -35,6 +35,7 @@ from worker.core.transitions import (
     detect,
     disappeared,
     needed,
+    resync,
     suppressions_of,
 )
 from worker.core.validation import Contract
@@ -75,11 +76,19 @@ class Deltas:
         self._committed = committed  # wakes the outbox relay
 
     async def export(
-        self, job: Job, raw: bytes, started: float, job_ref: dict[str, Any]
+        self,
+        job: Job,
+        raw: bytes,
+        started: float,
+        job_ref: dict[str, Any],
+        *,
+        silent: bool = False,
     ) -> tuple[str, int]:
-        """Apply an export; returns the outcome (done, stale, baseline) and its transitions."""
+        """Apply an export; returns the outcome (done, stale, baseline) and its transitions.
+
+        ``silent``: record the findings without events (``state baseline``)."""
         for _ in range(ATTEMPTS):
-            outcome = await self._attempt(job, raw, started, job_ref)
+            outcome = await self._attempt(job, raw, started, job_ref, silent)
             if outcome is not None:
                 return outcome
             log.info("state.moved", project_uuid=job.project_uuid)
@@ -89,7 +98,7 @@ class Deltas:
         )
 
     async def _attempt(
-        self, job: Job, raw: bytes, started: float, job_ref: dict[str, Any]
+        self, job: Job, raw: bytes, started: float, job_ref: dict[str, Any], forced: bool
     ) -> tuple[str, int] | None:
         """One comparison and commit; None when another writer got there first."""
         options, project_uuid = self._options, job.project_uuid
@@ -117,7 +126,7 @@ class Deltas:
             suppressions=listed,
             epss_delta=options.epss_delta,
         )
-        silent = options.baseline and not state.known
+        silent = forced or (options.baseline and not state.known)
         transitions = [] if silent else plan.transitions
         project = {
             "uuid": export.project_uuid,
@@ -219,6 +228,37 @@ class Deltas:
         self._counted(plan.transitions)
         self._committed()
         return len(plan.transitions)
+
+    async def resync(self, project_uuid: str, run: str) -> int:
+        """``opened`` again for every open finding of the project, from the store."""
+        transitions = resync(await self._store.open_findings(project_uuid))
+        when = utc_timestamp_of(time.time())
+        reports = await self._store.projects(project_uuid)
+        name, version = (reports[0].name, reports[0].version) if reports else (None, None)
+        changes = ChangeEvents(
+            source=self._options.source,
+            project={"uuid": project_uuid, "name": name, "version": version},
+            basis=f"resync {run}",
+            fpf=None,
+            time=when,
+        )
+        await self._store.apply(
+            Apply(
+                project=project_uuid,
+                name=None,
+                version=None,
+                expected_revision=None,
+                writes=(),
+                transitions=transitions,
+                make_event=changes.event,
+                trailer=None,
+                exported_at=None,
+                outcome="resync",
+                now=time.time(),
+            )
+        )
+        self._committed()
+        return len(transitions)
 
     def _counted(self, transitions: Sequence[Transition]) -> None:
         for transition in transitions:

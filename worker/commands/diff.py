@@ -1,0 +1,58 @@
+"""``dtrack-worker diff OLD NEW``: the transitions between two exports, offline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+
+from worker.adapters import schemas, timezones
+from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, read_input
+from worker.core import diff
+from worker.core.errors import InvalidExport
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = add_command(
+        commands,
+        "diff",
+        run,
+        help="print the finding changes between two exports of a project (JSON lines)",
+        description=(
+            "Compare two FPF exports of one project and print, one per line, the change events "
+            "the workers would publish had they applied OLD and then NEW: opened, changed "
+            "(with each field's old and new value), resolved, reopened. Offline: no state store, "
+            "no DT (a finding missing from NEW is resolved; only DT can tell it was suppressed). "
+            "Exit 1 when a file is not a valid export, or the two are of different projects."
+        ),
+        examples="""
+            dtrack-worker diff findings-monday.fpf findings-tuesday.fpf
+            dtrack-worker diff old.fpf new.fpf | jq -r '.type + " " + .subject'
+            dtrack-worker diff old.fpf new.fpf | jq 'select(.data.change.kind == "changed")'
+        """,
+    )
+    parser.add_argument("old", metavar="OLD", help="the earlier export, or - for stdin")
+    parser.add_argument("new", metavar="NEW", help="the later export")
+    parser.add_argument("--source", help="the DT instance named in each event's source")
+    parser.add_argument("--dt-timezone", metavar="ZONE", help="the DT server's time zone")
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    zone = timezones.zone(args.dt_timezone or environ.get("DTRACK_WORKER_DT_TIMEZONE", "UTC"))
+    source = args.source or environ.get("DTRACK_WORKER_SOURCE") or None
+    try:
+        old, new = (read_input(path, sys.stdin.buffer) for path in (args.old, args.new))
+    except OSError as exc:
+        print(f"dtrack-worker diff: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        events = diff.diff(old, new, schemas.load().fpf, source=source, zone=zone)
+    except InvalidExport as exc:
+        print(f"dtrack-worker diff: {exc.args[0]}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_INVALID
+    out = sys.stdout.buffer
+    for event in events:
+        out.write(event.body + b"\n")
+    return EXIT_OK
