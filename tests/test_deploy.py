@@ -22,7 +22,7 @@ from worker.core.config import Settings
 DEPLOY = REPO / "deploy"
 BIN = Path(sys.executable).parent
 # Objects of custom resources: validated only by their operators' admission, not here.
-NOT_VALIDATED = {"ScaledObject", "TriggerAuthentication", "RabbitmqCluster"}
+NOT_VALIDATED = {"ScaledObject", "TriggerAuthentication", "RabbitmqCluster", "Cluster"}
 KUBERNETES_VERSION = "1.33.0"
 
 
@@ -217,3 +217,22 @@ def test_the_kubernetes_check_does_catch_mistakes(rendered):
     broken["spec"]["template"]["spec"]["containers"][0]["securityContext"]["runAsNonRot"] = True
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
+
+
+def test_workers_share_a_postgresql_state_store_in_both_deployments(rendered):
+    compose = _compose()["services"]
+    worker = compose["worker"]
+    assert worker["deploy"]["replicas"] > 1  # several workers: PostgreSQL, not SQLite
+    assert worker["environment"]["DTRACK_WORKER_STATE_URL_FILE"] == "/run/secrets/state-url"
+    assert worker["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert compose["postgres"]["image"].startswith("postgres:")
+    (cluster,) = _by_kind(rendered, "Cluster")
+    assert cluster["apiVersion"] == "postgresql.cnpg.io/v1"
+    assert cluster["spec"]["instances"] == 3
+    deployments = {d["metadata"]["name"]: d for d in _by_kind(rendered, "Deployment")}
+    (container,) = deployments["dtrack-worker-worker"]["spec"]["template"]["spec"]["containers"]
+    (state,) = [e for e in container["env"] if e["name"] == "DTRACK_WORKER_STATE_URL"]
+    # CloudNativePG names the application secret <cluster>-app and puts the URL under "uri"
+    reference = state["valueFrom"]["secretKeyRef"]
+    assert reference == {"name": f"{cluster['metadata']['name']}-app", "key": "uri"}
+    assert "DTRACK_WORKER_STATE_DIR=/var/lib/dtrack-worker" in (DEPLOY / "Dockerfile").read_text()
