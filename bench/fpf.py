@@ -64,7 +64,7 @@ def peak_rss_growth(path: Path, step: str = "pipeline") -> int:
         "import orjson\n"
         "from pathlib import Path\n"
         "from bench.fpf import run_pipeline\n"
-        "from worker import schemas\n"
+        "from worker.adapters import schemas\n"
         "def hwm():\n"  # ru_maxrss survives exec on Linux; VmHWM starts afresh
         "    status = Path('/proc/self/status').read_text()\n"
         "    return int(status.split('VmHWM:')[1].split()[0]) * 1024\n"

@@ -18,6 +18,7 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractQueue,
 )
+from aiormq import spec
 
 from worker.adapters.amqp import (
     BROKER_ERRORS,
@@ -223,6 +224,39 @@ class Broker:
             await asyncio.gather(
                 *(exchange.publish(m, key, mandatory=True, timeout=timeout) for key, m in messages)
             )
+
+    async def publish_serialized(
+        self, exchange_name: str, items: Sequence[tuple[str, bytes, str, str]]
+    ) -> None:
+        """Publish (routing key, CloudEvent body, message id, type), persistent, mandatory,
+        and return once RabbitMQ confirmed them all: the lean path, straight on aiormq (the
+        channel aio-pika runs on), without a Message object per event."""
+        if not self.ready or self._channel is None:
+            raise BrokerUnavailable("RabbitMQ is not connected")
+        timeout = self._settings.publish_timeout
+        with publish_errors(timeout, "an event"):
+            channel = await self._channel.get_underlay_channel()
+            confirms = await asyncio.gather(
+                *(
+                    channel.basic_publish(
+                        body,
+                        exchange=exchange_name,
+                        routing_key=routing_key,
+                        properties=spec.Basic.Properties(
+                            content_type=CLOUDEVENTS_CONTENT_TYPE,
+                            delivery_mode=2,
+                            message_id=message_id,
+                            message_type=type_,
+                        ),
+                        mandatory=True,
+                        timeout=timeout,
+                    )
+                    for routing_key, body, message_id, type_ in items
+                )
+            )
+        refused = sum(1 for confirm in confirms if not isinstance(confirm, spec.Basic.Ack))
+        if refused:
+            raise BrokerUnavailable(f"RabbitMQ refused {refused} of {len(items)} events")
 
     async def publish_events(self, events: Sequence[Event]) -> None:
         """CloudEvents to the events exchange: persistent, mandatory, confirmed."""

@@ -60,6 +60,25 @@ def tracked(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def tracked_from(parts: Mapping[str, Any]) -> dict[str, Any]:
+    """The tracked fields of a finding already normalized (``finding.parts``): ``tracked``'s
+    values, without reading the row again."""
+    vulnerability = parts["vulnerability"]
+    cvss = vulnerability["cvss"]
+    return {
+        "severity": vulnerability["severity"],
+        "cvss_v2_score": _score(cvss["v2"]["score"]),
+        "cvss_v2_vector": cvss["v2"]["vector"],
+        "cvss_v3_score": _score(cvss["v3"]["score"]),
+        "cvss_v3_vector": cvss["v3"]["vector"],
+        "cvss_v4_score": _score(cvss["v4"]["score"]),
+        "cvss_v4_vector": cvss["v4"]["vector"],
+        "kev": vulnerability["kev"],
+        "analysis_state": parts["analysis"]["state"],
+        "aliases": vulnerability["aliases"],
+    }
+
+
 def fingerprint(fields: Mapping[str, Any]) -> str:
     """A short stable digest of the tracked fields (the same in every process and release)."""
     text = orjson.dumps([fields[name] for name in TRACKED])
@@ -122,13 +141,18 @@ class Comparison:
         priors, zone, delta = self._priors, self._zone, self._epss_delta
         for row in rows:
             key: str = row["matrix"]
+            prior = priors.get(key)
+            if prior is None:  # new: its event needs the whole finding anyway
+                parts = finding.parts(row, zone)
+                fields = tracked_from(parts)
+                current = Current(key, fields, fingerprint(fields), epss(row), parts)
+                seen.append(Seen(key, fields["severity"], current))
+                continue
             fields = tracked(row)
             digest = fingerprint(fields)
             score = epss(row)
-            prior = priors.get(key)
             if (
-                prior is not None
-                and prior.status == "open"
+                prior.status == "open"
                 and prior.fingerprint == digest
                 and not epss_moved(prior.epss, score, delta)
             ):

@@ -17,6 +17,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Protocol
 
@@ -39,10 +40,12 @@ from worker.core.transitions import (
     suppressions_of,
 )
 from worker.core.validation import Contract
+from worker.service import collector
 
 log = structlog.get_logger(__name__)
 
 ATTEMPTS = 4  # writers of one project racing each other: compare again this often
+_EVENTS = ThreadPoolExecutor(1, thread_name_prefix="events")  # serializes events meanwhile
 
 
 class FindingsSource(Protocol):
@@ -88,7 +91,8 @@ class Deltas:
 
         ``silent``: record the findings without events (``state baseline``)."""
         for _ in range(ATTEMPTS):
-            outcome = await self._attempt(job, raw, started, job_ref, silent)
+            with collector.paused():
+                outcome = await self._attempt(job, raw, started, job_ref, silent)
             if outcome is not None:
                 return outcome
             log.info("state.moved", project_uuid=job.project_uuid)
@@ -162,6 +166,15 @@ class Deltas:
                 sequence=sequence,
             )
 
+        def numbered(first: int) -> list[events.Event]:
+            made = [changes.event(t, first + n) for n, t in enumerate(transitions)]
+            made.append(summary(first + len(made)))
+            return made
+
+        # Serialized on a thread of their own while the store writes the findings: the next
+        # sequence is known, since the commit happens only if nobody wrote the project since.
+        first = state.sequence + 1
+        ahead = _EVENTS.submit(numbered, first)
         outcome = "baseline" if silent else "done"
         try:
             await self._store.apply(
@@ -171,12 +184,11 @@ class Deltas:
                     version=export.project_version,
                     expected_revision=state.revision,
                     writes=plan.writes,
-                    transitions=transitions,
-                    make_event=changes.event,
-                    trailer=summary,
+                    events=lambda at: ahead.result() if at == first else numbered(at),
                     exported_at=export.exported_at,
                     outcome=outcome,
                     now=time.time(),
+                    fresh=not state.priors,
                 )
             )
         except StateMoved:
@@ -216,9 +228,10 @@ class Deltas:
                 version=None,
                 expected_revision=None,  # the lock serializes; resolving twice finds none open
                 writes=plan.writes,
-                transitions=plan.transitions,
-                make_event=changes.event,
-                trailer=announcement,
+                events=lambda first: [
+                    *(changes.event(t, first + n) for n, t in enumerate(plan.transitions)),
+                    announcement(first + len(plan.transitions)),
+                ],
                 exported_at=None,
                 outcome="gone",
                 now=now,
@@ -249,9 +262,9 @@ class Deltas:
                 version=None,
                 expected_revision=None,
                 writes=(),
-                transitions=transitions,
-                make_event=changes.event,
-                trailer=None,
+                events=lambda first: [
+                    changes.event(t, first + n) for n, t in enumerate(transitions)
+                ],
                 exported_at=None,
                 outcome="resync",
                 now=time.time(),

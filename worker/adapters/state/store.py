@@ -146,9 +146,9 @@ class Store:
         await self._run(queries.release, project, owner)
 
     async def outbox_batch(
-        self, project: str, limit: int
-    ) -> list[tuple[int, str, str, str, bytes]]:
-        return await self._run(queries.outbox_batch, project, limit)
+        self, project: str, limit: int, after: int = 0
+    ) -> list[tuple[int, str, str, str, bytes, int]]:
+        return await self._run(queries.outbox_batch, project, limit, after)
 
     async def delete_outbox(self, ids: Sequence[int]) -> None:
         await self._run(queries.delete_outbox, list(ids))

@@ -1,0 +1,267 @@
+"""Benchmark: the change stream's path through the state store (not a test).
+
+    .venv/bin/python -m bench.state [--sizes 10000,50000] [--backends sqlite,postgresql]
+
+For each size and store, in one run:
+
+* unchanged: a re-export with the same findings (a later timestamp), from bytes to committed
+  state (read the state in brief, compare by fingerprint, commit the project row and the
+  summary), against ``orjson.loads`` of the same bytes, best of N taken in turns. Targets:
+  <= 2.5x (SQLite), <= 3x (PostgreSQL).
+* 1% changed: the same with 1% of the findings re-scored (their transitions committed).
+* first sync: an empty store, every finding opened, from bytes to RabbitMQ's last confirm (the
+  relay publishing the outbox), against today's snapshot mode in the same run (bytes to the last
+  confirm of every finding event), best of two each, taken in turns. Target: >= 0.7x its
+  events/s.
+* peak RSS: a fresh process applying the unchanged re-export; its growth over its baseline
+  divided by the export's bytes. Target: <= 3x.
+
+Needs the local RabbitMQ (127.0.0.1:5672) and PostgreSQL (127.0.0.1:5432, trust auth).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import orjson
+import psycopg
+
+from bench.synthetic import export
+from worker.adapters import schemas
+from worker.adapters.broker import Broker
+from worker.adapters.metrics import WorkerMetrics
+from worker.adapters.state.store import Store
+from worker.core import events, fpf, topology
+from worker.core.config import Settings
+from worker.core.jobs import Job
+from worker.service.delta import DeltaOptions, Deltas
+from worker.service.relay import Relay
+
+AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+PROJECT = "7b0c6e52-5a1f-4bb2-8d53-2f7e1c0a9d44"
+
+
+def variant(size: int, second: int, rescore: float = 0.0) -> bytes:
+    """The synthetic export of PROJECT at 10:00:<second>, ``rescore`` of its findings changed."""
+    document = export(size, project=PROJECT)
+    document["meta"]["timestamp"] = f"2026-11-30T10:{second // 60:02d}:{second % 60:02d}Z"
+    step = int(1 / rescore) if rescore else 0
+    for index, finding in enumerate(document["findings"]):
+        if step and index % step == 0:
+            finding["vulnerability"]["severity"] = (
+                "LOW" if finding["vulnerability"]["severity"] == "CRITICAL" else "CRITICAL"
+            )
+    return orjson.dumps(document)
+
+
+class NoSuppressions:
+    async def findings(self, project_uuid: str) -> list[dict[str, Any]]:
+        raise AssertionError("nothing disappears in this benchmark")
+
+
+@contextlib.contextmanager
+def database(backend: str, folder: Path) -> Any:
+    if backend == "sqlite":
+        yield f"sqlite:///{folder}/{uuid.uuid4().hex}.sqlite3"
+        return
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES}/{name}"
+    finally:
+        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def job(n: int) -> tuple[Job, dict[str, Any]]:
+    made = Job(
+        job_id=str(uuid.uuid4()),
+        project_uuid=PROJECT,
+        project_name="bench",
+        trigger="BENCH",
+        notification_id=f"bench-{n}",
+        accepted_at="2026-11-30T10:00:00.000000Z",
+        correlation_id="bench",
+    )
+    ref = {"job_id": made.job_id, "trigger": "BENCH", "correlation_id": "bench", "accepted_at": ""}
+    return made, ref
+
+
+@contextlib.asynccontextmanager
+async def harness(url: str, broker: Broker) -> AsyncIterator[tuple[Deltas, Relay]]:
+    settings = Settings.from_env({"DTRACK_WORKER_STATE_URL": url})
+    async with Store.open(settings.state) as store:
+        metrics = WorkerMetrics.create()
+        relay = Relay(store, broker, metrics)
+        options = DeltaOptions(source="bench", zone=UTC, epss_delta=None, baseline=False)
+        deltas = Deltas(store, NoSuppressions(), schemas.load().fpf, metrics, options)
+        yield deltas, relay
+
+
+async def timed(run: Callable[[], Any]) -> float:
+    gc.collect()
+    started = time.perf_counter()
+    await run()
+    return time.perf_counter() - started
+
+
+async def measure(  # noqa: C901 - the benchmark's steps, in the order they are taken
+    backend: str, size: int, broker: Broker, folder: Path
+) -> dict[str, float]:
+    first, unchanged, changed = (variant(size, 1), variant(size, 2), variant(size, 3, 0.01))
+    loads = min_time(lambda: orjson.loads(unchanged), 5)
+    contract = schemas.load().fpf
+    figures: dict[str, float] = {"bytes": len(first), "loads": loads}
+
+    async def snapshot() -> None:  # today's worker: every finding event, confirmed
+        made = fpf.process(first, contract, source="bench", project=PROJECT)
+        batch: list[events.Event] = []
+        for event in made.events():
+            batch.append(event)
+            if len(batch) == 500:
+                await broker.publish_events(batch)
+                batch = []
+        await broker.publish_events(batch)
+
+    counter = iter(range(1_000_000))
+    figures["snapshot"] = figures["first sync"] = float("inf")
+    for _ in range(2):  # best of two each, in turns: this VM's speed drifts
+        figures["snapshot"] = min(figures["snapshot"], await timed(snapshot))
+        await purge(broker)  # events nobody consumes pile up in the unrouted queue
+        with database(backend, folder) as url:
+            async with harness(url, broker) as (deltas, relay):
+
+                async def first_sync(deltas: Deltas = deltas, relay: Relay = relay) -> None:
+                    made, ref = job(next(counter))
+                    await deltas.export(made, first, time.perf_counter(), ref)
+                    while await relay.drain():
+                        pass
+
+                figures["first sync"] = min(figures["first sync"], await timed(first_sync))
+        await purge(broker)
+    with database(backend, folder) as url:
+        async with harness(url, broker) as (deltas, relay):
+
+            async def apply(raw: bytes) -> None:
+                made, ref = job(next(counter))
+                await deltas.export(made, raw, time.perf_counter(), ref)
+
+            await apply(first)
+            while await relay.drain():
+                pass
+            best = float("inf")
+            for _ in range(5):  # the same unchanged export, again and again (each commits)
+                best = min(best, await timed(lambda: apply(unchanged)))
+            figures["unchanged"] = best
+            figures["1% changed"] = await timed(lambda: apply(changed))
+            while await relay.drain():
+                pass
+        figures["rss"] = peak_rss(url, unchanged, folder)
+    return figures
+
+
+async def purge(broker: Broker) -> None:
+    """Empty the unrouted queue, and give RabbitMQ a moment to drop what it held."""
+    connection = await aio_pika.connect(AMQP)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(broker.topology.unrouted_queue.name, ensure=False)
+        await queue.purge()
+    await asyncio.sleep(2)
+
+
+def min_time(run: Callable[[], object], repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        gc.collect()
+        started = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def peak_rss(url: str, raw: bytes, folder: Path) -> float:
+    """Peak RSS growth of a fresh process applying ``raw`` to the store at ``url``."""
+    path = folder / "export.json"
+    path.write_bytes(raw)
+    child = (
+        "import asyncio, sys, time\n"
+        "from pathlib import Path\n"
+        "from bench.state import harness, job\n"
+        "def hwm():\n"
+        "    status = Path('/proc/self/status').read_text()\n"
+        "    return int(status.split('VmHWM:')[1].split()[0]) * 1024\n"
+        "async def main():\n"
+        "    async with harness(sys.argv[1], None) as (deltas, _):\n"
+        "        base = hwm()\n"
+        "        raw = Path(sys.argv[2]).read_bytes()\n"
+        "        made, ref = job(0)\n"
+        "        await deltas.export(made, raw, time.perf_counter(), ref)\n"
+        "        print(hwm() - base)\n"
+        "asyncio.run(main())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", child, url, str(path)], capture_output=True, check=True, text=True
+    ).stdout
+    return int(out.split()[-1]) / len(raw)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,50000")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    args = parser.parse_args()
+    prefix = f"bench-state-{uuid.uuid4().hex[:6]}"
+    settings = Settings.from_env({"DTRACK_WORKER_PREFIX": prefix, "DTRACK_WORKER_AMQP_URL": AMQP})
+    topo = topology.configured(settings.broker)
+    broker = Broker(settings.broker, topo)
+    await broker.start()
+    await broker.wait_ready(within=30)
+    print(
+        f"{'store':>10} {'findings':>8} {'MB':>6} {'loads ms':>8} {'unchanged ms':>12} "
+        f"{'ratio':>5} {'1% ms':>7} {'first sync s':>12} {'snapshot s':>10} "
+        f"{'events/s vs snapshot':>20} {'RSS/bytes':>9}"
+    )
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            for backend in args.backends.split(","):
+                for size in (int(n) for n in args.sizes.split(",")):
+                    f = await measure(backend, size, broker, Path(folder))
+                    print(
+                        f"{backend:>10} {size:>8} {f['bytes'] / 1e6:>6.1f} "
+                        f"{f['loads'] * 1e3:>8.1f} {f['unchanged'] * 1e3:>12.1f} "
+                        f"{f['unchanged'] / f['loads']:>5.2f} {f['1% changed'] * 1e3:>7.1f} "
+                        f"{f['first sync']:>12.2f} {f['snapshot']:>10.2f} "
+                        f"{f['snapshot'] / f['first sync']:>20.2f} {f['rss']:>9.2f}",
+                        flush=True,
+                    )
+    finally:
+        await broker.close()
+        connection = await aio_pika.connect(AMQP)
+        async with connection:
+            for queue in topo.queues:
+                with contextlib.suppress(aio_pika.exceptions.ChannelNotFoundEntity):
+                    channel = await connection.channel()
+                    await channel.queue_delete(queue.name)
+            channel = await connection.channel()
+            for exchange in topo.exchanges:
+                await channel.exchange_delete(exchange.name)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
