@@ -250,6 +250,7 @@ class Broker:
                         ),
                         mandatory=True,
                         timeout=timeout,
+                        wait=False,  # the confirm is awaited; no round trip per frame written
                     )
                     for routing_key, body, message_id, type_ in items
                 )
