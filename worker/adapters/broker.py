@@ -8,8 +8,10 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
+from typing import cast
 
 import aio_pika
+import aiormq
 import structlog
 from aio_pika.abc import (
     AbstractChannel,
@@ -235,7 +237,8 @@ class Broker:
             raise BrokerUnavailable("RabbitMQ is not connected")
         timeout = self._settings.publish_timeout
         with publish_errors(timeout, "an event"):
-            channel = await self._channel.get_underlay_channel()
+            # The concrete channel: its basic_publish takes ``wait`` (the abstract one omits it).
+            channel = cast(aiormq.Channel, await self._channel.get_underlay_channel())
             confirms = await asyncio.gather(
                 *(
                     channel.basic_publish(
