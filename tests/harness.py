@@ -14,7 +14,9 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +141,46 @@ async def post(client, project: str, n: int = 0) -> dict[str, Any]:
     assert response.status == 202, await response.text()
     answer: dict[str, Any] = await response.json()
     return answer
+
+
+class WebhookLoad:
+    """Notifications for ``projects`` sent ``concurrency`` at a time; the 202s are remembered
+    with their acceptance time, to check later that each one was fetched after it."""
+
+    def __init__(self, client: Any, projects: list[str], notifications: int) -> None:
+        self._client = client
+        self._projects = projects
+        self._notifications = notifications
+        self.accepted: list[tuple[str, float]] = []
+        self.statuses: Counter[int] = Counter()
+        self.sent = 0
+
+    async def _send(self, n: int) -> None:
+        project = self._projects[n % len(self._projects)]
+        response = await self._client.post(
+            "/webhook", data=notification(project, n), headers={"X-Api-Key": TOKEN}
+        )
+        self.statuses[response.status] += 1
+        if response.status == 202:
+            at = datetime.fromisoformat((await response.json())["accepted_at"]).timestamp()
+            self.accepted.append((project, at))
+
+    async def run(self, concurrency: int = 50) -> None:
+        pending: set[asyncio.Task[None]] = set()
+        for n in range(self._notifications):
+            pending.add(asyncio.create_task(self._send(n)))
+            self.sent += 1
+            if len(pending) >= concurrency:
+                _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.gather(*pending)
+
+    def lost(self, dt: FakeDt) -> int:
+        """Accepted notifications whose project was never fetched (200) after acceptance."""
+        return sum(
+            1
+            for project, at in self.accepted
+            if not any(f.started > at and f.status == 200 for f in dt.fetches_of(project))
+        )
 
 
 def _project() -> str:

@@ -7,8 +7,6 @@ import asyncio
 import os
 import time
 import uuid
-from collections import Counter
-from datetime import datetime
 from typing import Any
 
 import aio_pika
@@ -19,7 +17,7 @@ from yarl import URL
 from tests.cluster import cluster
 from tests.conftest import FPF
 from tests.fake_dt import API_KEY, FakeDt
-from tests.harness import TOKEN, notification
+from tests.harness import TOKEN, WebhookLoad
 from tests.rabbit import eventually
 from worker.adapters import schemas
 from worker.core import fpf
@@ -95,42 +93,20 @@ async def test_r6_losing_the_connected_node_loses_nothing_accepted(aiohttp_clien
         uuids = [str(uuid.uuid4()) for _ in range(projects)]
         for project in uuids:
             dt.exports[project] = SMALL
-        accepted: list[tuple[str, float]] = []
-        statuses: Counter[int] = Counter()
-        sent = 0
-
-        async def send(n: int) -> None:
-            project = uuids[n % projects]
-            response = await client.post(
-                "/webhook", data=notification(project, n), headers={"X-Api-Key": TOKEN}
-            )
-            statuses[response.status] += 1
-            if response.status == 202:
-                at = datetime.fromisoformat((await response.json())["accepted_at"]).timestamp()
-                accepted.append((project, at))
-
-        async def load() -> None:
-            nonlocal sent
-            pending: set[asyncio.Task[None]] = set()
-            for n in range(notifications):
-                pending.add(asyncio.create_task(send(n)))
-                sent += 1
-                if len(pending) >= 50:
-                    _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            await asyncio.gather(*pending)
+        load = WebhookLoad(client, uuids, notifications)
 
         reconnect_s = 0.0
 
         async def lose_the_node() -> None:
             nonlocal reconnect_s
-            await eventually(lambda: sent >= notifications // 3, within=60)
+            await eventually(lambda: load.sent >= notifications // 3, within=60)
             before = broker.connections
             stopped = time.monotonic()
             await nodes.stop_node(connected)
             await eventually(lambda: broker.connections > before and broker.ready, within=30)
             reconnect_s = time.monotonic() - stopped
 
-        await asyncio.gather(load(), lose_the_node())
+        await asyncio.gather(load.run(), lose_the_node())
         assert URL(broker.node).port != connected.port
         await nodes.start_node(connected)  # back, and a member again
         assert await nodes.running() == 3
@@ -144,11 +120,7 @@ async def test_r6_losing_the_connected_node_loses_nothing_accepted(aiohttp_clien
         events = await _read_all(survivor.url, listener)
         parked = await _queued(survivor.url, [topo.parked_queue.name])
 
-    lost = sum(
-        1
-        for project, at in accepted
-        if not any(f.started > at and f.status == 200 for f in dt.fetches_of(project))
-    )
+    lost = load.lost(dt)
     contract = schemas.load().fpf
     published = {event["id"] for event in events}
     summaries = [event for event in events if event["type"].endswith("export.summary.v1")]
@@ -158,12 +130,12 @@ async def test_r6_losing_the_connected_node_loses_nothing_accepted(aiohttp_clien
         export = fpf.process(dt.exports[project], contract, source=source, project=project)
         missing += sum(1 for event in export.events() if event.id not in published)
     figures(
-        f"R6 cluster accepted={len(accepted)} lost={lost} node_stopped={connected.name} "
-        f"reconnect_s={reconnect_s:.1f} (sent={notifications}, 503={statuses[503]}, "
+        f"R6 cluster accepted={len(load.accepted)} lost={lost} node_stopped={connected.name} "
+        f"reconnect_s={reconnect_s:.1f} (sent={notifications}, 503={load.statuses[503]}, "
         f"jobs_done={len(summaries)}, events_missing={missing}, parked={parked}, "
         f"took {time.monotonic() - started:.0f} s)"
     )
-    assert set(statuses) <= {202, 503}
+    assert set(load.statuses) <= {202, 503}
     assert lost == 0
     assert missing == 0
     assert parked == 0

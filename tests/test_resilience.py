@@ -11,7 +11,6 @@ import os
 import signal
 import uuid
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import structlog
 from bench.synthetic import export_bytes
 from tests.conftest import FPF
 from tests.fake_dt import API_KEY, FakeDt, Fault
-from tests.harness import REAL, TOKEN, notification
+from tests.harness import REAL, TOKEN, WebhookLoad, notification
 from tests.rabbit import depth, drain, eventually
 from tests.tcpproxy import TcpProxy
 
@@ -54,49 +53,24 @@ async def test_r1_load_with_a_broker_outage_loses_nothing_accepted(serve, dt: Fa
         uuids = [str(uuid.uuid4()) for _ in range(projects)]
         for project in uuids:
             dt.exports[project] = SMALL
-        accepted: list[tuple[str, float]] = []
-        statuses: Counter[int] = Counter()
-        sent = 0
-
-        async def send(n: int) -> None:
-            project = uuids[n % projects]
-            response = await client.post(
-                "/webhook", data=notification(project, n), headers={"X-Api-Key": TOKEN}
-            )
-            statuses[response.status] += 1
-            if response.status == 202:
-                at = datetime.fromisoformat((await response.json())["accepted_at"]).timestamp()
-                accepted.append((project, at))
-
-        async def load() -> None:
-            nonlocal sent
-            pending: set[asyncio.Task[None]] = set()
-            for n in range(notifications):
-                pending.add(asyncio.create_task(send(n)))
-                sent += 1
-                if len(pending) >= 50:
-                    _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            await asyncio.gather(*pending)
+        load = WebhookLoad(client, uuids, notifications)
 
         async def outage() -> None:
-            await eventually(lambda: sent >= notifications // 3, within=60)
+            await eventually(lambda: load.sent >= notifications // 3, within=60)
             proxy.cut()
             await asyncio.sleep(0.5)
             proxy.restore()
 
-        await asyncio.gather(load(), outage())
+        await asyncio.gather(load.run(), outage())
         await _settled(topo, within=max(90.0, 120 * SCALE))
 
-    lost = 0
-    for project, at in accepted:
-        if not any(f.started > at and f.status == 200 for f in dt.fetches_of(project)):
-            lost += 1
+    lost = load.lost(dt)
     figures(
-        f"R1 accepted={len(accepted)} lost={lost} (sent={notifications}, "
-        f"503={statuses[503]}, fetches={len(dt.fetches)}, projects={projects})"
+        f"R1 accepted={len(load.accepted)} lost={lost} (sent={notifications}, "
+        f"503={load.statuses[503]}, fetches={len(dt.fetches)}, projects={projects})"
     )
-    assert set(statuses) <= {202, 503}
-    assert statuses[503] > 0, "the outage did not happen during the load"
+    assert set(load.statuses) <= {202, 503}
+    assert load.statuses[503] > 0, "the outage did not happen during the load"
     assert lost == 0
     assert await drain(topo.parked_queue.name) == []
 
