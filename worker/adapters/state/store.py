@@ -81,6 +81,9 @@ class Store:
         connection = getattr(self._local, "connection", None)
         self._local.connection = None
         if connection is not None:
+            with self._lock:  # else every outage would keep a dead connection listed
+                if connection in self._connections:
+                    self._connections.remove(connection)
             with contextlib.suppress(Exception):
                 connection.close()
 
