@@ -29,6 +29,6 @@ def test_cycles_are_still_collected_while_jobs_overlap_without_end() -> None:
         gone = weakref.ref(cycle)
         del cycle
         assert gone() is not None  # held back: not collected at once
-        junk = [[] for _ in range(3 * collector.HELD_THRESHOLD)]  # allocations go on
+        junk: list[list[int]] = [[] for _ in range(3 * collector.HELD_THRESHOLD)]  # go on
         del junk
         assert gone() is None, "the collector never ran while held"
