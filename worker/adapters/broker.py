@@ -1,12 +1,12 @@
 """RabbitMQ through aio-pika: connect (and keep reconnecting), declare the topology, publish
-with publisher confirms. aio-pika and aiormq errors stop here; callers see BrokerUnavailable.
+with publisher confirms (events and jobs on the lean path of ``worker.adapters.publisher``).
+aio-pika and aiormq errors stop here; callers see BrokerUnavailable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from typing import cast
 
@@ -18,10 +18,9 @@ from aio_pika.abc import (
     AbstractConnection,
     AbstractExchange,
     AbstractIncomingMessage,
-    AbstractQueue,
 )
-from aiormq import spec
 
+from worker.adapters import publisher
 from worker.adapters.amqp import (
     BROKER_ERRORS,
     BrokerUnavailable,
@@ -29,6 +28,8 @@ from worker.adapters.amqp import (
     in_turn,
     publish_errors,
 )
+from worker.adapters.frames import Properties
+from worker.adapters.subscription import Subscription
 from worker.core.config import BrokerSettings, Secret
 from worker.core.events import CLOUDEVENTS_CONTENT_TYPE, Event
 from worker.core.jobs import JOB_TYPE, Job
@@ -41,42 +42,6 @@ log = structlog.get_logger(__name__)
 # take about 5 s here; the deadline leaves room for a slower broker).
 TRANSACTION_SECONDS_PER_JOB = 0.0005
 MAX_TRANSACTIONS = 8  # channels publishing transactions at once, per process
-
-
-@dataclasses.dataclass(eq=False)
-class Subscription:
-    """A queue consumed on a channel of its own, made again after every reconnect.
-
-    Stopping is two steps, so that jobs in flight can still be acked: ``stop_taking`` cancels
-    the consumer (no new deliveries) and keeps the channel; ``close`` closes the channel, which
-    returns to the queue whatever was delivered and not settled.
-    """
-
-    queue: Queue
-    callback: Callable[[AbstractIncomingMessage], Awaitable[None]]
-    prefetch: int
-    active: bool = True  # resubscribed after a reconnect while True
-    channel: AbstractChannel | None = None
-    declared: AbstractQueue | None = None
-    tag: str | None = None
-
-    async def stop_taking(self) -> None:
-        """basic.cancel, bounded (the broker may be gone); the channel stays open."""
-        self.active = False
-        declared, tag, self.tag = self.declared, self.tag, None
-        with contextlib.suppress(*BROKER_ERRORS, TimeoutError):
-            async with asyncio.timeout(5):
-                if declared is not None and tag is not None:
-                    await declared.cancel(tag)
-
-    async def close(self) -> None:
-        """Stop taking, then close the channel: unsettled deliveries go back to the queue."""
-        await self.stop_taking()
-        channel, self.channel, self.declared = self.channel, None, None
-        with contextlib.suppress(*BROKER_ERRORS, TimeoutError):
-            async with asyncio.timeout(5):
-                if channel is not None:
-                    await channel.close()
 
 
 class Broker:
@@ -94,7 +59,9 @@ class Broker:
         self._topology = topology
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
+        self._raw: aiormq.Channel | None = None  # the confirming channel's aiormq underlay
         self._jobs: AbstractExchange | None = None
+        self._group = publisher.GroupCommit()
         self._declared = False
         self._lost = asyncio.Event()
         self._why_lost: BaseException | None = None
@@ -182,6 +149,8 @@ class Broker:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         channel.close_callbacks.add(self._on_close)  # a lost channel is a lost connection
         self._channel = channel
+        # The concrete class: the lean publisher uses its confirmation table and write queue.
+        self._raw = cast(aiormq.Channel, await channel.get_underlay_channel())
         self._jobs = await channel.get_exchange(self._topology.jobs_exchange.name, ensure=False)
         self._declared = True
 
@@ -196,10 +165,12 @@ class Broker:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self._group.close()
         await self._close_quietly()
 
     async def _close_quietly(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
+        self._raw = None
         self._declared = False
         if connection is not None:
             connection.close_callbacks.discard(self._on_close)
@@ -227,58 +198,32 @@ class Broker:
                 *(exchange.publish(m, key, mandatory=True, timeout=timeout) for key, m in messages)
             )
 
+    def _lean(self) -> aiormq.Channel:
+        channel = self._raw
+        if not self.ready or channel is None or channel.is_closed:
+            raise BrokerUnavailable("RabbitMQ is not connected")
+        return channel
+
     async def publish_serialized(
         self, exchange_name: str, items: Sequence[tuple[str, bytes, str, str]]
     ) -> None:
         """Publish (routing key, CloudEvent body, message id, type), persistent, mandatory,
-        and return once RabbitMQ confirmed them all: the lean path, straight on aiormq (the
-        channel aio-pika runs on), without a Message object per event."""
-        if not self.ready or self._channel is None:
-            raise BrokerUnavailable("RabbitMQ is not connected")
+        in one write, and return once RabbitMQ confirmed them all."""
+        channel = self._lean()
+        messages = [
+            (exchange_name, key, body, Properties(CLOUDEVENTS_CONTENT_TYPE, message_id, type_))
+            for key, body, message_id, type_ in items
+        ]
         timeout = self._settings.publish_timeout
         with publish_errors(timeout, "an event"):
-            # The concrete channel: its basic_publish takes ``wait`` (the abstract one omits it).
-            channel = cast(aiormq.Channel, await self._channel.get_underlay_channel())
-            confirms = await asyncio.gather(
-                *(
-                    channel.basic_publish(
-                        body,
-                        exchange=exchange_name,
-                        routing_key=routing_key,
-                        properties=spec.Basic.Properties(
-                            content_type=CLOUDEVENTS_CONTENT_TYPE,
-                            delivery_mode=2,
-                            message_id=message_id,
-                            message_type=type_,
-                        ),
-                        mandatory=True,
-                        timeout=timeout,
-                        wait=False,  # the confirm is awaited; no round trip per frame written
-                    )
-                    for routing_key, body, message_id, type_ in items
-                )
-            )
-        refused = sum(1 for confirm in confirms if not isinstance(confirm, spec.Basic.Ack))
-        if refused:
-            raise BrokerUnavailable(f"RabbitMQ refused {refused} of {len(items)} events")
+            async with asyncio.timeout(timeout):
+                await publisher.publish(channel, messages)
 
     async def publish_events(self, events: Sequence[Event]) -> None:
         """CloudEvents to the events exchange: persistent, mandatory, confirmed."""
-        await self.publish(
+        await self.publish_serialized(
             self._topology.events_exchange.name,
-            [
-                (
-                    event.routing_key,
-                    aio_pika.Message(
-                        event.body,
-                        content_type=CLOUDEVENTS_CONTENT_TYPE,
-                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                        message_id=event.id,
-                        type=event.type,
-                    ),
-                )
-                for event in events
-            ],
+            [(event.routing_key, event.body, event.id, event.type) for event in events],
         )
 
     async def consume(
@@ -348,25 +293,22 @@ class Broker:
         if not self.ready or exchange is None:
             raise BrokerUnavailable("RabbitMQ is not connected")
         routing_key = delay_key(delay_seconds) if delay_seconds > 0 else JOB_KEY
-        # Few properties: each one costs encoding time on the receiver's hot path; the job
-        # itself carries everything else.
-        messages = [
-            aio_pika.Message(
-                job.to_json(),
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                message_id=job.job_id,
-                correlation_id=job.correlation_id,
-                type=JOB_TYPE,
-            )
-            for job in jobs
-        ]
-        if len(messages) > 1:
-            await self._publish_atomically(messages, routing_key)
+        if not jobs:
             return
+        if len(jobs) > 1:
+            await self._publish_atomically([_job_message(job) for job in jobs], routing_key)
+            return
+        # One job: shares a write, and the round trip of its confirm, with every other
+        # request's job of the moment (group commit).
+        (job,) = jobs
+        properties = Properties(
+            "application/json", job.job_id, JOB_TYPE, correlation_id=job.correlation_id
+        )
+        message = (exchange.name, routing_key, job.to_json(), properties)
         timeout = self._settings.publish_timeout
         with publish_errors(timeout, "the job"):
-            await exchange.publish(messages[0], routing_key, mandatory=True, timeout=timeout)
+            async with asyncio.timeout(timeout):
+                await self._group.publish(self._lean(), [message])
 
     async def _publish_atomically(self, messages: list[aio_pika.Message], routing_key: str) -> None:
         connection = self._connection
@@ -397,3 +339,14 @@ class Broker:
                 f"RabbitMQ returned {len(returned)} of {len(messages)} jobs as unroutable "
                 f"(routing key {routing_key}): declare the topology (dtrack-worker topology)"
             )
+
+
+def _job_message(job: Job) -> aio_pika.Message:
+    return aio_pika.Message(
+        job.to_json(),
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=job.job_id,
+        correlation_id=job.correlation_id,
+        type=JOB_TYPE,
+    )

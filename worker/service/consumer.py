@@ -23,9 +23,10 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from worker.adapters.amqp import BROKER_ERRORS, copy_of
-from worker.adapters.broker import Broker, Subscription
+from worker.adapters.broker import Broker
 from worker.adapters.metrics import WorkerMetrics
 from worker.adapters.schemas import Contracts
+from worker.adapters.subscription import Subscription
 from worker.core import events, fpf, topology
 from worker.core.errors import (
     DtMisconfigured,
@@ -45,6 +46,7 @@ from worker.service.freshness import Freshness
 log = structlog.get_logger(__name__)
 
 PUBLISH_WINDOW = 500  # events whose confirms are in flight together
+SUBSCRIBE_SECONDS = 30.0
 MAX_HEADER_TEXT = 4000
 
 
@@ -99,11 +101,20 @@ class Worker:
         self._starter = asyncio.create_task(self._start_when_ready(), name="worker-start")
 
     async def _start_when_ready(self) -> None:
-        while not self._broker.ready:  # noqa: ASYNC110 - the broker reconnects on its own
-            await asyncio.sleep(0.1)
-        self._subscription = await self._broker.consume(
-            self._broker.topology.jobs_queue, self._on_message, prefetch=self._options.prefetch
-        )
+        while True:
+            while not self._broker.ready:  # noqa: ASYNC110 - the broker reconnects on its own
+                await asyncio.sleep(0.1)
+            try:  # bounded: a broker that accepts the connection may still not answer
+                async with asyncio.timeout(SUBSCRIBE_SECONDS):
+                    self._subscription = await self._broker.consume(
+                        self._broker.topology.jobs_queue,
+                        self._on_message,
+                        prefetch=self._options.prefetch,
+                    )
+                break
+            except (*BROKER_ERRORS, TransientError) as exc:
+                log.warning("worker.subscribe_failed", error=f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(1.0)
         self.consuming = True
         log.info("worker.consuming", queue=self._broker.topology.jobs_queue.name)
 

@@ -22,7 +22,8 @@ import orjson
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
-from worker.adapters.broker import Broker, Subscription
+from worker.adapters.broker import Broker
+from worker.adapters.subscription import Subscription
 from worker.core.topology import RECONCILE_KEY, RECONCILE_WAIT_KEY
 from worker.service.backfill import Progress
 
