@@ -149,7 +149,7 @@ async def test_group_commit_shares_writes_and_fails_only_the_request_at_fault(
     amqp: tuple[aiormq.Channel, str, str],
 ) -> None:
     channel, exchange, queue = amqp
-    group = publisher.GroupCommit()
+    group = publisher.GroupCommit(10.0)
     requests = [
         group.publish(
             channel,
@@ -171,7 +171,7 @@ async def test_group_commit_fails_waiting_requests_when_the_channel_closes(
     amqp: tuple[aiormq.Channel, str, str],
 ) -> None:
     channel, exchange, _ = amqp
-    group = publisher.GroupCommit()
+    group = publisher.GroupCommit(10.0)
     await channel.close()
     with pytest.raises(aiormq.exceptions.ChannelInvalidStateError):
         async with asyncio.timeout(5):

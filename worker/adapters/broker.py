@@ -61,7 +61,7 @@ class Broker:
         self._channel: AbstractChannel | None = None
         self._raw: aiormq.Channel | None = None  # the confirming channel's aiormq underlay
         self._jobs: AbstractExchange | None = None
-        self._group = publisher.GroupCommit()
+        self._group = publisher.GroupCommit(settings.publish_timeout)
         self._declared = False
         self._lost = asyncio.Event()
         self._why_lost: BaseException | None = None
@@ -306,9 +306,8 @@ class Broker:
         )
         message = (exchange.name, routing_key, job.to_json(), properties)
         timeout = self._settings.publish_timeout
-        with publish_errors(timeout, "the job"):
-            async with asyncio.timeout(timeout):
-                await self._group.publish(self._lean(), [message])
+        with publish_errors(timeout, "the job"):  # the group commit keeps the deadline
+            await self._group.publish(self._lean(), [message])
 
     async def _publish_atomically(self, messages: list[aio_pika.Message], routing_key: str) -> None:
         connection = self._connection

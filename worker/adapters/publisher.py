@@ -132,9 +132,14 @@ async def publish(channel: aiormq.Channel, messages: Sequence[Outgoing]) -> None
 
 
 class GroupCommit:
-    """Requests' messages coalesced into shared writes on one channel."""
+    """Requests' messages coalesced into shared writes on one channel.
 
-    def __init__(self) -> None:
+    One deadline per write, not one per request: a request whose confirms have not come
+    ``deadline`` seconds after its write fails with TimeoutError.
+    """
+
+    def __init__(self, deadline: float) -> None:
+        self._deadline = deadline
         self._waiting: list[tuple[Sequence[Outgoing], asyncio.Future[None]]] = []
         self._channel: aiormq.Channel | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -142,7 +147,7 @@ class GroupCommit:
 
     async def publish(self, channel: aiormq.Channel, messages: Sequence[Outgoing]) -> None:
         """Like ``publish``, sharing the write (and its confirms' round trip) with whatever
-        else is published now; the caller bounds the wait."""
+        else is published now."""
         self._channel = channel  # after a reconnect, what waits goes to the new channel
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((messages, done))
@@ -151,10 +156,13 @@ class GroupCommit:
         await done
 
     async def _write_all(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while self._waiting:
                 waiting, self._waiting = self._waiting, []
                 waiting = [(messages, done) for messages, done in waiting if not done.done()]
+                dones = [done for _, done in waiting]
+                loop.call_later(self._deadline, _expire, dones, self._deadline)
                 channel = self._channel
                 try:
                     if channel is None:
@@ -162,15 +170,15 @@ class GroupCommit:
                     self.writes += 1
                     confirms = await write(channel, [messages for messages, _ in waiting])
                 except asyncio.CancelledError:
-                    for _, done in waiting:
+                    for done in dones:
                         done.cancel()
                     raise
                 except Exception as exc:
-                    for _, done in waiting:
+                    for done in dones:
                         if not done.done():
                             done.set_exception(exc)
                     continue
-                for (_, done), confirm in zip(waiting, confirms, strict=True):
+                for done, confirm in zip(dones, confirms, strict=True):
                     confirm.add_done_callback(functools.partial(_settle, done))
         finally:
             self._writer = None
@@ -184,6 +192,12 @@ class GroupCommit:
         waiting, self._waiting = self._waiting, []
         for _, done in waiting:
             done.cancel()
+
+
+def _expire(dones: Sequence[asyncio.Future[None]], deadline: float) -> None:
+    for done in dones:
+        if not done.done():
+            done.set_exception(TimeoutError(f"no confirm within {deadline:g} s"))
 
 
 def _settle(done: asyncio.Future[None], confirm: asyncio.Future[None]) -> None:

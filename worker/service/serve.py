@@ -28,7 +28,7 @@ from worker.adapters.state.store import Store
 from worker.adapters.timezones import zone
 from worker.core import topology
 from worker.core.config import Settings
-from worker.service import checks, receiver
+from worker.service import checks, collector, receiver
 from worker.service.backfill import backfill
 from worker.service.consumer import Worker, WorkerOptions
 from worker.service.delta import DeltaOptions, Deltas
@@ -193,6 +193,7 @@ def run(settings: Settings, *, receive: bool, work: bool) -> None:
         )
     log.info(f"{mode}.starting", **_starting_fields(settings, receive=receive, work=work))
     loop = _loop()
+    collector.tune_for_service()
     try:
         loop.run_until_complete(_serve(app, sock, settings.worker.shutdown_grace))
         loop.run_until_complete(loop.shutdown_asyncgens())

@@ -78,10 +78,13 @@ class Recent:
 
 RECENT = web.AppKey("recent", Recent)
 TOKEN_BYTES = web.AppKey("token_bytes", bytes)
+# the requests counter's children by (group, outcome): labels() costs more than the increment
+COUNTERS: web.AppKey[dict[tuple[str, str], Any]] = web.AppKey("counters")
 
 
 def setup(app: web.Application, settings: ReceiverSettings) -> None:
     app[RECENT] = Recent()
+    app[COUNTERS] = {}
     if settings.webhook_token is not None:
         app[TOKEN_BYTES] = settings.webhook_token.reveal().encode()
     app.router.add_post("/webhook", handle_webhook)
@@ -103,19 +106,21 @@ def _authorized(request: web.Request, settings: ReceiverSettings) -> bool:
     return hmac.compare_digest(given, request.app[TOKEN_BYTES])
 
 
+def _too_large(limit: int) -> _Refused:
+    message = f"the body is over {limit} bytes (DTRACK_WORKER_MAX_BODY)"
+    return _Refused(413, "too_large", {"message": message})
+
+
 async def _body(request: web.Request, settings: ReceiverSettings) -> bytes:
     """The body, read within DTRACK_WORKER_BODY_TIMEOUT and decompressed within MAX_BODY."""
     limit = settings.max_body
-    too_large = _Refused(
-        413, "too_large", {"message": f"the body is over {limit} bytes (DTRACK_WORKER_MAX_BODY)"}
-    )
     try:
         codings = content.encodings(request.headers.get("Content-Encoding"))
     except content.UnsupportedEncoding as exc:
         body = {"error": "unsupported_encoding", "message": str(exc)}
         raise _Refused(415, "unsupported", body) from None
     if request.content_length is not None and request.content_length > limit:
-        raise too_large
+        raise _too_large(limit)
     try:
         if request.content.is_eof():  # all there already: the common case, no deadline
             raw = await request.read()
@@ -132,7 +137,7 @@ async def _body(request: web.Request, settings: ReceiverSettings) -> bytes:
             },
         ) from None
     except web.HTTPRequestEntityTooLarge:  # a chunked body over the limit
-        raise too_large from None
+        raise _too_large(limit) from None
     except (ConnectionResetError, http_exceptions.ContentLengthError):
         # the client left mid-body (aiohttp's own reset error is a ConnectionResetError too)
         raise _Refused(CLIENT_GONE, "client_gone", {}) from None
@@ -141,7 +146,7 @@ async def _body(request: web.Request, settings: ReceiverSettings) -> bytes:
     try:
         return content.decoded(raw, codings, limit)
     except content.BodyTooLarge:
-        raise too_large from None
+        raise _too_large(limit) from None
     except content.CorruptBody as exc:
         raise _Refused(400, "invalid", {"error": "invalid_encoding", "message": str(exc)}) from None
 
@@ -196,7 +201,11 @@ async def handle_webhook(request: web.Request) -> web.Response:
 
     def answer(status: int, outcome: str, body: Answer) -> web.Response:
         request[OUTCOME] = outcome
-        metrics.requests.labels(group=group, outcome=outcome).inc()
+        counters = app[COUNTERS]
+        counter = counters.get((group, outcome))
+        if counter is None:
+            counter = counters[group, outcome] = metrics.requests.labels(group, outcome)
+        counter.inc()
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else {}
         body = body | {"status": outcome, "correlation_id": correlation_id}
         return json_response(status, body, **headers)
