@@ -90,28 +90,25 @@ async def declare(connection: AbstractConnection, topology: Topology) -> None:
     RabbitMQ refuses a redeclaration that adds the argument, so that queue is declared as it was.
     """
     channel = await connection.channel()
-    exchanges = {}
     for exchange in topology.exchanges:
-        exchanges[exchange.name] = await channel.declare_exchange(
+        await channel.declare_exchange(
             exchange.name, exchange.type, durable=True, arguments=dict(exchange.arguments)
         )
-    queues = {}
     for queue in topology.queues:
         arguments = queue.x_arguments
         try:
-            queues[queue.name] = await channel.declare_queue(
-                queue.name, durable=True, arguments=arguments
-            )
+            await channel.declare_queue(queue.name, durable=True, arguments=arguments)
         except aio_pika.exceptions.ChannelPreconditionFailed:
             if GROUP_SIZE not in arguments:
                 raise
             channel = await connection.channel()  # the refusal closed the other one
             earlier = {key: value for key, value in arguments.items() if key != GROUP_SIZE}
-            queues[queue.name] = await channel.declare_queue(
-                queue.name, durable=True, arguments=earlier
-            )
+            await channel.declare_queue(queue.name, durable=True, arguments=earlier)
+    # Bound by name on the channel in use now: a queue object declared before a refusal
+    # belongs to the channel that refusal closed.
     for binding in topology.bindings:
-        await queues[binding.queue].bind(exchanges[binding.exchange], binding.routing_key)
+        declared = await channel.get_queue(binding.queue, ensure=False)
+        await declared.bind(binding.exchange, binding.routing_key)
     await channel.close()
 
 

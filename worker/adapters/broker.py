@@ -30,8 +30,9 @@ from worker.adapters.amqp import (
 )
 from worker.adapters.frames import Properties
 from worker.adapters.subscription import Subscription
+from worker.core import batches
 from worker.core.config import BrokerSettings, Secret
-from worker.core.events import CLOUDEVENTS_CONTENT_TYPE, Event
+from worker.core.events import Event
 from worker.core.jobs import JOB_TYPE, Job
 from worker.core.topology import JOB_KEY, Queue, Topology, delay_key
 from worker.core.urls import redact
@@ -42,6 +43,8 @@ log = structlog.get_logger(__name__)
 # take about 5 s here; the deadline leaves room for a slower broker).
 TRANSACTION_SECONDS_PER_JOB = 0.0005
 MAX_TRANSACTIONS = 8  # channels publishing transactions at once, per process
+EVENT_WINDOW = 500  # single events whose confirms are in flight together
+BATCHES_PER_ROUND = 5
 
 
 class Broker:
@@ -205,19 +208,32 @@ class Broker:
         return channel
 
     async def publish_serialized(
-        self, exchange_name: str, items: Sequence[tuple[str, bytes, str, str]]
+        self, exchange_name: str, items: Sequence[batches.Serialized]
     ) -> None:
-        """Publish (routing key, CloudEvent body, message id, type), persistent, mandatory,
-        in one write, and return once RabbitMQ confirmed them all."""
+        """Publish (routing key, CloudEvent body, event id, type), persistent, mandatory, one
+        message each or in CloudEvents batches (DTRACK_WORKER_BATCH), in one write, and
+        return once RabbitMQ confirmed them all."""
         channel = self._lean()
         messages = [
-            (exchange_name, key, body, Properties(CLOUDEVENTS_CONTENT_TYPE, message_id, type_))
-            for key, body, message_id, type_ in items
+            (
+                exchange_name,
+                message.routing_key,
+                message.body,
+                Properties(message.content_type, message.message_id, message.type),
+            )
+            for message in batches.pack(items, self._settings.event_batch)
         ]
         timeout = self._settings.publish_timeout
         with publish_errors(timeout, "an event"):
             async with asyncio.timeout(timeout):
                 await publisher.publish(channel, messages)
+
+    @property
+    def events_per_round(self) -> int:
+        """How many events to publish with their confirms in flight together: 500 messages,
+        or 5 batches (a round is held in memory three times over while it is written)."""
+        batch = self._settings.event_batch
+        return EVENT_WINDOW if batch == 1 else max(EVENT_WINDOW, BATCHES_PER_ROUND * batch)
 
     async def publish_events(self, events: Sequence[Event]) -> None:
         """CloudEvents to the events exchange: persistent, mandatory, confirmed."""

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 
 from worker.core import urls
+from worker.core.batches import MAX_BATCH
 from worker.core.env import PREFIX, Env, Secret, amqp_urls, http_url
 from worker.core.errors import ConfigError
 
@@ -65,6 +66,7 @@ class BrokerSettings:
     prefix: str
     publish_timeout: float
     quorum_group_size: int  # initial replicas of each quorum queue, capped by the running nodes
+    event_batch: int = 1  # events per message; above 1, CloudEvents batches
 
     @property
     def url(self) -> Secret:
@@ -256,6 +258,7 @@ class Settings:
                 prefix=prefix,
                 publish_timeout=env.number("PUBLISH_TIMEOUT", 5.0, minimum=0.1, maximum=300),
                 quorum_group_size=env.integer("QUORUM_SIZE", 3, minimum=1, maximum=9),
+                event_batch=env.integer("BATCH", 1, minimum=1, maximum=MAX_BATCH),
             ),
             receiver=_receiver(env),
             dt=_dt(env),

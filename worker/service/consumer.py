@@ -45,7 +45,6 @@ from worker.service.freshness import Freshness
 
 log = structlog.get_logger(__name__)
 
-PUBLISH_WINDOW = 500  # events whose confirms are in flight together
 SUBSCRIBE_SECONDS = 30.0
 MAX_HEADER_TEXT = 4000
 
@@ -282,7 +281,7 @@ class Worker:
         confirmed. Returns the finding count."""
         severities: dict[str, int] = {}
         published = 0
-        for batch in _batches(export.events(severities), PUBLISH_WINDOW):
+        for batch in _batches(export.events(severities), self._broker.events_per_round):
             await self._broker.publish_events(batch)
             published += len(batch)
             self._metrics.findings_published.inc(len(batch))

@@ -23,7 +23,7 @@ from worker.service import collector
 
 log = structlog.get_logger(__name__)
 
-BATCH = 1000  # rows published with their confirms in flight together
+BATCH = 1000  # rows published with their confirms in flight together (more with event batches)
 PROJECTS_PER_PASS = 50
 IDLE_SECONDS = 1.0  # a pass at least this often, woken sooner by a commit of this process
 
@@ -88,12 +88,13 @@ class Relay:
         """Publish the project's rows in sequence; the next batch is read, and the last one's
         rows deleted, while a batch waits for its confirms."""
         store = self._store
-        rows = await store.outbox_batch(project, BATCH)
+        size = max(BATCH, self._broker.events_per_round)
+        rows = await store.outbox_batch(project, size)
         published = False
         deleting: asyncio.Task[None] | None = None
         try:
             while rows:
-                ahead = asyncio.create_task(store.outbox_batch(project, BATCH, rows[-1][5]))
+                ahead = asyncio.create_task(store.outbox_batch(project, size, rows[-1][5]))
                 try:
                     await self._publish(rows)
                 except BaseException:
