@@ -4,7 +4,7 @@ raw confirmed publishes of the same client library (aiormq) with as many in flig
 connections, no HTTP at all (bench/raw_publish.py). Not a test.
 
     apt-get install wrk        # once
-    .venv/bin/python -m bench.receiver [--duration 10] [--connections 50]
+    .venv/bin/python -m bench.receiver [--duration 10] [--connections 50] [--processes 1]
 
 Every server runs as its own process with the same event loop (uvloop). The notification
 posted is a real DT 4.x BOM_PROCESSED body (one project, one job), its timestamp made unique
@@ -150,6 +150,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per server")
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument(
+        "--processes", type=int, default=1, help="receiver --processes N (SO_REUSEPORT)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("bench.receiver needs wrk: apt-get install wrk")
@@ -174,7 +177,8 @@ def main() -> None:
         "DTRACK_WORKER_WEBHOOK_TOKEN": TOKEN,
         "DTRACK_WORKER_LOG_LEVEL": "WARNING",  # one log line per request is not what we measure
     }
-    real = serve([python, "-m", "worker", "receiver"], env, port, "/readyz")
+    command = [python, "-m", "worker", "receiver", "--processes", str(args.processes)]
+    real = serve(command, env, port, "/readyz")
     try:
         load(port, 2, args.connections, script)
         results["receiver"] = load(port, args.duration, args.connections, script)
@@ -189,7 +193,8 @@ def main() -> None:
         asyncio.run(delete_topology(prefix))
 
     print(
-        f"{args.connections} connections, {args.duration} s each, wrk -t1, {os.cpu_count()} cores"
+        f"{args.connections} connections, {args.duration} s each, wrk -t1, {os.cpu_count()} cores, "
+        f"{args.processes} receiver process(es)"
     )
     print(f"{'server':<14} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
     for name, figures in results.items():

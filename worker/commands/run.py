@@ -11,6 +11,7 @@ from worker.core.config import PREFIX, Settings
 from worker.core.errors import ConfigError
 
 _NO_AUTH_HELP = "accept webhooks without a token (logged as a warning at start)"
+MAX_PROCESSES = 64
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,9 +31,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             DTRACK_WORKER_WEBHOOK_TOKEN_FILE=/run/secrets/token \\
               DTRACK_WORKER_LISTEN=0.0.0.0:9000 dtrack-worker receiver
             dtrack-worker receiver --insecure-no-auth      # a laptop, never a network
+            dtrack-worker receiver --processes 4           # 4 processes on one port
         """,
     )
     receiver.add_argument("--insecure-no-auth", action="store_true", help=_NO_AUTH_HELP)
+    receiver.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="N receiver processes sharing the port (SO_REUSEPORT), for hosts with more cores "
+        "than one process uses (1-64; default 1). Each serves its own /metrics: see "
+        "docs/deploy.md",
+    )
+    receiver.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     add_command(
         commands,
         "worker",
@@ -69,6 +81,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run_receiver(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    if not 1 <= args.processes <= MAX_PROCESSES:
+        raise ConfigError(f"--processes must be 1 to {MAX_PROCESSES}, not {args.processes}")
+    if args.processes > 1:
+        from worker.service import processes
+
+        _settings(args, environ, receive=True, work=False)  # a bad setting stops here, once
+        arguments = ["--insecure-no-auth"] if args.insecure_no_auth else []
+        return processes.supervise(arguments, environ, args.processes)
     return _run_service(args, environ, receive=True, work=False)
 
 
@@ -85,6 +105,15 @@ def _run_service(
 ) -> int:
     from worker.service import serve  # imports aiohttp and aio-pika only for the servers
 
+    settings = _settings(args, environ, receive=receive, work=work)
+    serve.run(settings, receive=receive, work=work, reuse_port=getattr(args, "reuse_port", False))
+    return EXIT_OK
+
+
+def _settings(
+    args: argparse.Namespace, environ: Mapping[str, str], *, receive: bool, work: bool
+) -> Settings:
+    """The settings, checked for the mode; logging configured."""
     settings = Settings.from_env(with_file_secrets(environ))
     if receive and settings.receiver.webhook_token is None and not args.insecure_no_auth:
         raise ConfigError(
@@ -95,5 +124,4 @@ def _run_service(
         settings.dt.require()
         timezones.zone(settings.dt.timezone)
     logs.configure(settings.log_level, json=settings.log_format == "json")
-    serve.run(settings, receive=receive, work=work)
-    return EXIT_OK
+    return settings

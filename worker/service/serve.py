@@ -180,11 +180,12 @@ def _loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def run(settings: Settings, *, receive: bool, work: bool) -> None:
-    """Serve until SIGTERM or SIGINT, then drain and stop; ConfigError for a bad address."""
+def run(settings: Settings, *, receive: bool, work: bool, reuse_port: bool = False) -> None:
+    """Serve until SIGTERM or SIGINT, then drain and stop; ConfigError for a bad address.
+    ``reuse_port``: one of several processes on the port (``receiver --processes``)."""
     app, _ = build(settings, receive=receive, work=work)
     config = settings.receiver
-    sock = listening_socket(config.host, config.port)  # before anything starts
+    sock = listening_socket(config.host, config.port, reuse_port=reuse_port)  # first of all
     mode = "serve" if receive and work else "receiver" if receive else "worker"
     if receive and config.webhook_token is None:
         log.warning(
