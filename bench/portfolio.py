@@ -37,7 +37,7 @@ import aiohttp
 import orjson
 from aio_pika.abc import AbstractIncomingMessage
 
-from bench.receiver import BODY, TOKEN, free_port
+from bench.receiver import BODY, TOKEN, delete_topology, free_port
 from bench.synthetic import export
 from bench.worker import fake_dt
 from worker.core import topology
@@ -194,13 +194,7 @@ async def main(count: int) -> None:
         process.wait(timeout=60)
         await connection.close()
         await runner.cleanup()
-        async with await aio_pika.connect(AMQP) as cleanup:
-            channel = await cleanup.channel()
-            topo = topology.build(prefix)
-            for queue in topo.queues:
-                await channel.queue_delete(queue.name)
-            for exchange in topo.exchanges:
-                await channel.exchange_delete(exchange.name)
+        await delete_topology(prefix)
     state_bytes = size_of(folder)
 
     predicted = {

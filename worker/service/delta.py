@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, tzinfo
@@ -274,8 +275,10 @@ class Deltas:
         return len(transitions)
 
     def _counted(self, transitions: Sequence[Transition]) -> None:
+        kinds = Counter(transition.kind for transition in transitions)
+        for kind, count in kinds.items():  # labels() once per kind, not per transition
+            self._metrics.transitions.labels(kind=kind).inc(count)
         for transition in transitions:
-            self._metrics.transitions.labels(kind=transition.kind).inc()
             if transition.resolved_at is not None and transition.kind == "resolved":
                 self._metrics.time_to_resolve.labels(severity=transition.severity).observe(
                     max(0.0, transition.resolved_at - transition.opened_at)
