@@ -177,3 +177,22 @@ async def test_group_commit_fails_waiting_requests_when_the_channel_closes(
         async with asyncio.timeout(5):
             await group.publish(channel, _messages(exchange, 1))
     await group.close()
+
+
+async def test_a_message_that_cannot_be_encoded_leaves_nothing_behind(
+    amqp: tuple[aiormq.Channel, str, str],
+) -> None:
+    channel, exchange, queue = amqp
+    tag = channel.delivery_tag
+    with pytest.raises(ValueError, match="over 255 bytes"):
+        await publisher.publish(
+            channel, [*_messages(exchange, 2), *_messages(exchange, 1, "k" * 300)]
+        )
+    assert (channel.delivery_tag, channel.confirmations, channel.message_id_delivery_tag) == (
+        tag,
+        {},
+        {},
+    )
+    async with asyncio.timeout(10):  # the channel goes on, its tags in step with the broker's
+        await publisher.publish(channel, _messages(exchange, 3))
+    assert [m.body for m in await _taken(queue, 3)] == [b'{"n": %d}' % n for n in range(3)]

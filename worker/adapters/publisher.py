@@ -85,25 +85,25 @@ async def write(
         payload: list[bytes] = []
         futures: list[asyncio.Future[None]] = []
         sent: list[tuple[str, int]] = []
-        for messages in batches:
-            future: asyncio.Future[None] = channel.create_future()
-            slot = _Slot(_Batch(future, len(messages)))
-            start = len(sent)
-            for exchange, routing_key, body, properties in messages:
-                tag += 1
-                table[tag] = slot
-                ids[properties.message_id] = tag
-                sent.append((properties.message_id, tag))
-                payload.append(
-                    frames.message(
-                        number, exchange, routing_key, body, properties, frame_max=frame_max
-                    )
-                )
-            future.add_done_callback(functools.partial(_forget, ids, sent[start:]))
-            futures.append(future)
-        channel.delivery_tag = tag
         drained: asyncio.Future[None] = channel.create_future()
         try:
+            for messages in batches:
+                future: asyncio.Future[None] = channel.create_future()
+                futures.append(future)
+                slot = _Slot(_Batch(future, len(messages)))
+                start = len(sent)
+                for exchange, routing_key, body, properties in messages:
+                    payload.append(
+                        frames.message(
+                            number, exchange, routing_key, body, properties, frame_max=frame_max
+                        )
+                    )
+                    tag += 1
+                    table[tag] = slot
+                    ids[properties.message_id] = tag
+                    sent.append((properties.message_id, tag))
+                future.add_done_callback(functools.partial(_forget, ids, sent[start:]))
+            channel.delivery_tag = tag
             await channel.write_queue.put(ChannelFrame(b"".join(payload), False, drained))
         except BaseException:  # not written: the broker never saw these tags
             channel.delivery_tag = first - 1
