@@ -44,7 +44,7 @@ log = structlog.get_logger(__name__)
 TRANSACTION_SECONDS_PER_JOB = 0.0005
 MAX_TRANSACTIONS = 8  # channels publishing transactions at once, per process
 EVENT_WINDOW = 500  # single events whose confirms are in flight together
-BATCHES_PER_ROUND = 5
+BATCHES_PER_ROUND = 2
 
 
 class Broker:
@@ -231,7 +231,7 @@ class Broker:
     @property
     def events_per_round(self) -> int:
         """How many events to publish with their confirms in flight together: 500 messages,
-        or 5 batches (a round is held in memory three times over while it is written)."""
+        or 2 batches (a round is held in memory twice over while it is written)."""
         batch = self._settings.event_batch
         return EVENT_WINDOW if batch == 1 else max(EVENT_WINDOW, BATCHES_PER_ROUND * batch)
 

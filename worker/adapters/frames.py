@@ -92,11 +92,29 @@ def message(
     frame_max: int,
 ) -> bytes:
     """Every frame of one publish, ready to write: method, header, body in frame_max pieces."""
-    parts = [
+    return b"".join(
+        message_parts(channel, exchange, routing_key, body, properties, frame_max=frame_max)
+    )
+
+
+def message_parts(
+    channel: int,
+    exchange: str,
+    routing_key: str,
+    body: bytes,
+    properties: Properties,
+    *,
+    frame_max: int,
+) -> list[bytes | memoryview]:
+    """The same, as pieces to join: the body is not copied until the join (a batch of events
+    is large, and held once is enough)."""
+    parts: list[bytes | memoryview] = [
         publish_frame(channel, exchange, routing_key),
         header_frame(channel, len(body), properties),
     ]
     room = frame_max - _FRAME_OVERHEAD
+    view = memoryview(body)
     for start in range(0, len(body), room):
-        parts.append(_frame(_BODY, channel, body[start : start + room]))
-    return b"".join(parts)
+        chunk = view[start : start + room]
+        parts += (_frame_head.pack(_BODY, channel, len(chunk)), chunk, _FRAME_END)
+    return parts

@@ -82,7 +82,7 @@ async def write(
     async with channel.lock:
         first = channel.delivery_tag + 1
         tag = first - 1
-        payload: list[bytes] = []
+        payload: list[bytes | memoryview] = []
         futures: list[asyncio.Future[None]] = []
         sent: list[tuple[str, int]] = []
         drained: asyncio.Future[None] = channel.create_future()
@@ -93,10 +93,8 @@ async def write(
                 slot = _Slot(_Batch(future, len(messages)))
                 start = len(sent)
                 for exchange, routing_key, body, properties in messages:
-                    payload.append(
-                        frames.message(
-                            number, exchange, routing_key, body, properties, frame_max=frame_max
-                        )
+                    payload += frames.message_parts(
+                        number, exchange, routing_key, body, properties, frame_max=frame_max
                     )
                     tag += 1
                     table[tag] = slot
