@@ -230,8 +230,8 @@ class Broker:
 
     @property
     def events_per_round(self) -> int:
-        """How many events to publish with their confirms in flight together: 500 messages,
-        or 2 batches (a round is held in memory twice over while it is written)."""
+        """How many events to publish with their confirms in flight together: 500, or 2
+        batches when they hold more (a round is in memory twice over while it is written)."""
         batch = self._settings.event_batch
         return EVENT_WINDOW if batch == 1 else max(EVENT_WINDOW, BATCHES_PER_ROUND * batch)
 

@@ -60,9 +60,6 @@ class _Slot:
     def done(self) -> bool:
         return False  # aiormq then always hands us the broker's answer
 
-    def cancelled(self) -> bool:
-        return False
-
     def set_result(self, _: object) -> None:
         self.batch.acked()
 
