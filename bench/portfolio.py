@@ -38,7 +38,7 @@ import orjson
 from aio_pika.abc import AbstractIncomingMessage
 
 from bench.receiver import BODY, TOKEN, delete_topology, free_port
-from bench.synthetic import export
+from bench.synthetic import rescored_bytes
 from bench.worker import fake_dt
 from worker.core import topology
 
@@ -87,16 +87,9 @@ def notification(project: str, stamp: str) -> bytes:
 
 
 def exported(findings: int, project: str, seed: int, minute: int, rescore: float) -> bytes:
-    document = export(findings, seed=seed, project=project)
-    document["meta"]["timestamp"] = f"2026-11-30T10:{minute:02d}:00Z"
-    step = int(1 / rescore) if rescore else 0
-    for index, finding in enumerate(document["findings"]):
-        if step and index % step == 0:
-            vulnerability = finding["vulnerability"]
-            vulnerability["severity"] = (
-                "LOW" if vulnerability["severity"] == "CRITICAL" else ("CRITICAL")
-            )
-    return orjson.dumps(document)
+    return rescored_bytes(
+        findings, project=project, seconds=minute * 60, rescore=rescore, seed=seed
+    )
 
 
 async def post_all(port: int, projects: list[str], stamp: str) -> None:

@@ -39,7 +39,7 @@ import aio_pika
 import orjson
 import psycopg
 
-from bench.synthetic import export
+from bench.synthetic import rescored_bytes
 from worker.adapters import schemas
 from worker.adapters.broker import Broker
 from worker.adapters.metrics import WorkerMetrics
@@ -57,15 +57,7 @@ PROJECT = "7b0c6e52-5a1f-4bb2-8d53-2f7e1c0a9d44"
 
 def variant(size: int, second: int, rescore: float = 0.0) -> bytes:
     """The synthetic export of PROJECT at 10:00:<second>, ``rescore`` of its findings changed."""
-    document = export(size, project=PROJECT)
-    document["meta"]["timestamp"] = f"2026-11-30T10:{second // 60:02d}:{second % 60:02d}Z"
-    step = int(1 / rescore) if rescore else 0
-    for index, finding in enumerate(document["findings"]):
-        if step and index % step == 0:
-            finding["vulnerability"]["severity"] = (
-                "LOW" if finding["vulnerability"]["severity"] == "CRITICAL" else "CRITICAL"
-            )
-    return orjson.dumps(document)
+    return rescored_bytes(size, project=PROJECT, seconds=second, rescore=rescore)
 
 
 class NoSuppressions:

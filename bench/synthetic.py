@@ -145,3 +145,20 @@ def export(findings: int, *, seed: int = 7, project: str | None = None) -> dict[
 
 def export_bytes(findings: int, *, seed: int = 7, project: str | None = None) -> bytes:
     return orjson.dumps(export(findings, seed=seed, project=project))
+
+
+def rescored_bytes(
+    findings: int, *, project: str, seconds: int, rescore: float = 0.0, seed: int = 7
+) -> bytes:
+    """The export of ``project`` at 10:00 plus ``seconds`` on 2026-11-30, with ``rescore`` of
+    its findings re-scored (CRITICAL <-> LOW): a later re-export with changes."""
+    document = export(findings, seed=seed, project=project)
+    document["meta"]["timestamp"] = f"2026-11-30T10:{seconds // 60:02d}:{seconds % 60:02d}Z"
+    step = int(1 / rescore) if rescore else 0
+    for index, finding in enumerate(document["findings"]):
+        if step and index % step == 0:
+            vulnerability = finding["vulnerability"]
+            vulnerability["severity"] = (
+                "LOW" if vulnerability["severity"] == "CRITICAL" else ("CRITICAL")
+            )
+    return orjson.dumps(document)

@@ -82,21 +82,6 @@ def header_frame(channel: int, body_size: int, properties: Properties) -> bytes:
     return _frame(_HEADER, channel, payload)
 
 
-def message(
-    channel: int,
-    exchange: str,
-    routing_key: str,
-    body: bytes,
-    properties: Properties,
-    *,
-    frame_max: int,
-) -> bytes:
-    """Every frame of one publish, ready to write: method, header, body in frame_max pieces."""
-    return b"".join(
-        message_parts(channel, exchange, routing_key, body, properties, frame_max=frame_max)
-    )
-
-
 def message_parts(
     channel: int,
     exchange: str,
@@ -106,8 +91,8 @@ def message_parts(
     *,
     frame_max: int,
 ) -> list[bytes | memoryview]:
-    """The same, as pieces to join: the body is not copied until the join (a batch of events
-    is large, and held once is enough)."""
+    """Every frame of one publish (method, header, body in frame_max pieces), as pieces to
+    join: the body is not copied until the join (a batch of events is large; once is enough)."""
     parts: list[bytes | memoryview] = [
         publish_frame(channel, exchange, routing_key),
         header_frame(channel, len(body), properties),
