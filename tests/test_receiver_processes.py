@@ -51,30 +51,35 @@ async def supervisor(prefix: str, port: int) -> AsyncIterator[asyncio.subprocess
              "DTRACK_WORKER_PREFIX": prefix, "DTRACK_WORKER_AMQP_URL": AMQP_URL,
              "DTRACK_WORKER_WEBHOOK_TOKEN": TOKEN, "DTRACK_WORKER_COALESCE_SECONDS": "0"},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,  # a group of its own: a failed test kills the receivers too
     )  # fmt: skip
     try:
         yield process
     finally:
         if process.returncode is None:
-            process.kill()
-            await process.wait()
+            # the whole group: an orphaned receiver would keep the output pipe, and wait(), open
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await asyncio.wait_for(process.wait(), 30)
 
 
-async def _ready(port: int) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):
-            with contextlib.suppress(aiohttp.ClientError):
-                async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.1)
-    raise AssertionError("the receivers never became ready")
+async def _connected(process: asyncio.subprocess.Process, count: int = 2) -> bytes:
+    """The output until each of the ``count`` processes is connected to RabbitMQ (a process
+    that has just joined the port answers 503 until then, as it should)."""
+    assert process.stdout is not None
+    seen = b""
+    async with asyncio.timeout(30):
+        while seen.count(b'"event":"broker.connected"') < count:
+            line = await process.stdout.readline()
+            assert line, seen.decode()
+            seen += line
+    return seen
 
 
 async def test_two_processes_share_the_port_and_stop_together_on_sigterm() -> None:
     prefix, port = unique_prefix(), _free_port()
     async with temporary_topology(prefix) as topo, supervisor(prefix, port) as process:
-        await _ready(port)
+        started = await _connected(process)
         await eventually(lambda: len(_children(process.pid)) == 2)
         for n in range(40):  # a connection each: the kernel spreads them over both
             async with (
@@ -90,7 +95,7 @@ async def test_two_processes_share_the_port_and_stop_together_on_sigterm() -> No
         children = _children(process.pid)
         process.send_signal(signal.SIGTERM)
         assert process.stdout is not None
-        output = await asyncio.wait_for(process.stdout.read(), 30)
+        output = started + await asyncio.wait_for(process.stdout.read(), 30)
         assert await process.wait() == 0
         assert not any(_alive(pid) for pid in children)
         assert output.count(b'"event":"receiver.stopped"') == 2
@@ -99,7 +104,7 @@ async def test_two_processes_share_the_port_and_stop_together_on_sigterm() -> No
 async def test_a_process_that_dies_stops_the_others_and_fails_the_whole() -> None:
     prefix, port = unique_prefix(), _free_port()
     async with temporary_topology(prefix), supervisor(prefix, port) as process:
-        await _ready(port)
+        await _connected(process)
         await eventually(lambda: len(_children(process.pid)) == 2)
         victim, survivor = _children(process.pid)
         os.kill(victim, signal.SIGKILL)
