@@ -97,6 +97,7 @@ class FakeDt:
         self.permissions: list[str] = list(PERMISSIONS)
         self.version: dict[str, Any] | None = dict(VERSION)  # None: /api/version is a 404
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, X-Api-Key)
+        self.traceparents: list[str | None] = []  # each request's W3C trace context, if any
         # GET /api/v1/finding/project/{uuid}?suppressed=true: the export's findings plus these
         # suppressed rows (DT leaves them out of the export); paged as DT 5 pages it, or the
         # whole list at once as DT 4.x answers (paged = False)
@@ -134,6 +135,7 @@ class FakeDt:
     @web.middleware
     async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.requests.append((request.method, request.path, request.headers.get("X-Api-Key")))
+        self.traceparents.append(request.headers.get("traceparent"))
         response: web.StreamResponse = await handler(request)
         return response
 

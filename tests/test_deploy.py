@@ -22,7 +22,13 @@ from worker.core.config import Settings
 DEPLOY = REPO / "deploy"
 BIN = Path(sys.executable).parent
 # Objects of custom resources: validated only by their operators' admission, not here.
-NOT_VALIDATED = {"ScaledObject", "TriggerAuthentication", "RabbitmqCluster", "Cluster"}
+NOT_VALIDATED = {
+    "ScaledObject",
+    "TriggerAuthentication",
+    "RabbitmqCluster",
+    "Cluster",
+    "PrometheusRule",
+}
 KUBERNETES_VERSION = "1.33.0"
 
 

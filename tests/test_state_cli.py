@@ -68,7 +68,7 @@ async def test_baseline_then_status_then_resync(dt: FakeDt, tmp_path: Path, cont
     env = _env(prefix, dt) | {"DTRACK_WORKER_STATE_URL": f"sqlite:///{tmp_path}/state.sqlite3"}
     code, out, err = await cli("state", "migrate", env=env)
     assert code == 0, err
-    assert "applied [1, 2]" in out
+    assert "applied [1, 2, 3]" in out
     project = str(uuid.uuid4())
     dt.exports[project] = REAL
     dt.projects = [{"uuid": project, "name": "acme-app", "version": "develop"}]

@@ -13,6 +13,7 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 
+from worker.adapters import tracing
 from worker.core.config import BrokerSettings, Secret
 from worker.core.errors import PermanentError, TransientError
 from worker.core.topology import Topology
@@ -71,7 +72,9 @@ async def connect_once(settings: BrokerSettings) -> AbstractConnection:
 
 
 def copy_of(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
-    """The job ``message`` again, persistent, with new ``headers`` (retry, park, replay)."""
+    """The job ``message`` again, persistent, with new ``headers`` (retry, park, replay) and
+    its trace context (a retried job stays in the trace of its notification)."""
+    headers = {**tracing.trace_headers(message.headers), **headers}
     return aio_pika.Message(
         message.body,
         content_type=message.content_type,

@@ -19,8 +19,9 @@ from aio_pika.abc import (
     AbstractExchange,
     AbstractIncomingMessage,
 )
+from opentelemetry.trace import SpanKind
 
-from worker.adapters import publisher
+from worker.adapters import publisher, tracing
 from worker.adapters.amqp import (
     BROKER_ERRORS,
     BrokerUnavailable,
@@ -224,7 +225,16 @@ class Broker:
             for message in batches.pack(items, self._settings.event_batch)
         ]
         timeout = self._settings.publish_timeout
-        with publish_errors(timeout, "an event"):
+        with (
+            tracing.span(
+                f"publish {exchange_name}",
+                kind=SpanKind.PRODUCER,
+                attributes=tracing.publish_attributes(
+                    exchange_name, len(messages), events=len(items)
+                ),
+            ),
+            publish_errors(timeout, "an event"),
+        ):
             async with asyncio.timeout(timeout):
                 await publisher.publish(channel, messages)
 
@@ -311,19 +321,31 @@ class Broker:
         routing_key = delay_key(delay_seconds) if delay_seconds > 0 else JOB_KEY
         if not jobs:
             return
-        if len(jobs) > 1:
-            await self._publish_atomically([_job_message(job) for job in jobs], routing_key)
-            return
-        # One job: shares a write, and the round trip of its confirm, with every other
-        # request's job of the moment (group commit).
-        (job,) = jobs
-        properties = Properties(
-            "application/json", job.job_id, JOB_TYPE, correlation_id=job.correlation_id
-        )
-        message = (exchange.name, routing_key, job.to_json(), properties)
-        timeout = self._settings.publish_timeout
-        with publish_errors(timeout, "the job"):  # the group commit keeps the deadline
-            await self._group.publish(self._lean(), [message])
+        with tracing.span(
+            f"send {exchange.name}",
+            kind=SpanKind.PRODUCER,
+            attributes=tracing.publish_attributes(exchange.name, len(jobs)),
+        ):
+            headers = tracing.inject() or None  # the jobs carry the trace to the worker
+            if len(jobs) > 1:
+                await self._publish_atomically(
+                    [_job_message(job, headers) for job in jobs], routing_key
+                )
+                return
+            # One job: shares a write, and the round trip of its confirm, with every other
+            # request's job of the moment (group commit).
+            (job,) = jobs
+            properties = Properties(
+                "application/json",
+                job.job_id,
+                JOB_TYPE,
+                correlation_id=job.correlation_id,
+                headers=headers,
+            )
+            message = (exchange.name, routing_key, job.to_json(), properties)
+            timeout = self._settings.publish_timeout
+            with publish_errors(timeout, "the job"):  # the group commit keeps the deadline
+                await self._group.publish(self._lean(), [message])
 
     async def _publish_atomically(self, messages: list[aio_pika.Message], routing_key: str) -> None:
         connection = self._connection
@@ -356,7 +378,7 @@ class Broker:
             )
 
 
-def _job_message(job: Job) -> aio_pika.Message:
+def _job_message(job: Job, headers: dict[str, str] | None) -> aio_pika.Message:
     return aio_pika.Message(
         job.to_json(),
         content_type="application/json",
@@ -364,4 +386,5 @@ def _job_message(job: Job) -> aio_pika.Message:
         message_id=job.job_id,
         correlation_id=job.correlation_id,
         type=JOB_TYPE,
+        headers=dict(headers) if headers else None,
     )

@@ -22,7 +22,7 @@ import aiohttp
 import orjson
 import structlog
 
-from worker.adapters import dthttp
+from worker.adapters import dthttp, tracing
 from worker.adapters.dthttp import Limits, Retry
 from worker.core.config import DtSettings
 from worker.core.errors import DtMisconfigured, DtRejected, DtUnavailable, ProjectGone
@@ -73,6 +73,7 @@ class DtClient:
             headers={"X-Api-Key": api_key.reveal(), "Accept": "application/json"},
             timeout=timeout,
             raise_for_status=False,
+            trace_configs=tracing.client_trace_configs(),
         ) as session:
             yield cls(session, settings, **options)
 

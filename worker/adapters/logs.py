@@ -15,8 +15,11 @@ import orjson
 import structlog
 from structlog.typing import EventDict, Processor
 
+from worker.adapters import tracing
+
 SHARED: list[Processor] = [
     structlog.contextvars.merge_contextvars,
+    tracing.add_trace_ids,
     structlog.processors.add_log_level,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
 ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -63,6 +65,8 @@ class WorkerMetrics:
     transitions: Counter
     time_to_resolve: Histogram
     outbox_published: Counter
+    job_seconds: Histogram
+    events_published: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> WorkerMetrics:
@@ -142,4 +146,22 @@ class WorkerMetrics:
                 "Outbox events the relay published (confirmed) and deleted.",
                 registry=registry,
             ),
+            job_seconds=Histogram(
+                "dtrack_worker_job_seconds",
+                "Time of a job attempt, from its delivery to its settling, by outcome.",
+                ["outcome"],
+                buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+                registry=registry,
+            ),
+            events_published=Counter(
+                "dtrack_worker_events_published",
+                "Events confirmed by RabbitMQ (snapshot, change and service events), by type.",
+                ["type"],
+                registry=registry,
+            ),
         )
+
+    def count_events(self, types: Iterable[str]) -> None:
+        """Events of these types were confirmed."""
+        for type_, count in collections.Counter(types).items():
+            self.events_published.labels(type=type_).inc(count)

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Mapping
 
+from worker.adapters import tracing
 from worker.adapters.broker import Broker
 from worker.adapters.dtrack import DtClient
 from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, settings_from
@@ -73,11 +74,14 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         finally:
             await broker.close()
 
+    tracing.configure(environ)
     try:
         progress = asyncio.run(main())
     except PermanentError as exc:
         print(f"dtrack-worker backfill: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    finally:
+        tracing.shutdown()  # exports the backfill's trace before the process ends
     print(
         f"backfill done: {progress.enqueued} jobs enqueued for {progress.seen} projects "
         f"({progress.skipped} skipped by --tag) in {time.monotonic() - progress.started:.1f} s, "

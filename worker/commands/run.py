@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping
 
-from worker.adapters import logs, timezones
+from worker.adapters import logs, timezones, tracing
 from worker.commands.common import EXIT_OK, add_command, with_file_secrets
 from worker.core.config import PREFIX, Settings
 from worker.core.errors import ConfigError
@@ -106,7 +106,13 @@ def _run_service(
     from worker.service import serve  # imports aiohttp and aio-pika only for the servers
 
     settings = _settings(args, environ, receive=receive, work=work)
-    serve.run(settings, receive=receive, work=work, reuse_port=getattr(args, "reuse_port", False))
+    tracing.configure(environ)
+    try:
+        serve.run(
+            settings, receive=receive, work=work, reuse_port=getattr(args, "reuse_port", False)
+        )
+    finally:
+        tracing.shutdown()  # exports the spans still buffered
     return EXIT_OK
 
 
@@ -123,5 +129,6 @@ def _settings(
     if work:
         settings.dt.require()
         timezones.zone(settings.dt.timezone)
+    tracing.exporters_named(environ)  # a bad OTEL_* setting stops here, once
     logs.configure(settings.log_level, json=settings.log_format == "json")
     return settings

@@ -18,6 +18,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry.context import Context
+
+from worker.adapters import tracing
 from worker.adapters.broker import Broker
 from worker.adapters.dtrack import DtClient
 from worker.core import jobs
@@ -76,6 +79,24 @@ async def backfill(
     tag: str | None = None,
     rate: float | None = None,
     report: Callable[[Progress], None] = lambda _: None,
+) -> Progress:
+    with tracing.span(
+        trigger.lower(), context=Context(), attributes={"dtrack_worker.active_only": active_only}
+    ) as span:  # a trace of its own; every job it enqueues carries it
+        progress = await _backfill(dt, broker, trigger, active_only, tag, rate, report)
+        if span is not None:
+            span.set_attributes({"dtrack_worker.enqueued": progress.enqueued})
+        return progress
+
+
+async def _backfill(
+    dt: DtClient,
+    broker: Broker,
+    trigger: str,
+    active_only: bool,
+    tag: str | None,
+    rate: float | None,
+    report: Callable[[Progress], None],
 ) -> Progress:
     run = f"{trigger.lower()}:{uuid.uuid4()}"
     progress = Progress()

@@ -21,7 +21,9 @@ from typing import Any, Protocol
 import orjson
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
+from opentelemetry.trace import SpanKind
 
+from worker.adapters import tracing
 from worker.adapters.amqp import BROKER_ERRORS, copy_of
 from worker.adapters.broker import Broker
 from worker.adapters.metrics import WorkerMetrics
@@ -31,22 +33,20 @@ from worker.core import events, fpf, topology
 from worker.core.errors import (
     DtMisconfigured,
     DtRejected,
-    ExportTooLarge,
     InvalidDocument,
     InvalidExport,
-    InvalidJob,
     PermanentError,
     ProjectGone,
     TransientError,
 )
 from worker.core.jobs import Job, utc_timestamp
+from worker.service import job_messages
 from worker.service.delta import Deltas
 from worker.service.freshness import Freshness
 
 log = structlog.get_logger(__name__)
 
 SUBSCRIBE_SECONDS = 30.0
-MAX_HEADER_TEXT = 4000
 
 
 class ExportSource(Protocol):
@@ -163,8 +163,18 @@ class Worker:
             log.error("job.crashed", error=repr(task.exception()))
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
+        """The job in its span, which continues the trace the job message carries."""
+        attempt = job_messages.attempt(message)
+        with tracing.span(
+            f"process {self._broker.topology.jobs_queue.name}",
+            kind=SpanKind.CONSUMER,
+            context=tracing.extract(message.headers),
+            attributes=job_messages.job_attributes(message, attempt),
+        ):
+            await self._attempt(message, attempt)
+
+    async def _attempt(self, message: AbstractIncomingMessage, attempt: int) -> None:
         started = time.perf_counter()
-        attempt = _attempt(message)
         fields: dict[str, Any] = {"message_id": message.message_id, "attempt": attempt}
         self._metrics.in_flight.inc()
         try:
@@ -180,13 +190,13 @@ class Worker:
             return
         finally:
             self._metrics.in_flight.dec()
+        seconds = time.perf_counter() - started
         self._metrics.jobs.labels(outcome=outcome).inc()
+        self._metrics.job_seconds.labels(outcome=outcome).observe(seconds)
+        tracing.annotate({"dtrack_worker.job.outcome": outcome})
         level = "warning" if outcome == "parked" else "info"
         getattr(log, level)(
-            "job.settled",
-            outcome=outcome,
-            duration_ms=round((time.perf_counter() - started) * 1e3, 1),
-            **fields,
+            "job.settled", outcome=outcome, duration_ms=round(seconds * 1e3, 1), **fields
         )
 
     async def _settle(
@@ -200,6 +210,9 @@ class Worker:
                 project_uuid=job.project_uuid,
                 trigger=job.trigger,
                 correlation_id=job.correlation_id,
+            )
+            tracing.annotate(
+                {"dtrack_worker.project.uuid": job.project_uuid, "dtrack_worker.job.id": job.job_id}
             )
             outcome = await self._process(job, fields)
         except TransientError as exc:
@@ -216,7 +229,7 @@ class Worker:
             return await self._park(message, "invalid_export", exc, attempt)
         except PermanentError as exc:
             fields["error"] = str(exc)
-            return await self._park(message, _park_reason(exc), exc, attempt)
+            return await self._park(message, job_messages.park_reason(exc), exc, attempt)
         except asyncio.CancelledError:
             raise  # shutdown: unsettled, RabbitMQ redelivers it
         except Exception as exc:  # a bug: park it, never hot-loop it
@@ -237,9 +250,9 @@ class Worker:
                 raw = await self._dt.fetch_export(job.project_uuid)
             except ProjectGone:
                 if self._deltas is not None:  # its open findings resolve, then project.gone
-                    fields["transitions"] = await self._deltas.gone(job, _job_ref(job))
+                    fields["transitions"] = await self._deltas.gone(job, job_messages.job_ref(job))
                 else:
-                    await self._broker.publish_events([self._gone(job)])
+                    await self._publish_one(self._gone(job))
                 return "gone"
             except DtRejected as exc:
                 if exc.status in (401, 403):
@@ -253,19 +266,22 @@ class Worker:
                 fields["events"] = await self._snapshot(job, raw, started)
             if self._deltas is not None:
                 outcome, fields["transitions"] = await self._deltas.export(
-                    job, raw, started, _job_ref(job)
+                    job, raw, started, job_messages.job_ref(job)
                 )
         return outcome
 
     async def _snapshot(self, job: Job, raw: bytes, started: float) -> int:
         """Every finding of the export as an event, published now (snapshot mode)."""
-        export = fpf.process(
-            raw,
-            self._contracts.fpf,
-            source=self._options.source,
-            zone=self._options.zone,
-            project=job.project_uuid,
-        )
+        with tracing.span(
+            "validate and normalize", attributes={"dtrack_worker.export.bytes": len(raw)}
+        ):
+            export = fpf.process(
+                raw,
+                self._contracts.fpf,
+                source=self._options.source,
+                zone=self._options.zone,
+                project=job.project_uuid,
+            )
         # Its events (or, for an export read whole, its parsed tree) are many objects without
         # reference cycles; frozen, the collector stops walking them all again for every batch.
         gc.freeze()
@@ -285,6 +301,7 @@ class Worker:
             await self._broker.publish_events(batch)
             published += len(batch)
             self._metrics.findings_published.inc(len(batch))
+            self._metrics.count_events(event.type for event in batch)
         if not summary:  # with both streams, one summary: the change stream's, with its counts
             return published
         announcement = events.export_summary(
@@ -304,17 +321,21 @@ class Worker:
             severities=severities,
             repeated_rows=export.repeated_rows,
             duration_ms=(time.perf_counter() - started) * 1e3,
-            job=_job_ref(job),
+            job=job_messages.job_ref(job),
         )
-        await self._broker.publish_events([announcement])
+        await self._publish_one(announcement)
         return published
+
+    async def _publish_one(self, event: events.Event) -> None:
+        await self._broker.publish_events([event])
+        self._metrics.count_events([event.type])
 
     def _gone(self, job: Job) -> events.Event:
         return events.project_gone(
             source=self._options.source,
             project={"uuid": job.project_uuid, "name": job.project_name, "version": None},
             time=utc_timestamp(datetime.now(UTC)),
-            job=_job_ref(job),
+            job=job_messages.job_ref(job),
         )
 
     async def _publish_invalid(self, job: Job, exc: InvalidExport) -> None:
@@ -322,18 +343,18 @@ class Worker:
             source=self._options.source,
             project={"uuid": job.project_uuid, "name": job.project_name, "version": None},
             time=utc_timestamp(datetime.now(UTC)),
-            job=_job_ref(job),
+            job=job_messages.job_ref(job),
             message=str(exc.args[0]),
             problems=exc.report(),
         )
         with contextlib.suppress(TransientError):  # the parked job carries the report anyway
-            await self._broker.publish_events([event])
+            await self._publish_one(event)
 
     async def _retry(self, message: AbstractIncomingMessage, attempt: int, exc: Exception) -> None:
         tier = min(attempt - 1, len(topology.RETRY_DELAYS_SECONDS) - 1)
         headers = {
             "x-attempt": attempt + 1,
-            "x-last-error": _header_text(str(exc)),
+            "x-last-error": job_messages.header_text(str(exc)),
         }
         await self._republish(message, topology.retry_key(tier), headers)
         await message.ack()
@@ -344,13 +365,15 @@ class Worker:
         headers: dict[str, Any] = {
             "x-attempt": attempt,
             "x-park-reason": reason,
-            "x-park-error": _header_text(
+            "x-park-error": job_messages.header_text(
                 f"{type(exc).__name__}: {exc.args[0] if exc.args else exc}"
             ),
             "x-parked-at": utc_timestamp(datetime.now(UTC)),
         }
         if isinstance(exc, InvalidDocument) and exc.problems:
-            headers["x-park-problems"] = _header_text(orjson.dumps(exc.report()).decode())
+            headers["x-park-problems"] = job_messages.header_text(
+                orjson.dumps(exc.report()).decode()
+            )
         self._metrics.parked.labels(reason=reason).inc()
         await self._republish(message, topology.PARKED_KEY, headers)
         await message.ack()
@@ -362,33 +385,3 @@ class Worker:
         """A copy of the job to ``routing_key``, confirmed, before the original is acked."""
         copy = copy_of(message, headers)
         await self._broker.publish(self._broker.topology.jobs_exchange.name, [(routing_key, copy)])
-
-
-def _attempt(message: AbstractIncomingMessage) -> int:
-    value = (message.headers or {}).get("x-attempt", 1)
-    return value if isinstance(value, int) and value >= 1 else 1
-
-
-def _job_ref(job: Job) -> dict[str, Any]:
-    return {
-        "job_id": job.job_id,
-        "trigger": job.trigger,
-        "correlation_id": job.correlation_id,
-        "accepted_at": job.accepted_at,
-    }
-
-
-def _park_reason(exc: PermanentError) -> str:
-    if isinstance(exc, DtRejected):
-        return "dt_rejected"
-    if isinstance(exc, DtMisconfigured):
-        return "dt_misconfigured"
-    if isinstance(exc, ExportTooLarge):
-        return "too_large"
-    if isinstance(exc, InvalidJob):
-        return "invalid_job"
-    return "permanent"
-
-
-def _header_text(text: str) -> str:
-    return text if len(text) <= MAX_HEADER_TEXT else text[: MAX_HEADER_TEXT - 3] + "..."

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from worker.adapters import tracing
 from worker.adapters.metrics import WorkerMetrics
 from worker.adapters.state.store import Apply, StateMoved, StateUnavailable, Store
 from worker.core import events, fpf
@@ -108,15 +109,18 @@ class Deltas:
         """One comparison and commit; None when another writer got there first."""
         options, project_uuid = self._options, job.project_uuid
         state = await self._store.state(project_uuid)
-        export, seen = await asyncio.to_thread(
-            fpf.read,
-            raw,
-            self._contract,
-            Comparison(state.priors, options.zone, options.epss_delta),
-            source=options.source,
-            zone=options.zone,
-            project=project_uuid,
-        )
+        with tracing.span(
+            "validate and normalize", attributes={"dtrack_worker.export.bytes": len(raw)}
+        ):
+            export, seen = await asyncio.to_thread(
+                fpf.read,
+                raw,
+                self._contract,
+                Comparison(state.priors, options.zone, options.epss_delta),
+                source=options.source,
+                zone=options.zone,
+                project=project_uuid,
+            )
         if state.last_exported_at is not None and export.exported_at < state.last_exported_at:
             await self._store.record_outcome(project_uuid, "stale")
             return "stale", 0
@@ -178,7 +182,7 @@ class Deltas:
         ahead = _EVENTS.submit(numbered, first)
         outcome = "baseline" if silent else "done"
         try:
-            await self._store.apply(
+            await self._apply(
                 Apply(
                     project=project_uuid,
                     name=export.project_name,
@@ -222,7 +226,7 @@ class Deltas:
                 sequence=sequence,
             )
 
-        await self._store.apply(
+        await self._apply(
             Apply(
                 project=job.project_uuid,
                 name=job.project_name,
@@ -256,7 +260,7 @@ class Deltas:
             fpf=None,
             time=when,
         )
-        await self._store.apply(
+        await self._apply(
             Apply(
                 project=project_uuid,
                 name=None,
@@ -273,6 +277,23 @@ class Deltas:
         )
         self._committed()
         return len(transitions)
+
+    async def _apply(self, work: Apply) -> None:
+        """The state transaction, in a span; its outbox rows name the span (the relay's
+        publish links to it)."""
+        with tracing.span(
+            "state transaction",
+            attributes={
+                "dtrack_worker.project.uuid": work.project,
+                "dtrack_worker.outcome": work.outcome,
+            }
+            if tracing.enabled()
+            else None,
+        ):
+            committed = await self._store.apply(
+                dataclasses.replace(work, trace_parent=tracing.traceparent())
+            )
+            tracing.annotate({"dtrack_worker.events": committed.events})
 
     def _counted(self, transitions: Sequence[Transition]) -> None:
         kinds = Counter(transition.kind for transition in transitions)

@@ -19,6 +19,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from worker.adapters import tracing
 from worker.adapters.metrics import ReceiverMetrics
 from worker.adapters.schemas import Contracts
 from worker.core.config import ReceiverSettings
@@ -58,9 +59,10 @@ def create_app(
     ``webhook_route``: serve POST /webhook (the receiver); ``ready``: what /readyz reports, by
     default the job queue's connection.
     """
+    traced = tracing.server_middleware("/webhook")  # outermost: the log line is in the span
     app = web.Application(
         client_max_size=settings.max_body,
-        middlewares=[request_context],
+        middlewares=[request_context] if traced is None else [traced, request_context],
         handler_args={"auto_decompress": False},  # the webhook decompresses, within limits
     )
     app[SETTINGS] = settings

@@ -28,11 +28,12 @@ from worker.adapters.state.store import Store
 from worker.adapters.timezones import zone
 from worker.core import topology
 from worker.core.config import Settings
-from worker.service import checks, collector, receiver
+from worker.service import checks, collector, queue_gauges, receiver
 from worker.service.backfill import backfill
 from worker.service.consumer import Worker, WorkerOptions
 from worker.service.delta import DeltaOptions, Deltas
 from worker.service.protocol import JsonErrorsRunner
+from worker.service.queue_gauges import QueueGauges
 from worker.service.reconcile import Reconciler
 from worker.service.relay import Relay
 from worker.service.state_metrics import StateGauges, refresh_forever
@@ -125,7 +126,10 @@ def _worker(
             running = Worker(broker, dt, contracts, metrics, options, deltas)
             workers.append(running)
             await running.start()
-            background = [_background(_log_dt_facts(dt, settings.dt.display_url or ""))]
+            background = [
+                _background(_log_dt_facts(dt, settings.dt.display_url or "")),
+                _background(queue_gauges.refresh_forever(QueueGauges.create(registry), broker)),
+            ]
             if deltas is not None:
                 background.append(_background(gauges))
             reconciler = None

@@ -123,6 +123,7 @@ class Apply:
     now: float
     deleted: bool = False
     fresh: bool = False  # the project had no findings stored: every write is an insert
+    trace_parent: str | None = None  # the writing job's span, for the relay's trace link
 
 
 def apply(cursor: Any, dialect: Dialect, work: Apply) -> Committed:
@@ -151,9 +152,19 @@ def apply(cursor: Any, dialect: Dialect, work: Apply) -> Committed:
             _insert(
                 cursor,
                 dialect,
-                "outbox (project, sequence, event_id, type, routing_key, body, created_at)",
+                "outbox (project, sequence, event_id, type, routing_key, body, created_at, "
+                "trace_parent)",
                 [
-                    (work.project, first + n, e.id, e.type, e.routing_key, e.body, work.now)
+                    (
+                        work.project,
+                        first + n,
+                        e.id,
+                        e.type,
+                        e.routing_key,
+                        e.body,
+                        work.now,
+                        work.trace_parent,
+                    )
                     for n, e in enumerate(events)
                 ],
             )
@@ -179,7 +190,7 @@ _UPSERT = (
 )
 
 
-_OUTBOX_TYPES = ("text", "int8", "text", "text", "text", "bytea", "float8")
+_OUTBOX_TYPES = ("text", "int8", "text", "text", "text", "bytea", "float8", "text")
 _FINDING_TYPES = (
     "text", "text", "text", "text", "text", "text", "float8", "text", "float8", "float8", "float8"
 )  # fmt: skip
@@ -310,19 +321,22 @@ def release(cursor: Any, dialect: Dialect, project: str, owner: str) -> None:
     )
 
 
+OutboxRow = tuple[int, str, str, str, bytes, int, str | None]
+
+
 def outbox_batch(
     cursor: Any, dialect: Dialect, project: str, limit: int, after: int = 0
-) -> list[tuple[int, str, str, str, bytes, int]]:
-    """(id, event id, type, routing key, body, sequence) of the project's oldest rows past
-    sequence ``after``, in sequence."""
+) -> list[OutboxRow]:
+    """(id, event id, type, routing key, body, sequence, trace parent) of the project's oldest
+    rows past sequence ``after``, in sequence."""
     cursor.execute(
         dialect.sql(
-            "SELECT id, event_id, type, routing_key, body, sequence FROM outbox "
+            "SELECT id, event_id, type, routing_key, body, sequence, trace_parent FROM outbox "
             "WHERE project = %s AND sequence > %s ORDER BY sequence LIMIT %s"
         ),
         (project, after, limit),
     )
-    return [(r[0], r[1], r[2], r[3], bytes(r[4]), r[5]) for r in cursor.fetchall()]
+    return [(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6]) for r in cursor.fetchall()]
 
 
 def delete_outbox(cursor: Any, dialect: Dialect, ids: Sequence[int]) -> None:

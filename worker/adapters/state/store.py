@@ -150,7 +150,7 @@ class Store:
 
     async def outbox_batch(
         self, project: str, limit: int, after: int = 0
-    ) -> list[tuple[int, str, str, str, bytes, int]]:
+    ) -> list[queries.OutboxRow]:
         return await self._run(queries.outbox_batch, project, limit, after)
 
     async def delete_outbox(self, ids: Sequence[int]) -> None:

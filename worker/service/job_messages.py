@@ -1,0 +1,62 @@
+"""A job message's facts and the headers the worker writes on it: its attempt, its trace
+attributes, the job's reference in events, and the park reason and error text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from worker.adapters import tracing
+from worker.core.errors import (
+    DtMisconfigured,
+    DtRejected,
+    ExportTooLarge,
+    InvalidJob,
+    PermanentError,
+)
+from worker.core.jobs import Job
+
+MAX_HEADER_TEXT = 4000
+
+
+def attempt(message: AbstractIncomingMessage) -> int:
+    value = (message.headers or {}).get("x-attempt", 1)
+    return value if isinstance(value, int) and value >= 1 else 1
+
+
+def job_attributes(message: AbstractIncomingMessage, attempt: int) -> dict[str, str | int]:
+    """The job span's attributes (built only when tracing is on)."""
+    if not tracing.enabled():
+        return {}
+    return {
+        "messaging.system": "rabbitmq",
+        "messaging.operation.type": "process",
+        "messaging.message.id": message.message_id or "",
+        "dtrack_worker.job.attempt": attempt,
+    }
+
+
+def job_ref(job: Job) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "trigger": job.trigger,
+        "correlation_id": job.correlation_id,
+        "accepted_at": job.accepted_at,
+    }
+
+
+def park_reason(exc: PermanentError) -> str:
+    if isinstance(exc, DtRejected):
+        return "dt_rejected"
+    if isinstance(exc, DtMisconfigured):
+        return "dt_misconfigured"
+    if isinstance(exc, ExportTooLarge):
+        return "too_large"
+    if isinstance(exc, InvalidJob):
+        return "invalid_job"
+    return "permanent"
+
+
+def header_text(text: str) -> str:
+    return text if len(text) <= MAX_HEADER_TEXT else text[: MAX_HEADER_TEXT - 3] + "..."
