@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests import ocsf_contract
 from tests.conftest import FPF
 from tests.fake_dt import API_KEY, FakeDt
 from tests.state_db import fresh_database
@@ -23,6 +24,7 @@ from worker.adapters.dtrack import DtClient
 from worker.adapters.metrics import WorkerMetrics
 from worker.adapters.schemas import Contracts
 from worker.adapters.state.store import Store
+from worker.core import ocsf
 from worker.core.config import Settings
 from worker.core.jobs import Job
 from worker.service.delta import DeltaOptions, Deltas
@@ -78,6 +80,9 @@ class Project:
         found = [e for e in await self.events() if e["type"].startswith("dtrack-worker.finding.")]
         for event in found:
             assert self.contracts.finding_change.problems(event) == (), event
+            # every transition the state tests make is valid OCSF too (DTRACK_WORKER_FORMAT)
+            finding = ocsf.finding(event, product_version="test")
+            assert ocsf_contract.problems(finding) == [], finding
         return found
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -67,6 +67,7 @@ class WorkerMetrics:
     outbox_published: Counter
     job_seconds: Histogram
     events_published: Counter
+    filtered: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> WorkerMetrics:
@@ -159,7 +160,18 @@ class WorkerMetrics:
                 ["type"],
                 registry=registry,
             ),
+            filtered=Counter(
+                "dtrack_worker_filter_events",
+                "Finding events through DTRACK_WORKER_FILTER, by outcome (passed, "
+                "filtered_out, error: published, since it could not be evaluated).",
+                ["outcome"],
+                registry=registry,
+            ),
         )
+
+    def count_filtered(self, outcomes: Mapping[str, int]) -> None:
+        for outcome, count in outcomes.items():
+            self.filtered.labels(outcome=outcome).inc(count)
 
     def count_events(self, types: Iterable[str]) -> None:
         """Events of these types were confirmed."""

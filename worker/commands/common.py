@@ -9,9 +9,19 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
+from worker import __version__
 from worker.adapters import logs
-from worker.core.config import PREFIX, SECRET_VARIABLES, Settings
+from worker.core import output
+from worker.core.config import (
+    FORMATS,
+    PREFIX,
+    SECRET_VARIABLES,
+    OutputSettings,
+    Settings,
+    output_settings,
+)
 from worker.core.errors import ConfigError
+from worker.core.output import Output
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command killed by SIGPIPE
@@ -73,3 +83,31 @@ def add_command(
     )
     parser.set_defaults(run=run)
     return parser
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """--format and --filter, as DTRACK_WORKER_FORMAT and DTRACK_WORKER_FILTER set them."""
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="print finding events as CloudEvents or as OCSF Vulnerability Findings "
+        "(default: $DTRACK_WORKER_FORMAT, else cloudevents)",
+    )
+    parser.add_argument(
+        "--filter",
+        metavar="CEL",
+        help="print only the finding events this CEL expression is true for, e.g. "
+        "'data.vulnerability.severity == \"critical\"' (default: $DTRACK_WORKER_FILTER)",
+    )
+
+
+def output_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Output:
+    """The offline commands' output: the options, else the variables (ConfigError, exit 2,
+    for a filter that does not compile or fails on an example event)."""
+    settings = output_settings(environ)
+    chosen = OutputSettings(
+        format=args.format or settings.format,
+        filter=args.filter if args.filter is not None else settings.filter,
+    )
+    name = "--filter" if args.filter is not None else "DTRACK_WORKER_FILTER"
+    return output.from_settings(chosen, __version__, filter_name=name)

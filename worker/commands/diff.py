@@ -7,7 +7,14 @@ import sys
 from collections.abc import Mapping
 
 from worker.adapters import schemas, timezones
-from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, read_input
+from worker.commands.common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    add_command,
+    add_output_options,
+    output_from,
+    read_input,
+)
 from worker.core import diff
 from worker.core.errors import InvalidExport
 
@@ -29,15 +36,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             dtrack-worker diff findings-monday.fpf findings-tuesday.fpf
             dtrack-worker diff old.fpf new.fpf | jq -r '.type + " " + .subject'
             dtrack-worker diff old.fpf new.fpf | jq 'select(.data.change.kind == "changed")'
+            dtrack-worker diff old.fpf new.fpf --format ocsf
         """,
     )
     parser.add_argument("old", metavar="OLD", help="the earlier export, or - for stdin")
     parser.add_argument("new", metavar="NEW", help="the later export")
     parser.add_argument("--source", help="the DT instance named in each event's source")
     parser.add_argument("--dt-timezone", metavar="ZONE", help="the DT server's time zone")
+    add_output_options(parser)
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    shown = output_from(args, environ)  # a bad filter stops here, before any input is read
     zone = timezones.zone(args.dt_timezone or environ.get("DTRACK_WORKER_DT_TIMEZONE", "UTC"))
     source = args.source or environ.get("DTRACK_WORKER_SOURCE") or None
     try:
@@ -54,5 +64,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         return EXIT_INVALID
     out = sys.stdout.buffer
     for event in events:
-        out.write(event.body + b"\n")
+        line = shown.line(event.body, event.type) if shown.transforms else event.body
+        if line is not None:
+            out.write(line + b"\n")
     return EXIT_OK

@@ -7,7 +7,14 @@ import sys
 from collections.abc import Mapping
 
 from worker.adapters import schemas, timezones
-from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, read_input
+from worker.commands.common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    add_command,
+    add_output_options,
+    output_from,
+    read_input,
+)
 from worker.core import fpf
 from worker.core.errors import InvalidExport
 
@@ -27,6 +34,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             dtrack-worker normalize findings.fpf > events.jsonl
             dtrack-worker normalize - --source https://dtrack.example.org < findings.fpf
             dtrack-worker normalize findings.fpf --dt-timezone Europe/Berlin | jq .subject
+            dtrack-worker normalize findings.fpf --format ocsf > findings.ocsf.jsonl
+            dtrack-worker normalize findings.fpf --filter 'data.vulnerability.kev == true'
         """,
     )
     parser.add_argument("file", metavar="FILE", help="an FPF file, or - for stdin")
@@ -41,9 +50,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="the DT server's time zone, for the zone-less dates DT 4.x writes "
         "(default: $DTRACK_WORKER_DT_TIMEZONE, else UTC)",
     )
+    add_output_options(parser)
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    shown = output_from(args, environ)  # a bad filter stops here, before any input is read
     contract = schemas.load().fpf
     zone = timezones.zone(args.dt_timezone or environ.get("DTRACK_WORKER_DT_TIMEZONE", "UTC"))
     source = args.source or environ.get("DTRACK_WORKER_SOURCE") or None
@@ -61,5 +72,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         return EXIT_INVALID
     out = sys.stdout.buffer
     for event in export.events():
-        out.write(event.body + b"\n")
+        line = shown.line(event.body, event.type) if shown.transforms else event.body
+        if line is not None:
+            out.write(line + b"\n")
     return EXIT_OK

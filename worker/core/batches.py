@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import orjson
 
-from worker.core import ids
+from worker.core import ids, ocsf
 from worker.core.events import CLOUDEVENTS_CONTENT_TYPE
 
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
@@ -45,7 +45,7 @@ def pack(events: Sequence[Serialized], size: int) -> list[Message]:
     CloudEvents, as ever), else batches of at most ``size`` (every message a batch)."""
     if size == 1:
         return [
-            Message(key, body, event_id, type_, CLOUDEVENTS_CONTENT_TYPE)
+            Message(key, body, event_id, type_, _content_type(type_))
             for key, body, event_id, type_ in events
         ]
     messages: list[Message] = []
@@ -86,6 +86,11 @@ def _family(key: str) -> str:
     return key.split(".", 1)[0]
 
 
+def _content_type(type_: str) -> str:
+    """A CloudEvent's, or an OCSF finding's (DTRACK_WORKER_FORMAT=ocsf)."""
+    return ocsf.CONTENT_TYPE if type_ == ocsf.MESSAGE_TYPE else CLOUDEVENTS_CONTENT_TYPE
+
+
 def _batch(run: Sequence[Serialized]) -> Message:
     types = {type_ for _, _, _, type_ in run}
     return Message(
@@ -93,5 +98,6 @@ def _batch(run: Sequence[Serialized]) -> Message:
         b"[" + b",".join(body for _, body, _, _ in run) + b"]",
         ids.uuid5(BATCH_ID_NAMESPACE, "\n".join(event_id for _, _, event_id, _ in run)),
         types.pop() if len(types) == 1 else MIXED_TYPE,
-        BATCH_CONTENT_TYPE,
+        # a batch is of one family: OCSF findings (a JSON array of them), or CloudEvents
+        ocsf.CONTENT_TYPE if run[0][3] == ocsf.MESSAGE_TYPE else BATCH_CONTENT_TYPE,
     )

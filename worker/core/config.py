@@ -226,6 +226,30 @@ def _state(env: Env) -> StateSettings:
     )
 
 
+FORMATS = ("cloudevents", "ocsf")
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class OutputSettings:
+    """How finding events are published: their format, and which (docs/events.md)."""
+
+    format: str  # cloudevents or ocsf
+    filter: str | None  # a CEL expression; compiled when a worker starts
+
+
+def output_settings(environ: Mapping[str, str]) -> OutputSettings:
+    """DTRACK_WORKER_FORMAT and DTRACK_WORKER_FILTER alone (the offline commands need no more)."""
+    return _output(Env(environ))
+
+
+def _output(env: Env) -> OutputSettings:
+    format_ = env.text("FORMAT", "cloudevents").lower()
+    if format_ not in FORMATS:
+        raise ConfigError(f"{PREFIX}FORMAT={format_!r} must be cloudevents or ocsf")
+    expression = env.optional("FILTER")
+    return OutputSettings(format=format_, filter=expression.strip() if expression else None)
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     broker: BrokerSettings
@@ -233,6 +257,7 @@ class Settings:
     dt: DtSettings
     worker: WorkerSettings
     state: StateSettings
+    output: OutputSettings
     log_level: str
     log_format: str  # "json" or "console"
 
@@ -263,6 +288,7 @@ class Settings:
             receiver=_receiver(env),
             dt=_dt(env),
             state=_state(env),
+            output=_output(env),
             worker=WorkerSettings(
                 max_attempts=env.integer("MAX_ATTEMPTS", 8, minimum=1, maximum=100),
                 shutdown_grace=env.number("SHUTDOWN_GRACE", 30.0, minimum=0, maximum=3600),

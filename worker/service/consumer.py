@@ -40,6 +40,7 @@ from worker.core.errors import (
     TransientError,
 )
 from worker.core.jobs import Job, utc_timestamp
+from worker.core.output import AS_MADE, Output
 from worker.service import job_messages
 from worker.service.delta import Deltas
 from worker.service.freshness import Freshness
@@ -61,6 +62,7 @@ class WorkerOptions:
     prefetch: int
     shutdown_grace: float
     snapshots: bool = True  # publish every finding of every export (DTRACK_WORKER_EMIT)
+    output: Output = AS_MADE  # the filter and the format of finding events
 
 
 def _batches(items: Iterable[events.Event], size: int) -> Iterator[list[events.Event]]:
@@ -298,10 +300,7 @@ class Worker:
         severities: dict[str, int] = {}
         published = 0
         for batch in _batches(export.events(severities), self._broker.events_per_round):
-            await self._broker.publish_events(batch)
-            published += len(batch)
-            self._metrics.findings_published.inc(len(batch))
-            self._metrics.count_events(event.type for event in batch)
+            published += await self._send(batch)
         if not summary:  # with both streams, one summary: the change stream's, with its counts
             return published
         announcement = events.export_summary(
@@ -325,6 +324,18 @@ class Worker:
         )
         await self._publish_one(announcement)
         return published
+
+    async def _send(self, batch: list[events.Event]) -> int:
+        """A round of finding events, through the filter and the format; how many went."""
+        items = [(event.routing_key, event.body, event.id, event.type) for event in batch]
+        if self._options.output.transforms:
+            items, outcomes = self._options.output.prepare(items)
+            self._metrics.count_filtered(outcomes)
+        if items:
+            await self._broker.publish_serialized(self._broker.topology.events_exchange.name, items)
+        self._metrics.findings_published.inc(len(items))
+        self._metrics.count_events(type_ for _, _, _, type_ in items)
+        return len(items)
 
     async def _publish_one(self, event: events.Event) -> None:
         await self._broker.publish_events([event])

@@ -22,6 +22,7 @@ from worker.adapters.metrics import WorkerMetrics
 from worker.adapters.state.queries import OutboxRow
 from worker.adapters.state.store import Store
 from worker.core.errors import TransientError
+from worker.core.output import AS_MADE, Output
 from worker.service import collector
 
 log = structlog.get_logger(__name__)
@@ -32,7 +33,10 @@ IDLE_SECONDS = 1.0  # a pass at least this often, woken sooner by a commit of th
 
 
 class Relay:
-    def __init__(self, store: Store, broker: Broker, metrics: WorkerMetrics) -> None:
+    def __init__(
+        self, store: Store, broker: Broker, metrics: WorkerMetrics, output: Output = AS_MADE
+    ) -> None:
+        self._output = output  # the filter and the format of finding events
         self._store = store
         self._broker = broker
         self._metrics = metrics
@@ -108,7 +112,6 @@ class Relay:
                     await deleting
                 deleting = asyncio.create_task(store.delete_outbox([row[0] for row in rows]))
                 self._metrics.outbox_published.inc(len(rows))
-                self._metrics.count_events(row[2] for row in rows)
                 published = True
                 rows = await ahead
                 if rows and not await store.lease(project, self._owner):
@@ -126,10 +129,15 @@ class Relay:
             links=tracing.links_to(row[6] for row in rows),
             attributes={"dtrack_worker.events": len(rows)} if tracing.enabled() else None,
         ):
-            await self._broker.publish_serialized(
-                self._broker.topology.events_exchange.name,
-                [
-                    (routing_key, body, event_id, type_)
-                    for _, event_id, type_, routing_key, body, _, _ in rows
-                ],
-            )
+            items = [
+                (routing_key, body, event_id, type_)
+                for _, event_id, type_, routing_key, body, _, _ in rows
+            ]
+            if self._output.transforms:  # filtered out: deleted with the rest, never sent
+                items, outcomes = self._output.prepare(items)
+                self._metrics.count_filtered(outcomes)
+            if items:
+                await self._broker.publish_serialized(
+                    self._broker.topology.events_exchange.name, items
+                )
+            self._metrics.count_events(type_ for _, _, _, type_ in items)

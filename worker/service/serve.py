@@ -19,6 +19,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from worker import __version__
 from worker.adapters import schemas
 from worker.adapters.broker import Broker
 from worker.adapters.dtrack import DtClient
@@ -26,7 +27,7 @@ from worker.adapters.listen import listening_socket
 from worker.adapters.metrics import ReceiverMetrics, WorkerMetrics
 from worker.adapters.state.store import Store
 from worker.adapters.timezones import zone
-from worker.core import topology
+from worker.core import output, topology
 from worker.core.config import Settings
 from worker.service import checks, collector, queue_gauges, receiver
 from worker.service.backfill import backfill
@@ -98,6 +99,7 @@ def _worker(
         prefetch=settings.worker.prefetch,
         shutdown_grace=settings.worker.shutdown_grace,
         snapshots=settings.state.snapshots,
+        output=output.from_settings(settings.output, __version__),
     )
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
@@ -106,7 +108,7 @@ def _worker(
             deltas = None
             if settings.state.deltas:
                 store = await stack.enter_async_context(Store.open(settings.state))
-                relay = Relay(store, broker, metrics)
+                relay = Relay(store, broker, metrics, options.output)
                 deltas = Deltas(
                     store,
                     dt,
