@@ -183,7 +183,7 @@ class FakeDt:
         if project in known:
             return web.json_response(known[project])
         if project in self.exports:
-            return web.json_response({"uuid": project, "name": "p", "active": True})
+            return web.json_response({"uuid": project, "name": "p", "active": True, "tags": []})
         return web.Response(status=404, text="The project could not be found.")
 
     async def _projects(self, request: web.Request) -> web.Response:
@@ -198,6 +198,11 @@ class FakeDt:
         projects = self.projects
         if request.query.get("excludeInactive") == "true":
             projects = [p for p in projects if p.get("active", True)]
+        if "name" in request.query:  # DT: exactly this name, every version
+            projects = [p for p in projects if p.get("name") == request.query["name"]]
+        if "searchText" in request.query:  # DT: names that contain it, any case
+            text = request.query["searchText"].lower()
+            projects = [p for p in projects if text in str(p.get("name", "")).lower()]
         chunk = projects[(page - 1) * size : page * size]
         total = self.total_count(len(projects))
         headers = {} if total is None else {"X-Total-Count": total}

@@ -37,6 +37,7 @@ def test_a_v4_notification_makes_one_valid_job_per_project(contracts):
         "notification_id": "sha256:" + hashlib.sha256(body).hexdigest(),  # v4 has no id
         "accepted_at": "2026-11-22T07:30:00.123456Z",
         "correlation_id": "corr-1",
+        "project_version": "1.0.0",  # job 1.1.0; DT 4 sent no tags, so the worker asks DT
     }
 
 

@@ -109,12 +109,14 @@ def test_every_notification_fixture_names_the_projects_of_the_reference_table(pa
         assert routing.scope == "PORTFOLIO"
 
 
-def test_project_names_come_along(contracts):
+def test_project_names_versions_and_tags_come_along(contracts):
     routing = _route(
         orjson.loads((NOTIFICATIONS / "v4__dt-docs-4.14.3__BOM_CONSUMED.json").read_bytes()),
         contracts,
     )
-    assert routing.projects == (notifications.ProjectRef(DOCS_PROJECT, "Acme Example"),)
+    assert routing.projects == (
+        notifications.ProjectRef(DOCS_PROJECT, "Acme Example", "1.0.0", None),  # DT 4: no tags
+    )
     routing = _route(
         orjson.loads(
             (NOTIFICATIONS / "v4__dt-docs-4.14.3__PROJECT_AUDIT_CHANGE.json").read_bytes()
@@ -332,3 +334,13 @@ def test_routing_does_not_change_the_document(contracts):
     before = copy.deepcopy(document)
     _route(document, contracts)
     assert document == before
+
+
+def test_project_tags_come_along_in_either_spelling(contracts):
+    v5 = orjson.loads(
+        (NOTIFICATIONS / "v5pre__hyades-v0.6.0-test__GROUP_NEW_VULNERABILITY.json").read_bytes()
+    )
+    assert _route(v5, contracts).projects[0].tags == ("tag1", "tag2")  # DT 5: a list
+    v4 = orjson.loads((NOTIFICATIONS / "v4__dt-docs-4.14.3__BOM_CONSUMED.json").read_bytes())
+    v4["notification"]["subject"]["project"]["tags"] = "team-b, team-a,"
+    assert _route(v4, contracts).projects[0].tags == ("team-a", "team-b")  # DT 4: one string

@@ -100,7 +100,7 @@ async def test_backfill_filters_by_tag_and_activity(serve, dt: FakeDt, contracts
     env = _env(settings.broker.prefix, dt)
     code, out, _ = await cli("backfill", "--tag", "production", "--active-only", env=env)
     assert code == 0
-    assert "3 jobs enqueued for 7 projects (4 skipped by --tag)" in out
+    assert "3 jobs enqueued for 7 projects (4 skipped: out of scope or without --tag)" in out
     assert len(await drain(topo.jobs_queue.name)) == 3
 
 

@@ -16,6 +16,7 @@ from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 from worker.adapters import tracing
 from worker.core.config import BrokerSettings, Secret
 from worker.core.errors import PermanentError, TransientError
+from worker.core.jobs import PROGRESS_HEADER
 from worker.core.topology import Topology
 from worker.core.urls import redact
 
@@ -74,7 +75,10 @@ async def connect_once(settings: BrokerSettings) -> AbstractConnection:
 def copy_of(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
     """The job ``message`` again, persistent, with new ``headers`` (retry, park, replay) and
     its trace context (a retried job stays in the trace of its notification)."""
-    headers = {**tracing.trace_headers(message.headers), **headers}
+    kept = tracing.trace_headers(message.headers)
+    if message.headers and PROGRESS_HEADER in message.headers:  # sync --wait follows retries
+        kept[PROGRESS_HEADER] = message.headers[PROGRESS_HEADER]
+    headers = {**kept, **headers}
     return aio_pika.Message(
         message.body,
         content_type=message.content_type,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import cast
 
 import aio_pika
@@ -307,7 +307,13 @@ class Broker:
             total += queue.declaration_result.message_count or 0
         return total
 
-    async def enqueue(self, jobs: Sequence[Job], *, delay_seconds: float = 0) -> None:
+    async def enqueue(
+        self,
+        jobs: Sequence[Job],
+        *,
+        delay_seconds: float = 0,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         """Publish ``jobs`` (persistent, mandatory): all of them are in RabbitMQ, or none is.
 
         One job is one confirmed publish. Several go in one AMQP transaction on a channel of
@@ -326,7 +332,8 @@ class Broker:
             kind=SpanKind.PRODUCER,
             attributes=tracing.publish_attributes(exchange.name, len(jobs)),
         ):
-            headers = tracing.inject() or None  # the jobs carry the trace to the worker
+            # the jobs carry the trace to the worker, and ``headers`` (sync's progress queue)
+            headers = {**tracing.inject(), **(headers or {})} or None
             if len(jobs) > 1:
                 await self._publish_atomically(
                     [_job_message(job, headers) for job in jobs], routing_key

@@ -220,7 +220,13 @@ class DtClient:
         return body if status == 200 and isinstance(body, dict) else None
 
     async def list_projects(
-        self, page: int, size: int, *, active_only: bool = False
+        self,
+        page: int,
+        size: int,
+        *,
+        active_only: bool = False,
+        name: str | None = None,
+        search: str | None = None,
     ) -> tuple[list[dict[str, Any]], int | None]:
         """One page of ``GET /api/v1/project`` (1-based) and the ``X-Total-Count``, if sent.
 
@@ -230,6 +236,10 @@ class DtClient:
         params = {"pageNumber": str(page), "pageSize": str(size), "sortName": "name"}
         if active_only:
             params["excludeInactive"] = "true"
+        if name is not None:  # every version of the project of exactly this name
+            params["name"] = name
+        if search is not None:  # names that contain it
+            params["searchText"] = search
         path = "api/v1/project"
 
         async def once() -> tuple[list[dict[str, Any]], int | None]:

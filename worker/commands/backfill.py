@@ -70,6 +70,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                     tag=args.tag,
                     rate=args.rate,
                     report=report,
+                    scope=settings.worker.scope,
                 )
         finally:
             await broker.close()
@@ -84,7 +85,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         tracing.shutdown()  # exports the backfill's trace before the process ends
     print(
         f"backfill done: {progress.enqueued} jobs enqueued for {progress.seen} projects "
-        f"({progress.skipped} skipped by --tag) in {time.monotonic() - progress.started:.1f} s, "
+        f"({progress.skipped} skipped: out of scope or without --tag) in "
+        f"{time.monotonic() - progress.started:.1f} s, "
         f"{progress.passes} listings"
     )
     if progress.moved:

@@ -20,6 +20,7 @@ from worker.commands import (
     run,
     state,
     status,
+    sync,
     tail,
     topology,
     validate,
@@ -28,7 +29,20 @@ from worker.commands.common import EXIT_BROKEN_PIPE, EXIT_INVALID, EXIT_USAGE, C
 from worker.core.errors import ConfigError, PermanentError, TransientError
 
 # in the order --help lists them
-COMMANDS = (validate, normalize, diff, run, tail, status, backfill, parked, state, topology, check)
+COMMANDS = (
+    validate,
+    normalize,
+    diff,
+    run,
+    tail,
+    status,
+    sync,
+    backfill,
+    parked,
+    state,
+    topology,
+    check,
+)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -10,9 +10,10 @@ event that follows one in a later batch.
 
 from __future__ import annotations
 
+import itertools
 import uuid
-from collections.abc import Sequence
-from typing import NamedTuple
+from collections.abc import Iterable, Iterator, Sequence
+from typing import NamedTuple, TypeVar
 
 import orjson
 
@@ -25,6 +26,8 @@ MAX_BATCH = 10_000
 
 # Namespace of batch message ids (a fixed UUIDv4): the same events make the same id.
 BATCH_ID_NAMESPACE = uuid.UUID("b7a3c0f1-3d2e-4c55-9a61-2e8f0d4b7c19")
+
+_T = TypeVar("_T")
 
 # routing key, CloudEvent body, event id, event type
 Serialized = tuple[str, bytes, str, str]
@@ -101,3 +104,10 @@ def _batch(run: Sequence[Serialized]) -> Message:
         # a batch is of one family: OCSF findings (a JSON array of them), or CloudEvents
         ocsf.CONTENT_TYPE if run[0][3] == ocsf.MESSAGE_TYPE else BATCH_CONTENT_TYPE,
     )
+
+
+def rounds(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    """``items`` in lists of ``size`` (the last one shorter): a worker's publishing rounds."""
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk

@@ -18,7 +18,7 @@ from worker.core.events import DATA_CONTENT_TYPE, SPEC_VERSION, Event
 from worker.core.ids import Uuid5Prefix
 from worker.core.transitions import Transition
 
-CHANGE_EVENT_SCHEMA = "urn:dtrack-worker:schema:finding-change:1.0.0"
+CHANGE_EVENT_SCHEMA = "urn:dtrack-worker:schema:finding-change:1.1.0"
 KINDS = ("opened", "changed", "resolved", "suppressed", "reopened")
 # Namespace of transition ids (a fixed UUIDv4): changing it would change every id emitted.
 CHANGE_ID_NAMESPACE = uuid.UUID("9a3c1f57-2d4e-4b8a-8f61-0c7d5e2b9f13")
@@ -56,7 +56,8 @@ class ChangeEvents:
         """``basis`` names the occasion in the ids: the export's timestamp, or the job that
         found the project gone, or a resync run; ``time`` is the events' time."""
         self._source = source
-        self._project = project
+        # tags and activity are null where unknown (a diff of files, a gone project, a resync)
+        self._project = project | {"tags": project.get("tags"), "active": project.get("active")}
         self._fpf = fpf
         self._time = time
         self._ids = Uuid5Prefix(CHANGE_ID_NAMESPACE, f"{source}\n{project['uuid']}\n{basis}\n")

@@ -10,10 +10,11 @@ import dataclasses
 import re
 from collections.abc import Mapping
 
-from worker.core import urls
+from worker.core import scope, urls
 from worker.core.batches import MAX_BATCH
 from worker.core.env import PREFIX, Env, Secret, amqp_urls, http_url
 from worker.core.errors import ConfigError
+from worker.core.scope import EVERYTHING, Scope
 
 __all__ = ["PREFIX", "Secret", "Settings", "redact_url"]
 
@@ -87,6 +88,7 @@ class ReceiverSettings:
     body_timeout: float  # to read a whole request body
     trigger_groups: frozenset[str]
     coalesce_seconds: float
+    scope: Scope = EVERYTHING  # projects out of it are answered ignored, never enqueued
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -156,6 +158,8 @@ class WorkerSettings:
     shutdown_grace: float
     prefetch: int
     reconcile_interval: float | None  # seconds; None: no scheduled reconciliation
+    scope: Scope = EVERYTHING  # which projects: every one by default
+    project_cache_seconds: float = 300.0  # how long DT's answer about a project is reused
 
 
 def _dt_url(raw: str | None) -> str | None:
@@ -275,6 +279,12 @@ class Settings:
             raise ConfigError(
                 f"{PREFIX}LOG_LEVEL={log_level!r} must be DEBUG, INFO, WARNING or ERROR"
             )
+        project_scope = scope.parse(
+            env.optional("INCLUDE_TAGS"),
+            env.optional("EXCLUDE_TAGS"),
+            env.optional("INCLUDE_PROJECTS"),
+            env.optional("EXCLUDE_PROJECTS"),
+        )
         return cls(
             broker=BrokerSettings(
                 urls=amqp_urls(
@@ -285,7 +295,7 @@ class Settings:
                 quorum_group_size=env.integer("QUORUM_SIZE", 3, minimum=1, maximum=9),
                 event_batch=env.integer("BATCH", 1, minimum=1, maximum=MAX_BATCH),
             ),
-            receiver=_receiver(env),
+            receiver=_receiver(env, project_scope),
             dt=_dt(env),
             state=_state(env),
             output=_output(env),
@@ -294,13 +304,17 @@ class Settings:
                 shutdown_grace=env.number("SHUTDOWN_GRACE", 30.0, minimum=0, maximum=3600),
                 prefetch=env.integer("PREFETCH", 8, minimum=1, maximum=1000),
                 reconcile_interval=parse_interval(env.optional("RECONCILE_INTERVAL")),
+                scope=project_scope,
+                project_cache_seconds=env.number(
+                    "PROJECT_CACHE_SECONDS", 300.0, minimum=0, maximum=86400
+                ),
             ),
             log_level=log_level,
             log_format=log_format,
         )
 
 
-def _receiver(env: Env) -> ReceiverSettings:
+def _receiver(env: Env, project_scope: Scope) -> ReceiverSettings:
     token = env.optional("WEBHOOK_TOKEN")
     host, port = _listen(env.text("LISTEN", "0.0.0.0:8080"))
     return ReceiverSettings(
@@ -314,6 +328,7 @@ def _receiver(env: Env) -> ReceiverSettings:
         coalesce_seconds=env.number(
             "COALESCE_SECONDS", 10.0, minimum=0, maximum=MAX_COALESCE_SECONDS
         ),
+        scope=project_scope,
     )
 
 

@@ -14,7 +14,7 @@ from worker.core.ids import Uuid5Prefix
 
 SPEC_VERSION = "1.0"
 FINDING_EVENT_TYPE = "dtrack-worker.finding.v1"
-FINDING_EVENT_SCHEMA = "urn:dtrack-worker:schema:finding-event:1.0.0"
+FINDING_EVENT_SCHEMA = "urn:dtrack-worker:schema:finding-event:1.1.0"
 DATA_CONTENT_TYPE = "application/json"
 CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"
 DEFAULT_SOURCE = "dependency-track"

@@ -27,6 +27,18 @@ from worker.core.validation import Contract, excerpt, json_type
 T = TypeVar("T")
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProjectFacts:
+    """What DT says of a project that its export does not: its tags and whether it is active;
+    None where that is not known."""
+
+    tags: list[str] | None = None
+    active: bool | None = None
+
+
+UNKNOWN = ProjectFacts()
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Export:
     """One project's validated export: what it is, and its findings as events.
@@ -49,6 +61,16 @@ class Export:
     _made: tuple[Event, ...] | None = dataclasses.field(repr=False, default=None)
     _zone: tzinfo = dataclasses.field(repr=False, default=UTC)
 
+    def project(self, facts: ProjectFacts = UNKNOWN) -> dict[str, Any]:
+        """The project in events: the export's identity, and what DT says of it elsewhere."""
+        return {
+            "uuid": self.project_uuid,
+            "name": self.project_name,
+            "version": self.project_version,
+            "tags": facts.tags,
+            "active": facts.active,
+        }
+
     def events(self, severities: dict[str, int] | None = None) -> Iterator[Event]:
         """The findings' events; counts them by severity into ``severities``."""
         for event in self._made if self._made is not None else self._make(self._findings):
@@ -57,15 +79,13 @@ class Export:
                 severities[severity] = severities.get(severity, 0) + 1
             yield event
 
-    def _make(self, findings: Iterable[Mapping[str, Any]]) -> Iterator[Event]:
+    def _make(
+        self, findings: Iterable[Mapping[str, Any]], facts: ProjectFacts = UNKNOWN
+    ) -> Iterator[Event]:
         envelope = finding.Envelope(
             source=self.source,
             exported_at=self.exported_at,
-            project={
-                "uuid": self.project_uuid,
-                "name": self.project_name,
-                "version": self.project_version,
-            },
+            project=self.project(facts),
             fpf={
                 "version": self.fpf_version,
                 "dt_version": self.dt_version,
@@ -111,19 +131,21 @@ def process(
     source: str | None = None,
     zone: tzinfo = UTC,
     project: str | None = None,
+    facts: ProjectFacts = UNKNOWN,
     run_bytes: int = split.RUN_BYTES,
 ) -> Export:
     """The whole pure pipeline: parse, validate against ``contract``, normalize.
 
     ``project``: the project the export must be about (a worker's job); an export of another
-    project, or with a finding of another, is refused. The findings are read in runs of about
+    project, or with a finding of another, is refused. ``facts``: the project's tags and
+    activity, which the export does not carry. The findings are read in runs of about
     ``run_bytes`` (see ``worker.split``); the result is the same as for the whole document,
     only faster and in less memory.
     """
     export, made = read(
         raw,
         contract,
-        lambda described, rows: described._make(rows),
+        lambda described, rows: described._make(rows, facts),
         source=source,
         zone=zone,
         project=project,

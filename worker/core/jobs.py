@@ -19,7 +19,9 @@ from worker.core.notifications import Routing
 from worker.core.validation import Contract
 
 JOB_TYPE = "dtrack-worker.job.v1"
-JOB_SCHEMA = "urn:dtrack-worker:schema:job:1.0.0"
+JOB_SCHEMA = "urn:dtrack-worker:schema:job:1.1.0"
+# the AMQP header naming the queue a job reports its progress to (dtrack-worker sync --wait)
+PROGRESS_HEADER = "x-progress-queue"
 
 # Namespace of job ids: the same notification for the same project always makes the same job id.
 JOB_ID_NAMESPACE = uuid.UUID("0b8f4a52-3c1e-4d8e-9d55-2a7f6c1e9b30")
@@ -34,9 +36,22 @@ class Job:
     notification_id: str
     accepted_at: str
     correlation_id: str
+    # what the notification said of the project (job 1.1.0); None where it said nothing
+    project_version: str | None = None
+    project_tags: list[str] | None = None
+    project_active: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        facts = {
+            key: value
+            for key, value in (
+                ("project_version", self.project_version),
+                ("project_tags", self.project_tags),
+                ("project_active", self.project_active),
+            )
+            if value is not None
+        }
+        return facts | {
             "type": JOB_TYPE,
             "job_id": self.job_id,
             "project_uuid": self.project_uuid,
@@ -87,6 +102,9 @@ def jobs_for(
             job_id=job_id(notification, project.uuid),
             project_uuid=project.uuid,
             project_name=project.name,
+            project_version=project.version,
+            project_tags=None if project.tags is None else list(project.tags),
+            project_active=project.active,
             trigger=routing.group,
             notification_id=notification,
             accepted_at=accepted,

@@ -106,6 +106,9 @@ RULES: dict[Dialect, dict[str, Rule]] = {
 class ProjectRef:
     uuid: str  # lower-case canonical form
     name: str | None
+    version: str | None = None
+    tags: tuple[str, ...] | None = None  # None: the notification does not say (DT 4 without)
+    active: bool | None = None  # DT 5's isActive
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -193,12 +196,35 @@ def _projects(subject: object, paths: tuple[str, ...]) -> tuple[ProjectRef, ...]
                 )
             uuid = value.lower()
             if uuid not in found or found[uuid].name is None:
-                found[uuid] = ProjectRef(uuid, name)
+                found[uuid] = _project_ref(uuid, name)
     return tuple(found.values())
 
 
-def _walk(node: object, steps: list[str], pointer: str) -> Iterator[tuple[str, object, str | None]]:
-    """Values at the path, with their JSON Pointer and, for ``….uuid``, the sibling ``name``."""
+def _project_ref(uuid: str, node: dict[str, Any] | None) -> ProjectRef:
+    """The project object around a uuid: name, version and tags when it has them (DT 4 joins
+    tags with commas in one string, DT 5 sends a list)."""
+    if node is None:
+        return ProjectRef(uuid, None)
+    name, version, raw = node.get("name"), node.get("version"), node.get("tags")
+    active = node.get("isActive", node.get("active"))
+    tags: tuple[str, ...] | None = None
+    if isinstance(raw, str):
+        tags = tuple(sorted({tag.strip() for tag in raw.split(",") if tag.strip()}))
+    elif isinstance(raw, list):
+        tags = tuple(sorted({tag for tag in raw if isinstance(tag, str) and tag}))
+    return ProjectRef(
+        uuid,
+        name if isinstance(name, str) else None,
+        version if isinstance(version, str) else None,
+        tags,
+        active if isinstance(active, bool) else None,
+    )
+
+
+def _walk(
+    node: object, steps: list[str], pointer: str
+) -> Iterator[tuple[str, object, dict[str, Any] | None]]:
+    """Values at the path, with their JSON Pointer and, for ``….uuid``, the object holding it."""
     if not steps:
         return
     step, rest = steps[0], steps[1:]
@@ -213,8 +239,7 @@ def _walk(node: object, steps: list[str], pointer: str) -> Iterator[tuple[str, o
         if rest:
             yield from _walk(child, rest, here)
         else:
-            name = node.get("name") if key == "uuid" else None
-            yield here, child, name if isinstance(name, str) else None
+            yield here, child, node if key == "uuid" else None
         return
     if not isinstance(child, list):
         return

@@ -25,6 +25,7 @@ from worker.adapters.broker import Broker
 from worker.adapters.dtrack import DtClient
 from worker.core import jobs
 from worker.core.errors import DtMisconfigured
+from worker.core.scope import EVERYTHING, OUT, Scope
 
 PAGE_SIZE = 100
 MAX_PASSES = 3
@@ -79,11 +80,13 @@ async def backfill(
     tag: str | None = None,
     rate: float | None = None,
     report: Callable[[Progress], None] = lambda _: None,
+    scope: Scope = EVERYTHING,
 ) -> Progress:
+    """Queue a job for every project DT lists (in ``scope``; with ``tag``, only those)."""
     with tracing.span(
         trigger.lower(), context=Context(), attributes={"dtrack_worker.active_only": active_only}
     ) as span:  # a trace of its own; every job it enqueues carries it
-        progress = await _backfill(dt, broker, trigger, active_only, tag, rate, report)
+        progress = await _backfill(dt, broker, trigger, active_only, tag, rate, report, scope)
         if span is not None:
             span.set_attributes({"dtrack_worker.enqueued": progress.enqueued})
         return progress
@@ -97,10 +100,11 @@ async def _backfill(
     tag: str | None,
     rate: float | None,
     report: Callable[[Progress], None],
+    scope: Scope,
 ) -> Progress:
     run = f"{trigger.lower()}:{uuid.uuid4()}"
     progress = Progress()
-    seen: set[str] = set()  # every project listed so far, queued or skipped by --tag
+    seen: set[str] = set()  # every project listed so far, queued or skipped
     pause = 1.0 / rate if rate else 0.0
 
     async def take(project: dict[str, Any]) -> None:
@@ -111,6 +115,11 @@ async def _backfill(
         progress.seen += 1
         tags = {t.get("name") for t in project.get("tags") or () if isinstance(t, dict)}
         if tag is not None and tag not in tags:
+            progress.skipped += 1
+            return
+        listed_tags = [name for name in tags if isinstance(name, str)]
+        verdict, _ = scope.decide(project.get("name"), project.get("version"), listed_tags)
+        if verdict == OUT:  # never queued; its state, if any, is kept
             progress.skipped += 1
             return
         job = jobs.Job(

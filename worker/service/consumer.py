@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import itertools
 import time
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Protocol
@@ -29,7 +27,7 @@ from worker.adapters.broker import Broker
 from worker.adapters.metrics import WorkerMetrics
 from worker.adapters.schemas import Contracts
 from worker.adapters.subscription import Subscription
-from worker.core import events, fpf, topology
+from worker.core import batches, events, fpf, topology
 from worker.core.errors import (
     DtMisconfigured,
     DtRejected,
@@ -39,11 +37,14 @@ from worker.core.errors import (
     ProjectGone,
     TransientError,
 )
+from worker.core.fpf import ProjectFacts
 from worker.core.jobs import Job, utc_timestamp
 from worker.core.output import AS_MADE, Output
-from worker.service import job_messages
+from worker.core.scope import EVERYTHING, Scope
+from worker.service import job_messages, progress, projects
 from worker.service.delta import Deltas
 from worker.service.freshness import Freshness
+from worker.service.projects import Directory
 
 log = structlog.get_logger(__name__)
 
@@ -63,12 +64,7 @@ class WorkerOptions:
     shutdown_grace: float
     snapshots: bool = True  # publish every finding of every export (DTRACK_WORKER_EMIT)
     output: Output = AS_MADE  # the filter and the format of finding events
-
-
-def _batches(items: Iterable[events.Event], size: int) -> Iterator[list[events.Event]]:
-    iterator = iter(items)
-    while batch := list(itertools.islice(iterator, size)):
-        yield batch
+    scope: Scope = EVERYTHING  # which projects are worked for
 
 
 class Worker:
@@ -80,7 +76,9 @@ class Worker:
         metrics: WorkerMetrics,
         options: WorkerOptions,
         deltas: Deltas | None = None,
+        directory: Directory | None = None,
     ) -> None:
+        self._directory = directory  # DT's project facts: tags, activity, for scope and events
         self._deltas = deltas  # the change stream, through the state store (delta or both)
         self._broker = broker
         self._dt = dt
@@ -178,6 +176,7 @@ class Worker:
     async def _attempt(self, message: AbstractIncomingMessage, attempt: int) -> None:
         started = time.perf_counter()
         fields: dict[str, Any] = {"message_id": message.message_id, "attempt": attempt}
+        await progress.report(self._broker, message, "started", fields)
         self._metrics.in_flight.inc()
         try:
             outcome = await self._settle(message, attempt, fields)
@@ -196,6 +195,7 @@ class Worker:
         self._metrics.jobs.labels(outcome=outcome).inc()
         self._metrics.job_seconds.labels(outcome=outcome).observe(seconds)
         tracing.annotate({"dtrack_worker.job.outcome": outcome})
+        await progress.report(self._broker, message, outcome, fields)
         level = "warning" if outcome == "parked" else "info"
         getattr(log, level)(
             "job.settled", outcome=outcome, duration_ms=round(seconds * 1e3, 1), **fields
@@ -222,26 +222,30 @@ class Worker:
             if attempt < self._options.max_attempts:
                 await self._retry(message, attempt, exc)
                 return "retried"
-            return await self._park(message, "attempts_exhausted", exc, attempt)
+            return await self._park(message, "attempts_exhausted", exc, attempt, fields)
         except InvalidExport as exc:
             fields["error"] = str(exc.args[0])
             self._metrics.validation_failures.inc()
             assert job is not None
             await self._publish_invalid(job, exc)
-            return await self._park(message, "invalid_export", exc, attempt)
+            return await self._park(message, "invalid_export", exc, attempt, fields)
         except PermanentError as exc:
             fields["error"] = str(exc)
-            return await self._park(message, job_messages.park_reason(exc), exc, attempt)
+            return await self._park(message, job_messages.park_reason(exc), exc, attempt, fields)
         except asyncio.CancelledError:
             raise  # shutdown: unsettled, RabbitMQ redelivers it
         except Exception as exc:  # a bug: park it, never hot-loop it
             fields["error"] = f"{type(exc).__name__}: {exc}"
             log.exception("job.unexpected_error", **fields)
-            return await self._park(message, "unexpected", exc, attempt)
+            return await self._park(message, "unexpected", exc, attempt, fields)
         await message.ack()
         return outcome
 
     async def _process(self, job: Job, fields: dict[str, Any]) -> str:
+        facts, outside = await projects.about(self._directory, self._options.scope, job)
+        if outside is not None:  # never fetched; its state, if any, stays as it was
+            fields["reason"] = outside
+            return "out_of_scope"
         accepted = datetime.fromisoformat(job.accepted_at)
         if await self._freshness.covered(job.project_uuid, accepted):
             self._metrics.coalesced.inc()
@@ -254,7 +258,7 @@ class Worker:
                 if self._deltas is not None:  # its open findings resolve, then project.gone
                     fields["transitions"] = await self._deltas.gone(job, job_messages.job_ref(job))
                 else:
-                    await self._publish_one(self._gone(job))
+                    await self._publish_one(job_messages.gone(job, self._options.source))
                 return "gone"
             except DtRejected as exc:
                 if exc.status in (401, 403):
@@ -265,14 +269,14 @@ class Worker:
                 raise
             outcome = "done"
             if self._options.snapshots:
-                fields["events"] = await self._snapshot(job, raw, started)
+                fields["events"] = await self._snapshot(job, raw, started, facts)
             if self._deltas is not None:
                 outcome, fields["transitions"] = await self._deltas.export(
-                    job, raw, started, job_messages.job_ref(job)
+                    job, raw, started, job_messages.job_ref(job), facts=facts
                 )
         return outcome
 
-    async def _snapshot(self, job: Job, raw: bytes, started: float) -> int:
+    async def _snapshot(self, job: Job, raw: bytes, started: float, facts: ProjectFacts) -> int:
         """Every finding of the export as an event, published now (snapshot mode)."""
         with tracing.span(
             "validate and normalize", attributes={"dtrack_worker.export.bytes": len(raw)}
@@ -283,6 +287,7 @@ class Worker:
                 source=self._options.source,
                 zone=self._options.zone,
                 project=job.project_uuid,
+                facts=facts,
             )
         # Its events (or, for an export read whole, its parsed tree) are many objects without
         # reference cycles; frozen, the collector stops walking them all again for every batch.
@@ -299,7 +304,7 @@ class Worker:
         confirmed. Returns the finding count."""
         severities: dict[str, int] = {}
         published = 0
-        for batch in _batches(export.events(severities), self._broker.events_per_round):
+        for batch in batches.rounds(export.events(severities), self._broker.events_per_round):
             published += await self._send(batch)
         if not summary:  # with both streams, one summary: the change stream's, with its counts
             return published
@@ -341,23 +346,8 @@ class Worker:
         await self._broker.publish_events([event])
         self._metrics.count_events([event.type])
 
-    def _gone(self, job: Job) -> events.Event:
-        return events.project_gone(
-            source=self._options.source,
-            project={"uuid": job.project_uuid, "name": job.project_name, "version": None},
-            time=utc_timestamp(datetime.now(UTC)),
-            job=job_messages.job_ref(job),
-        )
-
     async def _publish_invalid(self, job: Job, exc: InvalidExport) -> None:
-        event = events.export_invalid(
-            source=self._options.source,
-            project={"uuid": job.project_uuid, "name": job.project_name, "version": None},
-            time=utc_timestamp(datetime.now(UTC)),
-            job=job_messages.job_ref(job),
-            message=str(exc.args[0]),
-            problems=exc.report(),
-        )
+        event = job_messages.invalid_export(job, self._options.source, exc)
         with contextlib.suppress(TransientError):  # the parked job carries the report anyway
             await self._publish_one(event)
 
@@ -371,8 +361,14 @@ class Worker:
         await message.ack()
 
     async def _park(
-        self, message: AbstractIncomingMessage, reason: str, exc: Exception, attempt: int
+        self,
+        message: AbstractIncomingMessage,
+        reason: str,
+        exc: Exception,
+        attempt: int,
+        fields: dict[str, Any],
     ) -> str:
+        fields["reason"] = reason
         headers: dict[str, Any] = {
             "x-attempt": attempt,
             "x-park-reason": reason,

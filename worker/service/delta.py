@@ -30,6 +30,7 @@ from worker.adapters.state.store import Apply, StateMoved, StateUnavailable, Sto
 from worker.core import events, fpf
 from worker.core.change_events import KINDS, ChangeEvents
 from worker.core.dates import epoch
+from worker.core.fpf import UNKNOWN, ProjectFacts
 from worker.core.jobs import Job, utc_timestamp
 from worker.core.tracking import Comparison, Seen
 from worker.core.transitions import (
@@ -88,13 +89,15 @@ class Deltas:
         job_ref: dict[str, Any],
         *,
         silent: bool = False,
+        facts: ProjectFacts = UNKNOWN,
     ) -> tuple[str, int]:
         """Apply an export; returns the outcome (done, stale, baseline) and its transitions.
 
-        ``silent``: record the findings without events (``state baseline``)."""
+        ``silent``: record the findings without events (``state baseline``); ``facts``: the
+        project's tags and activity, for the events."""
         for _ in range(ATTEMPTS):
             with collector.paused():
-                outcome = await self._attempt(job, raw, started, job_ref, silent)
+                outcome = await self._attempt(job, raw, started, job_ref, silent, facts)
             if outcome is not None:
                 return outcome
             log.info("state.moved", project_uuid=job.project_uuid)
@@ -104,7 +107,13 @@ class Deltas:
         )
 
     async def _attempt(
-        self, job: Job, raw: bytes, started: float, job_ref: dict[str, Any], forced: bool
+        self,
+        job: Job,
+        raw: bytes,
+        started: float,
+        job_ref: dict[str, Any],
+        forced: bool,
+        facts: ProjectFacts,
     ) -> tuple[str, int] | None:
         """One comparison and commit; None when another writer got there first."""
         options, project_uuid = self._options, job.project_uuid
@@ -149,7 +158,7 @@ class Deltas:
         }
         changes = ChangeEvents(
             source=export.source,
-            project=project,
+            project=export.project(facts),
             basis=f"export {export.exported_at}",
             fpf=fpf_ref,
             time=export.exported_at,

@@ -1,21 +1,25 @@
-"""A job message's facts and the headers the worker writes on it: its attempt, its trace
-attributes, the job's reference in events, and the park reason and error text."""
+"""A job message's facts and what the worker makes of it: its attempt, its trace attributes,
+the job's reference in events, the park reason and error text, and the project.gone and
+export.invalid events of a job."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
 from worker.adapters import tracing
+from worker.core import events
 from worker.core.errors import (
     DtMisconfigured,
     DtRejected,
     ExportTooLarge,
+    InvalidExport,
     InvalidJob,
     PermanentError,
 )
-from worker.core.jobs import Job
+from worker.core.jobs import Job, utc_timestamp
 
 MAX_HEADER_TEXT = 4000
 
@@ -60,3 +64,24 @@ def park_reason(exc: PermanentError) -> str:
 
 def header_text(text: str) -> str:
     return text if len(text) <= MAX_HEADER_TEXT else text[: MAX_HEADER_TEXT - 3] + "..."
+
+
+def gone(job: Job, source: str) -> events.Event:
+    """project.gone for the job's project (snapshot mode; the change stream sends its own)."""
+    return events.project_gone(
+        source=source,
+        project={"uuid": job.project_uuid, "name": job.project_name, "version": None},
+        time=utc_timestamp(datetime.now(UTC)),
+        job=job_ref(job),
+    )
+
+
+def invalid_export(job: Job, source: str, exc: InvalidExport) -> events.Event:
+    return events.export_invalid(
+        source=source,
+        project={"uuid": job.project_uuid, "name": job.project_name, "version": None},
+        time=utc_timestamp(datetime.now(UTC)),
+        job=job_ref(job),
+        message=str(exc.args[0]),
+        problems=exc.report(),
+    )

@@ -33,6 +33,7 @@ from worker.service import checks, collector, queue_gauges, receiver
 from worker.service.backfill import backfill
 from worker.service.consumer import Worker, WorkerOptions
 from worker.service.delta import DeltaOptions, Deltas
+from worker.service.projects import Directory
 from worker.service.protocol import JsonErrorsRunner
 from worker.service.queue_gauges import QueueGauges
 from worker.service.reconcile import Reconciler
@@ -100,6 +101,7 @@ def _worker(
         shutdown_grace=settings.worker.shutdown_grace,
         snapshots=settings.state.snapshots,
         output=output.from_settings(settings.output, __version__),
+        scope=settings.worker.scope,
     )
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
@@ -125,7 +127,8 @@ def _worker(
                 await relay.start()
                 stack.push_async_callback(relay.stop)  # after the worker's drain, below
                 gauges = refresh_forever(StateGauges.create(registry), store)
-            running = Worker(broker, dt, contracts, metrics, options, deltas)
+            directory = Directory(dt, settings.worker.project_cache_seconds)
+            running = Worker(broker, dt, contracts, metrics, options, deltas, directory)
             workers.append(running)
             await running.start()
             background = [
@@ -137,7 +140,9 @@ def _worker(
             reconciler = None
             if (interval := settings.worker.reconcile_interval) is not None:
                 reconciler = Reconciler(
-                    broker, lambda: backfill(dt, broker, trigger="RECONCILE"), interval
+                    broker,
+                    lambda: backfill(dt, broker, trigger="RECONCILE", scope=settings.worker.scope),
+                    interval,
                 )
                 background.append(_background(_when_ready(broker, reconciler.start)))
             yield

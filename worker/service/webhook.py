@@ -10,6 +10,7 @@ answered from memory instead of being enqueued twice.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import time
 from collections import OrderedDict
@@ -22,6 +23,7 @@ from aiohttp import http_exceptions, web
 from worker.core import content, jobs, notifications
 from worker.core.config import ReceiverSettings
 from worker.core.errors import InvalidNotification, TransientError
+from worker.core.scope import OUT, Scope
 from worker.service.http import (
     CLIENT_GONE,
     CONTRACTS,
@@ -223,6 +225,12 @@ async def handle_webhook(request: web.Request) -> web.Response:
     reason = _ignore_reason(routing, settings)
     if reason is not None:
         return answer(200, "ignored", {"group": routing.group, "reason": reason})
+    routing, outside = _in_scope(routing, settings.scope)
+    if not routing.projects:
+        request[LOG_FIELDS]["out_of_scope"] = outside
+        return answer(
+            200, "ignored", {"group": routing.group, "reason": "out_of_scope", "detail": outside}
+        )
 
     notification_id = jobs.notification_id(routing, raw)
     recent = app[RECENT]
@@ -268,6 +276,25 @@ async def handle_webhook(request: web.Request) -> web.Response:
     }
     pending.set_result(body)
     return answer(202, "enqueued", body)
+
+
+def _in_scope(
+    routing: notifications.Routing, scope: Scope
+) -> tuple[notifications.Routing, str | None]:
+    """The routing without the projects the notification shows to be out of scope, and why the
+    first of them is; a project it says too little about goes on (the worker decides)."""
+    if scope.everything:
+        return routing, None
+    kept, outside = [], None
+    for project in routing.projects:
+        verdict, why = scope.decide(project.name, project.version, project.tags)
+        if verdict == OUT:
+            outside = outside or f"{project.uuid}: {why}"
+        else:
+            kept.append(project)
+    if len(kept) == len(routing.projects):
+        return routing, None
+    return dataclasses.replace(routing, projects=tuple(kept)), outside
 
 
 def _ignore_reason(routing: notifications.Routing, settings: ReceiverSettings) -> str | None:

@@ -1,0 +1,49 @@
+"""Progress of a job, for ``dtrack-worker sync --wait``: when a job message names a progress
+queue (header ``x-progress-queue``), the worker tells that queue when it starts an attempt and
+how the attempt settled. Best effort: a progress queue that is gone changes nothing for the job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aio_pika
+import orjson
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+
+from worker.adapters.amqp import BROKER_ERRORS
+from worker.adapters.broker import Broker
+from worker.core.errors import TransientError
+from worker.core.jobs import PROGRESS_HEADER
+
+log = structlog.get_logger(__name__)
+
+PROGRESS_TYPE = "dtrack-worker.job.progress.v1"
+_REPORTED = ("project_uuid", "events", "transitions", "error", "reason", "attempt")
+
+
+def queue_of(message: AbstractIncomingMessage) -> str | None:
+    queue = (message.headers or {}).get(PROGRESS_HEADER)
+    if isinstance(queue, bytes):
+        queue = queue.decode()
+    return queue if isinstance(queue, str) and queue else None
+
+
+async def report(
+    broker: Broker, message: AbstractIncomingMessage, step: str, fields: dict[str, Any]
+) -> None:
+    """Tell the job's progress queue, if it has one, that the job reached ``step``."""
+    queue = queue_of(message)
+    if queue is None:
+        return
+    body = {"job_id": message.message_id, "step": step} | {
+        key: fields[key] for key in _REPORTED if key in fields
+    }
+    update = aio_pika.Message(
+        orjson.dumps(body), content_type="application/json", type=PROGRESS_TYPE
+    )
+    try:
+        await broker.publish("", [(queue, update)])  # the default exchange: straight to it
+    except (TransientError, *BROKER_ERRORS) as exc:
+        log.info("job.progress_not_sent", queue=queue, error=f"{type(exc).__name__}: {exc}")
