@@ -36,9 +36,19 @@ _FIGURES: list[str] = []
 
 
 @pytest.fixture
-def figures() -> Callable[[str], None]:
-    """Record a test's closing figures; they are printed at the end of the run, for the CI log."""
-    return _FIGURES.append
+def figures(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Record a test's closing figures; they are printed at the end of the run, for the CI log
+    (they travel in the test's report, so they come back from pytest-xdist's workers too)."""
+
+    def record(line: str) -> None:
+        request.node.user_properties.append(("figure", line))
+
+    return record
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        _FIGURES.extend(str(value) for name, value in report.user_properties if name == "figure")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

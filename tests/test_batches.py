@@ -123,7 +123,9 @@ async def test_the_worker_publishes_batches_of_the_very_same_events(
         dt.exports[project] = path.read_bytes()
         (job,) = (await post(client, project))["jobs"]
         jobs.append(job["job_id"])
-        made = fpf.process(dt.exports[project], contracts.fpf, source=dt.url)
+        # the project as the fake DT describes it: no tags, active
+        facts = fpf.ProjectFacts(tags=[], active=True)
+        made = fpf.process(dt.exports[project], contracts.fpf, source=dt.url, facts=facts)
         expected |= {event.id: event.body for event in made.events()}
 
     def summaries() -> int:

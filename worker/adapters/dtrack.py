@@ -153,10 +153,11 @@ class DtClient:
         self._version = time.monotonic(), about
         return about
 
-    async def project(self, project_uuid: str) -> dict[str, Any] | None:
-        """``GET /api/v1/project/{uuid}`` (VIEW_PORTFOLIO); None when DT has no such project."""
+    async def project(self, project_uuid: str, *, retry: bool = True) -> dict[str, Any] | None:
+        """``GET /api/v1/project/{uuid}`` (VIEW_PORTFOLIO); None when DT has no such project.
+        ``retry=False``: one try (a lookup that may fail, before the export's own retries)."""
         path = f"api/v1/project/{project_uuid}"
-        status, body = await self._json(path)
+        status, body = await self._json(path, retry=retry)
         if status == 404:
             return None
         if status == 200 and isinstance(body, dict):
@@ -258,8 +259,8 @@ class DtClient:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    async def _json(self, path: str) -> tuple[int, Any]:
-        """(status, parsed JSON or None) of a small GET, retried like every call."""
+    async def _json(self, path: str, *, retry: bool = True) -> tuple[int, Any]:
+        """(status, parsed JSON or None) of a small GET, retried like every call (``retry``)."""
 
         async def once() -> tuple[int, Any]:
             status, body, headers = await self._get_small(path)
@@ -270,6 +271,11 @@ class DtClient:
             except orjson.JSONDecodeError:
                 return status, None
 
+        if not retry:
+            try:
+                return await once()
+            except Retry as refused:
+                raise DtUnavailable(refused.reason) from None
         return await self._retrying(once, path=path)
 
     async def _get_small(

@@ -23,7 +23,7 @@ MAX_ENTRIES = 100_000
 
 
 class ProjectSource(Protocol):
-    async def project(self, project_uuid: str) -> dict[str, Any] | None: ...
+    async def project(self, project_uuid: str, *, retry: bool = True) -> dict[str, Any] | None: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -74,7 +74,7 @@ class Directory:
         if cached is not None and now - cached[0] < self._ttl:
             return cached[1]
         try:
-            found = await self._dt.project(project_uuid)
+            found = await self._dt.project(project_uuid, retry=False)  # the export retries
         except (TransientError, PermanentError) as exc:
             log.warning("project.lookup_failed", project_uuid=project_uuid, error=str(exc))
             return None
