@@ -20,7 +20,7 @@ from tests.rabbit import AMQP_URL, eventually, temporary_topology, unique_prefix
 from worker.adapters import feed
 from worker.adapters.amqp import declare_once
 from worker.adapters.schemas import Contracts
-from worker.core import batches, fpf
+from worker.core import batches, fpf, ocsf
 from worker.core.config import Settings
 from worker.core.events import CLOUDEVENTS_CONTENT_TYPE
 
@@ -169,7 +169,8 @@ async def test_the_relay_publishes_the_change_stream_in_batches_in_sequence(
 
 
 @pytest.mark.rabbitmq
-async def test_tail_prints_the_single_events_of_a_batch() -> None:
+@pytest.mark.parametrize("ocsf_batch", [False, True])
+async def test_tail_prints_the_single_events_of_a_batch(ocsf_batch: bool) -> None:
     prefix = unique_prefix()
     async with temporary_topology(prefix) as topo:
         settings = Settings.from_env({"DTRACK_WORKER_PREFIX": prefix})
@@ -177,6 +178,10 @@ async def test_tail_prints_the_single_events_of_a_batch() -> None:
         written: list[bytes] = []
         events = [_event(n, "finding.high") for n in range(5)]
         (batch,) = batches.pack(events[:3], 3)
+        if ocsf_batch:  # DTRACK_WORKER_FORMAT=ocsf: a JSON array of OCSF findings
+            events = [(key, body, event_id, ocsf.MESSAGE_TYPE) for key, body, event_id, _ in events]
+            (batch,) = batches.pack(events[:3], 3)
+            assert batch.content_type == ocsf.CONTENT_TYPE
 
         async def publish(until: asyncio.Task[int]) -> None:
             connection = await aio_pika.connect(AMQP_URL)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import aio_pika
 
 from worker.adapters.amqp import TopologyMissing, connect_once
-from worker.core import batches, topology
+from worker.core import batches, ocsf, topology
 from worker.core.config import Settings
 
 
@@ -43,7 +43,9 @@ async def follow(
             async with asyncio.timeout(seconds), queue.iterator() as messages:
                 async for message in messages:
                     bodies = [message.body]
-                    if message.content_type == batches.BATCH_CONTENT_TYPE:
+                    if message.content_type == batches.BATCH_CONTENT_TYPE or (
+                        message.content_type == ocsf.CONTENT_TYPE and message.body[:1] == b"["
+                    ):  # a CloudEvents batch, or OCSF findings in a batch
                         with contextlib.suppress(ValueError):  # not ours: shown as it came
                             bodies = batches.unpack(message.body)
                     await message.ack()
