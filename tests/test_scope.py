@@ -17,7 +17,10 @@ from tests.harness import REAL, TOKEN, notification, post
 from tests.rabbit import drain, eventually
 from tests.test_operations import _env, cli
 from worker.core import scope
+from worker.core.errors import DtUnavailable
+from worker.core.fpf import ProjectFacts
 from worker.core.scope import IN, OUT, UNDECIDED
+from worker.service.projects import Directory
 
 V5 = orjson.loads(
     (NOTIFICATIONS / "v5pre__hyades-v0.6.0-test__GROUP_NEW_VULNERABILITY.json").read_bytes()
@@ -161,3 +164,40 @@ async def test_tags_a_dt5_notification_gives_are_used_without_asking_dt(serve, d
     assert findings
     assert {tuple(e["data"]["project"]["tags"]) for e in findings} == {("team-a", "team-b")}
     assert not any(path.startswith("/api/v1/project/") for _, path, _ in dt.requests)
+
+
+class _Dt:
+    """A DT that counts its project lookups; ``fail`` makes them fail."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+        self.fail = False
+
+    async def project(self, project_uuid: str, *, retry: bool = True) -> dict[str, Any] | None:
+        assert retry is False  # a lookup tries once: the export's fetch retries
+        self.asked += 1
+        if self.fail:
+            raise DtUnavailable("DT answered 503")
+        return {"uuid": project_uuid, "name": "p", "tags": [{"name": "b"}, {"name": "a"}]}
+
+
+async def test_project_lookups_are_reused_for_the_cache_time_and_failures_are_not_kept():
+    dt, now = _Dt(), [0.0]
+    directory = Directory(dt, ttl=300, clock=lambda: now[0])
+    first = await directory.lookup("p1")
+    assert first is not None
+    assert first.facts == ProjectFacts(tags=["a", "b"], active=None)
+    assert await directory.lookup("p1") == first
+    assert dt.asked == 1
+    now[0] = 301.0  # DTRACK_WORKER_PROJECT_CACHE_SECONDS later: asked again
+    await directory.lookup("p1")
+    assert dt.asked == 2
+    dt.fail = True
+    assert await directory.lookup("p2") is None  # unknown, logged, the job goes on
+    assert await directory.lookup("p2") is None
+    assert dt.asked == 4  # a failure is not remembered
+    fresh = _Dt()
+    uncached = Directory(fresh, ttl=0)
+    await uncached.lookup("p1")
+    await uncached.lookup("p1")
+    assert fresh.asked == 2  # 0: every job asks
