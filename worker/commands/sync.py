@@ -9,8 +9,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-import aio_pika
-
+from worker.adapters.amqp import connect_once
 from worker.adapters.broker import Broker
 from worker.adapters.dtrack import DtClient
 from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, settings_from
@@ -92,7 +91,7 @@ async def _enqueue_and_follow(
         for job in made:
             print(f"{queued[job.job_id].label}: queued (job {job.job_id})")
         return EXIT_OK
-    connection = await aio_pika.connect(settings.broker.urls[0].reveal())
+    connection = await connect_once(settings.broker)  # any node of the cluster that answers
     async with connection:
         channel = await connection.channel()
         # declared before the jobs go, so no report is missed; gone with this connection

@@ -188,7 +188,7 @@ def _spelling(notification: Mapping[str, Any]) -> tuple[Dialect, str, str, str]:
 def _projects(subject: object, paths: tuple[str, ...]) -> tuple[ProjectRef, ...]:
     found: dict[str, ProjectRef] = {}
     for path in paths:
-        for pointer, value, name in _walk(subject, path.split("."), "/notification/subject"):
+        for pointer, value, holder in _walk(subject, path.split("."), "/notification/subject"):
             if not isinstance(value, str) or not _UUID.match(value):
                 raise InvalidNotification(
                     "notification names a project that is not a UUID",
@@ -196,7 +196,7 @@ def _projects(subject: object, paths: tuple[str, ...]) -> tuple[ProjectRef, ...]
                 )
             uuid = value.lower()
             if uuid not in found or found[uuid].name is None:
-                found[uuid] = _project_ref(uuid, name)
+                found[uuid] = _project_ref(uuid, holder)
     return tuple(found.values())
 
 

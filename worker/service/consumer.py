@@ -246,6 +246,8 @@ class Worker:
         if outside is not None:  # never fetched; its state, if any, stays as it was
             fields["reason"] = outside
             return "out_of_scope"
+        # nothing awaited between the freshness check and the fetch's start: coalescing
+        # depends on it (a lookup in between let a burst's jobs all pass the check)
         accepted = datetime.fromisoformat(job.accepted_at)
         if await self._freshness.covered(job.project_uuid, accepted):
             self._metrics.coalesced.inc()
