@@ -41,7 +41,7 @@ from worker.core.fpf import ProjectFacts
 from worker.core.jobs import Job, utc_timestamp
 from worker.core.output import AS_MADE, Output
 from worker.core.scope import EVERYTHING, Scope
-from worker.service import job_messages, progress, projects
+from worker.service import job_messages, outgoing, progress, projects
 from worker.service.delta import Deltas
 from worker.service.freshness import Freshness
 from worker.service.projects import Directory
@@ -335,14 +335,9 @@ class Worker:
     async def _send(self, batch: list[events.Event]) -> int:
         """A round of finding events, through the filter and the format; how many went."""
         items = [(event.routing_key, event.body, event.id, event.type) for event in batch]
-        if self._options.output.transforms:
-            items, outcomes = self._options.output.prepare(items)
-            self._metrics.count_filtered(outcomes)
-        if items:
-            await self._broker.publish_serialized(self._broker.topology.events_exchange.name, items)
-        self._metrics.findings_published.inc(len(items))
-        self._metrics.count_events(type_ for _, _, _, type_ in items)
-        return len(items)
+        sent = await outgoing.send(self._broker, self._options.output, self._metrics, items)
+        self._metrics.findings_published.inc(sent)
+        return sent
 
     async def _publish_one(self, event: events.Event) -> None:
         await self._broker.publish_events([event])

@@ -23,7 +23,7 @@ from worker.adapters.state.queries import OutboxRow
 from worker.adapters.state.store import Store
 from worker.core.errors import TransientError
 from worker.core.output import AS_MADE, Output
-from worker.service import collector
+from worker.service import collector, outgoing
 
 log = structlog.get_logger(__name__)
 
@@ -133,11 +133,5 @@ class Relay:
                 (routing_key, body, event_id, type_)
                 for _, event_id, type_, routing_key, body, _, _ in rows
             ]
-            if self._output.transforms:  # filtered out: deleted with the rest, never sent
-                items, outcomes = self._output.prepare(items)
-                self._metrics.count_filtered(outcomes)
-            if items:
-                await self._broker.publish_serialized(
-                    self._broker.topology.events_exchange.name, items
-                )
-            self._metrics.count_events(type_ for _, _, _, type_ in items)
+            # what the filter keeps out is deleted with the rest, never sent
+            await outgoing.send(self._broker, self._output, self._metrics, items)
