@@ -43,9 +43,11 @@ class QueueGauges:
 
 async def refresh_forever(gauges: QueueGauges, broker: Broker) -> None:
     while True:
-        if broker.ready:
-            try:
-                await gauges.refresh(broker)
-            except (TransientError, *BROKER_ERRORS) as exc:
-                log.warning("queues.metrics_unavailable", error=f"{type(exc).__name__}: {exc}")
+        if not broker.ready:  # connecting: read the queues as soon as it is up
+            await asyncio.sleep(1.0)
+            continue
+        try:
+            await gauges.refresh(broker)
+        except (TransientError, *BROKER_ERRORS) as exc:
+            log.warning("queues.metrics_unavailable", error=f"{type(exc).__name__}: {exc}")
         await asyncio.sleep(REFRESH_SECONDS)
