@@ -20,6 +20,7 @@ from email.utils import parsedate_to_datetime
 import aiohttp
 from yarl import URL
 
+from worker.adapters.spool import Spool, SpoolWriter
 from worker.core import urls
 from worker.core.errors import DtMisconfigured, ExportTooLarge
 
@@ -97,12 +98,28 @@ async def get(
 
 async def read_limited(response: aiohttp.ClientResponse, limits: Limits) -> bytes:
     """The whole body, or ExportTooLarge, or Retry when it arrives too slowly."""
+    return b"".join([chunk async for chunk in _chunks(response, limits)])
+
+
+async def read_spooled(response: aiohttp.ClientResponse, limits: Limits) -> Spool:
+    """``read_limited`` into a temporary file, mapped (an export: see ``spool``)."""
+    writer = SpoolWriter()
+    try:
+        async for chunk in _chunks(response, limits):
+            writer.write(chunk)
+    except BaseException:
+        writer.discard()
+        raise
+    return writer.finish()
+
+
+async def _chunks(response: aiohttp.ClientResponse, limits: Limits) -> AsyncIterator[bytes]:
+    """The body as it arrives, within its size limit and above its minimum rate."""
     if response.content_length is not None and response.content_length > limits.max_bytes:
         raise ExportTooLarge(
             f"{limits.what} is {response.content_length} bytes, over "
             f"DTRACK_WORKER_MAX_EXPORT ({limits.max_bytes} bytes)"
         )
-    chunks: list[bytes] = []
     size = 0
     clock = asyncio.get_running_loop().time
     window_started, window_bytes = clock(), 0
@@ -112,7 +129,7 @@ async def read_limited(response: aiohttp.ClientResponse, limits: Limits) -> byte
             raise ExportTooLarge(
                 f"{limits.what} is over DTRACK_WORKER_MAX_EXPORT ({limits.max_bytes} bytes)"
             )
-        chunks.append(chunk)
+        yield chunk
         window_bytes += len(chunk)
         elapsed = clock() - window_started
         if elapsed >= limits.rate_window:
@@ -123,7 +140,6 @@ async def read_limited(response: aiohttp.ClientResponse, limits: Limits) -> byte
                     f"DTRACK_WORKER_DT_MIN_RATE ({limits.min_rate} bytes/s)"
                 )
             window_started, window_bytes = clock(), 0
-    return b"".join(chunks)
 
 
 @contextlib.contextmanager

@@ -24,6 +24,7 @@ import structlog
 
 from worker.adapters import dthttp, tracing
 from worker.adapters.dthttp import Limits, Retry
+from worker.adapters.spool import Spool
 from worker.core.config import DtSettings
 from worker.core.errors import DtMisconfigured, DtRejected, DtUnavailable, ProjectGone
 
@@ -79,19 +80,20 @@ class DtClient:
 
     # -- the export -------------------------------------------------------------------------
 
-    async def fetch_export(self, project_uuid: str) -> bytes:
-        """The project's FPF export, retried on 429/5xx/timeouts with backoff and jitter.
+    async def fetch_export(self, project_uuid: str) -> Spool:
+        """The project's FPF export, retried on 429/5xx/timeouts with backoff and jitter;
+        spooled to a mapped temporary file (the caller closes it).
 
         A 404 is a deleted project only when DT confirms it (``confirm_gone``).
         """
 
-        async def once() -> bytes:
+        async def once() -> Spool:
             async with self._limit:
                 return await self._fetch_once(project_uuid)
 
         return await self._retrying(once, project_uuid=project_uuid)
 
-    async def _fetch_once(self, project_uuid: str) -> bytes:
+    async def _fetch_once(self, project_uuid: str) -> Spool:
         path = f"api/v1/finding/project/{project_uuid}/export"
         limits = self._export_limits
         started = time.perf_counter()
@@ -101,7 +103,7 @@ class DtClient:
                     async with dthttp.get(self._session, path) as response:
                         status = response.status
                         if status == 200:
-                            body = await dthttp.read_limited(response, limits)
+                            body = await dthttp.read_spooled(response, limits)
                             self._observe(started, len(body), status)
                             return body
                         text = await _text(response)

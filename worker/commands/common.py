@@ -11,6 +11,7 @@ from typing import BinaryIO
 
 from worker import __version__
 from worker.adapters import logs
+from worker.adapters.spool import Spool
 from worker.core import output
 from worker.core.config import (
     FORMATS,
@@ -46,11 +47,11 @@ def with_file_secrets(environ: Mapping[str, str]) -> dict[str, str]:
     return resolved
 
 
-def read_input(path: str, stdin: BinaryIO) -> bytes:
-    """A file's bytes, or standard input's for ``-``."""
+def read_input(path: str, stdin: BinaryIO) -> Spool:
+    """A file's text, mapped, or standard input's for ``-``, spooled (see ``spool``)."""
     if path == "-":
-        return stdin.read()
-    return Path(path).read_bytes()
+        return Spool.of_stream(stdin)
+    return Spool.of_path(path)
 
 
 def settings_from(environ: Mapping[str, str], *, log: bool = False) -> Settings:

@@ -51,12 +51,14 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     zone = timezones.zone(args.dt_timezone or environ.get("DTRACK_WORKER_DT_TIMEZONE", "UTC"))
     source = args.source or environ.get("DTRACK_WORKER_SOURCE") or None
     try:
-        old, new = (read_input(path, sys.stdin.buffer) for path in (args.old, args.new))
+        old = read_input(args.old, sys.stdin.buffer)
+        with old:
+            new = read_input(args.new, sys.stdin.buffer)
+            with new:
+                events = diff.diff(old.raw, new.raw, schemas.load().fpf, source=source, zone=zone)
     except OSError as exc:
         print(f"dtrack-worker diff: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_INVALID
-    try:
-        events = diff.diff(old, new, schemas.load().fpf, source=source, zone=zone)
     except InvalidExport as exc:
         print(f"dtrack-worker diff: {exc.args[0]}", file=sys.stderr)
         for problem in exc.problems:

@@ -64,7 +64,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         print(f"dtrack-worker normalize: {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_INVALID
     try:
-        export = fpf.process(raw, contract, source=source, zone=zone)
+        with raw:
+            export = fpf.process(raw.raw, contract, source=source, zone=zone, release=raw.release)
     except InvalidExport as exc:
         print(f"dtrack-worker normalize: {args.file}: {exc.args[0]}", file=sys.stderr)
         for problem in exc.problems:

@@ -109,8 +109,10 @@ async def _baseline(settings: Settings, projects: list[str], *, every: bool) -> 
             )
             ref = {"job_id": job.job_id, "trigger": "BASELINE", "correlation_id": run,
                    "accepted_at": job.accepted_at}  # fmt: skip
-            raw = await dt.fetch_export(job.project_uuid)
-            await deltas.export(job, raw, time.perf_counter(), ref, silent=True)
+            with await dt.fetch_export(job.project_uuid) as raw:
+                await deltas.export(
+                    job, raw.raw, time.perf_counter(), ref, silent=True, release=raw.release
+                )
             print(f"baseline: {project}", file=sys.stderr, flush=True)
         return len(projects)
 

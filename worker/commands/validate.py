@@ -44,7 +44,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         error: Exception | None = None
         summary: dict[str, Any] = {}
         try:
-            document = fpf.parse(read_input(path, sys.stdin.buffer))
+            with read_input(path, sys.stdin.buffer) as text:
+                document = fpf.parse(text.raw)
             contract.check(document, InvalidExport, "FPF export")
             summary = {"fpf_version": document["version"], "findings": len(document["findings"])}
         except (OSError, InvalidExport) as exc:

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import tzinfo
 from typing import Any
 
-from worker.core import finding, fpf
+from worker.core import finding, fpf, split
 from worker.core.change_events import ChangeEvents
 from worker.core.dates import epoch
 from worker.core.errors import InvalidExport, Problem
@@ -28,7 +28,7 @@ def _as_stored(
 
 
 def diff(
-    old: bytes, new: bytes, contract: Contract, *, source: str | None, zone: tzinfo
+    old: split.Raw, new: split.Raw, contract: Contract, *, source: str | None, zone: tzinfo
 ) -> list[Event]:
     """The change events from ``old`` to ``new``, numbered from 1; InvalidExport if either is
     not an export, or they are not of the same project."""

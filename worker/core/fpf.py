@@ -103,10 +103,11 @@ class Export:
 Make = Callable[[Export, Sequence[Mapping[str, Any]]], Iterable[T]]
 
 
-def parse(raw: bytes) -> dict[str, Any]:
+def parse(raw: split.Raw) -> dict[str, Any]:
     """The export as a JSON object, or InvalidExport saying why not."""
     try:
-        document = orjson.loads(raw)
+        with memoryview(raw) as text:  # a mapped file is read in place
+            document = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise InvalidExport(
             "export is not valid JSON", problems=(Problem("", str(exc), _head(raw)),)
@@ -119,13 +120,13 @@ def parse(raw: bytes) -> dict[str, Any]:
     return document
 
 
-def _head(raw: bytes) -> str:
+def _head(raw: split.Raw) -> str:
     text = raw[:60].decode("utf-8", "replace")
     return text + ("..." if len(raw) > 60 else "")
 
 
 def process(
-    raw: bytes,
+    raw: split.Raw,
     contract: Contract,
     *,
     source: str | None = None,
@@ -133,6 +134,7 @@ def process(
     project: str | None = None,
     facts: ProjectFacts = UNKNOWN,
     run_bytes: int = split.RUN_BYTES,
+    release: split.Release = split.keep,
 ) -> Export:
     """The whole pure pipeline: parse, validate against ``contract``, normalize.
 
@@ -140,7 +142,7 @@ def process(
     project, or with a finding of another, is refused. ``facts``: the project's tags and
     activity, which the export does not carry. The findings are read in runs of about
     ``run_bytes`` (see ``worker.split``); the result is the same as for the whole document,
-    only faster and in less memory.
+    only faster and in less memory. ``release`` is told how far the text has been read.
     """
     export, made = read(
         raw,
@@ -150,12 +152,13 @@ def process(
         zone=zone,
         project=project,
         run_bytes=run_bytes,
+        release=release,
     )
     return dataclasses.replace(export, _made=tuple(made))
 
 
 def read(
-    raw: bytes,
+    raw: split.Raw,
     contract: Contract,
     make: Make[T],
     *,
@@ -163,16 +166,18 @@ def read(
     zone: tzinfo = UTC,
     project: str | None = None,
     run_bytes: int = split.RUN_BYTES,
+    release: split.Release = split.keep,
 ) -> tuple[Export, list[T]]:
     """Parse and validate ``raw``, handing each finding key's first row to ``make``.
 
     ``make(export, rows)`` turns the rows into what the caller needs (serialized events, or a
     state comparison); nothing it returned is given back unless the whole export passed.
+    ``release(offset)``: the text before ``offset`` has been parsed (see ``split.Release``).
     """
     pieces = split.split(raw, run_bytes)
     if pieces is not None:
         _refuse_duplicated_keys(pieces.duplicated_keys)
-        outcome = _process_runs(pieces, contract, source, zone, project, make)
+        outcome = _process_runs(pieces, contract, source, zone, project, make, release)
         if outcome is not None:
             export, made, misfiled = outcome
             _check_project(project, export.project_uuid, misfiled)
@@ -235,6 +240,7 @@ def _process_runs(
     zone: tzinfo,
     project: str | None,
     make: Make[T],
+    release: split.Release,
 ) -> tuple[Export, list[T], tuple[int, str] | None] | None:
     """The export read run by run, each run validated with the head; None if one is refused.
 
@@ -252,6 +258,7 @@ def _process_runs(
             findings = pieces.findings(run)
         except orjson.JSONDecodeError:
             return None
+        release(run[1])  # parsed: its text is no longer needed, unless the runs fail
         if not contract.is_valid({**pieces.head, "findings": findings}):
             return None
         if described is None:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import mmap
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -32,6 +34,17 @@ _BETWEEN = re.compile(
 )
 _MARKER = "\x00findings"  # no real export has it: DT writes findings as an array
 
+# An export's text: bytes, or a file mapped into memory (``worker.adapters.spool``), which
+# gives back the pages of what was read.
+Raw = bytes | mmap.mmap
+# Told each offset up to which the text has been read (parsed, not yet validated): a mapped
+# file drops those pages; they are read again should the whole document be needed after all.
+Release = Callable[[int], None]
+
+
+def keep(upto: int) -> None:
+    """The Release of text held in memory: nothing to give back."""
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Pieces:
@@ -39,7 +52,7 @@ class Pieces:
 
     head: dict[str, Any]  # the parsed document, its findings left out
     runs: tuple[tuple[int, int], ...]  # byte ranges of the array's text, between separators
-    raw: bytes = dataclasses.field(repr=False)
+    raw: Raw = dataclasses.field(repr=False)
     duplicated_keys: tuple[str, ...] = ()  # keys named twice in one object of the head
 
     def findings(self, run: tuple[int, int]) -> list[Any]:
@@ -49,7 +62,7 @@ class Pieces:
         return parsed
 
 
-def split(raw: bytes, run_bytes: int = RUN_BYTES) -> Pieces | None:
+def split(raw: Raw, run_bytes: int = RUN_BYTES) -> Pieces | None:
     """The export cut into runs, or None when its findings array cannot be found this way."""
     key = _FINDINGS.search(raw)
     if key is None:
@@ -78,7 +91,7 @@ def split(raw: bytes, run_bytes: int = RUN_BYTES) -> Pieces | None:
     return Pieces(head, tuple(runs), raw, duplicated_keys(text))
 
 
-def duplicated_keys(text: bytes) -> tuple[str, ...]:
+def duplicated_keys(text: Raw) -> tuple[str, ...]:
     """Keys named twice in one object of a JSON text (orjson keeps the last without a word).
 
     Read with the standard library, which shows every pair: for a head (a few hundred bytes)
@@ -93,13 +106,13 @@ def duplicated_keys(text: bytes) -> tuple[str, ...]:
         return dict(items)
 
     try:
-        json.loads(text, object_pairs_hook=pairs)
+        json.loads(text if type(text) is bytes else text[:], object_pairs_hook=pairs)
     except ValueError:  # not JSON: the caller's parse says so
         return ()
     return tuple(dict.fromkeys(found))
 
 
-def _closing_bracket(raw: bytes, start: int) -> int | None:
+def _closing_bracket(raw: Raw, start: int) -> int | None:
     """Where the array that goes on at ``start`` closes: orjson reads past it and says where."""
     try:
         orjson.loads(b"".join((b"[", memoryview(raw)[start:])))

@@ -26,6 +26,7 @@ from worker.adapters.amqp import BROKER_ERRORS, copy_of
 from worker.adapters.broker import Broker
 from worker.adapters.metrics import WorkerMetrics
 from worker.adapters.schemas import Contracts
+from worker.adapters.spool import Spool
 from worker.adapters.subscription import Subscription
 from worker.core import batches, events, fpf, topology
 from worker.core.errors import (
@@ -52,7 +53,7 @@ SUBSCRIBE_SECONDS = 30.0
 
 
 class ExportSource(Protocol):
-    async def fetch_export(self, project_uuid: str) -> bytes: ...
+    async def fetch_export(self, project_uuid: str) -> Spool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,27 +270,34 @@ class Worker:
             except DtMisconfigured:
                 self._metrics.dt_auth_failures.inc()  # the auth/config failure alert
                 raise
-            outcome = "done"
-            if self._options.snapshots:
-                fields["events"] = await self._snapshot(job, raw, started, facts)
-            if self._deltas is not None:
-                outcome, fields["transitions"] = await self._deltas.export(
-                    job, raw, started, job_messages.job_ref(job), facts=facts
-                )
+            with raw:  # a mapped temporary file: gone when the job is done with it
+                outcome = "done"
+                if self._options.snapshots:
+                    fields["events"] = await self._snapshot(job, raw, started, facts)
+                if self._deltas is not None:
+                    outcome, fields["transitions"] = await self._deltas.export(
+                        job,
+                        raw.raw,
+                        started,
+                        job_messages.job_ref(job),
+                        facts=facts,
+                        release=raw.release,
+                    )
         return outcome
 
-    async def _snapshot(self, job: Job, raw: bytes, started: float, facts: ProjectFacts) -> int:
+    async def _snapshot(self, job: Job, raw: Spool, started: float, facts: ProjectFacts) -> int:
         """Every finding of the export as an event, published now (snapshot mode)."""
         with tracing.span(
             "validate and normalize", attributes={"dtrack_worker.export.bytes": len(raw)}
         ):
             export = fpf.process(
-                raw,
+                raw.raw,
                 self._contracts.fpf,
                 source=self._options.source,
                 zone=self._options.zone,
                 project=job.project_uuid,
                 facts=facts,
+                release=raw.release,
             )
         # Its events (or, for an export read whole, its parsed tree) are many objects without
         # reference cycles; frozen, the collector stops walking them all again for every batch.

@@ -27,7 +27,7 @@ import structlog
 from worker.adapters import tracing
 from worker.adapters.metrics import WorkerMetrics
 from worker.adapters.state.store import Apply, StateMoved, StateUnavailable, Store
-from worker.core import events, fpf
+from worker.core import events, fpf, split
 from worker.core.change_events import KINDS, ChangeEvents
 from worker.core.dates import epoch
 from worker.core.fpf import UNKNOWN, ProjectFacts
@@ -84,20 +84,21 @@ class Deltas:
     async def export(
         self,
         job: Job,
-        raw: bytes,
+        raw: split.Raw,
         started: float,
         job_ref: dict[str, Any],
         *,
         silent: bool = False,
         facts: ProjectFacts = UNKNOWN,
+        release: split.Release = split.keep,
     ) -> tuple[str, int]:
         """Apply an export; returns the outcome (done, stale, baseline) and its transitions.
 
         ``silent``: record the findings without events (``state baseline``); ``facts``: the
-        project's tags and activity, for the events."""
+        project's tags and activity, for the events; ``release``: see ``fpf.read``."""
         for _ in range(ATTEMPTS):
             with collector.paused():
-                outcome = await self._attempt(job, raw, started, job_ref, silent, facts)
+                outcome = await self._attempt(job, raw, started, job_ref, silent, facts, release)
             if outcome is not None:
                 return outcome
             log.info("state.moved", project_uuid=job.project_uuid)
@@ -109,11 +110,12 @@ class Deltas:
     async def _attempt(
         self,
         job: Job,
-        raw: bytes,
+        raw: split.Raw,
         started: float,
         job_ref: dict[str, Any],
         forced: bool,
         facts: ProjectFacts,
+        release: split.Release,
     ) -> tuple[str, int] | None:
         """One comparison and commit; None when another writer got there first."""
         options, project_uuid = self._options, job.project_uuid
@@ -129,6 +131,7 @@ class Deltas:
                 source=options.source,
                 zone=options.zone,
                 project=project_uuid,
+                release=release,
             )
         if state.last_exported_at is not None and export.exported_at < state.last_exported_at:
             await self._store.record_outcome(project_uuid, "stale")
