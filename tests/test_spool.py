@@ -128,6 +128,18 @@ def test_without_a_writable_temporary_directory_the_text_stays_in_memory(
         text.release(8)
 
 
+def test_closing_while_a_reader_still_holds_the_text_leaves_the_mapping_to_that_reader(
+    tmp_path: Path,
+):
+    (tmp_path / "export").write_bytes(REAL)
+    text = Spool.of_path(tmp_path / "export")
+    assert isinstance(text.raw, mmap.mmap)
+    view = memoryview(text.raw)  # what a cancelled job's worker thread may still hold
+    text.close()  # on cancellation: no BufferError in place of CancelledError
+    assert bytes(view[:1]) == b"{"
+    view.release()
+
+
 def _open_fds() -> set[str]:
     return set(os.listdir("/proc/self/fd"))
 

@@ -14,6 +14,7 @@ be made there, the text is kept in memory: slower to give back, never lost.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import stat
@@ -80,7 +81,10 @@ class Spool:
 
     def close(self) -> None:
         if self._map is not None and not self._map.closed:
-            self._map.close()
+            # a thread the job stopped waiting for may still read it: then the mapping goes
+            # when that reader lets go of it
+            with contextlib.suppress(BufferError):
+                self._map.close()
         if self._file is not None:
             self._file.close()
 
