@@ -313,9 +313,14 @@ class Worker:
         """Every finding event, then (unless the change stream sends it) the summary; all
         confirmed. Returns the finding count."""
         severities: dict[str, int] = {}
-        published = 0
-        for batch in batches.rounds(export.events(severities), self._broker.events_per_round):
-            published += await self._send(batch)
+        rounds = (
+            [(event.routing_key, event.body, event.id, event.type) for event in batch]
+            for batch in batches.rounds(export.events(severities), self._broker.events_per_round)
+        )
+        published = await outgoing.send_all(
+            self._broker, self._options.output, self._metrics, rounds
+        )
+        self._metrics.findings_published.inc(published)
         if not summary:  # with both streams, one summary: the change stream's, with its counts
             return published
         announcement = events.export_summary(
@@ -339,13 +344,6 @@ class Worker:
         )
         await self._publish_one(announcement)
         return published
-
-    async def _send(self, batch: list[events.Event]) -> int:
-        """A round of finding events, through the filter and the format; how many went."""
-        items = [(event.routing_key, event.body, event.id, event.type) for event in batch]
-        sent = await outgoing.send(self._broker, self._options.output, self._metrics, items)
-        self._metrics.findings_published.inc(sent)
-        return sent
 
     async def _publish_one(self, event: events.Event) -> None:
         await self._broker.publish_events([event])
