@@ -10,6 +10,7 @@ ids: consumers de-duplicate on the id.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import uuid
 
@@ -92,34 +93,48 @@ class Relay:
         return published
 
     async def _project(self, project: str) -> bool:
-        """Publish the project's rows in sequence; the next batch is read, and the last one's
-        rows deleted, while a batch waits for its confirms."""
+        """Publish the project's rows in sequence; while a batch waits for its confirms, the
+        next one is written (``outgoing.WINDOW`` in flight, in order), the one after it read,
+        and the last confirmed one's rows deleted."""
         store = self._store
         size = max(BATCH, self._broker.events_per_round)
         rows = await store.outbox_batch(project, size)
-        published = False
+        flying: collections.deque[tuple[list[OutboxRow], asyncio.Future[None]]]
+        flying = collections.deque()
         deleting: asyncio.Task[None] | None = None
+
+        async def confirmed() -> None:
+            nonlocal deleting
+            done, sending = flying.popleft()
+            await sending
+            if deleting is not None:
+                await deleting
+            deleting = asyncio.create_task(store.delete_outbox([row[0] for row in done]))
+            self._metrics.outbox_published.inc(len(done))
+
         try:
             while rows:
                 ahead = asyncio.create_task(store.outbox_batch(project, size, rows[-1][5]))
+                flying.append((rows, asyncio.ensure_future(self._publish(rows))))
                 try:
-                    await self._publish(rows)
+                    if len(flying) >= outgoing.WINDOW:
+                        await confirmed()
+                    rows = await ahead
                 except BaseException:
                     ahead.cancel()
                     await asyncio.gather(ahead, return_exceptions=True)
                     raise
-                if deleting is not None:
-                    await deleting
-                deleting = asyncio.create_task(store.delete_outbox([row[0] for row in rows]))
-                self._metrics.outbox_published.inc(len(rows))
-                published = True
-                rows = await ahead
                 if rows and not await store.lease(project, self._owner):
                     break  # the lease went to another relay: it goes on from here
-        finally:
+            while flying:
+                await confirmed()
+        finally:  # a failed batch: those written after it are not waited for
+            for _, sending in flying:
+                sending.cancel()
+            await asyncio.gather(*(sending for _, sending in flying), return_exceptions=True)
             if deleting is not None:
                 await deleting
-        return published
+        return deleting is not None
 
     async def _publish(self, rows: list[OutboxRow]) -> None:
         """One batch, in a trace of its own that links to the jobs that wrote the rows."""
