@@ -114,9 +114,7 @@ async def timed(run: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
-async def measure(
-    backend: str, size: int, broker: Broker, folder: Path
-) -> dict[str, float]:
+async def measure(backend: str, size: int, broker: Broker, folder: Path) -> dict[str, float]:
     first, unchanged, changed = (variant(size, 1), variant(size, 2), variant(size, 3, 0.01))
     loads = min_time(lambda: orjson.loads(unchanged), 5)
     contract = schemas.load().fpf
