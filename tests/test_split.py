@@ -53,6 +53,29 @@ def test_runs_give_the_same_export_as_the_whole_document(path, run_bytes, contra
     assert_same_as_whole(raw, contracts, run_bytes)
 
 
+@pytest.mark.parametrize("run_bytes", [1, 700, split.RUN_BYTES])
+@pytest.mark.parametrize("path", EXPORTS, ids=lambda p: p.name)
+def test_a_streamed_export_makes_the_events_of_a_processed_one(path, run_bytes, contracts):
+    """Validated first, made run by run when read: the same events, the same refusals."""
+    raw = path.read_bytes()
+    refusal: tuple[Any, ...] | None = None
+    try:
+        expected = described(fpf.process(raw, contracts.fpf, run_bytes=run_bytes))
+    except InvalidExport as refused:
+        refusal = (refused.args, refused.problems)
+    if refusal is not None:
+        with pytest.raises(InvalidExport) as caught:
+            fpf.stream(raw, contracts.fpf, run_bytes=run_bytes)
+        assert (caught.value.args, caught.value.problems) == refusal
+        return
+    released: list[int] = []
+    streamed = fpf.stream(raw, contracts.fpf, run_bytes=run_bytes, release=released.append)
+    validated = len(released)  # the first pass gave back every run it parsed
+    assert described(streamed) == expected
+    assert len(released) == 2 * validated  # and the second pass, as it made the events
+    assert list(streamed.events()) == []  # made once: read, they are gone
+
+
 def _reordered(document: dict[str, Any], first: list[str]) -> dict[str, Any]:
     return {key: document[key] for key in first} | document
 

@@ -45,7 +45,8 @@ class Export:
 
     Exports read in runs (``worker.split``, the usual way) carry their events already made:
     the runs' parsed findings are not kept. An export parsed whole makes its events on demand
-    from the parsed findings, one at a time.
+    from the parsed findings, one at a time. A streamed export (``stream``) makes them as
+    they are read, once.
     """
 
     project_uuid: str
@@ -58,7 +59,7 @@ class Export:
     finding_count: int
     repeated_rows: int  # rows listing a finding again under another attribution (folded)
     _findings: tuple[Mapping[str, Any], ...] = dataclasses.field(repr=False, default=())
-    _made: tuple[Event, ...] | None = dataclasses.field(repr=False, default=None)
+    _made: Iterable[Event] | None = dataclasses.field(repr=False, default=None)
     _zone: tzinfo = dataclasses.field(repr=False, default=UTC)
 
     def project(self, facts: ProjectFacts = UNKNOWN) -> dict[str, Any]:
@@ -157,6 +158,68 @@ def process(
     return dataclasses.replace(export, _made=tuple(made))
 
 
+def stream(
+    raw: split.Raw,
+    contract: Contract,
+    *,
+    source: str | None = None,
+    zone: tzinfo = UTC,
+    project: str | None = None,
+    facts: ProjectFacts = UNKNOWN,
+    run_bytes: int = split.RUN_BYTES,
+    release: split.Release = split.keep,
+) -> Export:
+    """``process`` in two passes, for a text that stays as it is until its events are read
+    (a spool): every run is validated first, then ``events()`` (once) parses each run again
+    and makes its events as they are read. Only the run at hand is held, never the export's
+    events; an invalid export still makes none (InvalidExport comes from here).
+    """
+    export, _ = read(
+        raw,
+        contract,
+        _nothing,
+        source=source,
+        zone=zone,
+        project=project,
+        run_bytes=run_bytes,
+        release=release,
+    )
+    if export._findings:  # its findings could not be read in runs: parsed whole, they are here
+        return dataclasses.replace(export, _made=export._make(export._findings, facts))
+    return dataclasses.replace(export, _made=_again(raw, run_bytes, export, facts, release))
+
+
+def _nothing(_: Export, rows: Sequence[Mapping[str, Any]]) -> tuple[Event, ...]:
+    return ()
+
+
+def _again(
+    raw: split.Raw, run_bytes: int, export: Export, facts: ProjectFacts, release: split.Release
+) -> Iterator[Event]:
+    """The second pass of ``stream``: the same runs (the same text cut the same way), each
+    finding key's first row made into its event."""
+    pieces = split.split(raw, run_bytes, release)
+    if pieces is None:  # no findings (the whole-document way had none either)
+        return
+    keys: set[str] = set()
+    for run in pieces.runs:
+        findings = pieces.findings(run)
+        release(run[1])
+        yield from export._make(_firsts(findings, keys), facts)
+
+
+def _firsts(rows: Iterable[Mapping[str, Any]], keys: set[str]) -> list[Mapping[str, Any]]:
+    """Each finding key's first row (one event per key, see normalize), ``keys`` the keys
+    of the runs before."""
+    firsts = []
+    for row in rows:
+        key = row["matrix"]
+        if key not in keys:
+            keys.add(key)
+            firsts.append(row)
+    return firsts
+
+
 def read(
     raw: split.Raw,
     contract: Contract,
@@ -174,7 +237,7 @@ def read(
     state comparison); nothing it returned is given back unless the whole export passed.
     ``release(offset)``: the text before ``offset`` has been parsed (see ``split.Release``).
     """
-    pieces = split.split(raw, run_bytes)
+    pieces = split.split(raw, run_bytes, release)
     if pieces is not None:
         _refuse_duplicated_keys(pieces.duplicated_keys)
         outcome = _process_runs(pieces, contract, source, zone, project, make, release)
@@ -269,14 +332,7 @@ def _process_runs(
         if misfiled is None:
             misfiled = _misfiled(findings, project, rows)
         rows += len(findings)
-        # one event per finding key, from its first row (see normalize)
-        firsts = []
-        for row in findings:
-            key = row["matrix"]
-            if key not in keys:
-                keys.add(key)
-                firsts.append(row)
-        made.extend(make(described, firsts))
+        made.extend(make(described, _firsts(findings, keys)))
     if described is None:
         return None
     export = dataclasses.replace(described, finding_count=len(keys), repeated_rows=rows - len(keys))

@@ -62,8 +62,13 @@ class Pieces:
         return parsed
 
 
-def split(raw: Raw, run_bytes: int = RUN_BYTES) -> Pieces | None:
-    """The export cut into runs, or None when its findings array cannot be found this way."""
+def split(raw: Raw, run_bytes: int = RUN_BYTES, release: Release = keep) -> Pieces | None:
+    """The export cut into runs, or None when its findings array cannot be found this way.
+
+    ``release`` is told of each cut: the pages a mapped file brings in around each search
+    (whole folios of up to 2 MiB) would otherwise add up to the whole text before its first
+    run is read.
+    """
     key = _FINDINGS.search(raw)
     if key is None:
         return None
@@ -72,6 +77,7 @@ def split(raw: Raw, run_bytes: int = RUN_BYTES) -> Pieces | None:
     while (cut := _BETWEEN.search(raw, start + run_bytes)) is not None:
         runs.append((start, cut.start() + 1))
         start = cut.end()
+        release(start)
     tail_cuts = list(_BETWEEN.finditer(raw, start))  # within the last run: a few hundred at most
     if tail_cuts:  # the last finding alone, so finding the array's end reads little
         runs.append((start, tail_cuts[-1].start() + 1))

@@ -290,7 +290,9 @@ class Worker:
         with tracing.span(
             "validate and normalize", attributes={"dtrack_worker.export.bytes": len(raw)}
         ):
-            export = fpf.process(
+            # validated here; its events are made as they are sent, run by run (the spool's
+            # text stays until the job ends): the job never holds all its events
+            export = fpf.stream(
                 raw.raw,
                 self._contracts.fpf,
                 source=self._options.source,
@@ -299,8 +301,8 @@ class Worker:
                 facts=facts,
                 release=raw.release,
             )
-        # Its events (or, for an export read whole, its parsed tree) are many objects without
-        # reference cycles; frozen, the collector stops walking them all again for every batch.
+        # An export read whole holds its parsed tree: many objects without reference cycles;
+        # frozen, the collector stops walking them all again for every round.
         gc.freeze()
         try:
             return await self._publish(job, export, started, summary=self._deltas is None)
