@@ -9,7 +9,7 @@ a second pass), the kernel reads them again from its cache. The process then pea
 size of what it makes, not of the text plus what it makes.
 
 Temporary files go where ``tempfile`` puts them (``$TMPDIR``, else ``/tmp``). When no file can
-be made there, the text is kept in memory: slower to give back, never lost.
+be made or written there, the text is kept in memory, whole until the job ends: never lost.
 """
 
 from __future__ import annotations
