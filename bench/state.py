@@ -13,8 +13,9 @@ For each size and store, in one run:
   relay publishing the outbox), against today's snapshot mode in the same run (bytes to the last
   confirm of every finding event, in rounds as the worker sends them), best of two each, taken
   in turns. Target: >= 0.7x its events/s.
-* peak RSS: a fresh process applying the unchanged re-export; its growth over its baseline
-  divided by the export's bytes. Target: <= 3x.
+* peak RSS: a fresh process applying the unchanged re-export, read from a mapped file as a
+  worker reads its spooled export; its growth over its baseline divided by the export's bytes.
+  Target: <= 3x.
 
 Needs the local RabbitMQ (127.0.0.1:5672) and PostgreSQL (127.0.0.1:5432, trust auth).
 """
@@ -194,15 +195,18 @@ def peak_rss(url: str, raw: bytes, folder: Path) -> float:
         "import asyncio, sys, time\n"
         "from pathlib import Path\n"
         "from bench.state import harness, job\n"
+        "from worker.adapters.spool import Spool\n"
         "def hwm():\n"
         "    status = Path('/proc/self/status').read_text()\n"
         "    return int(status.split('VmHWM:')[1].split()[0]) * 1024\n"
         "async def main():\n"
         "    async with harness(sys.argv[1], None) as (deltas, _):\n"
         "        base = hwm()\n"
-        "        raw = Path(sys.argv[2]).read_bytes()\n"
         "        made, ref = job(0)\n"
-        "        await deltas.export(made, raw, time.perf_counter(), ref)\n"
+        "        with Spool.of_path(sys.argv[2]) as text:\n"  # mapped, as a worker's spool
+        "            await deltas.export(\n"
+        "                made, text.raw, time.perf_counter(), ref, release=text.release\n"
+        "            )\n"
         "        print(hwm() - base)\n"
         "asyncio.run(main())\n"
     )
