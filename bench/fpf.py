@@ -5,8 +5,8 @@
 For each synthetic export (bench/synthetic.py, DT 4.14 shape) it times, in one run and one
 process, ``orjson.loads(raw)`` and the whole pipeline (``fpf.process``: bytes -> parsed in
 runs of findings -> validated with the compiled validator -> normalized -> serialized events),
-best of N, and prints both and their ratio; "streamed" is ``fpf.stream``, a worker job's way
-(every run validated first, then parsed again as its events are made and sent). Peak RSS is
+best of N, and prints both and their ratio; "streamed" is ``streamed=True``, a worker job's
+way (every run validated first, then parsed again as its events are made and sent). Peak RSS is
 measured in a fresh process per size, which runs the pipeline once on the export's file: its
 growth over the process's baseline, divided by the export's size. "RSS/bytes": the file
 mapped, its pages given back as the runs are parsed (``worker.adapters.spool``), the events
@@ -61,8 +61,8 @@ def run_pipeline(
     raw: Raw, contract: Contract, release: Release = keep, *, streamed: bool = False
 ) -> int:
     """Every event built and serialized, none kept: ``fpf.process`` (normalize; events made
-    with the validation) or ``fpf.stream`` (a worker job: validated, then made as sent)."""
-    export = (fpf.stream if streamed else fpf.process)(raw, contract, release=release)
+    with the validation) or streamed (a worker job: validated, then made as sent)."""
+    export = fpf.process(raw, contract, release=release, streamed=streamed)
     severities: dict[str, int] = {}  # the worker's summary event needs these
     return sum(len(event.body) for event in export.events(severities))
 

@@ -65,11 +65,13 @@ def test_a_streamed_export_makes_the_events_of_a_processed_one(path, run_bytes, 
         refusal = (refused.args, refused.problems)
     if refusal is not None:
         with pytest.raises(InvalidExport) as caught:
-            fpf.stream(raw, contracts.fpf, run_bytes=run_bytes)
+            fpf.process(raw, contracts.fpf, run_bytes=run_bytes, streamed=True)
         assert (caught.value.args, caught.value.problems) == refusal
         return
     released: list[int] = []
-    streamed = fpf.stream(raw, contracts.fpf, run_bytes=run_bytes, release=released.append)
+    streamed = fpf.process(
+        raw, contracts.fpf, run_bytes=run_bytes, release=released.append, streamed=True
+    )
     validated = len(released)  # the first pass gave back every run it parsed
     assert described(streamed) == expected
     assert len(released) == 2 * validated  # and the second pass, as it made the events

@@ -45,8 +45,8 @@ class Export:
 
     Exports read in runs (``worker.split``, the usual way) carry their events already made:
     the runs' parsed findings are not kept. An export parsed whole makes its events on demand
-    from the parsed findings, one at a time. A streamed export (``stream``) makes them as
-    they are read, once.
+    from the parsed findings, one at a time. A streamed export (``process``) makes them from
+    its runs again as they are read, once.
     """
 
     project_uuid: str
@@ -136,6 +136,7 @@ def process(
     facts: ProjectFacts = UNKNOWN,
     run_bytes: int = split.RUN_BYTES,
     release: split.Release = split.keep,
+    streamed: bool = False,
 ) -> Export:
     """The whole pure pipeline: parse, validate against ``contract``, normalize.
 
@@ -144,46 +145,24 @@ def process(
     activity, which the export does not carry. The findings are read in runs of about
     ``run_bytes`` (see ``worker.split``); the result is the same as for the whole document,
     only faster and in less memory. ``release`` is told how far the text has been read.
+
+    ``streamed``: in two passes, for a text that stays as it is until the events are read (a
+    spool): every run is validated here, then ``events()`` (once) parses each run again and
+    makes its events as they are read. Only the run at hand is held, never all the events;
+    an invalid export still makes none (InvalidExport comes from here).
     """
     export, made = read(
         raw,
         contract,
-        lambda described, rows: described._make(rows, facts),
+        _nothing if streamed else lambda described, rows: described._make(rows, facts),
         source=source,
         zone=zone,
         project=project,
         run_bytes=run_bytes,
         release=release,
     )
-    return dataclasses.replace(export, _made=tuple(made))
-
-
-def stream(
-    raw: split.Raw,
-    contract: Contract,
-    *,
-    source: str | None = None,
-    zone: tzinfo = UTC,
-    project: str | None = None,
-    facts: ProjectFacts = UNKNOWN,
-    run_bytes: int = split.RUN_BYTES,
-    release: split.Release = split.keep,
-) -> Export:
-    """``process`` in two passes, for a text that stays as it is until its events are read
-    (a spool): every run is validated first, then ``events()`` (once) parses each run again
-    and makes its events as they are read. Only the run at hand is held, never the export's
-    events; an invalid export still makes none (InvalidExport comes from here).
-    """
-    export, _ = read(
-        raw,
-        contract,
-        _nothing,
-        source=source,
-        zone=zone,
-        project=project,
-        run_bytes=run_bytes,
-        release=release,
-    )
+    if not streamed:
+        return dataclasses.replace(export, _made=tuple(made))
     if export._findings:  # its findings could not be read in runs: parsed whole, they are here
         return dataclasses.replace(export, _made=export._make(export._findings, facts))
     return dataclasses.replace(export, _made=_again(raw, run_bytes, export, facts, release))
@@ -196,8 +175,8 @@ def _nothing(_: Export, rows: Sequence[Mapping[str, Any]]) -> tuple[Event, ...]:
 def _again(
     raw: split.Raw, run_bytes: int, export: Export, facts: ProjectFacts, release: split.Release
 ) -> Iterator[Event]:
-    """The second pass of ``stream``: the same runs (the same text cut the same way), each
-    finding key's first row made into its event."""
+    """The second pass of a streamed ``process``: the same runs (the same text cut the same
+    way), each finding key's first row made into its event."""
     pieces = split.split(raw, run_bytes, release)
     if pieces is None:  # no findings (the whole-document way had none either)
         return

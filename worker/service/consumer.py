@@ -292,7 +292,7 @@ class Worker:
         ):
             # validated here; its events are made as they are sent, run by run (the spool's
             # text stays until the job ends): the job never holds all its events
-            export = fpf.stream(
+            export = fpf.process(
                 raw.raw,
                 self._contracts.fpf,
                 source=self._options.source,
@@ -300,6 +300,7 @@ class Worker:
                 project=job.project_uuid,
                 facts=facts,
                 release=raw.release,
+                streamed=True,
             )
         # An export read whole holds its parsed tree: many objects without reference cycles;
         # frozen, the collector stops walking them all again for every round.
