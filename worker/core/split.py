@@ -37,8 +37,8 @@ _MARKER = "\x00findings"  # no real export has it: DT writes findings as an arra
 # An export's text: bytes, or a file mapped into memory (``worker.adapters.spool``), which
 # gives back the pages of what was read.
 Raw = bytes | mmap.mmap
-# Told each offset up to which the text has been read (parsed, not yet validated): a mapped
-# file drops those pages; they are read again should the whole document be needed after all.
+# Told offsets up to which the text has been read (searched or parsed; not yet validated):
+# a mapped file drops those pages, and reads them again should they be needed after all.
 Release = Callable[[int], None]
 
 
