@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import resource
 import tempfile
 import threading
 from pathlib import Path
@@ -138,6 +139,22 @@ def test_closing_while_a_reader_still_holds_the_text_leaves_the_mapping_to_that_
     text.close()  # on cancellation: no BufferError in place of CancelledError
     assert bytes(view[:1]) == b"{"
     view.release()
+
+
+def test_a_spool_that_cannot_grow_brings_what_it_holds_back_to_memory():
+    """A full disk, made real with the process's file size limit (EFBIG, as ENOSPC would)."""
+    chunks = [bytes([n]) * 40_000 for n in range(3)]
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    writer = SpoolWriter()
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64_000, hard))
+    try:
+        for chunk in chunks:  # the second write is cut short by the limit
+            writer.write(chunk)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    with writer.finish() as text:
+        assert type(text.raw) is bytes  # in memory now
+        assert text.raw == b"".join(chunks)  # nothing lost, nothing doubled
 
 
 def _open_fds() -> set[str]:
