@@ -3,6 +3,7 @@ RabbitMQ, then each kind of check failing on its own, with its fix."""
 
 from __future__ import annotations
 
+import re
 import socket
 
 import pytest
@@ -44,13 +45,16 @@ async def test_check_passes_when_everything_is_there_and_prints_one_line_each(
     assert code == 0, out + err
     assert alias[0] == 0
     lines = out.splitlines()
+    free = re.fullmatch(r"ok    spool: exports spooled in /tmp \(([\d.]+) GiB free\)", lines[3])
+    assert free is not None, out
     assert lines == [
         "ok    rabbitmq: amqp://guest:***@127.0.0.1:5672/ answers",
         f"ok    topology: 13 exchanges and queues under prefix {prefix}",
         f"ok    state: sqlite:///{tmp_path}/state.sqlite3 reachable, migrations current",
+        f"ok    spool: exports spooled in /tmp ({free.group(1)} GiB free)",
         f"ok    dt: Dependency-Track 4.14.3 at {dt.url}",
         "ok    api key: team 'dtrack-worker' has VIEW_PORTFOLIO, VIEW_VULNERABILITY",
-        "5 passed, 0 failed",
+        "6 passed, 0 failed",
     ]
     figures("check (all pass):\n    " + "\n    ".join(lines))
 
@@ -64,6 +68,7 @@ async def test_check_passes_when_everything_is_there_and_prints_one_line_each(
         ("key", "FAIL  api key: DT answered 401"),
         ("permission", "FAIL  api key: team 'dtrack-worker' lacks VIEW_VULNERABILITY"),
         ("state", "FAIL  state: sqlite:///"),
+        ("spool", "FAIL  spool: TMPDIR /"),
     ],
 )
 async def test_each_failing_check_says_what_and_how_to_fix_it(
@@ -82,6 +87,8 @@ async def test_each_failing_check_says_what_and_how_to_fix_it(
         dt.permissions = ["VIEW_PORTFOLIO"]
     async with temporary_topology(prefix):
         env = _env(prefix, dt, state, **overrides)
+        if kind == "spool":  # a directory that is not there: tempfile falls back to /tmp
+            env["TMPDIR"] = str(tmp_path / "missing")
         if kind != "topology":
             await cli("topology", env=env)
         if kind != "state":  # not migrated: the check says so

@@ -23,6 +23,7 @@ from worker.adapters.spool import Spool, SpoolWriter
 from worker.core import fpf
 from worker.core.config import Settings
 from worker.core.errors import DtUnavailable, InvalidExport
+from worker.service import checks
 
 EXPORTS = fixture_files(FPF / "real") + fixture_files(FPF / "edge")
 
@@ -155,6 +156,20 @@ def test_a_spool_that_cannot_grow_brings_what_it_holds_back_to_memory():
     with writer.finish() as text:
         assert type(text.raw) is bytes  # in memory now
         assert text.raw == b"".join(chunks)  # nothing lost, nothing doubled
+
+
+def test_the_spool_check_says_where_exports_go_and_when_they_cannot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    found = checks.spool(None)
+    assert found.ok
+    assert found.detail.startswith(f"exports spooled in {tempfile.gettempdir()} (")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))  # no candidate at all
+    failed = checks.spool(None)
+    assert not failed.ok
+    assert "no temporary file can be made" in failed.detail
+    assert "each export is held in memory whole" in failed.detail
+    assert "TMPDIR" in failed.fix
 
 
 def _open_fds() -> set[str]:

@@ -95,6 +95,15 @@ class Spool:
         self.close()
 
 
+def probe() -> tuple[str, int]:
+    """Where exports are spooled, and the bytes free there; OSError when no file can be made."""
+    directory = tempfile.gettempdir()  # FileNotFoundError when no candidate is usable
+    with tempfile.TemporaryFile(buffering=0) as file:
+        file.write(b"\0")
+    stats = os.statvfs(directory)
+    return directory, stats.f_bavail * stats.f_frsize
+
+
 class SpoolWriter:
     """Chunks in (a response body, a stream), a Spool out."""
 

@@ -43,7 +43,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     settings = settings_from(environ, log=True)
-    results = asyncio.run(_checks(settings, receiver_only=args.receiver_only))
+    results = asyncio.run(
+        _checks(settings, receiver_only=args.receiver_only, tmpdir=environ.get("TMPDIR"))
+    )
     for result in results:
         print(result.line(), flush=True)
     failed = sum(1 for result in results if not result.ok)
@@ -51,12 +53,15 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return EXIT_OK if failed == 0 else EXIT_INVALID
 
 
-async def _checks(settings: Settings, *, receiver_only: bool) -> list[checks.Check]:
+async def _checks(
+    settings: Settings, *, receiver_only: bool, tmpdir: str | None
+) -> list[checks.Check]:
     topo = topology.configured(settings.broker, delays=(settings.receiver.coalesce_seconds,))
     results = await checks.broker(settings, topo)
     if receiver_only:
         return results
     results.append(await checks.state(settings.state))
+    results.append(checks.spool(tmpdir))  # workers spool exports; a receiver never does
     if not settings.dt.url or settings.dt.api_key is None:
         return [
             *results,

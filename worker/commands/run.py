@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping
 
+import structlog
+
 from worker.adapters import logs, timezones, tracing
 from worker.commands.common import EXIT_OK, add_command, with_file_secrets
 from worker.core.config import PREFIX, Settings
 from worker.core.errors import ConfigError
+
+log = structlog.get_logger(__name__)
 
 _NO_AUTH_HELP = "accept webhooks without a token (logged as a warning at start)"
 MAX_PROCESSES = 64
@@ -103,10 +107,16 @@ def run_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 def _run_service(
     args: argparse.Namespace, environ: Mapping[str, str], *, receive: bool, work: bool
 ) -> int:
-    from worker.service import serve  # imports aiohttp and aio-pika only for the servers
+    from worker.service import checks, serve  # aiohttp and aio-pika only for the servers
 
     settings = _settings(args, environ, receive=receive, work=work)
     tracing.configure(environ)
+    if work:  # where exports will be spooled, said once at start (never fatal)
+        spool = checks.spool(environ.get("TMPDIR"))
+        if spool.ok:
+            log.info("spool.checked", detail=spool.detail)
+        else:
+            log.warning("spool.check_failed", detail=spool.detail, fix=spool.fix)
     try:
         serve.run(
             settings, receive=receive, work=work, reuse_port=getattr(args, "reuse_port", False)

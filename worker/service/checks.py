@@ -1,7 +1,8 @@
 """What a deployment needs, checked: RabbitMQ and its topology, DT and the API key, the state
-store.
+store, a place to spool exports.
 
-``dtrack-worker check`` prints every result; ``serve`` and ``worker`` log the DT ones at start.
+``dtrack-worker check`` prints every result; ``serve`` and ``worker`` log the DT and spool ones
+at start.
 Each check says what it found, and when it fails, what to do about it.
 """
 
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 
 import aio_pika
 
+from worker.adapters import spool as spooling
 from worker.adapters.amqp import BROKER_ERRORS, BrokerUnavailable, connect_once
 from worker.adapters.dtrack import DtClient
 from worker.adapters.state.store import StateUnavailable, Store
@@ -168,3 +171,25 @@ async def state(settings: StateSettings) -> Check:
             "run `dtrack-worker state migrate` (the workers apply them when they start)",
         )
     return Check("state", True, f"{settings.display_url} reachable, migrations current")
+
+
+def spool(requested: str | None) -> Check:
+    """A temporary file can be made for exports, where ``TMPDIR`` (``requested``) says."""
+    fix = (
+        "give the workers a writable TMPDIR (deploy/ mounts a volume at /tmp; docs/worker.md, "
+        "Memory)"
+    )
+    try:
+        directory, free = spooling.probe()
+    except OSError as exc:
+        return Check(
+            "spool",
+            False,
+            f"no temporary file can be made ({exc}): each export is held in memory whole",
+            fix,
+        )
+    if requested and os.path.abspath(requested) != directory:
+        return Check(
+            "spool", False, f"TMPDIR {requested} is not usable: exports go to {directory}", fix
+        )
+    return Check("spool", True, f"exports spooled in {directory} ({free / 2**30:.1f} GiB free)")
