@@ -14,7 +14,7 @@ kept until every run passed (``normalize``); "streamed": the same, events made a
 read, none kept (a worker job); "as bytes": the file read into one bytes object first and
 ``fpf.process`` (the export's bytes and its events held together); "loads alone":
 ``orjson.loads`` by itself (orjson builds a yyjson tree before the Python objects, so the
-parse alone peaks near 4.7x the bytes). The pipeline parses runs of about 256 KiB and keeps
+parse alone peaks near 4.7x the bytes). The pipeline parses runs of about 128 KiB and keeps
 only the serialized events (about 1.35x the bytes) until every run has passed.
 Targets: ratio <= 2.0 (issue 2), <= 1.5 (issue 17) at 10k and 50k findings; peak RSS growth
 <= 3x (issue 2), <= 2x (issue 17) the bytes.
