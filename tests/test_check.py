@@ -45,13 +45,14 @@ async def test_check_passes_when_everything_is_there_and_prints_one_line_each(
     assert code == 0, out + err
     assert alias[0] == 0
     lines = out.splitlines()
-    free = re.fullmatch(r"ok    spool: exports spooled in /tmp \(([\d.]+) GiB free\)", lines[3])
+    free = re.fullmatch(r"ok    spool: exports spooled in /tmp \(([\d.]+) GiB free; .*", lines[3])
     assert free is not None, out
     assert lines == [
         "ok    rabbitmq: amqp://guest:***@127.0.0.1:5672/ answers",
         f"ok    topology: 13 exchanges and queues under prefix {prefix}",
         f"ok    state: sqlite:///{tmp_path}/state.sqlite3 reachable, migrations current",
-        f"ok    spool: exports spooled in /tmp ({free.group(1)} GiB free)",
+        f"ok    spool: exports spooled in /tmp ({free.group(1)} GiB free; at most 2.0 GiB at "
+        "once: DTRACK_WORKER_DT_CONCURRENCY x DTRACK_WORKER_MAX_EXPORT)",
         f"ok    dt: Dependency-Track 4.14.3 at {dt.url}",
         "ok    api key: team 'dtrack-worker' has VIEW_PORTFOLIO, VIEW_VULNERABILITY",
         "6 passed, 0 failed",

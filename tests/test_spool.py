@@ -161,11 +161,17 @@ def test_a_spool_that_cannot_grow_brings_what_it_holds_back_to_memory():
 def test_the_spool_check_says_where_exports_go_and_when_they_cannot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    found = checks.spool(None)
+    settings = Settings.from_env(
+        {"DTRACK_WORKER_DT_CONCURRENCY": "3", "DTRACK_WORKER_MAX_EXPORT": "1GiB"}
+    )
+    found = checks.spool(None, settings.dt)
     assert found.ok
     assert found.detail.startswith(f"exports spooled in {tempfile.gettempdir()} (")
+    assert found.detail.endswith(
+        "; at most 3.0 GiB at once: DTRACK_WORKER_DT_CONCURRENCY x DTRACK_WORKER_MAX_EXPORT)"
+    )
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))  # no candidate at all
-    failed = checks.spool(None)
+    failed = checks.spool(None, settings.dt)
     assert not failed.ok
     assert "no temporary file can be made" in failed.detail
     assert "each export is held in memory whole" in failed.detail

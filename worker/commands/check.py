@@ -61,7 +61,7 @@ async def _checks(
     if receiver_only:
         return results
     results.append(await checks.state(settings.state))
-    results.append(checks.spool(tmpdir))  # workers spool exports; a receiver never does
+    results.append(checks.spool(tmpdir, settings.dt))  # a receiver never spools exports
     if not settings.dt.url or settings.dt.api_key is None:
         return [
             *results,

@@ -112,7 +112,7 @@ def _run_service(
     settings = _settings(args, environ, receive=receive, work=work)
     tracing.configure(environ)
     if work:  # where exports will be spooled, said once at start (never fatal)
-        spool = checks.spool(environ.get("TMPDIR"))
+        spool = checks.spool(environ.get("TMPDIR"), settings.dt)
         if spool.ok:
             log.info("spool.checked", detail=spool.detail)
         else:

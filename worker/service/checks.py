@@ -18,7 +18,7 @@ from worker.adapters import spool as spooling
 from worker.adapters.amqp import BROKER_ERRORS, BrokerUnavailable, connect_once
 from worker.adapters.dtrack import DtClient
 from worker.adapters.state.store import StateUnavailable, Store
-from worker.core.config import PREFIX, Settings, StateSettings
+from worker.core.config import PREFIX, DtSettings, Settings, StateSettings
 from worker.core.errors import DtMisconfigured, DtRejected, DtUnavailable
 from worker.core.topology import Topology
 from worker.core.urls import redact
@@ -173,8 +173,9 @@ async def state(settings: StateSettings) -> Check:
     return Check("state", True, f"{settings.display_url} reachable, migrations current")
 
 
-def spool(requested: str | None) -> Check:
-    """A temporary file can be made for exports, where ``TMPDIR`` (``requested``) says."""
+def spool(requested: str | None, dt: DtSettings) -> Check:
+    """A temporary file can be made for exports, where ``TMPDIR`` (``requested``) says; the
+    room there, beside the most that jobs can spool at once."""
     fix = (
         "give the workers a writable TMPDIR (deploy/ mounts a volume at /tmp; docs/worker.md, "
         "Memory)"
@@ -192,4 +193,14 @@ def spool(requested: str | None) -> Check:
         return Check(
             "spool", False, f"TMPDIR {requested} is not usable: exports go to {directory}", fix
         )
-    return Check("spool", True, f"exports spooled in {directory} ({free / 2**30:.1f} GiB free)")
+    most = dt.concurrency * dt.max_export
+    return Check(
+        "spool",
+        True,
+        f"exports spooled in {directory} ({_gib(free)} free; at most {_gib(most)} at once: "
+        f"{PREFIX}DT_CONCURRENCY x {PREFIX}MAX_EXPORT)",
+    )
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:.1f} GiB"
