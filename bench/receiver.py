@@ -1,7 +1,9 @@
 """Benchmark: the real receiver (durable, publisher-confirmed jobs) against its two ceilings,
 in the same run: a bare aiohttp JSON -> 202 handler, loaded by wrk from a separate process, and
 raw confirmed publishes of the same client library (aiormq) with as many in flight as wrk has
-connections, no HTTP at all (bench/raw_publish.py). Not a test.
+connections, no HTTP at all (bench/raw_publish.py). A third line, "no RabbitMQ", is the
+receiver's own application with a job queue that accepts without publishing
+(bench/unbrokered.py): the most that work on the publish path could give. Not a test.
 
     apt-get install wrk        # once
     .venv/bin/python -m bench.receiver [--duration 10] [--connections 50] [--processes 1]
@@ -177,6 +179,13 @@ def main() -> None:
         "DTRACK_WORKER_WEBHOOK_TOKEN": TOKEN,
         "DTRACK_WORKER_LOG_LEVEL": "WARNING",  # one log line per request is not what we measure
     }
+    unbrokered = serve([python, "-m", "bench.unbrokered", str(port)], env, port, "/readyz")
+    try:
+        load(port, 2, args.connections, script)
+        results["no RabbitMQ"] = load(port, args.duration, args.connections, script)
+    finally:
+        unbrokered.terminate()
+        unbrokered.wait()
     command = [python, "-m", "worker", "receiver", "--processes", str(args.processes)]
     real = serve(command, env, port, "/readyz")
     try:
@@ -208,6 +217,10 @@ def main() -> None:
         f"ratio receiver/raw = {receiver['rps'] / raw:.2f} (target >= 0.7); "
         f"receiver/bare = {receiver['rps'] / results['bare aiohttp']['rps']:.2f}; "
         f"receiver p99 = {receiver['p99']:.2f} ms (target <= 25 ms)"
+    )
+    print(
+        f"ceiling: no RabbitMQ/raw = {results['no RabbitMQ']['rps'] / raw:.2f} "
+        "(the receiver if publishing cost nothing)"
     )
 
 
