@@ -16,7 +16,7 @@ from tests.test_split import described, whole
 from tests.test_validation import SMALL_FPF, mutated
 from worker.adapters import schemas
 from worker.core import dates as dt_dates
-from worker.core import fpf
+from worker.core import fpf, ids
 from worker.core.errors import InvalidExport
 from worker.core.events import EVENT_ID_NAMESPACE, EventIds
 
@@ -179,3 +179,8 @@ def test_the_quick_utc_path_agrees_with_the_calendar(value):
 def test_event_ids_are_uuid5_of_the_documented_name(source, project, exported_at, key):
     expected = uuid.uuid5(EVENT_ID_NAMESPACE, f"{source}\n{project}\n{exported_at}\n{key}")
     assert EventIds(source, project, exported_at)(key) == str(expected)
+
+
+@given(bits=st.integers(min_value=0, max_value=2**128 - 1))
+def test_random_ids_are_the_uuid4_of_their_bits(bits):
+    assert ids.uuid4_text(bits) == str(uuid.UUID(int=bits, version=4))

@@ -85,7 +85,9 @@ def job_id(notification: str, project_uuid: str) -> str:
 
 
 def utc_timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    if moment.tzinfo is not UTC:  # the receiver's clock is read in UTC already
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" written as "Z"
 
 
 def jobs_for(

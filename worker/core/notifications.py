@@ -130,42 +130,50 @@ def route(document: object, contract: Contract) -> Routing:
     assert isinstance(document, dict)  # the contract requires an object
     notification: Mapping[str, Any] = document["notification"]
     dialect, group, scope, level = _spelling(notification)
-    found = Routing(
+    projects: tuple[ProjectRef, ...] = ()
+    reason: str | None = None
+    rule = RULES[dialect].get(group)
+    if rule is None:
+        reason = f"unknown {dialect} notification group {group}"
+    elif not rule.paths:
+        why = "a system notification" if scope == "SYSTEM" else f"DT {dialect} names no project"
+        reason = f"{group}: {why}"
+    else:
+        projects = _projects(notification.get("subject"), rule.paths)
+        if not projects:
+            places = ", ".join(f"subject.{path}" for path in rule.paths)
+            if rule.required:
+                raise InvalidNotification(
+                    f"{group} notification names no project",
+                    problems=(
+                        Problem("/notification/subject", f"expected a project UUID at {places}"),
+                    ),
+                )
+            reason = f"{group}: no project at {places}"
+    # built once: a frozen dataclass costs a call per field, and this runs for every request
+    return Routing(
         group=group,
         dialect=dialect,
         scope=scope,
         level=level,
         notification_id=notification.get("id"),
-        projects=(),
+        projects=projects,
+        reason=reason,
     )
-    rule = RULES[dialect].get(group)
-    if rule is None:
-        return dataclasses.replace(found, reason=f"unknown {dialect} notification group {group}")
-    if not rule.paths:
-        why = "a system notification" if scope == "SYSTEM" else f"DT {dialect} names no project"
-        return dataclasses.replace(found, reason=f"{group}: {why}")
-    projects = _projects(notification.get("subject"), rule.paths)
-    if projects:
-        return dataclasses.replace(found, projects=projects)
-    places = ", ".join(f"subject.{path}" for path in rule.paths)
-    if rule.required:
-        raise InvalidNotification(
-            f"{group} notification names no project",
-            problems=(Problem("/notification/subject", f"expected a project UUID at {places}"),),
-        )
-    return dataclasses.replace(found, reason=f"{group}: no project at {places}")
 
 
 def _spelling(notification: Mapping[str, Any]) -> tuple[Dialect, str, str, str]:
     """v4 or v5, and group, scope and level without their v5 prefixes."""
     raw_group: str = notification["group"]
-    dialect: Dialect = "v5" if raw_group.startswith("GROUP_") else "v4"
-    prefixed = [
-        (key, notification[key].startswith(prefix))
-        for key, prefix in (("scope", "SCOPE_"), ("level", "LEVEL_"))
-    ]
-    mixed = [key for key, has_prefix in prefixed if has_prefix != (dialect == "v5")]
-    if mixed:
+    scope: str = notification["scope"]
+    level: str = notification["level"]
+    v5 = raw_group.startswith("GROUP_")
+    if scope.startswith("SCOPE_") != v5 or level.startswith("LEVEL_") != v5:
+        mixed = [
+            key
+            for key, prefix in (("scope", "SCOPE_"), ("level", "LEVEL_"))
+            if notification[key].startswith(prefix) != v5
+        ]
         raise InvalidNotification(
             "notification mixes DT 4.x and 5.x spellings",
             problems=tuple(
@@ -177,12 +185,9 @@ def _spelling(notification: Mapping[str, Any]) -> tuple[Dialect, str, str, str]:
                 for key in mixed
             ),
         )
-    return (
-        dialect,
-        raw_group.removeprefix("GROUP_"),
-        notification["scope"].removeprefix("SCOPE_"),
-        notification["level"].removeprefix("LEVEL_"),
-    )
+    if v5:
+        return "v5", raw_group[6:], scope.removeprefix("SCOPE_"), level.removeprefix("LEVEL_")
+    return "v4", raw_group, scope, level
 
 
 def _projects(subject: object, paths: tuple[str, ...]) -> tuple[ProjectRef, ...]:

@@ -12,7 +12,6 @@ import logging
 import random
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -22,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from worker.adapters import tracing
 from worker.adapters.metrics import ReceiverMetrics
 from worker.adapters.schemas import Contracts
+from worker.core import ids
 from worker.core.config import ReceiverSettings
 from worker.service import webhook
 from worker.service.http import (
@@ -85,7 +85,7 @@ def _correlation_id(request: web.Request) -> str:
         if _CORRELATION.fullmatch(value):
             return value
     # uuid4 reads os.urandom: a system call per request; an id needs no cryptographic bits
-    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+    return ids.uuid4_text(random.getrandbits(128))
 
 
 @web.middleware

@@ -80,13 +80,16 @@ class Recent:
 
 RECENT = web.AppKey("recent", Recent)
 TOKEN_BYTES = web.AppKey("token_bytes", bytes)
-# the requests counter's children by (group, outcome): labels() costs more than the increment
+# the requests counter's children by (group, outcome), the jobs counter's by group:
+# labels() costs more than the increment
 COUNTERS: web.AppKey[dict[tuple[str, str], Any]] = web.AppKey("counters")
+JOB_COUNTERS: web.AppKey[dict[str, Any]] = web.AppKey("job_counters")
 
 
 def setup(app: web.Application, settings: ReceiverSettings) -> None:
     app[RECENT] = Recent()
     app[COUNTERS] = {}
+    app[JOB_COUNTERS] = {}
     if settings.webhook_token is not None:
         app[TOKEN_BYTES] = settings.webhook_token.reveal().encode()
     app.router.add_post("/webhook", handle_webhook)
@@ -263,7 +266,11 @@ async def handle_webhook(request: web.Request) -> web.Response:
         recent.failed(notification_id, pending)
         raise
     metrics.enqueue_seconds.observe(time.perf_counter() - started)
-    metrics.jobs.labels(group=group).inc(len(batch))
+    job_counters = app[JOB_COUNTERS]
+    jobs_counter = job_counters.get(group)
+    if jobs_counter is None:
+        jobs_counter = job_counters[group] = metrics.jobs.labels(group=group)
+    jobs_counter.inc(len(batch))
     body: Answer = {
         "group": routing.group,
         "notification_id": notification_id,
