@@ -80,16 +80,13 @@ class Recent:
 
 RECENT = web.AppKey("recent", Recent)
 TOKEN_BYTES = web.AppKey("token_bytes", bytes)
-# the requests counter's children by (group, outcome), the jobs counter's by group:
-# labels() costs more than the increment
-COUNTERS: web.AppKey[dict[tuple[str, str], Any]] = web.AppKey("counters")
-JOB_COUNTERS: web.AppKey[dict[str, Any]] = web.AppKey("job_counters")
+# counters' children by (counter, its label values), made once: labels() costs more than inc()
+CHILDREN: web.AppKey[dict[tuple[object, ...], Any]] = web.AppKey("counter_children")
 
 
 def setup(app: web.Application, settings: ReceiverSettings) -> None:
     app[RECENT] = Recent()
-    app[COUNTERS] = {}
-    app[JOB_COUNTERS] = {}
+    app[CHILDREN] = {}
     if settings.webhook_token is not None:
         app[TOKEN_BYTES] = settings.webhook_token.reveal().encode()
     app.router.add_post("/webhook", handle_webhook)
@@ -206,11 +203,7 @@ async def handle_webhook(request: web.Request) -> web.Response:
 
     def answer(status: int, outcome: str, body: Answer) -> web.Response:
         request[OUTCOME] = outcome
-        counters = app[COUNTERS]
-        counter = counters.get((group, outcome))
-        if counter is None:
-            counter = counters[group, outcome] = metrics.requests.labels(group, outcome)
-        counter.inc()
+        _child(app, metrics.requests, group, outcome).inc()
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else {}
         body = body | {"status": outcome, "correlation_id": correlation_id}
         return json_response(status, body, **headers)
@@ -266,11 +259,7 @@ async def handle_webhook(request: web.Request) -> web.Response:
         recent.failed(notification_id, pending)
         raise
     metrics.enqueue_seconds.observe(time.perf_counter() - started)
-    job_counters = app[JOB_COUNTERS]
-    jobs_counter = job_counters.get(group)
-    if jobs_counter is None:
-        jobs_counter = job_counters[group] = metrics.jobs.labels(group=group)
-    jobs_counter.inc(len(batch))
+    _child(app, metrics.jobs, group).inc(len(batch))
     body: Answer = {
         "group": routing.group,
         "notification_id": notification_id,
@@ -283,6 +272,16 @@ async def handle_webhook(request: web.Request) -> web.Response:
     }
     pending.set_result(body)
     return answer(202, "enqueued", body)
+
+
+def _child(app: web.Application, counter: Any, *labels: str) -> Any:
+    """``counter.labels(*labels)``, looked up once per process."""
+    children = app[CHILDREN]
+    key = (counter, *labels)
+    child = children.get(key)
+    if child is None:
+        child = children[key] = counter.labels(*labels)
+    return child
 
 
 def _in_scope(
