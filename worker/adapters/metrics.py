@@ -8,6 +8,8 @@ from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from worker.core.selection import Verdict
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ReceiverMetrics:
@@ -68,6 +70,8 @@ class WorkerMetrics:
     job_seconds: Histogram
     events_published: Counter
     filtered: Counter
+    filter_errors: Counter
+    filter_pending: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> WorkerMetrics:
@@ -167,11 +171,27 @@ class WorkerMetrics:
                 ["outcome"],
                 registry=registry,
             ),
+            filter_errors=Counter(
+                "dtrack_worker_filter_errors",
+                "Finding events DTRACK_WORKER_FILTER could not be evaluated on (published), "
+                "by reason (missing_field, index_out_of_range, division_by_zero, overflow, "
+                "wrong_type, function_error, not_boolean, evaluation_error, over_budget, "
+                "evaluator_failed).",
+                ["reason"],
+                registry=registry,
+            ),
+            filter_pending=Gauge(
+                "dtrack_worker_filter_pending_events",
+                "Finding events handed to the filter's evaluator process and not yet judged.",
+                registry=registry,
+            ),
         )
 
-    def count_filtered(self, outcomes: Mapping[str, int]) -> None:
-        for outcome, count in outcomes.items():
-            self.filtered.labels(outcome=outcome).inc(count)
+    def count_filtered(self, verdicts: Mapping[Verdict, int]) -> None:
+        for verdict, count in verdicts.items():
+            self.filtered.labels(outcome=verdict.outcome).inc(count)
+            if verdict.reason:
+                self.filter_errors.labels(reason=verdict.reason).inc(count)
 
     def count_events(self, types: Iterable[str]) -> None:
         """Events of these types were confirmed."""

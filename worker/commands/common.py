@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import BinaryIO
@@ -23,6 +24,7 @@ from worker.core.config import (
 )
 from worker.core.errors import ConfigError
 from worker.core.output import Output
+from worker.core.selection import Verdict
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command killed by SIGPIPE
@@ -110,5 +112,25 @@ def output_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Output:
         format=args.format or settings.format,
         filter=args.filter if args.filter is not None else settings.filter,
     )
-    name = "--filter" if args.filter is not None else "DTRACK_WORKER_FILTER"
-    return output.from_settings(chosen, __version__, filter_name=name)
+    return output.from_settings(chosen, __version__, filter_name=filter_name(args))
+
+
+def filter_name(args: argparse.Namespace) -> str:
+    return "--filter" if args.filter is not None else "DTRACK_WORKER_FILTER"
+
+
+def report_unevaluated(command: str, args: argparse.Namespace, counted: Counter[Verdict]) -> None:
+    """Once, on stderr: the finding events the filter could not be evaluated on (printed all
+    the same, as the workers publish them), by reason."""
+    failed = Counter(
+        {verdict.reason: count for verdict, count in counted.items() if verdict.reason}
+    )
+    if not failed:
+        return
+    reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(failed.items()))
+    print(
+        f"dtrack-worker {command}: {filter_name(args)} could not be evaluated on "
+        f"{failed.total()} of {counted.total()} finding events, printed all the same "
+        f"({reasons}; the reasons: docs/events.md)",
+        file=sys.stderr,
+    )

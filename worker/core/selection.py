@@ -1,16 +1,19 @@
 """The finding filter (DTRACK_WORKER_FILTER): a CEL expression over each finding event, the
 language DT 5 uses for its own notification filters.
 
-It is compiled at start-up and tried on a complete example of each kind of finding event, so a
-syntax error, a field that does not exist or an operation on the wrong type stops the service
-before the first job (ConfigError, with the position CEL reports), and a result that is not a
-boolean too. It decides what is published, never what is recorded: changing it never invents
-transitions.
+It is compiled at start-up and tried on a complete example of each kind of finding event
+(snapshot and change): a syntax error, a field that exists in neither, an operation on the wrong
+type or a result that is not a boolean stops the service before the first job (ConfigError,
+with the position CEL reports). One that holds for one kind only (``data.change.kind``) is
+accepted. At run time any error of the evaluation is the event's: a failed Verdict with its
+reason, and the event is published. It decides what is published, never what is recorded:
+changing it never invents transitions.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -111,8 +114,65 @@ def examples() -> list[dict[str, Any]]:
     return [snapshot, change]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the filter says of one event: PASSED, FILTERED_OUT, or FAILED with its reason (a
+    name from REASONS; the error's own text is never kept: it can quote the event)."""
+
+    outcome: str
+    reason: str = ""
+
+
+# Why an evaluation failed; every such event is published (docs/events.md).
+REASONS = {
+    "missing_field": "a field the expression names is not in the event (guard with has())",
+    "index_out_of_range": "an index past the end of a list",
+    "division_by_zero": "a division or modulo by zero",
+    "overflow": "an integer overflow, or a conversion out of range",
+    "wrong_type": "an operation on a value of the wrong type (a null, say)",
+    "function_error": "a function that failed on its argument, or that CEL does not have",
+    "not_boolean": "a result that is not true or false",
+    "evaluation_error": "another error of the evaluation",
+    "over_budget": "the evaluation took longer than DTRACK_WORKER_FILTER_BUDGET_MS",
+    "evaluator_failed": "the process that evaluates the filter failed",
+}
+PASS, FILTER_OUT = Verdict(PASSED), Verdict(FILTERED_OUT)
+FAILURES = {reason: Verdict(FAILED, reason) for reason in REASONS}
+VERDICTS = (PASS, FILTER_OUT, *FAILURES.values())  # every verdict there is, in a fixed order
+
+# What CEL raises, by the reason it means (the most specific first: IndexError and KeyError
+# are both LookupErrors, ZeroDivisionError and OverflowError both ArithmeticErrors).
+_ERRORS: tuple[tuple[type[Exception], str], ...] = (
+    (KeyError, "missing_field"),
+    (IndexError, "index_out_of_range"),
+    (ZeroDivisionError, "division_by_zero"),
+    (OverflowError, "overflow"),
+    (TypeError, "wrong_type"),
+    (RuntimeError, "function_error"),
+)
+# Errors that depend on the values of an event, not on its shape: an example event cannot
+# show the expression wrong by failing with one of these.
+_VALUE_ERRORS = frozenset({"index_out_of_range", "division_by_zero", "overflow"})
+
+
+def reason_of(exc: Exception) -> str:
+    for kind, reason in _ERRORS:
+        if isinstance(exc, kind):
+            return reason
+    return "evaluation_error"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Unevaluable:
+    """An example event the expression fails on, though it was accepted (it holds for the
+    other kind, or fails only for the example's values)."""
+
+    type: str
+    problem: str
+
+
 class Filter:
-    """A compiled DTRACK_WORKER_FILTER; ``matches`` says whether an event is published."""
+    """A compiled DTRACK_WORKER_FILTER; ``judge`` says whether an event is published."""
 
     def __init__(self, expression: str, *, name: str = "DTRACK_WORKER_FILTER") -> None:
         import cel  # 140 ms to import: only when a filter is set, not for every command
@@ -122,33 +182,52 @@ class Filter:
             self._program = cel.compile(expression)
         except ValueError as exc:
             raise ConfigError(f"{name} does not compile: {_first_lines(exc)}") from None
-        for example in examples():
+        # the names it uses: CEL converts every value it is given, ~3 us a string or a map,
+        # so an event's attributes it never reads are not given (data alone, often)
+        self._names = tuple(self._program.variables())
+        self.unevaluable = self._check(name)
+
+    def _check(self, name: str) -> tuple[Unevaluable, ...]:
+        """Refuse an expression that cannot say true or false of either example event (a
+        filter on ``data.change`` alone holds for change events: accepted)."""
+        tried = examples()
+        failures: list[tuple[str, Exception]] = []
+        for example in tried:
             try:
-                result = self._program.execute(_variables(example))
-            except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-                raise ConfigError(
-                    f"{name} fails on a {example['type']} event: "
-                    f"{_problem(exc)} (the fields: docs/events.md)"
-                ) from None
+                result = self._program.execute(self._variables(example))
+            except Exception as exc:  # whatever CEL raises: IndexError, OverflowError...
+                failures.append((example["type"], exc))
+                continue
             if not isinstance(result, bool):
                 raise ConfigError(
                     f"{name} must be true or false for an event, not "
                     f"{type(result).__name__} ({result!r})"
                 )
+        if len(failures) == len(tried):
+            for type_, error in failures:
+                if reason_of(error) not in _VALUE_ERRORS:
+                    raise ConfigError(
+                        f"{name} fails on a {type_} event: {_problem(error)} "
+                        "(the fields: docs/events.md)"
+                    )
+        return tuple(Unevaluable(type_, _problem(error)) for type_, error in failures)
 
-    def matches(self, event: Mapping[str, Any]) -> str:
-        """PASSED, FILTERED_OUT, or FAILED when it cannot be evaluated on this event (a null
-        where the expression expects a value): such an event is published, never lost."""
+    def judge(self, event: Mapping[str, Any]) -> Verdict:
+        """PASS, FILTER_OUT, or a failure with its reason when the expression cannot say
+        true or false of this event: such an event is published, never lost."""
         try:
-            result = self._program.execute(_variables(event))
-        except (KeyError, TypeError, ValueError, RuntimeError):
-            return FAILED
-        return PASSED if result is True else FILTERED_OUT
+            result = self._program.execute(self._variables(event))
+        except Exception as exc:  # any error of the evaluation is the event's, never ours
+            return FAILURES[reason_of(exc)]
+        if result is True:
+            return PASS
+        if result is False:
+            return FILTER_OUT
+        return FAILURES["not_boolean"]
 
-
-def _variables(event: Mapping[str, Any]) -> dict[str, Any]:
-    """The CloudEvent's attributes and ``data``, as top-level names of the expression."""
-    return dict(event)
+    def _variables(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """The CloudEvent's attributes and ``data`` the expression names, as its variables."""
+        return {name: event[name] for name in self._names if name in event}
 
 
 def _first_lines(exc: Exception) -> str:
