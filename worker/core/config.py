@@ -239,6 +239,7 @@ class OutputSettings:
 
     format: str  # cloudevents or ocsf
     filter: str | None  # a CEL expression; compiled when a worker starts
+    filter_budget: float = 0.1  # seconds the filter may take on one event (the workers')
 
 
 def output_settings(environ: Mapping[str, str]) -> OutputSettings:
@@ -251,7 +252,11 @@ def _output(env: Env) -> OutputSettings:
     if format_ not in FORMATS:
         raise ConfigError(f"{PREFIX}FORMAT={format_!r} must be cloudevents or ocsf")
     expression = env.optional("FILTER")
-    return OutputSettings(format=format_, filter=expression.strip() if expression else None)
+    return OutputSettings(
+        format=format_,
+        filter=expression.strip() if expression else None,
+        filter_budget=env.integer("FILTER_BUDGET_MS", 100, minimum=1, maximum=10_000) / 1000,
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

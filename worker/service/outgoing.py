@@ -1,5 +1,6 @@
-"""Events on their way out: through the finding filter and the output format, to the events
-exchange, confirmed, and counted. The snapshot rounds and the outbox relay both send this way."""
+"""Events on their way out: through the finding filter (judged off the event loop) and the
+output format, to the events exchange, confirmed, and counted. The snapshot rounds and the
+outbox relay both send this way."""
 
 from __future__ import annotations
 
@@ -20,8 +21,11 @@ async def send(
 ) -> int:
     """Publish what ``output`` keeps of ``items``; how many went."""
     if output.transforms:
-        items, outcomes = output.prepare(items)
-        metrics.count_filtered(outcomes)
+        verdicts = None
+        if output.judge is not None:  # off the loop; its lock keeps the sends in order
+            verdicts = await output.judge.verdicts(output.judged(items))
+        items, counted = output.prepare(items, verdicts)
+        metrics.count_filtered(counted)
     if items:
         await broker.publish_serialized(broker.topology.events_exchange.name, items)
     metrics.count_events(type_ for _, _, _, type_ in items)
@@ -34,8 +38,9 @@ async def send_all(
     """Every round, in order, each written while the one before awaits its confirms (our
     making and writing overlaps RabbitMQ's storing); how many events went.
 
-    Order holds: a send takes the channel's lock (first come, first served) before it first
-    waits for anything, and each starts after the one before it.
+    Order holds: a send takes the filter judge's lock, then the channel's (both first come,
+    first served), each before it first waits for anything, and each starts after the one
+    before it.
     """
     sent = 0
     flying: collections.deque[asyncio.Future[int]] = collections.deque()

@@ -27,9 +27,9 @@ from worker.adapters.listen import listening_socket
 from worker.adapters.metrics import ReceiverMetrics, WorkerMetrics
 from worker.adapters.state.store import Store
 from worker.adapters.timezones import zone
-from worker.core import output, topology
+from worker.core import topology
 from worker.core.config import Settings
-from worker.service import checks, collector, queue_gauges, receiver
+from worker.service import checks, collector, filtering, queue_gauges, receiver
 from worker.service.backfill import backfill
 from worker.service.consumer import Worker, WorkerOptions
 from worker.service.delta import DeltaOptions, Deltas
@@ -100,12 +100,13 @@ def _worker(
         prefetch=settings.worker.prefetch,
         shutdown_grace=settings.worker.shutdown_grace,
         snapshots=settings.state.snapshots,
-        output=output.from_settings(settings.output, __version__),
+        output=filtering.output(settings.output, __version__),
         scope=settings.worker.scope,
     )
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(filtering.running(options.output, metrics))  # last out
             dt = await stack.enter_async_context(DtClient.open(settings.dt, on_fetch=on_fetch))
             deltas = None
             if settings.state.deltas:
