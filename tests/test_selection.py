@@ -4,10 +4,12 @@ accepts, and the verdict, with its reason, for every kind of error CEL raises at
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
 
+from worker.core.config import output_settings
 from worker.core.errors import ConfigError
 from worker.core.selection import FAILURES, FILTER_OUT, PASS, Filter, examples
 
@@ -83,3 +85,18 @@ def test_an_error_that_depends_on_the_example_s_values_is_no_reason_to_refuse():
 def test_what_holds_for_no_example_is_refused_at_start(expression, message):
     with pytest.raises(ConfigError, match=message):
         Filter(expression)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("0", "DTRACK_WORKER_FILTER_BUDGET_MS='0' must be between 1 and 10000"),
+        ("20000", "DTRACK_WORKER_FILTER_BUDGET_MS='20000' must be between 1 and 10000"),
+        ("0.5", "DTRACK_WORKER_FILTER_BUDGET_MS='0.5' is not a whole number"),
+    ],
+)
+def test_the_budget_is_whole_milliseconds_within_bounds(raw, message):
+    assert output_settings({}).filter_budget == 0.1
+    assert output_settings({"DTRACK_WORKER_FILTER_BUDGET_MS": "250"}).filter_budget == 0.25
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        output_settings({"DTRACK_WORKER_FILTER_BUDGET_MS": raw})
