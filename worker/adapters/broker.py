@@ -303,7 +303,9 @@ class Broker:
             raise BrokerUnavailable("RabbitMQ is not connected")
         total = 0
         for name in queue_names:
-            queue = await self._channel.declare_queue(name, passive=True)
+            # shielded: aiormq closes a channel whose RPC is cancelled, and this is the
+            # publishing channel (a gauge refresh cancelled at shutdown took the drain with it)
+            queue = await asyncio.shield(self._channel.declare_queue(name, passive=True))
             total += queue.declaration_result.message_count or 0
         return total
 

@@ -108,9 +108,13 @@ def _worker(
         async with contextlib.AsyncExitStack() as stack:
             dt = await stack.enter_async_context(DtClient.open(settings.dt, on_fetch=on_fetch))
             deltas = None
+            relay = None
             if settings.state.deltas:
                 store = await stack.enter_async_context(Store.open(settings.state))
-                relay = Relay(store, broker, metrics, options.output)
+                # after the grace, the batches in flight get their confirms' deadline, and a
+                # little for the store's deletes
+                halt = settings.broker.publish_timeout + 5.0
+                relay = Relay(store, broker, metrics, options.output, halt_seconds=halt)
                 deltas = Deltas(
                     store,
                     dt,
@@ -125,7 +129,7 @@ def _worker(
                     committed=relay.wake,
                 )
                 await relay.start()
-                stack.push_async_callback(relay.stop)  # after the worker's drain, below
+                stack.push_async_callback(relay.stop)  # a start that failed half-way
                 gauges = refresh_forever(StateGauges.create(registry), store)
             directory = Directory(dt, settings.worker.project_cache_seconds)
             running = Worker(broker, dt, contracts, metrics, options, deltas, directory)
@@ -146,12 +150,15 @@ def _worker(
                 )
                 background.append(_background(_when_ready(broker, reconciler.start)))
             yield
+            deadline = asyncio.get_running_loop().time() + settings.worker.shutdown_grace
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             if reconciler is not None:
                 await reconciler.stop()
             await running.stop()
+            if relay is not None:  # the rows of what the drain finished go out, within the grace
+                await relay.finish(deadline)
 
     return lifecycle
 
