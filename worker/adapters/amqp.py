@@ -11,7 +11,7 @@ from typing import Any
 
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from worker.adapters import tracing
 from worker.core.config import BrokerSettings, Secret
@@ -20,15 +20,18 @@ from worker.core.jobs import PROGRESS_HEADER
 from worker.core.topology import Topology
 from worker.core.urls import redact
 
-# Everything a lost or refusing broker raises while we publish or declare.
+# What a lost or refusing broker raises while we publish, consume or declare: the broker's own
+# errors and a lost socket, nothing wider. A RuntimeError or an OSError from our own code is a
+# bug: it must surface (500, a parked job), not pass for an outage retried forever.
 BROKER_ERRORS = (
-    aio_pika.exceptions.AMQPException,
-    aiormq.exceptions.AMQPError,
-    ConnectionError,
-    OSError,
+    aiormq.exceptions.AMQPError,  # aio-pika's AMQPException too: every protocol-level refusal
+    aiormq.exceptions.ChannelInvalidStateError,  # a RuntimeError: the channel closed under us
+    ConnectionError,  # the socket: reset, refused, broken pipe (aiormq's connection errors too)
     TimeoutError,
-    RuntimeError,  # aiormq: "Connection closed" while a frame waits
 )
+# Connecting adds what the network raises before any AMQP: an unresolvable host
+# (socket.gaierror), no route (EHOSTUNREACH), TLS.
+CONNECT_ERRORS = (*BROKER_ERRORS, OSError)
 
 
 GROUP_SIZE = "x-quorum-initial-group-size"
@@ -67,9 +70,20 @@ async def connect_once(settings: BrokerSettings) -> AbstractConnection:
     for url in in_turn(settings.urls):
         try:
             return await aio_pika.connect(url.reveal(), timeout=10)
-        except BROKER_ERRORS as exc:
+        except CONNECT_ERRORS as exc:
             failures.append(f"{redact(url.reveal())}: {type(exc).__name__}: {exc}")
     raise BrokerUnavailable(f"cannot reach RabbitMQ at {'; '.join(failures)}")
+
+
+async def open_channel(connection: AbstractConnection, **options: Any) -> AbstractChannel:
+    """``connection.channel(...)``; a connection closed meanwhile (aiormq says so with a
+    RuntimeError) as the ConnectionError it is."""
+    try:
+        return await connection.channel(**options)
+    except RuntimeError as exc:
+        if not connection.is_closed:
+            raise  # a bug, not the broker
+        raise ConnectionError(f"RabbitMQ connection closed: {exc}") from exc
 
 
 def copy_of(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
@@ -96,7 +110,7 @@ async def declare(connection: AbstractConnection, topology: Topology) -> None:
     A quorum queue declared before ``x-quorum-initial-group-size`` was set keeps its members:
     RabbitMQ refuses a redeclaration that adds the argument, so that queue is declared as it was.
     """
-    channel = await connection.channel()
+    channel = await open_channel(connection)
     for exchange in topology.exchanges:
         await channel.declare_exchange(
             exchange.name, exchange.type, durable=True, arguments=dict(exchange.arguments)
@@ -108,7 +122,7 @@ async def declare(connection: AbstractConnection, topology: Topology) -> None:
         except aio_pika.exceptions.ChannelPreconditionFailed:
             if GROUP_SIZE not in arguments:
                 raise
-            channel = await connection.channel()  # the refusal closed the other one
+            channel = await open_channel(connection)  # the refusal closed the other one
             earlier = {key: value for key, value in arguments.items() if key != GROUP_SIZE}
             await channel.declare_queue(queue.name, durable=True, arguments=earlier)
     # Bound by name on the channel in use now: a queue object declared before a refusal

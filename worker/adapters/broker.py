@@ -24,9 +24,11 @@ from opentelemetry.trace import SpanKind
 from worker.adapters import publisher, tracing
 from worker.adapters.amqp import (
     BROKER_ERRORS,
+    CONNECT_ERRORS,
     BrokerUnavailable,
     declare,
     in_turn,
+    open_channel,
     publish_errors,
 )
 from worker.adapters.frames import Properties
@@ -108,7 +110,7 @@ class Broker:
                 shown = redact(url.reveal())
                 try:
                     await self._connect(url)
-                except BROKER_ERRORS as exc:
+                except CONNECT_ERRORS as exc:
                     log.warning(
                         "broker.connect_failed", url=shown, error=f"{type(exc).__name__}: {exc}"
                     )
@@ -150,7 +152,7 @@ class Broker:
         self._connection = connection
         connection.close_callbacks.add(self._on_close)
         await declare(connection, self._topology)
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        channel = await open_channel(connection, publisher_confirms=True, on_return_raises=True)
         channel.close_callbacks.add(self._on_close)  # a lost channel is a lost connection
         self._channel = channel
         # The concrete class: the lean publisher uses its confirmation table and write queue.
@@ -275,7 +277,7 @@ class Broker:
             raise BrokerUnavailable("RabbitMQ is not connected")
         await subscription.close()
         subscription.active = True
-        channel = await self._connection.channel()
+        channel = await open_channel(self._connection)
         await channel.set_qos(prefetch_count=subscription.prefetch)
         # declared with the topology's arguments (a no-op for an existing queue)
         declared = await channel.declare_queue(
@@ -364,7 +366,7 @@ class Broker:
         returned: list[object] = []
         async with self._transactions:
             with publish_errors(timeout, f"{len(messages)} jobs"):
-                channel = await connection.channel(publisher_confirms=False)
+                channel = await open_channel(connection, publisher_confirms=False)
                 channel.return_callbacks.add(lambda _, message: returned.append(message))
                 try:
                     async with asyncio.timeout(timeout):

@@ -50,6 +50,8 @@ from worker.service.projects import Directory
 log = structlog.get_logger(__name__)
 
 SUBSCRIBE_SECONDS = 30.0
+UNSETTLED_SECONDS = 1.0  # a job neither retried nor parked goes back after this, doubled...
+MAX_UNSETTLED_SECONDS = 60.0  # ...per attempt, up to this
 
 
 class ExportSource(Protocol):
@@ -181,14 +183,21 @@ class Worker:
         self._metrics.in_flight.inc()
         try:
             outcome = await self._settle(message, attempt, fields)
-        except TransientError as exc:  # could not even retry or park it: the broker is away
-            log.warning("job.unsettled", error=str(exc), **fields)
-            await asyncio.sleep(1)  # no hot loop if the channel lives but refuses
-            with contextlib.suppress(Exception):
+        except TransientError as exc:  # could not even retry or park it: the broker refuses
+            # Back to the queue after a pause that grows with the attempt: its next delivery
+            # is its next attempt (job_messages.attempt), so it still ends parked, and DT is
+            # not asked for the export again at once.
+            pause = min(UNSETTLED_SECONDS * 2 ** (attempt - 1), MAX_UNSETTLED_SECONDS)
+            fields["error"] = str(exc)  # the refusal; the job's own error was logged before
+            log.error("job.unsettled", retry_in_s=pause, **fields)
+            self._metrics.jobs.labels(outcome="unsettled").inc()
+            await asyncio.sleep(pause)
+            with contextlib.suppress(*BROKER_ERRORS):  # a closed channel returns it anyway
                 await message.nack(requeue=True)
             return
         except BROKER_ERRORS as exc:  # the channel went while we acked: RabbitMQ redelivers it
-            log.warning("job.unsettled", error=f"{type(exc).__name__}: {exc}", **fields)
+            fields["error"] = f"{type(exc).__name__}: {exc}"
+            log.warning("job.unsettled", **fields)
             return
         finally:
             self._metrics.in_flight.dec()

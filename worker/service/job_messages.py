@@ -25,8 +25,14 @@ MAX_HEADER_TEXT = 4000
 
 
 def attempt(message: AbstractIncomingMessage) -> int:
-    value = (message.headers or {}).get("x-attempt", 1)
-    return value if isinstance(value, int) and value >= 1 else 1
+    """The ``x-attempt`` header (1 if none), plus the times RabbitMQ took this delivery back
+    (``x-delivery-count``, kept by quorum queues): a job whose retry copy could not be
+    published goes back to the queue, and its next delivery is its next attempt."""
+    headers = message.headers or {}
+    value = headers.get("x-attempt", 1)
+    first = value if isinstance(value, int) and value >= 1 else 1
+    returned = headers.get("x-delivery-count", 0)
+    return first + (returned if isinstance(returned, int) and returned > 0 else 0)
 
 
 def job_attributes(message: AbstractIncomingMessage, attempt: int) -> dict[str, str | int]:
