@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 from typing import Any
 
 import aio_pika
+import orjson
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
@@ -17,6 +19,8 @@ from tests.fake_dt import Fault
 from tests.harness import REAL, TOKEN, notification, post
 from tests.rabbit import AMQP_URL
 from worker.adapters import frames
+from worker.core.budget import budget_of, consumer_timeout_ms
+from worker.core.config import Settings
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -113,3 +117,36 @@ async def test_a_retry_copy_that_cannot_be_published_backs_off_and_keeps_the_att
     assert unsettled.endswith(" 1.0")  # counted, not swallowed
     assert len(fetches) == 2  # one fetch per attempt
     assert pause >= 1.0  # backed off before the job went back
+
+
+async def _consumer_arguments(queue: str) -> list[dict[str, Any]]:
+    """The arguments of every consumer of ``queue``, as RabbitMQ records them."""
+    process = await asyncio.create_subprocess_exec(
+        "rabbitmqctl",
+        "list_consumers",
+        "-q",
+        "--formatter",
+        "json",
+        "queue_name",
+        "arguments",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    consumers = [c for c in orjson.loads(out) if c["queue_name"] == queue]
+    return [{key: value for key, _, value in c["arguments"]} for c in consumers]
+
+
+async def test_the_worker_asks_rabbitmq_for_a_delivery_timeout_above_the_job_budget(serve):
+    _, topo, _, settings = await serve(dt_export_timeout="900", dt_http_attempts="3")
+    (arguments,) = await _consumer_arguments(topo.jobs_queue.name)
+    budget = budget_of(settings)
+    assert budget > 3 * 900  # three whole downloads, their pauses and the rest
+    assert arguments.get("x-consumer-timeout", 0) >= budget * 1000, arguments
+
+
+def test_the_compose_brokers_consumer_timeout_is_above_the_default_job_budget():
+    conf = (Path(__file__).parent.parent / "deploy" / "rabbitmq" / "rabbitmq.conf").read_text()
+    (line,) = [line for line in conf.splitlines() if line.startswith("consumer_timeout")]
+    assert int(line.split("=")[1]) >= consumer_timeout_ms(Settings.from_env({}))

@@ -16,7 +16,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 from worker.adapters import tracing
 from worker.core.config import BrokerSettings, Secret
 from worker.core.errors import PermanentError, TransientError
-from worker.core.jobs import PROGRESS_HEADER
+from worker.core.jobs import JOB_TYPE, PROGRESS_HEADER, Job
 from worker.core.topology import Topology
 from worker.core.urls import redact
 
@@ -101,6 +101,19 @@ def copy_of(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pi
         correlation_id=message.correlation_id,
         type=message.type,
         headers=headers,
+    )
+
+
+def job_message(job: Job, headers: dict[str, str] | None) -> aio_pika.Message:
+    """A job as its own message (the jobs of a transaction), persistent."""
+    return aio_pika.Message(
+        job.to_json(),
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=job.job_id,
+        correlation_id=job.correlation_id,
+        type=JOB_TYPE,
+        headers=dict(headers) if headers else None,
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import cast
+from typing import Any, cast
 
 import aio_pika
 import aiormq
@@ -28,6 +28,7 @@ from worker.adapters.amqp import (
     BrokerUnavailable,
     declare,
     in_turn,
+    job_message,
     open_channel,
     publish_errors,
 )
@@ -260,14 +261,16 @@ class Broker:
         callback: Callable[[AbstractIncomingMessage], Awaitable[None]],
         *,
         prefetch: int,
+        arguments: Mapping[str, Any] | None = None,
     ) -> Subscription:
-        """Deliver ``queue`` to ``callback`` on a channel of its own.
+        """Deliver ``queue`` to ``callback`` on a channel of its own (``arguments``: the
+        consumer's, e.g. ``x-consumer-timeout``).
 
         After every reconnect the subscription is made again on a fresh channel: aio-pika's own
         restoration of consumers proved unreliable under a cut connection (tests/test_resilience
         R1). Unacknowledged messages of a lost connection are redelivered by RabbitMQ.
         """
-        subscription = Subscription(queue, callback, prefetch)
+        subscription = Subscription(queue, callback, prefetch, dict(arguments or {}))
         self._subscriptions.append(subscription)
         await self._subscribe(subscription)
         return subscription
@@ -284,7 +287,9 @@ class Broker:
             subscription.queue.name, durable=True, arguments=subscription.queue.x_arguments
         )
         subscription.channel = channel
-        subscription.tag = await declared.consume(subscription.callback)
+        subscription.tag = await declared.consume(
+            subscription.callback, arguments=subscription.arguments or None
+        )
         subscription.declared = declared
 
     async def _resubscribe(self) -> None:
@@ -340,7 +345,7 @@ class Broker:
             headers = {**tracing.inject(), **(headers or {})} or None
             if len(jobs) > 1:
                 await self._publish_atomically(
-                    [_job_message(job, headers) for job in jobs], routing_key
+                    [job_message(job, headers) for job in jobs], routing_key
                 )
                 return
             # One job: shares a write, and the round trip of its confirm, with every other
@@ -387,15 +392,3 @@ class Broker:
                 f"RabbitMQ returned {len(returned)} of {len(messages)} jobs as unroutable "
                 f"(routing key {routing_key}): declare the topology (dtrack-worker topology)"
             )
-
-
-def _job_message(job: Job, headers: dict[str, str] | None) -> aio_pika.Message:
-    return aio_pika.Message(
-        job.to_json(),
-        content_type="application/json",
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        message_id=job.job_id,
-        correlation_id=job.correlation_id,
-        type=JOB_TYPE,
-        headers=dict(headers) if headers else None,
-    )

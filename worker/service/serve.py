@@ -27,7 +27,7 @@ from worker.adapters.listen import listening_socket
 from worker.adapters.metrics import ReceiverMetrics, WorkerMetrics
 from worker.adapters.state.store import Store
 from worker.adapters.timezones import zone
-from worker.core import output, topology
+from worker.core import budget, output, topology
 from worker.core.config import Settings
 from worker.service import checks, collector, queue_gauges, receiver
 from worker.service.backfill import backfill
@@ -102,6 +102,7 @@ def _worker(
         snapshots=settings.state.snapshots,
         output=output.from_settings(settings.output, __version__),
         scope=settings.worker.scope,
+        consumer_timeout_ms=budget.consumer_timeout_ms(settings),
     )
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
