@@ -17,8 +17,11 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from tests.fake_dt import Fault
 from tests.harness import REAL, TOKEN, notification, post
-from tests.rabbit import AMQP_URL
-from worker.adapters import frames
+from tests.rabbit import AMQP_URL, temporary_topology, unique_prefix
+from worker.adapters import amqp, frames
+from worker.adapters import broker as broker_module
+from worker.adapters.broker import Broker
+from worker.core import topology
 from worker.core.budget import budget_of, consumer_timeout_ms
 from worker.core.config import Settings
 
@@ -150,3 +153,50 @@ def test_the_compose_brokers_consumer_timeout_is_above_the_default_job_budget():
     conf = (Path(__file__).parent.parent / "deploy" / "rabbitmq" / "rabbitmq.conf").read_text()
     (line,) = [line for line in conf.splitlines() if line.startswith("consumer_timeout")]
     assert int(line.split("=")[1]) >= consumer_timeout_ms(Settings.from_env({}))
+
+
+class Once:
+    """A function that raises ``error`` at its first call and calls ``original`` after: a bug
+    that strikes once (``wrapper`` also works as a method)."""
+
+    def __init__(self, original: Any, error: Exception) -> None:
+        self.original, self.error, self.calls = original, error, 0
+
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            if self.calls == 1:
+                raise self.error
+            return await self.original(*args, **kwargs)
+
+        self.wrapper = wrapper
+
+
+async def test_the_broker_connect_loop_survives_an_unexpected_exception(monkeypatch):
+    failing = Once(amqp.declare, KeyError("a bug while declaring"))
+    monkeypatch.setattr(broker_module, "declare", failing.wrapper)
+    prefix = unique_prefix()
+    async with temporary_topology(prefix):
+        settings = Settings.from_env(
+            {"DTRACK_WORKER_PREFIX": prefix, "DTRACK_WORKER_AMQP_URL": AMQP_URL}
+        )
+        broker = Broker(settings.broker, topology.configured(settings.broker))
+        await broker.start()
+        try:
+            await broker.wait_ready(within=10)  # BrokerUnavailable if the loop died
+        finally:
+            await broker.close()
+    assert failing.calls == 2
+
+
+async def test_the_worker_starts_consuming_after_an_unexpected_exception(serve, monkeypatch):
+    failing = Once(Broker.consume, KeyError("a bug while subscribing"))
+    monkeypatch.setattr(Broker, "consume", failing.wrapper)
+    client, _, _, _ = await serve()
+
+    async def ready() -> bool:
+        return bool((await client.get("/readyz")).status == 200)
+
+    async with asyncio.timeout(10):  # fails the test if the worker never becomes ready
+        while not await ready():  # noqa: ASYNC110 - the answer of the service under test
+            await asyncio.sleep(0.1)
+    assert failing.calls == 2

@@ -4,6 +4,7 @@ connections; declaring a topology; copying a job message.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
 from collections.abc import Iterator, Sequence
@@ -115,6 +116,38 @@ def job_message(job: Job, headers: dict[str, str] | None) -> aio_pika.Message:
         type=JOB_TYPE,
         headers=dict(headers) if headers else None,
     )
+
+
+async def publish_transaction(
+    connection: AbstractConnection,
+    exchange_name: str,
+    messages: Sequence[aio_pika.Message],
+    routing_key: str,
+    deadline: float,
+) -> None:
+    """``messages`` in one AMQP transaction on a channel of their own, within ``deadline``
+    seconds: all in, or none; BrokerUnavailable otherwise, or when any came back unroutable."""
+    returned: list[object] = []
+    with publish_errors(deadline, f"{len(messages)} jobs"):
+        channel = await open_channel(connection, publisher_confirms=False)
+        channel.return_callbacks.add(lambda _, message: returned.append(message))
+        try:
+            async with asyncio.timeout(deadline):
+                transaction = channel.transaction()
+                await transaction.select()
+                exchange = await channel.get_exchange(exchange_name, ensure=False)
+                for message in messages:
+                    await exchange.publish(message, routing_key, mandatory=True)
+                await transaction.commit()
+        finally:  # a transaction not committed is rolled back with its channel
+            with contextlib.suppress(*BROKER_ERRORS):
+                async with asyncio.timeout(5):
+                    await channel.close()
+    if returned:  # committed, but the topology lacks the queue: say so, loudly
+        raise BrokerUnavailable(
+            f"RabbitMQ returned {len(returned)} of {len(messages)} jobs as unroutable "
+            f"(routing key {routing_key}): declare the topology (dtrack-worker topology)"
+        )
 
 
 async def declare(connection: AbstractConnection, topology: Topology) -> None:

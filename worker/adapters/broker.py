@@ -31,9 +31,11 @@ from worker.adapters.amqp import (
     job_message,
     open_channel,
     publish_errors,
+    publish_transaction,
 )
 from worker.adapters.frames import Properties
 from worker.adapters.subscription import Subscription
+from worker.adapters.supervise import supervised
 from worker.core import batches
 from worker.core.config import BrokerSettings, Secret
 from worker.core.events import Event
@@ -90,7 +92,10 @@ class Broker:
         )
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._connect_forever(), name="broker-connect")
+        # supervised: a bug in the loop is logged and the loop starts again, rather than leave
+        # a process that looks alive and never connects again
+        loop = supervised("broker.loop_failed", self._connect_forever, self._close_quietly)
+        self._task = asyncio.create_task(loop, name="broker-connect")
 
     async def wait_ready(self, *, within: float) -> None:
         """Wait for ``start()`` to connect; BrokerUnavailable after ``within`` seconds."""
@@ -368,27 +373,7 @@ class Broker:
         if connection is None:
             raise BrokerUnavailable("RabbitMQ is not connected")
         timeout = self._settings.publish_timeout + len(messages) * TRANSACTION_SECONDS_PER_JOB
-        returned: list[object] = []
         async with self._transactions:
-            with publish_errors(timeout, f"{len(messages)} jobs"):
-                channel = await open_channel(connection, publisher_confirms=False)
-                channel.return_callbacks.add(lambda _, message: returned.append(message))
-                try:
-                    async with asyncio.timeout(timeout):
-                        transaction = channel.transaction()
-                        await transaction.select()
-                        exchange = await channel.get_exchange(
-                            self._topology.jobs_exchange.name, ensure=False
-                        )
-                        for message in messages:
-                            await exchange.publish(message, routing_key, mandatory=True)
-                        await transaction.commit()
-                finally:  # a transaction not committed is rolled back with its channel
-                    with contextlib.suppress(*BROKER_ERRORS):
-                        async with asyncio.timeout(5):
-                            await channel.close()
-        if returned:  # committed, but the topology lacks the queue: say so, loudly
-            raise BrokerUnavailable(
-                f"RabbitMQ returned {len(returned)} of {len(messages)} jobs as unroutable "
-                f"(routing key {routing_key}): declare the topology (dtrack-worker topology)"
+            await publish_transaction(
+                connection, self._topology.jobs_exchange.name, messages, routing_key, timeout
             )

@@ -115,15 +115,13 @@ class Worker:
                         ),
                     )
                 break
-            except (*BROKER_ERRORS, TransientError) as exc:
-                log.warning("worker.subscribe_failed", error=f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # the broker away, or a bug (traceback): tried again
+                bug = not isinstance(exc, (*BROKER_ERRORS, TransientError))
+                log.warning("worker.subscribe_failed", error=repr(exc), exc_info=bug)
                 await asyncio.sleep(1.0)
         self.consuming = True
-        log.info(
-            "worker.consuming",
-            queue=self._broker.topology.jobs_queue.name,
-            consumer_timeout_ms=self._options.consumer_timeout_ms,
-        )
+        queue, timeout = self._broker.topology.jobs_queue.name, self._options.consumer_timeout_ms
+        log.info("worker.consuming", queue=queue, consumer_timeout_ms=timeout)
 
     async def stop(self) -> None:
         """Stop taking jobs, let those in flight finish and ack within the grace, return the
