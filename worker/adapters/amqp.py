@@ -15,6 +15,7 @@ import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from worker.adapters import tracing
+from worker.adapters.frames import Properties
 from worker.core.config import BrokerSettings, Secret
 from worker.core.errors import PermanentError, TransientError
 from worker.core.jobs import JOB_TYPE, PROGRESS_HEADER, Job
@@ -115,6 +116,19 @@ def job_message(job: Job, headers: dict[str, str] | None) -> aio_pika.Message:
         correlation_id=job.correlation_id,
         type=JOB_TYPE,
         headers=dict(headers) if headers else None,
+    )
+
+
+def message_of(body: bytes, properties: Properties) -> aio_pika.Message:
+    """A message of the lean publisher's, as aio-pika's (its fallback), persistent."""
+    return aio_pika.Message(
+        body,
+        content_type=properties.content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=properties.message_id,
+        correlation_id=properties.correlation_id,
+        type=properties.type,
+        headers=dict(properties.headers) if properties.headers else None,
     )
 
 

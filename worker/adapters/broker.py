@@ -29,6 +29,7 @@ from worker.adapters.amqp import (
     declare,
     in_turn,
     job_message,
+    message_of,
     open_channel,
     publish_errors,
     publish_transaction,
@@ -71,6 +72,7 @@ class Broker:
         self._raw: aiormq.Channel | None = None  # the confirming channel's aiormq underlay
         self._jobs: AbstractExchange | None = None
         self._group = publisher.GroupCommit(settings.publish_timeout)
+        self._lean_ok = False  # the lean publisher in use (DTRACK_WORKER_PUBLISHER, the fence)
         self._declared = False
         self._lost = asyncio.Event()
         self._why_lost: BaseException | None = None
@@ -163,8 +165,15 @@ class Broker:
         self._channel = channel
         # The concrete class: the lean publisher uses its confirmation table and write queue.
         self._raw = cast(aiormq.Channel, await channel.get_underlay_channel())
+        self._lean_ok = self._settings.publisher == "lean" and self._fence(self._raw)
         self._jobs = await channel.get_exchange(self._topology.jobs_exchange.name, ensure=False)
         self._declared = True
+
+    def _fence(self, channel: aiormq.Channel) -> bool:
+        """Whether the lean publisher may write into this aiormq channel; if not, say why."""
+        if problems := publisher.incompatibilities(channel):  # slower, same guarantees
+            log.error("publisher.incompatible", problems=problems, using="aio-pika")
+        return not problems
 
     def _on_close(self, _: object, exc: BaseException | None = None) -> None:
         if self._why_lost is None and exc is not None:
@@ -243,6 +252,12 @@ class Broker:
             ),
             publish_errors(timeout, "an event"),
         ):
+            if not self._lean_ok:  # DTRACK_WORKER_PUBLISHER=aio-pika, or aiormq changed
+                plain = [
+                    (key, message_of(body, properties)) for _, key, body, properties in messages
+                ]
+                await self.publish(exchange_name, plain)
+                return
             async with asyncio.timeout(timeout):
                 await publisher.publish(channel, messages)
 
@@ -353,9 +368,12 @@ class Broker:
                     [job_message(job, headers) for job in jobs], routing_key
                 )
                 return
+            (job,) = jobs
+            if not self._lean_ok:  # DTRACK_WORKER_PUBLISHER=aio-pika, or aiormq changed
+                await self.publish(exchange.name, [(routing_key, job_message(job, headers))])
+                return
             # One job: shares a write, and the round trip of its confirm, with every other
             # request's job of the moment (group commit).
-            (job,) = jobs
             properties = Properties(
                 "application/json",
                 job.job_id,
