@@ -5,16 +5,25 @@ outlives the grace goes back to the queue explicitly and another worker complete
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import sqlite3
+import struct
+import subprocess
+import threading
 import uuid
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from bench.synthetic import export_bytes
 from tests.fake_dt import Fault
 from tests.harness import REAL, TOKEN, notification
 from tests.rabbit import depth, eventually
+from tests.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -92,3 +101,180 @@ async def test_a_job_that_outlives_the_grace_goes_back_and_is_completed_once(pro
         "drain: a 6 s export against a 1 s grace -> nacked back (worker.returned jobs=1), "
         "exit 0; a second worker completed it once"
     )
+
+
+# -- the outbox at shutdown (issue 25 part 2) ------------------------------------------------
+
+
+class Lines:
+    """A process's stdout, read on a thread as it comes (its pipe never fills), as JSON lines."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+        self.raw: list[bytes] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.raw.append(line)
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [line for line in _lines(b"".join(self.raw)) if line.get("event") == name]
+
+    async def exit(self, within: float = 30) -> bytes:
+        """Wait for the process to exit; everything it printed."""
+        await asyncio.to_thread(self.process.wait, within)
+        await asyncio.to_thread(self._thread.join, 5)
+        return b"".join(self.raw)
+
+
+def _outbox_rows(path: Path) -> int:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return int(db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+
+def _changes_of(events: Any, project: str) -> list[dict[str, Any]]:
+    """The project's change-stream events (delta.* and its export.summary), as received."""
+    found = []
+    for message in events.messages:
+        key = message.routing_key or ""
+        if key.startswith("delta.") or key == "export.summary":
+            event = orjson.loads(message.body)
+            if event["data"]["project"]["uuid"] == project:
+                found.append(event)
+    return found
+
+
+async def test_sigterm_during_an_export_delivers_its_change_events_before_exit(
+    processes, tmp_path, figures
+):
+    dt, _, workers, receiver = processes
+    client, events = await receiver(coalesce_seconds="0")
+    store = tmp_path / "state.sqlite3"
+    worker = workers.start(emit="delta", state_url=f"sqlite:///{store}", shutdown_grace="10")
+    lines = Lines(worker)
+    await workers.ready()
+    project = str(uuid.uuid4())
+    dt.exports[project] = REAL
+    dt.always[project] = Fault(delay=1.0)  # DT takes a while to answer this export
+    response = await client.post(
+        "/webhook", data=notification(project), headers={"X-Api-Key": TOKEN}
+    )
+    (job,) = (await response.json())["jobs"]
+    await eventually(lambda: len(dt.fetches_of(project)) == 1)
+    worker.send_signal(signal.SIGTERM)
+    out = await lines.exit()
+    assert worker.returncode == 0, out.decode()[-2000:]
+    # the SQLite file is the pod's ephemeral disk: what stays in it is lost with the pod
+    assert _outbox_rows(store) == 0, out.decode()[-3000:]
+    await eventually(lambda: len(_changes_of(events, project)) == 14, within=10)
+    changes = _changes_of(events, project)
+    assert [int(e["sequence"]) for e in changes] == list(range(1, 15))
+    assert changes[-1]["data"]["job"]["job_id"] == job["job_id"]
+    (stopped,) = lines.events("relay.stopped")
+    assert (stopped["left"], stopped["unconfirmed"]) == (0, 0)
+    figures(
+        "drain: SIGTERM during a 1 s export (delta, SQLite) -> job done, its 14 change events "
+        "published before exit, outbox empty"
+    )
+
+
+_CONFIRMS = (struct.pack(">HH", 60, 80), struct.pack(">HH", 60, 120))  # basic.ack, basic.nack
+
+
+class ConfirmsHeld(TcpProxy):
+    """The worker's link to RabbitMQ, whose publisher confirms (basic.ack and basic.nack
+    frames from RabbitMQ) the test can hold back while every other frame goes through."""
+
+    def __init__(self) -> None:
+        super().__init__(5672)
+        self.holding = False
+        self.held = 0  # confirm frames held back so far
+        self._clients: set[asyncio.StreamWriter] = set()
+        self._waiting: list[tuple[asyncio.StreamWriter, bytes]] = []
+
+    def release(self) -> None:
+        """Send what was held, in order, and hold nothing more."""
+        self.holding = False
+        for sink, frame in self._waiting:
+            sink.write(frame)
+        self._waiting.clear()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._clients.add(writer)
+        await super()._accept(reader, writer)
+
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        if sink not in self._clients:  # the worker's side: untouched
+            await super()._pipe(source, sink)
+            return
+        try:  # RabbitMQ's side: frame by frame (type, channel, size, payload, end octet)
+            while True:
+                head = await source.readexactly(7)
+                kind, _, size = struct.unpack(">BHI", head)
+                frame = head + await source.readexactly(size + 1)
+                if self.holding and kind == 1 and frame[7:11] in _CONFIRMS:
+                    self._waiting.append((sink, frame))
+                    self.held += 1
+                    continue
+                sink.write(frame)
+                await sink.drain()
+        except (ConnectionError, OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._links.discard(sink)
+            with contextlib.suppress(Exception):
+                sink.transport.abort()
+
+
+async def test_sigterm_during_a_relay_pass_deletes_what_was_confirmed(processes, tmp_path, figures):
+    dt, _, workers, receiver = processes
+    client, events = await receiver(coalesce_seconds="0")
+    store = tmp_path / "state.sqlite3"
+    findings = 2500  # three batches of the relay: two in flight, one waiting
+    project = str(uuid.uuid4())
+    dt.exports[project] = export_bytes(findings, seed=11, project=project)
+    link = ConfirmsHeld()
+    async with link:
+        first = workers.start(
+            emit="delta",
+            state_url=f"sqlite:///{store}",
+            shutdown_grace="0.5",
+            amqp_url=f"amqp://guest:guest@127.0.0.1:{link.port}/",
+        )
+        lines = Lines(first)
+        await workers.ready()
+        await client.post("/webhook", data=notification(project), headers={"X-Api-Key": TOKEN})
+        await eventually(lambda: len(dt.fetches_of(project)) == 1)
+        link.holding = True  # the job is delivered: from here RabbitMQ's confirms wait
+        # the state: the relay wrote two batches (RabbitMQ routed them) and awaits their confirms
+        await eventually(lambda: len(_changes_of(events, project)) >= 2000, within=20)
+        first.send_signal(signal.SIGTERM)
+        # the grace runs out with the confirms outstanding; then they come
+        await eventually(lambda: bool(lines.events("relay.halting")) or first.poll() is not None)
+        link.release()
+        out = await lines.exit()
+    assert first.returncode == 0, out.decode()[-2000:]
+    left = _outbox_rows(store)
+    before = len(_changes_of(events, project))
+
+    workers.start(emit="delta", state_url=f"sqlite:///{store}")
+    await workers.ready()
+    # one relay publishes a project in sequence: with the last one in, every repeat came before
+    await eventually(lambda: len({e["id"] for e in _changes_of(events, project)}) > findings)
+    changes = _changes_of(events, project)
+    ids = Counter(e["id"] for e in changes)
+    duplicates = sum(count - 1 for count in ids.values())
+    stopped = lines.events("relay.stopped")
+    unconfirmed = stopped[0]["unconfirmed"] if stopped else 0
+    figures(
+        f"drain: SIGTERM mid-relay ({findings} rows, two batches awaiting confirms, 0.5 s grace): "
+        f"{before} published before exit, left={left}, unconfirmed={unconfirmed}; after restart "
+        f"{len(ids)} distinct, duplicates={duplicates}"
+    )
+    # what RabbitMQ confirmed is never published again
+    assert duplicates <= unconfirmed == 0, out.decode()[-3000:]
+    assert len(stopped) == 1
+    assert stopped[0]["left"] == left == findings + 1 - 2000  # the log says what was left

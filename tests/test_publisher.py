@@ -14,7 +14,8 @@ import pytest
 from pamqp import body as pamqp_body
 from pamqp import commands, frame, header
 
-from tests.rabbit import AMQP_URL
+from tests.harness import REAL, post
+from tests.rabbit import AMQP_URL, eventually
 from worker.adapters import frames, publisher
 
 PROPERTY_SETS = [
@@ -196,3 +197,66 @@ async def test_a_message_that_cannot_be_encoded_leaves_nothing_behind(
     async with asyncio.timeout(10):  # the channel goes on, its tags in step with the broker's
         await publisher.publish(channel, _messages(exchange, 3))
     assert [m.body for m in await _taken(queue, 3)] == [b'{"n": %d}' % n for n in range(3)]
+
+
+# -- the fence around aiormq's private state (issue 25 part 3) -------------------------------
+
+
+async def test_aiormq_private_state_is_what_the_lean_publisher_writes_into(
+    amqp: tuple[aiormq.Channel, str, str],
+) -> None:
+    channel, _, _ = amqp
+    # an upgrade of aiormq that changes any of these fails here, naming it
+    assert publisher.incompatibilities(channel) == []
+
+
+async def test_the_fence_names_what_changed(amqp: tuple[aiormq.Channel, str, str]) -> None:
+    channel, _, _ = amqp
+    queue, table = channel.write_queue, channel.confirmations
+    try:
+        del channel.write_queue
+        channel.confirmations = []  # type: ignore[assignment]
+        assert publisher.incompatibilities(channel) == [
+            "aiormq.Channel.confirmations is a list, not a dict",
+            "aiormq.Channel.write_queue is missing",
+        ]
+    finally:
+        channel.write_queue, channel.confirmations = queue, table
+
+
+def test_a_frame_max_of_zero_means_no_limit() -> None:
+    body = b"x" * 300_000
+    parts = frames.message_parts(7, "x", "k", body, PROPERTY_SETS[0], frame_max=0)
+    assert b"".join(parts) == _reference(7, body, PROPERTY_SETS[0], len(body) + 8)
+
+
+def test_a_frame_max_below_amqps_minimum_is_refused() -> None:
+    with pytest.raises(ValueError, match="frame_max 512 is below AMQP's minimum of 4096"):
+        frames.message_parts(7, "x", "k", b"body", PROPERTY_SETS[0], frame_max=512)
+
+
+def _lean_path_broken(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def refused(*_: object, **__: object) -> list[asyncio.Future[None]]:
+        raise AssertionError("the lean publisher was used")
+
+    monkeypatch.setattr(publisher, "write", refused)
+
+
+@pytest.mark.parametrize("how", ["setting", "fence"])
+async def test_the_aio_pika_fallback_publishes_jobs_and_events_end_to_end(
+    serve, dt, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    _lean_path_broken(monkeypatch)  # whatever goes out, goes out through aio-pika
+    if how == "fence":  # aiormq changed under us: the broker notices at connect
+        monkeypatch.setattr(publisher, "incompatibilities", lambda _: ["aiormq changed"])
+        client, _, events, _ = await serve()
+    else:
+        client, _, events, _ = await serve(publisher="aio-pika")
+    project = str(uuid.uuid4())
+    dt.exports[project] = REAL
+    (job,) = (await post(client, project))["jobs"]
+    await eventually(lambda: job["job_id"] in events.summaries())
+    findings = [m for m in events.messages if (m.routing_key or "").startswith("finding.")]
+    assert len(findings) == 13  # each confirmed through aio-pika
+    assert all(m.delivery_mode == aio_pika.DeliveryMode.PERSISTENT for m in findings)
+    assert len(events.summaries()) == 1

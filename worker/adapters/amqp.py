@@ -4,6 +4,7 @@ connections; declaring a topology; copying a job message.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
 from collections.abc import Iterator, Sequence
@@ -11,24 +12,28 @@ from typing import Any
 
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 
 from worker.adapters import tracing
+from worker.adapters.frames import Properties
 from worker.core.config import BrokerSettings, Secret
 from worker.core.errors import PermanentError, TransientError
-from worker.core.jobs import PROGRESS_HEADER
+from worker.core.jobs import JOB_TYPE, PROGRESS_HEADER, Job
 from worker.core.topology import Topology
 from worker.core.urls import redact
 
-# Everything a lost or refusing broker raises while we publish or declare.
+# What a lost or refusing broker raises while we publish, consume or declare: the broker's own
+# errors and a lost socket, nothing wider. A RuntimeError or an OSError from our own code is a
+# bug: it must surface (500, a parked job), not pass for an outage retried forever.
 BROKER_ERRORS = (
-    aio_pika.exceptions.AMQPException,
-    aiormq.exceptions.AMQPError,
-    ConnectionError,
-    OSError,
+    aiormq.exceptions.AMQPError,  # aio-pika's AMQPException too: every protocol-level refusal
+    aiormq.exceptions.ChannelInvalidStateError,  # a RuntimeError: the channel closed under us
+    ConnectionError,  # the socket: reset, refused, broken pipe (aiormq's connection errors too)
     TimeoutError,
-    RuntimeError,  # aiormq: "Connection closed" while a frame waits
 )
+# Connecting adds what the network raises before any AMQP: an unresolvable host
+# (socket.gaierror), no route (EHOSTUNREACH), TLS.
+CONNECT_ERRORS = (*BROKER_ERRORS, OSError)
 
 
 GROUP_SIZE = "x-quorum-initial-group-size"
@@ -67,9 +72,20 @@ async def connect_once(settings: BrokerSettings) -> AbstractConnection:
     for url in in_turn(settings.urls):
         try:
             return await aio_pika.connect(url.reveal(), timeout=10)
-        except BROKER_ERRORS as exc:
+        except CONNECT_ERRORS as exc:
             failures.append(f"{redact(url.reveal())}: {type(exc).__name__}: {exc}")
     raise BrokerUnavailable(f"cannot reach RabbitMQ at {'; '.join(failures)}")
+
+
+async def open_channel(connection: AbstractConnection, **options: Any) -> AbstractChannel:
+    """``connection.channel(...)``; a connection closed meanwhile (aiormq says so with a
+    RuntimeError) as the ConnectionError it is."""
+    try:
+        return await connection.channel(**options)
+    except RuntimeError as exc:
+        if not connection.is_closed:
+            raise  # a bug, not the broker
+        raise ConnectionError(f"RabbitMQ connection closed: {exc}") from exc
 
 
 def copy_of(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
@@ -90,13 +106,71 @@ def copy_of(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pi
     )
 
 
+def job_message(job: Job, headers: dict[str, str] | None) -> aio_pika.Message:
+    """A job as its own message (the jobs of a transaction), persistent."""
+    return aio_pika.Message(
+        job.to_json(),
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=job.job_id,
+        correlation_id=job.correlation_id,
+        type=JOB_TYPE,
+        headers=dict(headers) if headers else None,
+    )
+
+
+def message_of(body: bytes, properties: Properties) -> aio_pika.Message:
+    """A message of the lean publisher's, as aio-pika's (its fallback), persistent."""
+    return aio_pika.Message(
+        body,
+        content_type=properties.content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=properties.message_id,
+        correlation_id=properties.correlation_id,
+        type=properties.type,
+        headers=dict(properties.headers) if properties.headers else None,
+    )
+
+
+async def publish_transaction(
+    connection: AbstractConnection,
+    exchange_name: str,
+    messages: Sequence[aio_pika.Message],
+    routing_key: str,
+    deadline: float,
+) -> None:
+    """``messages`` in one AMQP transaction on a channel of their own, within ``deadline``
+    seconds: all in, or none; BrokerUnavailable otherwise, or when any came back unroutable."""
+    returned: list[object] = []
+    with publish_errors(deadline, f"{len(messages)} jobs"):
+        channel = await open_channel(connection, publisher_confirms=False)
+        channel.return_callbacks.add(lambda _, message: returned.append(message))
+        try:
+            async with asyncio.timeout(deadline):
+                transaction = channel.transaction()
+                await transaction.select()
+                exchange = await channel.get_exchange(exchange_name, ensure=False)
+                for message in messages:
+                    await exchange.publish(message, routing_key, mandatory=True)
+                await transaction.commit()
+        finally:  # a transaction not committed is rolled back with its channel
+            with contextlib.suppress(*BROKER_ERRORS):
+                async with asyncio.timeout(5):
+                    await channel.close()
+    if returned:  # committed, but the topology lacks the queue: say so, loudly
+        raise BrokerUnavailable(
+            f"RabbitMQ returned {len(returned)} of {len(messages)} jobs as unroutable "
+            f"(routing key {routing_key}): declare the topology (dtrack-worker topology)"
+        )
+
+
 async def declare(connection: AbstractConnection, topology: Topology) -> None:
     """Declare every exchange, queue and binding; idempotent for an unchanged topology.
 
     A quorum queue declared before ``x-quorum-initial-group-size`` was set keeps its members:
     RabbitMQ refuses a redeclaration that adds the argument, so that queue is declared as it was.
     """
-    channel = await connection.channel()
+    channel = await open_channel(connection)
     for exchange in topology.exchanges:
         await channel.declare_exchange(
             exchange.name, exchange.type, durable=True, arguments=dict(exchange.arguments)
@@ -108,7 +182,7 @@ async def declare(connection: AbstractConnection, topology: Topology) -> None:
         except aio_pika.exceptions.ChannelPreconditionFailed:
             if GROUP_SIZE not in arguments:
                 raise
-            channel = await connection.channel()  # the refusal closed the other one
+            channel = await open_channel(connection)  # the refusal closed the other one
             earlier = {key: value for key, value in arguments.items() if key != GROUP_SIZE}
             await channel.declare_queue(queue.name, durable=True, arguments=earlier)
     # Bound by name on the channel in use now: a queue object declared before a refusal

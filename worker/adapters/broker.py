@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import cast
+from typing import Any, cast
 
 import aio_pika
 import aiormq
@@ -24,13 +24,19 @@ from opentelemetry.trace import SpanKind
 from worker.adapters import publisher, tracing
 from worker.adapters.amqp import (
     BROKER_ERRORS,
+    CONNECT_ERRORS,
     BrokerUnavailable,
     declare,
     in_turn,
+    job_message,
+    message_of,
+    open_channel,
     publish_errors,
+    publish_transaction,
 )
 from worker.adapters.frames import Properties
 from worker.adapters.subscription import Subscription
+from worker.adapters.supervise import supervised
 from worker.core import batches
 from worker.core.config import BrokerSettings, Secret
 from worker.core.events import Event
@@ -66,6 +72,7 @@ class Broker:
         self._raw: aiormq.Channel | None = None  # the confirming channel's aiormq underlay
         self._jobs: AbstractExchange | None = None
         self._group = publisher.GroupCommit(settings.publish_timeout)
+        self._lean_ok = False  # the lean publisher in use (DTRACK_WORKER_PUBLISHER, the fence)
         self._declared = False
         self._lost = asyncio.Event()
         self._why_lost: BaseException | None = None
@@ -87,7 +94,10 @@ class Broker:
         )
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._connect_forever(), name="broker-connect")
+        # supervised: a bug in the loop is logged and the loop starts again, rather than leave
+        # a process that looks alive and never connects again
+        loop = supervised("broker.loop_failed", self._connect_forever, self._close_quietly)
+        self._task = asyncio.create_task(loop, name="broker-connect")
 
     async def wait_ready(self, *, within: float) -> None:
         """Wait for ``start()`` to connect; BrokerUnavailable after ``within`` seconds."""
@@ -108,7 +118,7 @@ class Broker:
                 shown = redact(url.reveal())
                 try:
                     await self._connect(url)
-                except BROKER_ERRORS as exc:
+                except CONNECT_ERRORS as exc:
                     log.warning(
                         "broker.connect_failed", url=shown, error=f"{type(exc).__name__}: {exc}"
                     )
@@ -150,13 +160,20 @@ class Broker:
         self._connection = connection
         connection.close_callbacks.add(self._on_close)
         await declare(connection, self._topology)
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        channel = await open_channel(connection, publisher_confirms=True, on_return_raises=True)
         channel.close_callbacks.add(self._on_close)  # a lost channel is a lost connection
         self._channel = channel
         # The concrete class: the lean publisher uses its confirmation table and write queue.
         self._raw = cast(aiormq.Channel, await channel.get_underlay_channel())
+        self._lean_ok = self._settings.publisher == "lean" and self._fence(self._raw)
         self._jobs = await channel.get_exchange(self._topology.jobs_exchange.name, ensure=False)
         self._declared = True
+
+    def _fence(self, channel: aiormq.Channel) -> bool:
+        """Whether the lean publisher may write into this aiormq channel; if not, say why."""
+        if problems := publisher.incompatibilities(channel):  # slower, same guarantees
+            log.error("publisher.incompatible", problems=problems, using="aio-pika")
+        return not problems
 
     def _on_close(self, _: object, exc: BaseException | None = None) -> None:
         if self._why_lost is None and exc is not None:
@@ -235,6 +252,12 @@ class Broker:
             ),
             publish_errors(timeout, "an event"),
         ):
+            if not self._lean_ok:  # DTRACK_WORKER_PUBLISHER=aio-pika, or aiormq changed
+                plain = [
+                    (key, message_of(body, properties)) for _, key, body, properties in messages
+                ]
+                await self.publish(exchange_name, plain)
+                return
             async with asyncio.timeout(timeout):
                 await publisher.publish(channel, messages)
 
@@ -258,14 +281,16 @@ class Broker:
         callback: Callable[[AbstractIncomingMessage], Awaitable[None]],
         *,
         prefetch: int,
+        arguments: Mapping[str, Any] | None = None,
     ) -> Subscription:
-        """Deliver ``queue`` to ``callback`` on a channel of its own.
+        """Deliver ``queue`` to ``callback`` on a channel of its own (``arguments``: the
+        consumer's, e.g. ``x-consumer-timeout``).
 
         After every reconnect the subscription is made again on a fresh channel: aio-pika's own
         restoration of consumers proved unreliable under a cut connection (tests/test_resilience
         R1). Unacknowledged messages of a lost connection are redelivered by RabbitMQ.
         """
-        subscription = Subscription(queue, callback, prefetch)
+        subscription = Subscription(queue, callback, prefetch, dict(arguments or {}))
         self._subscriptions.append(subscription)
         await self._subscribe(subscription)
         return subscription
@@ -275,14 +300,16 @@ class Broker:
             raise BrokerUnavailable("RabbitMQ is not connected")
         await subscription.close()
         subscription.active = True
-        channel = await self._connection.channel()
+        channel = await open_channel(self._connection)
         await channel.set_qos(prefetch_count=subscription.prefetch)
         # declared with the topology's arguments (a no-op for an existing queue)
         declared = await channel.declare_queue(
             subscription.queue.name, durable=True, arguments=subscription.queue.x_arguments
         )
         subscription.channel = channel
-        subscription.tag = await declared.consume(subscription.callback)
+        subscription.tag = await declared.consume(
+            subscription.callback, arguments=subscription.arguments or None
+        )
         subscription.declared = declared
 
     async def _resubscribe(self) -> None:
@@ -303,7 +330,9 @@ class Broker:
             raise BrokerUnavailable("RabbitMQ is not connected")
         total = 0
         for name in queue_names:
-            queue = await self._channel.declare_queue(name, passive=True)
+            # shielded: aiormq closes a channel whose RPC is cancelled, and this is the
+            # publishing channel (a gauge refresh cancelled at shutdown took the drain with it)
+            queue = await asyncio.shield(self._channel.declare_queue(name, passive=True))
             total += queue.declaration_result.message_count or 0
         return total
 
@@ -336,12 +365,15 @@ class Broker:
             headers = {**tracing.inject(), **(headers or {})} or None
             if len(jobs) > 1:
                 await self._publish_atomically(
-                    [_job_message(job, headers) for job in jobs], routing_key
+                    [job_message(job, headers) for job in jobs], routing_key
                 )
+                return
+            (job,) = jobs
+            if not self._lean_ok:  # DTRACK_WORKER_PUBLISHER=aio-pika, or aiormq changed
+                await self.publish(exchange.name, [(routing_key, job_message(job, headers))])
                 return
             # One job: shares a write, and the round trip of its confirm, with every other
             # request's job of the moment (group commit).
-            (job,) = jobs
             properties = Properties(
                 "application/json",
                 job.job_id,
@@ -359,39 +391,7 @@ class Broker:
         if connection is None:
             raise BrokerUnavailable("RabbitMQ is not connected")
         timeout = self._settings.publish_timeout + len(messages) * TRANSACTION_SECONDS_PER_JOB
-        returned: list[object] = []
         async with self._transactions:
-            with publish_errors(timeout, f"{len(messages)} jobs"):
-                channel = await connection.channel(publisher_confirms=False)
-                channel.return_callbacks.add(lambda _, message: returned.append(message))
-                try:
-                    async with asyncio.timeout(timeout):
-                        transaction = channel.transaction()
-                        await transaction.select()
-                        exchange = await channel.get_exchange(
-                            self._topology.jobs_exchange.name, ensure=False
-                        )
-                        for message in messages:
-                            await exchange.publish(message, routing_key, mandatory=True)
-                        await transaction.commit()
-                finally:  # a transaction not committed is rolled back with its channel
-                    with contextlib.suppress(*BROKER_ERRORS):
-                        async with asyncio.timeout(5):
-                            await channel.close()
-        if returned:  # committed, but the topology lacks the queue: say so, loudly
-            raise BrokerUnavailable(
-                f"RabbitMQ returned {len(returned)} of {len(messages)} jobs as unroutable "
-                f"(routing key {routing_key}): declare the topology (dtrack-worker topology)"
+            await publish_transaction(
+                connection, self._topology.jobs_exchange.name, messages, routing_key, timeout
             )
-
-
-def _job_message(job: Job, headers: dict[str, str] | None) -> aio_pika.Message:
-    return aio_pika.Message(
-        job.to_json(),
-        content_type="application/json",
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        message_id=job.job_id,
-        correlation_id=job.correlation_id,
-        type=JOB_TYPE,
-        headers=dict(headers) if headers else None,
-    )

@@ -20,6 +20,7 @@ _BASIC = 60
 _PUBLISH = 40
 _PERSISTENT = 2
 _FRAME_OVERHEAD = 8  # type, channel, size, and the end octet
+MIN_FRAME_MAX = 4096  # AMQP 0-9-1's frame-min-size
 
 # property flags, in the order AMQP encodes their values
 _CONTENT_TYPE = 0x8000
@@ -97,7 +98,12 @@ def message_parts(
         publish_frame(channel, exchange, routing_key),
         header_frame(channel, len(body), properties),
     ]
-    room = frame_max - _FRAME_OVERHEAD
+    if frame_max == 0:  # AMQP: the peers agreed on no limit
+        room = max(len(body), 1)
+    elif frame_max < MIN_FRAME_MAX:  # AMQP forbids it; a body cut that fine is a bug
+        raise ValueError(f"frame_max {frame_max} is below AMQP's minimum of {MIN_FRAME_MAX}")
+    else:
+        room = frame_max - _FRAME_OVERHEAD
     view = memoryview(body)
     for start in range(0, len(body), room):
         chunk = view[start : start + room]

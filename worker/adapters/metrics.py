@@ -80,7 +80,8 @@ class WorkerMetrics:
             registry=registry,
             jobs=Counter(
                 "dtrack_worker_jobs",
-                "Jobs settled, by outcome (done, coalesced, gone, retried, parked).",
+                "Jobs settled, by outcome (done, coalesced, gone, retried, parked; unsettled: "
+                "neither retried nor parked, RabbitMQ refused the copy, the job went back).",
                 ["outcome"],
                 registry=registry,
             ),

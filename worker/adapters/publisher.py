@@ -8,6 +8,10 @@ future per batch. It takes part in aiormq's own confirmation table, so acks, nac
 
 ``GroupCommit`` is the receiver's side: the jobs of every request that arrives while a write
 is under way go out together in the next one, each request waiting for its own confirms.
+
+What it relies on is aiormq's private state, fenced: ``incompatibilities`` names what differs
+(tests/test_publisher.py fails on it; the broker then falls back to aio-pika's own publishing),
+and ``DTRACK_WORKER_PUBLISHER=aio-pika`` selects that fallback outright.
 """
 
 from __future__ import annotations
@@ -25,6 +29,40 @@ from worker.adapters import frames
 
 # exchange, routing key, body, properties
 Outgoing = tuple[str, str, bytes, frames.Properties]
+
+# ChannelFrame is built by position; aiormq's channel attributes written or read, by type
+_FRAME_FIELDS = ("payload", "should_close", "drain_future")
+_CHANNEL_STATE = (
+    ("confirmations", dict),  # delivery tag -> what aiormq settles on ack, nack, return
+    ("delivery_tag", int),  # the last tag given out
+    ("message_id_delivery_tag", dict),  # message id -> tag, for returns
+    ("write_queue", asyncio.Queue),  # frames to the socket
+)
+
+
+def incompatibilities(channel: aiormq.Channel) -> list[str]:
+    """What in aiormq's private state differs from what ``write`` relies on; [] if nothing."""
+    found = []
+    fields = tuple(getattr(ChannelFrame, "__dataclass_fields__", {}))  # in their order
+    if fields[: len(_FRAME_FIELDS)] != _FRAME_FIELDS:
+        found.append(f"aiormq.abc.ChannelFrame fields are {fields}, not {_FRAME_FIELDS}")
+    for name, kind in _CHANNEL_STATE:
+        value = getattr(channel, name, None)
+        if value is None:
+            found.append(f"aiormq.Channel.{name} is missing")
+        elif not isinstance(value, kind):
+            found.append(
+                f"aiormq.Channel.{name} is a {type(value).__name__}, not a {kind.__name__}"
+            )
+    if not hasattr(getattr(channel, "lock", None), "__aenter__"):  # held while tags are given
+        found.append("aiormq.Channel.lock is not an async context manager")
+    tune = getattr(getattr(channel, "connection", None), "connection_tune", None)
+    if not isinstance(getattr(tune, "frame_max", None), int):
+        found.append("aiormq.Connection.connection_tune.frame_max is not an int")
+    for method in ("_confirm_delivery", "_on_return_frame", "create_future"):
+        if not callable(getattr(channel, method, None)):
+            found.append(f"aiormq.Channel.{method} is missing")
+    return found
 
 
 class _Batch:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
@@ -25,6 +26,7 @@ class Subscription:
     queue: Queue
     callback: Callable[[AbstractIncomingMessage], Awaitable[None]]
     prefetch: int
+    arguments: dict[str, Any] = dataclasses.field(default_factory=dict)  # basic.consume's
     active: bool = True  # resubscribed after a reconnect while True
     channel: AbstractChannel | None = None
     declared: AbstractQueue | None = None

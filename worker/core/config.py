@@ -68,6 +68,7 @@ class BrokerSettings:
     publish_timeout: float
     quorum_group_size: int  # initial replicas of each quorum queue, capped by the running nodes
     event_batch: int = 1  # events per message; above 1, CloudEvents batches
+    publisher: str = "lean"  # "lean" (worker/adapters/publisher.py) or "aio-pika", its fallback
 
     @property
     def url(self) -> Secret:
@@ -299,6 +300,7 @@ class Settings:
                 publish_timeout=env.number("PUBLISH_TIMEOUT", 5.0, minimum=0.1, maximum=300),
                 quorum_group_size=env.integer("QUORUM_SIZE", 3, minimum=1, maximum=9),
                 event_batch=env.integer("BATCH", 1, minimum=1, maximum=MAX_BATCH),
+                publisher=_publisher(env),
             ),
             receiver=_receiver(env, project_scope),
             dt=_dt(env),
@@ -317,6 +319,13 @@ class Settings:
             log_level=log_level,
             log_format=log_format,
         )
+
+
+def _publisher(env: Env) -> str:
+    publisher = env.text("PUBLISHER", "lean").lower()
+    if publisher not in ("lean", "aio-pika"):
+        raise ConfigError(f"{PREFIX}PUBLISHER={publisher!r} must be lean or aio-pika")
+    return publisher
 
 
 def _receiver(env: Env, project_scope: Scope) -> ReceiverSettings:

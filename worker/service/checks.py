@@ -15,7 +15,7 @@ import os
 import aio_pika
 
 from worker.adapters import spool as spooling
-from worker.adapters.amqp import BROKER_ERRORS, BrokerUnavailable, connect_once
+from worker.adapters.amqp import BROKER_ERRORS, CONNECT_ERRORS, BrokerUnavailable, connect_once
 from worker.adapters.dtrack import DtClient
 from worker.adapters.state.store import StateUnavailable, Store
 from worker.core.config import PREFIX, DtSettings, Settings, StateSettings
@@ -51,7 +51,7 @@ async def broker(settings: Settings, topology: Topology) -> list[Check]:
             async with asyncio.timeout(CHECK_SECONDS):
                 connection = await aio_pika.connect(url.reveal(), timeout=CHECK_SECONDS)
                 await connection.close()
-        except (*BROKER_ERRORS, TimeoutError) as exc:
+        except CONNECT_ERRORS as exc:
             results.append(
                 Check(
                     "rabbitmq",

@@ -13,10 +13,9 @@ import contextlib
 import gc
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
 from typing import Any, Protocol
 
-import orjson
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 from opentelemetry.trace import SpanKind
@@ -32,14 +31,13 @@ from worker.core import batches, events, fpf, topology
 from worker.core.errors import (
     DtMisconfigured,
     DtRejected,
-    InvalidDocument,
     InvalidExport,
     PermanentError,
     ProjectGone,
     TransientError,
 )
 from worker.core.fpf import ProjectFacts
-from worker.core.jobs import Job, utc_timestamp
+from worker.core.jobs import Job
 from worker.core.output import AS_MADE, Output
 from worker.core.scope import EVERYTHING, Scope
 from worker.service import job_messages, outgoing, progress, projects
@@ -66,6 +64,8 @@ class WorkerOptions:
     snapshots: bool = True  # publish every finding of every export (DTRACK_WORKER_EMIT)
     output: Output = AS_MADE  # the filter and the format of finding events
     scope: Scope = EVERYTHING  # which projects are worked for
+    # RabbitMQ's delivery timeout for our consumer, above the job budget (worker.core.budget)
+    consumer_timeout_ms: int | None = None
 
 
 class Worker:
@@ -110,13 +110,18 @@ class Worker:
                         self._broker.topology.jobs_queue,
                         self._on_message,
                         prefetch=self._options.prefetch,
+                        arguments=job_messages.consumer_arguments(
+                            self._options.consumer_timeout_ms
+                        ),
                     )
                 break
-            except (*BROKER_ERRORS, TransientError) as exc:
-                log.warning("worker.subscribe_failed", error=f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # the broker away, or a bug (traceback): tried again
+                bug = not isinstance(exc, (*BROKER_ERRORS, TransientError))
+                log.warning("worker.subscribe_failed", error=repr(exc), exc_info=bug)
                 await asyncio.sleep(1.0)
         self.consuming = True
-        log.info("worker.consuming", queue=self._broker.topology.jobs_queue.name)
+        queue, timeout = self._broker.topology.jobs_queue.name, self._options.consumer_timeout_ms
+        log.info("worker.consuming", queue=queue, consumer_timeout_ms=timeout)
 
     async def stop(self) -> None:
         """Stop taking jobs, let those in flight finish and ack within the grace, return the
@@ -181,14 +186,20 @@ class Worker:
         self._metrics.in_flight.inc()
         try:
             outcome = await self._settle(message, attempt, fields)
-        except TransientError as exc:  # could not even retry or park it: the broker is away
-            log.warning("job.unsettled", error=str(exc), **fields)
-            await asyncio.sleep(1)  # no hot loop if the channel lives but refuses
-            with contextlib.suppress(Exception):
+        except TransientError as exc:  # could not even retry or park it: the broker refuses
+            # Back to the queue after a pause: its next delivery is its next attempt
+            # (job_messages.attempt), so it still ends parked; DT is not asked again at once.
+            pause = job_messages.unsettled_seconds(attempt)
+            fields["error"] = str(exc)  # the refusal; the job's own error was logged before
+            log.error("job.unsettled", retry_in_s=pause, **fields)
+            self._metrics.jobs.labels(outcome="unsettled").inc()
+            await asyncio.sleep(pause)
+            with contextlib.suppress(*BROKER_ERRORS):  # a closed channel returns it anyway
                 await message.nack(requeue=True)
             return
         except BROKER_ERRORS as exc:  # the channel went while we acked: RabbitMQ redelivers it
-            log.warning("job.unsettled", error=f"{type(exc).__name__}: {exc}", **fields)
+            fields["error"] = f"{type(exc).__name__}: {exc}"
+            log.warning("job.unsettled", **fields)
             return
         finally:
             self._metrics.in_flight.dec()
@@ -359,10 +370,7 @@ class Worker:
 
     async def _retry(self, message: AbstractIncomingMessage, attempt: int, exc: Exception) -> None:
         tier = min(attempt - 1, len(topology.RETRY_DELAYS_SECONDS) - 1)
-        headers = {
-            "x-attempt": attempt + 1,
-            "x-last-error": job_messages.header_text(str(exc)),
-        }
+        headers = job_messages.retry_headers(attempt, exc)
         await self._republish(message, topology.retry_key(tier), headers)
         await message.ack()
 
@@ -375,20 +383,10 @@ class Worker:
         fields: dict[str, Any],
     ) -> str:
         fields["reason"] = reason
-        headers: dict[str, Any] = {
-            "x-attempt": attempt,
-            "x-park-reason": reason,
-            "x-park-error": job_messages.header_text(
-                f"{type(exc).__name__}: {exc.args[0] if exc.args else exc}"
-            ),
-            "x-parked-at": utc_timestamp(datetime.now(UTC)),
-        }
-        if isinstance(exc, InvalidDocument) and exc.problems:
-            headers["x-park-problems"] = job_messages.header_text(
-                orjson.dumps(exc.report()).decode()
-            )
         self._metrics.parked.labels(reason=reason).inc()
-        await self._republish(message, topology.PARKED_KEY, headers)
+        await self._republish(
+            message, topology.PARKED_KEY, job_messages.park_headers(reason, exc, attempt)
+        )
         await message.ack()
         return "parked"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from aio_pika.abc import AbstractIncomingMessage
 
 from worker.adapters import tracing
@@ -15,6 +16,7 @@ from worker.core.errors import (
     DtMisconfigured,
     DtRejected,
     ExportTooLarge,
+    InvalidDocument,
     InvalidExport,
     InvalidJob,
     PermanentError,
@@ -22,11 +24,29 @@ from worker.core.errors import (
 from worker.core.jobs import Job, utc_timestamp
 
 MAX_HEADER_TEXT = 4000
+UNSETTLED_SECONDS = 1.0  # a job neither retried nor parked goes back after this, doubled...
+MAX_UNSETTLED_SECONDS = 60.0  # ...per attempt, up to this
 
 
 def attempt(message: AbstractIncomingMessage) -> int:
-    value = (message.headers or {}).get("x-attempt", 1)
-    return value if isinstance(value, int) and value >= 1 else 1
+    """The ``x-attempt`` header (1 if none), plus the times RabbitMQ took this delivery back
+    (``x-delivery-count``, kept by quorum queues): a job whose retry copy could not be
+    published goes back to the queue, and its next delivery is its next attempt."""
+    headers = message.headers or {}
+    value = headers.get("x-attempt", 1)
+    first = value if isinstance(value, int) and value >= 1 else 1
+    returned = headers.get("x-delivery-count", 0)
+    return first + (returned if isinstance(returned, int) and returned > 0 else 0)
+
+
+def unsettled_seconds(attempt: int) -> float:
+    """The pause before a job whose retry or park copy RabbitMQ refused goes back."""
+    return min(UNSETTLED_SECONDS * 2.0 ** (attempt - 1), MAX_UNSETTLED_SECONDS)
+
+
+def consumer_arguments(timeout_ms: int | None) -> dict[str, int] | None:
+    """basic.consume's arguments for the jobs queue: the delivery timeout (worker.core.budget)."""
+    return None if timeout_ms is None else {"x-consumer-timeout": timeout_ms}
 
 
 def job_attributes(message: AbstractIncomingMessage, attempt: int) -> dict[str, str | int]:
@@ -60,6 +80,24 @@ def park_reason(exc: PermanentError) -> str:
     if isinstance(exc, InvalidJob):
         return "invalid_job"
     return "permanent"
+
+
+def retry_headers(attempt: int, exc: Exception) -> dict[str, Any]:
+    """The headers of a job's retry copy: its next attempt and why this one failed."""
+    return {"x-attempt": attempt + 1, "x-last-error": header_text(str(exc))}
+
+
+def park_headers(reason: str, exc: Exception, attempt: int) -> dict[str, Any]:
+    """The headers of a parked job: the attempt, the reason, the error, when, the problems."""
+    headers: dict[str, Any] = {
+        "x-attempt": attempt,
+        "x-park-reason": reason,
+        "x-park-error": header_text(f"{type(exc).__name__}: {exc.args[0] if exc.args else exc}"),
+        "x-parked-at": utc_timestamp(datetime.now(UTC)),
+    }
+    if isinstance(exc, InvalidDocument) and exc.problems:
+        headers["x-park-problems"] = header_text(orjson.dumps(exc.report()).decode())
+    return headers
 
 
 def header_text(text: str) -> str:

@@ -5,6 +5,11 @@ time (a lease in the store, renewed while it works): with several relays a ``res
 overtakes the ``opened`` it follows. A row is deleted only after RabbitMQ confirmed it, so a
 relay that dies between the two republishes on the next pass the same events, with the same
 ids: consumers de-duplicate on the id.
+
+On SIGTERM (``finish``) the relay publishes what waits, the rows of the jobs the drain just
+finished among them, until the outbox is empty or the shutdown grace is over. Then it writes no
+new batch, waits (at most ``halt_seconds``) for the confirms of those in flight, deletes what
+RabbitMQ confirmed, and logs how many rows it left: a stop never republishes what was confirmed.
 """
 
 from __future__ import annotations
@@ -31,11 +36,18 @@ log = structlog.get_logger(__name__)
 BATCH = 1000  # rows published with their confirms in flight together (more with event batches)
 PROJECTS_PER_PASS = 50
 IDLE_SECONDS = 1.0  # a pass at least this often, woken sooner by a commit of this process
+HALT_SECONDS = 10.0  # after the grace: for the confirms of the batches in flight
 
 
 class Relay:
     def __init__(
-        self, store: Store, broker: Broker, metrics: WorkerMetrics, output: Output = AS_MADE
+        self,
+        store: Store,
+        broker: Broker,
+        metrics: WorkerMetrics,
+        output: Output = AS_MADE,
+        *,
+        halt_seconds: float = HALT_SECONDS,
     ) -> None:
         self._output = output  # the filter and the format of finding events
         self._store = store
@@ -44,6 +56,10 @@ class Relay:
         self._owner = f"relay-{uuid.uuid4()}"
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._halt_seconds = halt_seconds
+        self._finishing = False  # SIGTERM: publish what waits, then stop
+        self._halting = False  # the grace is over: no new batch, only confirms awaited
+        self._unconfirmed = 0  # rows written at the halt whose confirms never came
 
     def wake(self) -> None:
         self._wake.set()
@@ -52,28 +68,69 @@ class Relay:
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Stop at once (no grace): rows confirmed are still deleted."""
+        await self.finish(asyncio.get_running_loop().time())
+
+    async def finish(self, deadline: float) -> None:
+        """Publish what waits until the outbox is empty or the loop's clock reaches
+        ``deadline``; then halt (see the module's doc) and log what is left."""
+        task = self._task
+        if task is None:
+            return
+        self._finishing = True
+        self._wake.set()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                await asyncio.shield(task)
+        if not task.done():
+            self._halting = True
+            log.info("relay.halting", message="the shutdown grace is over: no new batch")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._halt_seconds):
+                    await asyncio.shield(task)
+        if not task.done():  # the store or the broker hangs: stop anyway (deletes shielded)
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        self._task = None
+        try:
+            left, _ = await self._store.outbox_depth()
+        except TransientError as exc:
+            log.warning("relay.stopped", left=None, unconfirmed=self._unconfirmed, error=str(exc))
+            return
+        if left:  # SQLite on a pod's ephemeral disk loses them with the pod
+            log.warning(
+                "relay.stopped",
+                left=left,
+                unconfirmed=self._unconfirmed,
+                message="the shutdown grace ran out: outbox rows left for the next start",
+            )
+        else:
+            log.info("relay.stopped", left=0, unconfirmed=self._unconfirmed)
 
     async def _run(self) -> None:
         pause = IDLE_SECONDS
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(pause):
-                    await self._wake.wait()
+            if not self._finishing:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(pause):
+                        await self._wake.wait()
             self._wake.clear()
             try:
                 busy = await self.drain()
             except TransientError as exc:  # the store or RabbitMQ is away: try again later
                 log.warning("relay.paused", error=str(exc))
+                if self._finishing:
+                    return
                 pause = min(pause * 2, 10.0)
                 continue
             except Exception:  # a bug: logged, the relay goes on
                 log.exception("relay.failed")
+                if self._finishing:
+                    return
                 pause = 5.0
                 continue
+            if self._finishing and (not busy or self._halting):
+                return
             pause = 0.0 if busy else IDLE_SECONDS
 
     async def drain(self) -> bool:
@@ -82,6 +139,8 @@ class Relay:
             return False
         published = False
         for project in await self._store.pending_projects(PROJECTS_PER_PASS):
+            if self._halting:
+                break
             if not await self._store.lease(project, self._owner):
                 continue  # another relay has it
             try:
@@ -99,26 +158,14 @@ class Relay:
         store = self._store
         size = max(BATCH, self._broker.events_per_round)
         rows = await store.outbox_batch(project, size)
-        flying: collections.deque[tuple[list[OutboxRow], asyncio.Future[None]]]
-        flying = collections.deque()
-        deleting: asyncio.Task[None] | None = None
-
-        async def confirmed() -> None:
-            nonlocal deleting
-            done, sending = flying.popleft()
-            await sending
-            if deleting is not None:
-                await deleting
-            deleting = asyncio.create_task(store.delete_outbox([row[0] for row in done]))
-            self._metrics.outbox_published.inc(len(done))
-
+        window = _Window(store, self._metrics)
         try:
-            while rows:
+            while rows and not self._halting:
                 ahead = asyncio.create_task(store.outbox_batch(project, size, rows[-1][5]))
-                flying.append((rows, asyncio.ensure_future(self._publish(rows))))
+                window.flying.append((rows, asyncio.ensure_future(self._publish(rows))))
                 try:
-                    if len(flying) >= outgoing.WINDOW:
-                        await confirmed()
+                    if len(window.flying) >= outgoing.WINDOW:
+                        await window.confirmed()
                     rows = await ahead
                 except BaseException:
                     ahead.cancel()
@@ -126,15 +173,13 @@ class Relay:
                     raise
                 if rows and not await store.lease(project, self._owner):
                     break  # the lease went to another relay: it goes on from here
-            while flying:
-                await confirmed()
-        finally:  # a failed batch: those written after it are not waited for
-            for _, sending in flying:
-                sending.cancel()
-            await asyncio.gather(*(sending for _, sending in flying), return_exceptions=True)
-            if deleting is not None:
-                await deleting
-        return deleting is not None
+            while window.flying:  # a halt writes no new batch but waits for these confirms
+                await window.confirmed()
+        finally:
+            unconfirmed = await window.close()
+            if self._halting:
+                self._unconfirmed += unconfirmed
+        return window.deleting is not None
 
     async def _publish(self, rows: list[OutboxRow]) -> None:
         """One batch, in a trace of its own that links to the jobs that wrote the rows."""
@@ -150,3 +195,58 @@ class Relay:
             ]
             # what the filter keeps out is deleted with the rest, never sent
             await outgoing.send(self._broker, self._output, self._metrics, items)
+
+
+class _Window:
+    """One project's batches in flight, in order, and the deletes of those confirmed."""
+
+    def __init__(self, store: Store, metrics: WorkerMetrics) -> None:
+        self._store = store
+        self._metrics = metrics
+        self.flying: collections.deque[tuple[list[OutboxRow], asyncio.Future[None]]]
+        self.flying = collections.deque()
+        self.deleting: asyncio.Task[None] | None = None  # the last delete, after the others
+
+    def _delete(self, ids: list[int]) -> asyncio.Task[None]:
+        """A delete after the ones before it, made before anything else is awaited and never
+        cancelled with the relay: a confirmed batch is deleted whatever stops the relay."""
+        after = self.deleting
+
+        async def delete() -> None:
+            if after is not None:
+                await after
+            await self._store.delete_outbox(ids)
+
+        self.deleting = asyncio.create_task(delete())
+        self._metrics.outbox_published.inc(len(ids))
+        return self.deleting
+
+    async def confirmed(self) -> None:
+        """The oldest batch's confirms awaited, its delete begun; one delete waiting at most."""
+        done, sending = self.flying[0]
+        await sending
+        self.flying.popleft()
+        previous = self.deleting
+        self._delete([row[0] for row in done])
+        if previous is not None:
+            await asyncio.shield(previous)
+
+    async def close(self) -> int:
+        """After a failed batch, a halt or a cancel: the batches written after it are not
+        waited for; those confirmed but not yet taken from the window are deleted all the
+        same. How many rows went without a confirm."""
+        for _, sending in self.flying:
+            sending.cancel()
+        await asyncio.gather(*(sending for _, sending in self.flying), return_exceptions=True)
+        kept = [row[0] for rows, sending in self.flying if _succeeded(sending) for row in rows]
+        unconfirmed = sum(len(rows) for rows, s in self.flying if not _succeeded(s))
+        self.flying.clear()
+        if kept:
+            self._delete(kept)
+        if self.deleting is not None:
+            await asyncio.shield(self.deleting)
+        return unconfirmed
+
+
+def _succeeded(sending: asyncio.Future[None]) -> bool:
+    return sending.done() and not sending.cancelled() and sending.exception() is None

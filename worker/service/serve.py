@@ -27,7 +27,7 @@ from worker.adapters.listen import listening_socket
 from worker.adapters.metrics import ReceiverMetrics, WorkerMetrics
 from worker.adapters.state.store import Store
 from worker.adapters.timezones import zone
-from worker.core import topology
+from worker.core import budget, topology
 from worker.core.config import Settings
 from worker.service import checks, collector, filtering, queue_gauges, receiver
 from worker.service.backfill import backfill
@@ -102,6 +102,7 @@ def _worker(
         snapshots=settings.state.snapshots,
         output=filtering.output(settings.output, __version__),
         scope=settings.worker.scope,
+        consumer_timeout_ms=budget.consumer_timeout_ms(settings),
     )
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
@@ -109,9 +110,13 @@ def _worker(
             await stack.enter_async_context(filtering.running(options.output, metrics))  # last out
             dt = await stack.enter_async_context(DtClient.open(settings.dt, on_fetch=on_fetch))
             deltas = None
+            relay = None
             if settings.state.deltas:
                 store = await stack.enter_async_context(Store.open(settings.state))
-                relay = Relay(store, broker, metrics, options.output)
+                # after the grace, the batches in flight get their confirms' deadline, and a
+                # little for the store's deletes
+                halt = settings.broker.publish_timeout + 5.0
+                relay = Relay(store, broker, metrics, options.output, halt_seconds=halt)
                 deltas = Deltas(
                     store,
                     dt,
@@ -126,7 +131,7 @@ def _worker(
                     committed=relay.wake,
                 )
                 await relay.start()
-                stack.push_async_callback(relay.stop)  # after the worker's drain, below
+                stack.push_async_callback(relay.stop)  # a start that failed half-way
                 gauges = refresh_forever(StateGauges.create(registry), store)
             directory = Directory(dt, settings.worker.project_cache_seconds)
             running = Worker(broker, dt, contracts, metrics, options, deltas, directory)
@@ -147,12 +152,15 @@ def _worker(
                 )
                 background.append(_background(_when_ready(broker, reconciler.start)))
             yield
+            deadline = asyncio.get_running_loop().time() + settings.worker.shutdown_grace
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             if reconciler is not None:
                 await reconciler.stop()
             await running.stop()
+            if relay is not None:  # the rows of what the drain finished go out, within the grace
+                await relay.finish(deadline)
 
     return lifecycle
 
