@@ -26,7 +26,7 @@ from tests.test_check import _closed_port
 from tests.test_operations import cli
 from tests.test_state import export
 from tests.test_state import project as project  # the fixture: its stores on the small disk
-from worker.adapters.state.store import StateUnavailable
+from worker.adapters.state.store import StateUnavailable, Store
 from worker.core.config import Settings
 from worker.service import checks
 from worker.service import serve as service
@@ -229,3 +229,18 @@ async def test_a_worker_that_finds_a_newer_store_after_its_start_writes_nothing_
     finally:
         with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_another_writer_holding_sqlites_lock_counts_as_a_store_that_takes_writes(
+    tmp_path: Path,
+):
+    url = f"sqlite:///{tmp_path}/state.sqlite3"
+    async with Store.open(_settings(url).state) as store:
+        writer = sqlite3.connect(tmp_path / "state.sqlite3", isolation_level=None)
+        try:
+            writer.execute("BEGIN IMMEDIATE")  # a job's transaction, in another process say
+            usable = await store.usable(max_age=0)
+            writer.execute("ROLLBACK")
+        finally:
+            writer.close()
+    assert (usable.ok, usable.detail) == (True, "writable")

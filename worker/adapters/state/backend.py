@@ -173,17 +173,7 @@ def probe(connection: Any, dialect: Dialect, path: Path | None) -> None:
     database's own tablespace, which a full disk refuses (DiskFull)."""
     cursor = connection.cursor()
     if dialect.name == "sqlite":
-        cursor.execute(f"PRAGMA busy_timeout = {int(PROBE_SECONDS * 1000) - 500}")
-        try:
-            cursor.execute("BEGIN IMMEDIATE")  # the write lock, as a job takes it
-        except sqlite3.OperationalError as exc:
-            if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY:
-                return  # another writer holds it: the store takes writes
-            raise
-        try:
-            cursor.execute("CREATE TABLE dtrack_worker_probe (x INTEGER)")  # a read-only refuses
-        finally:
-            rollback(cursor)
+        _sqlite_write(cursor)
         if path is not None:
             stat = os.statvfs(path.parent)
             free = stat.f_bavail * stat.f_frsize
@@ -199,5 +189,22 @@ def probe(connection: Any, dialect: Dialect, path: Path | None) -> None:
         cursor.execute(f"SET LOCAL statement_timeout = {int(PROBE_SECONDS * 1000) - 500}")
         cursor.execute("CREATE TEMPORARY TABLE dtrack_worker_probe (x INTEGER) ON COMMIT DROP")
         cursor.execute("INSERT INTO dtrack_worker_probe VALUES (1)")
+    finally:
+        rollback(cursor)
+
+
+def _sqlite_write(cursor: Any) -> None:
+    """The write lock, as a job takes it, and a write that a read-only store refuses. Another
+    writer holding the lock means the store takes writes: no wait for it (``/readyz`` answers
+    at once; a lock held too long shows in that job's own error)."""
+    cursor.execute("PRAGMA busy_timeout = 0")  # the probe's own connection only
+    try:
+        cursor.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY:
+            return
+        raise
+    try:
+        cursor.execute("CREATE TABLE dtrack_worker_probe (x INTEGER)")
     finally:
         rollback(cursor)
