@@ -50,7 +50,7 @@ async def test_check_passes_when_everything_is_there_and_prints_one_line_each(
     assert lines == [
         "ok    rabbitmq: amqp://guest:***@127.0.0.1:5672/ answers",
         f"ok    topology: 13 exchanges and queues under prefix {prefix}",
-        f"ok    state: sqlite:///{tmp_path}/state.sqlite3 reachable, migrations current",
+        f"ok    state: sqlite:///{tmp_path}/state.sqlite3 writable, migrations current",
         f"ok    spool: exports spooled in /tmp ({free.group(1)} GiB free; at most 2.0 GiB at "
         "once: DTRACK_WORKER_DT_CONCURRENCY x DTRACK_WORKER_MAX_EXPORT)",
         f"ok    dt: Dependency-Track 4.14.3 at {dt.url}",
@@ -68,7 +68,7 @@ async def test_check_passes_when_everything_is_there_and_prints_one_line_each(
         ("dt", "FAIL  dt: "),
         ("key", "FAIL  api key: DT answered 401"),
         ("permission", "FAIL  api key: team 'dtrack-worker' lacks VIEW_VULNERABILITY"),
-        ("state", "FAIL  state: sqlite:///"),
+        ("state", "FAIL  state: no state store at /"),
         ("spool", "FAIL  spool: TMPDIR /"),
     ],
 )
@@ -92,7 +92,7 @@ async def test_each_failing_check_says_what_and_how_to_fix_it(
             env["TMPDIR"] = str(tmp_path / "missing")
         if kind != "topology":
             await cli("topology", env=env)
-        if kind != "state":  # not migrated: the check says so
+        if kind != "state":  # not there: the check says so, and creates nothing
             await cli("state", "migrate", env=env)
         code, out, err = await cli("check", env=env)
     assert code == 1, out + err

@@ -61,6 +61,17 @@ def test_bad_values_name_the_variable(variable, value, message):
         Settings.from_env({f"DTRACK_WORKER_{variable}": value})
 
 
+def test_a_postgresql_url_names_its_database_in_the_path_or_as_dbname():
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"DTRACK_WORKER_STATE_URL": "postgresql://dtw:hunter2-db@db:5432/"})
+    assert str(refused.value).startswith(
+        "DTRACK_WORKER_STATE_URL='postgresql://dtw:***@db:5432/' names no database: add it"
+    )
+    assert "hunter2" not in str(refused.value)
+    for url in ("postgresql://dtw@db:5432/state", "postgresql://dtw@db?dbname=state"):
+        assert Settings.from_env({"DTRACK_WORKER_STATE_URL": url}).state.url.reveal() == url
+
+
 def test_secrets_never_show_in_reprs():
     settings = Settings.from_env(
         {

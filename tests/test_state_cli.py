@@ -87,7 +87,7 @@ async def test_baseline_then_status_then_resync(dt: FakeDt, tmp_path: Path, cont
     assert sum(report["open"].values()) == 13
     code, _, err = await cli("status", str(uuid.uuid4()), env=env)
     assert code == 1
-    assert "no project" in err
+    assert "not found" in err
 
     async with temporary_topology(prefix) as topo:
         assert (await cli("topology", env=env))[0] == 0

@@ -19,14 +19,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "check",
         run,
         aliases=("doctor",),
-        help="check RabbitMQ, the topology, DT and the API key; print a fix for each failure",
+        help="check RabbitMQ, the topology, the state store, DT and the API key; print fixes",
         description=(
             "Check, in a few seconds, what a deployment needs: every RabbitMQ node reachable "
             "and the topology declared, Dependency-Track reachable (and its version), the API "
-            "key valid with VIEW_PORTFOLIO and VIEW_VULNERABILITY, the state store reachable "
-            "and migrated. One line per check, with a "
-            "fix when it fails; exit 0 only when every check passes. Reads the same "
-            "DTRACK_WORKER_* settings as the service."
+            "key valid with VIEW_PORTFOLIO and VIEW_VULNERABILITY, the state store there, "
+            "migrated by this release and taking writes (a write probe, rolled back: a full "
+            "disk or a read-only store fails; nothing is created or migrated). One line per "
+            "check, with a fix when it fails; exit 0 only when every check passes. Reads the "
+            "same DTRACK_WORKER_* settings as the service."
         ),
         examples="""
             dtrack-worker check

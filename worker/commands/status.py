@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import orjson
 
 from worker.adapters.state.reports import ProjectReport
-from worker.adapters.state.store import Store
+from worker.adapters.state.store import Selector, Store
 from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, settings_from
 from worker.core.events import SEVERITY_RANK
 
@@ -26,15 +26,23 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             "What the state store knows, per project: name and version, the last export applied "
             "and when, the last job's outcome, open findings by severity, the oldest open "
             "finding's age, and the mean time to resolve by severity. The sync log a user "
-            "follows; --json for tools."
+            "follows; --json for tools. Reads only: a store that is not there, or not "
+            "migrated, is said so (nothing is created)."
         ),
         examples="""
             dtrack-worker status
             dtrack-worker status 3f6c0b2e-8f3a-4c1e-9b7d-2a1e0c4b5d6f
+            dtrack-worker status acme-app                # every version of it
+            dtrack-worker status acme-app@2.0
             dtrack-worker status --json | jq '.[] | select(.open.critical > 0) | .name'
         """,
     )
-    parser.add_argument("project", nargs="?", metavar="PROJECT", help="one project's uuid")
+    parser.add_argument(
+        "project",
+        nargs="?",
+        metavar="PROJECT",
+        help="a project's uuid, name (each version) or name@version, as in its last export",
+    )
     parser.add_argument("--json", action="store_true", help="a JSON list, one object each")
 
 
@@ -42,12 +50,16 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     settings = settings_from(environ, log=True)
 
     async def read() -> list[ProjectReport]:
-        async with Store.open(settings.state) as store:
-            return await store.projects(args.project.lower() if args.project else None)
+        async with Store.open(settings.state, existing=True) as store:
+            return await store.projects(Selector.parse(args.project) if args.project else None)
 
     reports = asyncio.run(read())
     if args.project and not reports:
-        print(f"dtrack-worker status: no project {args.project} in the store", file=sys.stderr)
+        print(
+            f"dtrack-worker status: {args.project}: not found in the state store at "
+            f"{settings.state.display_url}",
+            file=sys.stderr,
+        )
         return EXIT_INVALID
     if args.json:
         sys.stdout.buffer.write(orjson.dumps([r.document() for r in reports]) + b"\n")

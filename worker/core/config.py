@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
+from urllib.parse import parse_qs, urlsplit
 
 from worker.core import scope, urls
 from worker.core.batches import MAX_BATCH
@@ -206,6 +207,13 @@ def _state(env: Env) -> StateSettings:
         url = "postgresql://" + url.removeprefix("postgres://")
     if url.startswith("postgresql://"):
         http_url("STATE_URL", "http://" + url.removeprefix("postgresql://"))  # parses, or says
+        parts = urlsplit(url)
+        if not parts.path.strip("/") and not parse_qs(parts.query).get("dbname"):
+            raise ConfigError(
+                f"{PREFIX}STATE_URL={urls.redact(url)!r} names no database: add it, as in "
+                "postgresql://USER:PASSWORD@HOST:PORT/DATABASE (PostgreSQL would take the one "
+                "named after the user, `postgres` for postgres, and the store would go there)"
+            )
     elif not url.startswith("sqlite:///") or len(url) <= len("sqlite:///"):
         raise ConfigError(
             f"{PREFIX}STATE_URL={urls.redact(url)!r} must be sqlite:///PATH (one host) or "

@@ -17,7 +17,13 @@ import aio_pika
 from worker.adapters import spool as spooling
 from worker.adapters.amqp import BROKER_ERRORS, CONNECT_ERRORS, BrokerUnavailable, connect_once
 from worker.adapters.dtrack import DtClient
-from worker.adapters.state.store import StateUnavailable, Store
+from worker.adapters.state.store import (
+    SchemaRefused,
+    StateUnavailable,
+    Store,
+    StoreMissing,
+    Usable,
+)
 from worker.core.config import PREFIX, DtSettings, Settings, StateSettings
 from worker.core.errors import DtMisconfigured, DtRejected, DtUnavailable
 from worker.core.topology import Topology
@@ -150,12 +156,26 @@ async def _key(client: DtClient) -> Check:
 
 
 async def state(settings: StateSettings) -> Check:
-    """The state store reachable, and every migration of this release applied."""
+    """The state store there, migrated by this release, and taking writes the way jobs write
+    (a write probe: a full disk or a read-only store fails here as a job would). Creates and
+    migrates nothing."""
     if not settings.deltas:
         return Check("state", True, "not used (DTRACK_WORKER_EMIT=snapshot)")
     try:
-        async with asyncio.timeout(CHECK_SECONDS), Store.open(settings, migrate=False) as store:
-            pending = await store.pending_migrations()
+        async with (
+            asyncio.timeout(CHECK_SECONDS),
+            Store.open(settings, existing=True) as store,
+        ):
+            usable = await store.usable(max_age=0)
+    except StoreMissing as exc:
+        return Check("state", False, exc.problem, exc.remedy)
+    except SchemaRefused as exc:
+        return Check(
+            "state",
+            False,
+            str(exc),
+            "run the dtrack-worker release the store was migrated by, or a newer one",
+        )
     except (StateUnavailable, TimeoutError) as exc:
         return Check(
             "state",
@@ -163,14 +183,22 @@ async def state(settings: StateSettings) -> Check:
             str(exc) or f"no answer within {CHECK_SECONDS:g} s",
             f"check {PREFIX}STATE_URL, and that the database runs and accepts this user",
         )
-    if pending:
+    if not usable.ok:
         return Check(
-            "state",
-            False,
-            f"{settings.display_url}: migrations {pending} not applied",
-            "run `dtrack-worker state migrate` (the workers apply them when they start)",
+            "state", False, f"{settings.display_url}: {usable.detail}", _unusable_fix(usable)
         )
-    return Check("state", True, f"{settings.display_url} reachable, migrations current")
+    return Check("state", True, f"{settings.display_url} writable, migrations current")
+
+
+def _unusable_fix(usable: Usable) -> str:
+    if usable.detail.startswith("disk full"):
+        return "free space on the store's disk (or grow it): jobs wait and retry meanwhile"
+    if usable.detail.startswith("read-only"):
+        return (
+            "make the store writable for this user: the file and its directory (SQLite), the "
+            "mount, or the database's and role's default_transaction_read_only (PostgreSQL)"
+        )
+    return f"check {PREFIX}STATE_URL, and that the database runs and accepts this user"
 
 
 def spool(requested: str | None, dt: DtSettings) -> Check:

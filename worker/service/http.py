@@ -10,6 +10,7 @@ from aiohttp import web
 
 from worker.adapters.metrics import ReceiverMetrics
 from worker.adapters.schemas import Contracts
+from worker.adapters.state.store import Store
 from worker.core.config import ReceiverSettings
 from worker.core.jobs import Job
 
@@ -28,6 +29,7 @@ CONTRACTS = web.AppKey("contracts", Contracts)
 QUEUE = web.AppKey("queue", JobQueue)
 METRICS = web.AppKey("metrics", ReceiverMetrics)
 READY: web.AppKey[Callable[[], bool]] = web.AppKey("ready")
+STORES: web.AppKey[Sequence[Store]] = web.AppKey("stores")  # /readyz asks each: takes writes?
 CORRELATION_ID = web.RequestKey("correlation_id", str)
 OUTCOME = web.RequestKey("outcome", str)
 LOG_FIELDS = web.RequestKey("log_fields", dict[str, Any])

@@ -12,7 +12,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 from aiohttp import web
@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from worker.adapters import tracing
 from worker.adapters.metrics import ReceiverMetrics
 from worker.adapters.schemas import Contracts
+from worker.adapters.state.store import Store
 from worker.core import ids
 from worker.core.config import ReceiverSettings
 from worker.service import webhook
@@ -34,6 +35,7 @@ from worker.service.http import (
     QUEUE,
     READY,
     SETTINGS,
+    STORES,
     JobQueue,
     json_response,
 )
@@ -53,11 +55,13 @@ def create_app(
     *,
     webhook_route: bool = True,
     ready: Callable[[], bool] | None = None,
+    stores: Sequence[Store] = (),
 ) -> web.Application:
     """The service's HTTP application; no I/O happens here (serve.py owns the lifecycle).
 
     ``webhook_route``: serve POST /webhook (the receiver); ``ready``: what /readyz reports, by
-    default the job queue's connection.
+    default the job queue's connection; ``stores``: state stores that must take writes too
+    (the worker's, once open).
     """
     traced = tracing.server_middleware("/webhook")  # outermost: the log line is in the span
     app = web.Application(
@@ -70,6 +74,7 @@ def create_app(
     app[QUEUE] = queue
     app[METRICS] = metrics
     app[READY] = ready or (lambda: queue.ready)
+    app[STORES] = stores
     metrics.broker_connected.set_function(lambda: 1.0 if queue.ready else 0.0)
     if webhook_route:
         webhook.setup(app, settings)
@@ -143,10 +148,15 @@ async def handle_health(request: web.Request) -> web.Response:
 
 
 async def handle_ready(request: web.Request) -> web.Response:
-    broker = "connected" if request.app[QUEUE].ready else "disconnected"
-    if request.app[READY]():
-        return json_response(200, {"status": "ready", "broker": broker})
-    return json_response(503, {"status": "not ready", "broker": broker})
+    facts = {"broker": "connected" if request.app[QUEUE].ready else "disconnected"}
+    ready = request.app[READY]()
+    for store in request.app[STORES]:  # a write probe, cached briefly: see Store.usable
+        usable = await store.usable()
+        facts["state"] = usable.detail
+        ready = ready and usable.ok
+    if ready:
+        return json_response(200, {"status": "ready", **facts})
+    return json_response(503, {"status": "not ready", **facts})
 
 
 async def handle_metrics(request: web.Request) -> web.Response:

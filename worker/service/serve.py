@@ -52,6 +52,7 @@ def build(
     broker = Broker(settings.broker, topology.configured(settings.broker, delays=delays))
     contracts = schemas.load()
     workers: list[Worker] = []
+    stores: list[Store] = []  # the worker's state store, once open: /readyz probes it
 
     def ready() -> bool:
         return broker.ready and all(w.ready for w in workers)
@@ -63,6 +64,7 @@ def build(
         ReceiverMetrics.create(registry),
         webhook_route=receive,
         ready=ready,
+        stores=stores,
     )
 
     async def broker_lifecycle(_: web.Application) -> AsyncIterator[None]:
@@ -72,7 +74,7 @@ def build(
 
     app.cleanup_ctx.append(broker_lifecycle)
     if work:  # stops before the broker closes
-        app.cleanup_ctx.append(_worker(settings, broker, contracts, registry, workers))
+        app.cleanup_ctx.append(_worker(settings, broker, contracts, registry, workers, stores))
     return app, broker
 
 
@@ -82,8 +84,10 @@ def _worker(
     contracts: schemas.Contracts,
     registry: CollectorRegistry,
     workers: list[Worker],
+    stores: list[Store],
 ) -> Callable[[web.Application], AsyncIterator[None]]:
-    """The worker's lifecycle: DT client, consumer, reconciler; ``workers`` gets the worker."""
+    """The worker's lifecycle: DT client, consumer, reconciler; ``workers`` gets the worker,
+    ``stores`` its state store while open."""
     settings.dt.require()  # fail at start, with what to set
     metrics = WorkerMetrics.create(registry)
 
@@ -113,6 +117,8 @@ def _worker(
             relay = None
             if settings.state.deltas:
                 store = await stack.enter_async_context(Store.open(settings.state))
+                stores.append(store)
+                stack.callback(stores.remove, store)  # before the store closes
                 # after the grace, the batches in flight get their confirms' deadline, and a
                 # little for the store's deletes
                 halt = settings.broker.publish_timeout + 5.0

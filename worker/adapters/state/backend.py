@@ -9,10 +9,12 @@ migrations differ in three words only.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
+import os
 import sqlite3
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,11 +23,20 @@ import psycopg
 from worker.core.errors import ConfigError, TransientError
 
 BUSY_TIMEOUT_SECONDS = 30.0
-MIGRATION_LOCK = 74_152_001  # a PostgreSQL advisory lock id: one migrator at a time
+PROBE_SECONDS = 5.0  # a write probe answers within this, or the store is not usable now
+ROOM_BYTES = 1 << 20  # SQLite: less free than this where the store is, and it is full
 
 
 class StateUnavailable(TransientError):
     """The state store could not be reached, or stayed locked: the job is retried."""
+
+
+class StoreMissing(ConfigError):
+    """A read command's store is not there, or not migrated: nothing is created for it."""
+
+    def __init__(self, problem: str, remedy: str) -> None:
+        super().__init__(f"{problem} ({remedy})")
+        self.problem, self.remedy = problem, remedy
 
 
 class Cursor(Protocol):
@@ -65,24 +76,49 @@ POSTGRESQL = Dialect(
     begin="BEGIN",
     lock_project="SELECT revision FROM projects WHERE uuid = %s FOR UPDATE",
 )
-DB_ERRORS: tuple[type[Exception], ...] = (sqlite3.OperationalError, psycopg.OperationalError)
+# what a unit of work retries: the database away, full, read-only or locked
+DB_ERRORS: tuple[type[Exception], ...] = (
+    sqlite3.OperationalError,
+    psycopg.OperationalError,  # DiskFull, AdminShutdown, a connection refused, ...
+    psycopg.errors.ReadOnlySqlTransaction,  # a read-only database or a standby: an InternalError
+)
+PROBE_ERRORS: tuple[type[Exception], ...] = (*DB_ERRORS, OSError)  # OSError: the room asked
 
 
 def dialect_of(url: str) -> Dialect:
     return SQLITE if url.startswith("sqlite:") else POSTGRESQL
 
 
-def connector(url: str) -> Callable[[], Any]:
-    """A function that opens one connection, in autocommit mode (we say BEGIN ourselves)."""
-    if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
+def sqlite_path(url: str) -> Path | None:
+    """The SQLite store's file; None for PostgreSQL."""
+    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+
+
+def connector(url: str, *, create: bool = True) -> Callable[[], Any]:
+    """A function that opens one connection, in autocommit mode (we say BEGIN ourselves).
+
+    ``create``: a missing SQLite file (and its directory) is made; without, StoreMissing says
+    it is not there, and the file is opened as it is (a read command changes nothing)."""
+    path = sqlite_path(url)
+    if path is not None:
 
         def sqlite() -> sqlite3.Connection:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if create:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            elif not path.is_file():
+                raise StoreMissing(
+                    f"no state store at {path}",
+                    "run `dtrack-worker state migrate` or start a worker",
+                )
             connection = sqlite3.connect(
-                path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+                path.absolute().as_uri() + ("" if create else "?mode=rw"),
+                uri=True,
+                timeout=BUSY_TIMEOUT_SECONDS,
+                isolation_level=None,
+                check_same_thread=False,
             )
-            connection.execute("PRAGMA journal_mode=WAL")
+            if create:  # persistent in the file: a reader leaves it as it is
+                connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")  # acked jobs must survive a crash
             connection.execute("PRAGMA foreign_keys=ON")
             return connection
@@ -95,68 +131,80 @@ def connector(url: str) -> Callable[[], Any]:
     return postgresql
 
 
-def migrations() -> list[tuple[int, str, str]]:
-    """(number, name, SQL) of every shipped migration, in order."""
-    folder = resources.files("worker.adapters.state") / "migrations"
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql") and entry.name[:4].isdigit():
-            found.append((int(entry.name[:4]), entry.name, entry.read_text()))
-    if not found:
-        raise ConfigError("the state store's migrations are missing: reinstall dtrack-worker")
-    return sorted(found)
+def rollback(cursor: Any) -> None:
+    """End a failed transaction without hiding why it failed: SQLite has rolled back already
+    after some errors (a full disk), and a ROLLBACK then fails with "no transaction is active";
+    a PostgreSQL connection that broke cannot roll back, and is dropped anyway."""
+    connection = cursor.connection
+    if isinstance(connection, sqlite3.Connection) and not connection.in_transaction:
+        return
+    with contextlib.suppress(*DB_ERRORS, psycopg.InterfaceError):
+        cursor.execute("ROLLBACK")
 
 
-def migrate(connection: Any, dialect: Dialect) -> list[int]:
-    """Apply every migration not applied yet, each in its own transaction; returns them."""
+def describe(exc: BaseException) -> str:
+    """A database error as people read it: what it means for the store first ("disk full",
+    "read-only"), then the driver's words (their first line)."""
+    text = str(exc).strip()
+    detail = f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if (
+        isinstance(exc, psycopg.errors.DiskFull)
+        or primary == sqlite3.SQLITE_FULL
+        or (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT))
+    ):
+        return f"disk full ({detail})"
+    if (
+        isinstance(exc, psycopg.errors.ReadOnlySqlTransaction)
+        or primary == sqlite3.SQLITE_READONLY
+        or (isinstance(exc, OSError) and exc.errno == errno.EROFS)
+    ):
+        return f"read-only ({detail})"
+    return detail
+
+
+def probe(connection: Any, dialect: Dialect, path: Path | None) -> None:
+    """A write the way jobs write, rolled back: raises what a job would meet now (the database
+    away, read-only, its disk full). Cheap: nothing is committed.
+
+    A rolled-back write of SQLite's never reaches the disk, so the room is asked of the
+    filesystem (under ROOM_BYTES is full); PostgreSQL's temporary table takes a new page of the
+    database's own tablespace, which a full disk refuses (DiskFull)."""
     cursor = connection.cursor()
-    if dialect.name == "postgresql":
-        cursor.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+    if dialect.name == "sqlite":
+        _sqlite_write(cursor)
+        if path is not None:
+            stat = os.statvfs(path.parent)
+            free = stat.f_bavail * stat.f_frsize
+            if free < ROOM_BYTES:
+                raise OSError(
+                    errno.ENOSPC,
+                    f"{free} bytes free in {path.parent}, fewer than the {ROOM_BYTES >> 20} MiB "
+                    "a job's write may need",
+                )
+        return
+    cursor.execute(dialect.begin)
     try:
-        cursor.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations "
-            "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-        )
-        applied = []
-        for number, name, text in migrations():
-            cursor.execute(dialect.begin)
-            try:
-                cursor.execute(dialect.sql("SELECT 1 FROM schema_migrations WHERE version = %s"),
-                               (number,))  # fmt: skip
-                if cursor.fetchone() is None:
-                    for statement in _statements(text, dialect):
-                        cursor.execute(statement)
-                    cursor.execute(
-                        dialect.sql(
-                            "INSERT INTO schema_migrations (version, name, applied_at) "
-                            "VALUES (%s, %s, CURRENT_TIMESTAMP)"
-                        ),
-                        (number, name),
-                    )
-                    applied.append(number)
-                cursor.execute("COMMIT")
-            except BaseException:
-                cursor.execute("ROLLBACK")
-                raise
-        return applied
+        cursor.execute(f"SET LOCAL statement_timeout = {int(PROBE_SECONDS * 1000) - 500}")
+        cursor.execute("CREATE TEMPORARY TABLE dtrack_worker_probe (x INTEGER) ON COMMIT DROP")
+        cursor.execute("INSERT INTO dtrack_worker_probe VALUES (1)")
     finally:
-        if dialect.name == "postgresql":
-            cursor.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+        rollback(cursor)
 
 
-def pending_migrations(connection: Any, dialect: Dialect) -> list[int]:
-    """Migrations this release ships that the database has not applied (for `check`)."""
-    cursor = connection.cursor()
+def _sqlite_write(cursor: Any) -> None:
+    """The write lock, as a job takes it, and a write that a read-only store refuses. Another
+    writer holding the lock means the store takes writes: no wait for it (``/readyz`` answers
+    at once; a lock held too long shows in that job's own error)."""
+    cursor.execute("PRAGMA busy_timeout = 0")  # the probe's own connection only
     try:
-        cursor.execute("SELECT version FROM schema_migrations")
-        done = {row[0] for row in cursor.fetchall()}
-    except (sqlite3.OperationalError, psycopg.errors.UndefinedTable):
-        done = set()
-    return [number for number, _, _ in migrations() if number not in done]
-
-
-def _statements(text: str, dialect: Dialect) -> list[str]:
-    for word, replacement in dialect.words.items():
-        text = text.replace(word, replacement)
-    lines = [line.split("--", 1)[0] for line in text.splitlines()]
-    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]
+        cursor.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY:
+            return
+        raise
+    try:
+        cursor.execute("CREATE TABLE dtrack_worker_probe (x INTEGER)")
+    finally:
+        rollback(cursor)

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from worker.adapters.state.backend import Dialect
+from worker.adapters.state.backend import Dialect, rollback
 from worker.core.events import SEVERITY_RANK, Event
 from worker.core.tracking import Prior
 from worker.core.transitions import Stored, Write
@@ -171,7 +171,7 @@ def apply(cursor: Any, dialect: Dialect, work: Apply) -> Committed:
         _update_project(cursor, dialect, work, revision, sequence + len(events))
         cursor.execute("COMMIT")
     except BaseException:
-        cursor.execute("ROLLBACK")
+        rollback(cursor)  # never in place of the error (SQLite rolls back a full disk itself)
         raise
     return Committed((first, sequence + len(events)), len(events))
 

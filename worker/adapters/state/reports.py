@@ -4,12 +4,50 @@ metrics show (open findings, the oldest open one, time to resolve), by severity.
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from typing import Any
 
 from worker.adapters.state.backend import Dialect
 from worker.adapters.state.queries import SEVERITIES
 
 _OPEN = ", ".join(f"p.open_{severity}" for severity in SEVERITIES)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Selector:
+    """Which projects to report: the one of ``uuid``, or those of any (name, version) in
+    ``names`` (version None: each version). Names and versions are those of the project's last
+    export, compared exactly."""
+
+    uuid: str | None = None
+    names: tuple[tuple[str, str | None], ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> Selector:
+        """A uuid, a name, or name@version: split at the last @ (npm's ``@scope/name@1.0``),
+        and a name that holds that @ matches too."""
+        try:
+            parsed = str(uuid.UUID(text))
+        except ValueError:
+            parsed = ""
+        if parsed == text.lower():  # the usual form only: a name may be 32 hex digits
+            return cls(uuid=parsed)
+        name, at, version = text.rpartition("@")
+        if at and name:
+            return cls(names=((text, None), (name, version)))
+        return cls(names=((text, None),))
+
+    def where(self) -> tuple[str, tuple[str, ...]]:
+        """The condition on ``projects p``, and its parameters."""
+        if self.uuid is not None:
+            return "p.uuid = %s", (self.uuid,)
+        conditions, params = [], []
+        for name, version in self.names:
+            conditions.append(
+                "p.name = %s" if version is None else "(p.name = %s AND p.version = %s)"
+            )
+            params += [name] if version is None else [name, version]
+        return "(" + " OR ".join(conditions) + ")", tuple(params)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -35,8 +73,11 @@ def project_uuids(cursor: Any, dialect: Dialect) -> list[str]:
     return [row[0] for row in cursor.fetchall()]
 
 
-def projects(cursor: Any, dialect: Dialect, project: str | None, now: float) -> list[ProjectReport]:
-    where, params = ("WHERE p.uuid = %s", (project,)) if project else ("", ())
+def projects(
+    cursor: Any, dialect: Dialect, selector: Selector | None, now: float
+) -> list[ProjectReport]:
+    condition, params = selector.where() if selector else ("", ())
+    where = f"WHERE {condition}" if condition else ""
     cursor.execute(
         dialect.sql(
             "SELECT p.uuid, p.name, p.version, p.last_exported_at, p.last_seen_at, "
@@ -48,7 +89,7 @@ def projects(cursor: Any, dialect: Dialect, project: str | None, now: float) -> 
         params,
     )
     rows = cursor.fetchall()
-    resolve = _resolve_times(cursor, dialect, project)
+    resolve = _resolve_times(cursor, dialect, condition, params)
     reports = []
     for row in rows:
         uuid, name, version, exported, seen, outcome, outcome_at, deleted = row[:8]
@@ -73,9 +114,9 @@ def projects(cursor: Any, dialect: Dialect, project: str | None, now: float) -> 
 
 
 def _resolve_times(
-    cursor: Any, dialect: Dialect, project: str | None
+    cursor: Any, dialect: Dialect, condition: str, params: tuple[str, ...]
 ) -> dict[str, dict[str, float]]:
-    where, params = ("AND project = %s", (project,)) if project else ("", ())
+    where = f"AND project IN (SELECT p.uuid FROM projects p WHERE {condition})" if condition else ""
     cursor.execute(
         dialect.sql(
             "SELECT project, severity, AVG(resolved_at - opened_at) FROM findings "
@@ -84,8 +125,8 @@ def _resolve_times(
         params,
     )
     found: dict[str, dict[str, float]] = {}
-    for uuid, severity, seconds in cursor.fetchall():
-        found.setdefault(uuid, {})[severity] = round(float(seconds), 1)
+    for project, severity, seconds in cursor.fetchall():
+        found.setdefault(project, {})[severity] = round(float(seconds), 1)
     return found
 
 

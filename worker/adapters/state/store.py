@@ -1,11 +1,15 @@
 """The state store, for asyncio: each unit of work runs on a thread of the store's own, with a
 connection of that thread's. Database errors stop here: callers see StateUnavailable (the job is
-retried) or StateMoved (compare again)."""
+retried) or StateMoved (compare again); a store this release cannot run on, SchemaRefused.
+
+``usable`` answers whether the store takes writes now (for /readyz and `check`): a write probe
+on a thread and connection of its own, so a long job never delays it, cached briefly."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -14,9 +18,11 @@ from typing import Any, TypeVar
 
 import structlog
 
-from worker.adapters.state import backend, queries, reports
-from worker.adapters.state.backend import DB_ERRORS, StateUnavailable
+from worker.adapters.state import backend, queries, reports, schema
+from worker.adapters.state.backend import DB_ERRORS, StateUnavailable, StoreMissing
 from worker.adapters.state.queries import Apply, Committed, ProjectState, StateMoved
+from worker.adapters.state.reports import Selector
+from worker.adapters.state.schema import SchemaRefused
 from worker.core.config import StateSettings
 from worker.core.transitions import Stored
 
@@ -24,30 +30,70 @@ log = structlog.get_logger(__name__)
 
 _T = TypeVar("_T")
 LEASE_SECONDS = 30.0
+USABLE_CACHE_SECONDS = 2.0  # /readyz probes at most this often
 
-__all__ = ["Apply", "Committed", "ProjectState", "StateMoved", "StateUnavailable", "Store"]
+__all__ = [
+    "Apply",
+    "Committed",
+    "ProjectState",
+    "SchemaRefused",
+    "Selector",
+    "StateMoved",
+    "StateUnavailable",
+    "Store",
+    "StoreMissing",
+    "Usable",
+]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Usable:
+    """Whether the store takes writes now, and if not, why ("disk full (...)", ...)."""
+
+    ok: bool
+    detail: str
+    checked_at: float  # time.monotonic()
 
 
 class Store:
-    def __init__(self, settings: StateSettings) -> None:
+    def __init__(self, settings: StateSettings, *, create: bool = True) -> None:
         url = settings.url.reveal()
         self.display_url = settings.display_url
         self.dialect = backend.dialect_of(url)
-        self._connect = backend.connector(url)
+        self._connect = backend.connector(url, create=create)
+        self._path = backend.sqlite_path(url)
         # SQLite writes one at a time anyway; PostgreSQL gets a few connections per process
         threads = 1 if self.dialect.name == "sqlite" else 4
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="state")
+        self._probes = ThreadPoolExecutor(1, thread_name_prefix="state-probe")
         self._local = threading.local()
         self._connections: list[Any] = []
         self._lock = threading.Lock()
         self._migrated = False  # every unit of work migrates first until one migration ran
+        self._refused: str | None = None  # why this release cannot run on the store
+        self._usable: Usable | None = None
+        self._probing: asyncio.Future[Usable] | None = None
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, settings: StateSettings, *, migrate: bool = True) -> AsyncIterator[Store]:
-        store = cls(settings)
+    async def open(
+        cls, settings: StateSettings, *, migrate: bool = True, existing: bool = False
+    ) -> AsyncIterator[Store]:
+        """``migrate``: apply this release's migrations first (workers, `state`). ``existing``:
+        a read command's store, never created nor migrated: StoreMissing when it is not there
+        or not migrated, SchemaRefused when it is another release's."""
+        store = cls(settings, create=not existing)
         try:
-            if migrate:
+            if existing:
+                store._migrated = True
+                pending = await store.pending_migrations()
+                if pending:
+                    raise StoreMissing(
+                        f"the state store at {store.display_url} is not migrated (migrations "
+                        f"{pending} not applied)",
+                        "run `dtrack-worker state migrate` or start a worker",
+                    )
+            elif migrate:
                 try:
                     applied = await store.migrate()
                 except StateUnavailable as exc:  # started before the database: it heals later
@@ -61,7 +107,10 @@ class Store:
             await store.close()
 
     async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)
+        loop = asyncio.get_running_loop()
+        self._probes.shutdown(wait=False, cancel_futures=True)  # no answer is wanted any more
+        await loop.run_in_executor(None, self._executor.shutdown)
+        await loop.run_in_executor(None, self._probes.shutdown)
         with self._lock:
             for connection in self._connections:
                 with contextlib.suppress(Exception):
@@ -92,19 +141,69 @@ class Store:
             try:
                 connection = self._connection()
                 if not self._migrated:
-                    applied = backend.migrate(connection, self.dialect)
-                    self._migrated = True
-                    if applied:
-                        log.info("state.migrated", store=self.display_url, applied=applied)
+                    self._migrate_first(connection)
                 return work(connection.cursor(), self.dialect, *args)
+            except SchemaRefused as exc:
+                raise SchemaRefused(f"the state store at {self.display_url} {exc}") from exc
             except DB_ERRORS as exc:
                 self._forget()  # a broken connection is opened again next time
+                self._usable = None  # /readyz asks the store again, now
                 raise StateUnavailable(
-                    f"the state store at {self.display_url} failed: {type(exc).__name__}: "
-                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+                    f"the state store at {self.display_url} failed: {backend.describe(exc)}"
                 ) from exc
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, unit)
+
+    def _migrate_first(self, connection: Any) -> None:
+        """The migration a worker started without (its store was away): a store of another
+        release found now retries the job (an operator can still roll the workers forward)."""
+        try:
+            applied = schema.migrate(connection, self.dialect)
+        except SchemaRefused as exc:
+            self._refused = f"the state store at {self.display_url} {exc}"
+            raise StateUnavailable(self._refused) from exc
+        self._migrated = True
+        if applied:
+            log.info("state.migrated", store=self.display_url, applied=applied)
+
+    async def usable(self, *, max_age: float = USABLE_CACHE_SECONDS) -> Usable:
+        """Whether a job's write would succeed now (see ``backend.probe``): the last answer when
+        younger than ``max_age``; callers at the same moment share one probe."""
+        cached = self._usable
+        if cached is not None and time.monotonic() - cached.checked_at < max_age:
+            return cached
+        if self._probing is None or self._probing.done():
+            self._probing = asyncio.ensure_future(self._probe())
+        return await asyncio.shield(self._probing)
+
+    async def _probe(self) -> Usable:
+        if self._refused is not None:
+            problem: str | None = self._refused
+        else:
+            try:
+                async with asyncio.timeout(backend.PROBE_SECONDS):
+                    problem = await asyncio.get_running_loop().run_in_executor(
+                        self._probes, self._probe_unit
+                    )
+            except TimeoutError:
+                problem = f"no answer within {backend.PROBE_SECONDS:g} s"
+            except RuntimeError:  # the store closed while asked: the service is stopping
+                problem = "closed"
+        self._usable = Usable(problem is None, problem or "writable", time.monotonic())
+        return self._usable
+
+    def _probe_unit(self) -> str | None:
+        retry = getattr(self._local, "connection", None) is not None  # it may have broken since
+        while True:
+            try:
+                backend.probe(self._connection(), self.dialect, self._path)
+            except backend.PROBE_ERRORS as exc:
+                self._forget()
+                if not retry:
+                    return backend.describe(exc)
+                retry = False  # once more, on a new connection (a server restarted, say)
+            else:
+                return None
 
     # -- the units of work ---------------------------------------------------------------------
 
@@ -113,7 +212,7 @@ class Store:
         self._migrated = True  # this unit is the migration
         try:
             return await self._run(
-                lambda cursor, dialect: backend.migrate(cursor.connection, dialect)
+                lambda cursor, dialect: schema.migrate(cursor.connection, dialect)
             )
         except BaseException:
             self._migrated = False
@@ -121,7 +220,7 @@ class Store:
 
     async def pending_migrations(self) -> list[int]:
         return await self._run(
-            lambda cursor, dialect: backend.pending_migrations(cursor.connection, dialect)
+            lambda cursor, dialect: schema.pending_migrations(cursor.connection, dialect)
         )
 
     async def state(self, project: str) -> ProjectState:
@@ -159,8 +258,10 @@ class Store:
     async def outbox_depth(self) -> tuple[int, float | None]:
         return await self._run(queries.outbox_depth)
 
-    async def projects(self, project: str | None = None) -> list[reports.ProjectReport]:
-        return await self._run(reports.projects, project, time.time())
+    async def projects(self, project: str | Selector | None = None) -> list[reports.ProjectReport]:
+        """Every project's report, the one of a uuid, or those a Selector names."""
+        selector = Selector(uuid=project) if isinstance(project, str) else project
+        return await self._run(reports.projects, selector, time.time())
 
     async def open_by_severity(self) -> reports.Overview:
         return await self._run(reports.overview, time.time())
