@@ -68,6 +68,7 @@ class WorkerMetrics:
     job_seconds: Histogram
     events_published: Counter
     filtered: Counter
+    clock_skewed: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> WorkerMetrics:
@@ -92,7 +93,7 @@ class WorkerMetrics:
             parked=Counter(
                 "dtrack_worker_parked_jobs",
                 "Jobs moved to the parked queue, by reason (invalid_export, dt_rejected, "
-                "too_large, attempts_exhausted, invalid_job, unexpected).",
+                "too_large, attempts_exhausted, invalid_job, suspicious_export, unexpected).",
                 ["reason"],
                 registry=registry,
             ),
@@ -165,6 +166,12 @@ class WorkerMetrics:
                 "Finding events through DTRACK_WORKER_FILTER, by outcome (passed, "
                 "filtered_out, error: published, since it could not be evaluated).",
                 ["outcome"],
+                registry=registry,
+            ),
+            clock_skewed=Counter(
+                "dtrack_worker_clock_skewed_exports",
+                "Exports stamped further ahead of this host's clock than "
+                "DTRACK_WORKER_CLOCK_SKEW_TOLERANCE: applied with the time they were received.",
                 registry=registry,
             ),
         )

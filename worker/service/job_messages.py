@@ -18,8 +18,9 @@ from worker.core.errors import (
     InvalidExport,
     InvalidJob,
     PermanentError,
+    SuspiciousExport,
 )
-from worker.core.jobs import Job, utc_timestamp
+from worker.core.jobs import FORCE_HEADER, Job, utc_timestamp
 
 MAX_HEADER_TEXT = 4000
 
@@ -27,6 +28,11 @@ MAX_HEADER_TEXT = 4000
 def attempt(message: AbstractIncomingMessage) -> int:
     value = (message.headers or {}).get("x-attempt", 1)
     return value if isinstance(value, int) and value >= 1 else 1
+
+
+def forced(message: AbstractIncomingMessage) -> bool:
+    """Replayed with ``parked replay --force``: applied past the mass-resolve guard."""
+    return (message.headers or {}).get(FORCE_HEADER) is True
 
 
 def job_attributes(message: AbstractIncomingMessage, attempt: int) -> dict[str, str | int]:
@@ -59,6 +65,8 @@ def park_reason(exc: PermanentError) -> str:
         return "too_large"
     if isinstance(exc, InvalidJob):
         return "invalid_job"
+    if isinstance(exc, SuspiciousExport):
+        return "suspicious_export"
     return "permanent"
 
 
