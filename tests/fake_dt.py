@@ -165,8 +165,9 @@ class FakeDt:
         if self.paged:  # DT 5: offset (page - 1) x size, as Alpine's Pagination computes it
             page = int(request.query.get("pageNumber", "1"))
             size = int(request.query.get("pageSize", "100"))
-            served = size if self.page_cap is None else min(size, self.page_cap)
-            rows = rows[(page - 1) * size : (page - 1) * size + served]
+            rows = rows[(page - 1) * size : page * size]
+        if self.page_cap is not None:
+            rows = rows[: self.page_cap]
         return web.json_response(
             [_jackson(row) for row in rows], headers={"X-Total-Count": str(total)}
         )

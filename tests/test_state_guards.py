@@ -20,14 +20,16 @@ import psycopg
 import pytest
 
 from tests import test_state
-from tests.fake_dt import FakeDt
+from tests.fake_dt import API_KEY, FakeDt
 from tests.harness import REAL, listen, post
 from tests.rabbit import depth, eventually, temporary_topology, unique_prefix
 from tests.test_cli import run
 from tests.test_operations import _env, cli
 from tests.test_state import Project, export
+from worker.adapters.dtrack import DtClient
 from worker.core import errors
 from worker.core.change_events import iso
+from worker.core.config import Settings
 from worker.core.dates import epoch
 from worker.service import job_messages
 
@@ -258,17 +260,10 @@ async def _parked(topo: Any, *, within: float = 20) -> None:
 # -- the findings list read in full ----------------------------------------------------------
 
 
-def _listed(p: Project, base: dict[str, Any], fillers: int, last: dict[str, Any]) -> None:
+def _listed(p: Project, fillers: int, last: dict[str, Any]) -> None:
     """DT's findings list (suppressed included): the export's findings, ``fillers`` suppressed
     findings of other components, then ``last``."""
-    template = base["findings"][0]
-    rows = []
-    for _ in range(fillers):
-        row = copy.deepcopy(template)
-        row["matrix"] = f"{p.uuid}:{uuid.uuid4()}:{uuid.uuid4()}"
-        row["analysis"] = {"state": "FALSE_POSITIVE", "isSuppressed": True}
-        rows.append(row)
-    p.dt.suppressed[p.uuid] = [*rows, last]
+    p.dt.suppressed[p.uuid] = [*_suppressed(p.uuid, fillers), last]
 
 
 async def test_a_suppressed_finding_past_a_capped_page_is_suppressed(project, dt: FakeDt):
@@ -278,7 +273,7 @@ async def test_a_suppressed_finding_past_a_capped_page_is_suppressed(project, dt
     base = export(p.uuid, 1)
     hidden = copy.deepcopy(base["findings"][0])
     hidden["analysis"] = {"state": "NOT_AFFECTED", "isSuppressed": True, "detail": "unused"}
-    _listed(p, base, 268, hidden)  # 12 listed + 268 + 1 = 281 rows
+    _listed(p, 268, hidden)  # 12 listed + 268 + 1 = 281 rows
     dt.page_cap = 100  # a proxy: 100 rows a page whatever is asked; X-Total-Count says 281
     assert await sync(p, export(p.uuid, 2, fewer(1))) == ("done", 1)
     (change,) = await p.changes()
@@ -294,13 +289,59 @@ async def test_a_findings_list_read_short_is_a_retry_never_a_resolution(project,
     base = export(p.uuid, 1)
     hidden = copy.deepcopy(base["findings"][0])
     hidden["analysis"] = {"state": "NOT_AFFECTED", "isSuppressed": True}
-    _listed(p, base, 187, hidden)  # 12 + 187 + 1 = 200 rows served
+    _listed(p, 187, hidden)  # 12 + 187 + 1 = 200 rows served
     dt.uncounted = 81  # DT counts 281: the third page comes back empty
     dt.page_cap = 100
     with pytest.raises(errors.TransientError, match="200 of the 281"):
         await sync(p, export(p.uuid, 2, fewer(1)))
     assert await p.events() == []
     assert await open_count(p) == 13
+
+
+@pytest.mark.parametrize(
+    ("paged", "cap"),
+    [(True, None), (True, 100), (True, 7), (False, None)],
+    ids=["dt5", "dt5-capped-100", "dt5-capped-7", "dt4-whole-list"],
+)
+async def test_every_counted_row_is_read_whatever_page_size_comes_back(dt: FakeDt, paged, cap):
+    project_uuid = str(uuid.uuid4())
+    dt.exports[project_uuid] = REAL
+    dt.suppressed[project_uuid] = _suppressed(project_uuid, 281 - 13)
+    dt.paged, dt.page_cap = paged, cap
+    async with _client(dt) as client:
+        rows = await client.findings(project_uuid)
+    assert len(rows) == len({row["matrix"] for row in rows}) == 281
+
+
+async def test_a_whole_list_cut_by_a_proxy_is_never_taken_for_the_list(dt: FakeDt):
+    project_uuid = str(uuid.uuid4())
+    dt.exports[project_uuid] = REAL
+    dt.suppressed[project_uuid] = _suppressed(project_uuid, 281 - 13)
+    dt.paged, dt.page_cap = False, 100  # DT 4.x ignores paging; the proxy cuts every answer
+    async with _client(dt) as client:
+        with pytest.raises(errors.DtUnavailable, match="read 200 of the 281"):
+            await client.findings(project_uuid)
+
+
+def _suppressed(project_uuid: str, count: int) -> list[dict[str, Any]]:
+    template = orjson.loads(REAL)["findings"][0]
+    rows = []
+    for _ in range(count):
+        row = copy.deepcopy(template)
+        row["matrix"] = f"{project_uuid}:{uuid.uuid4()}:{uuid.uuid4()}"
+        row["analysis"] = {"state": "FALSE_POSITIVE", "isSuppressed": True}
+        rows.append(row)
+    return rows
+
+
+@contextlib.asynccontextmanager
+async def _client(dt: FakeDt) -> Any:
+    settings = Settings.from_env(
+        {"DTRACK_WORKER_DT_URL": dt.url, "DTRACK_WORKER_DT_API_KEY": API_KEY,
+         "DTRACK_WORKER_DT_HTTP_ATTEMPTS": "2", "DTRACK_WORKER_DT_BACKOFF_SECONDS": "0.01"}
+    )  # fmt: skip
+    async with DtClient.open(settings.dt) as client:
+        yield client
 
 
 # -- state baseline and state resync -----------------------------------------------------------

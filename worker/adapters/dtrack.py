@@ -202,7 +202,7 @@ class DtClient:
                 continue
             if read >= total:
                 return list(found.values())
-            if not items or read % len(items):
+            if not fresh or read % len(items):  # nothing new: a list repeated, not paged
                 raise Retry(
                     f"GET /{path}: read {read} of the {total} findings DT counted "
                     f"(page {page} had {len(items)} rows)"
