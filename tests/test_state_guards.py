@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import re
 import sqlite3
 import time
 import uuid
@@ -31,6 +32,7 @@ from worker.core import errors
 from worker.core.change_events import iso
 from worker.core.config import Settings
 from worker.core.dates import epoch
+from worker.core.mass_resolve import Guard, Tally
 from worker.service import job_messages
 
 project = test_state.project  # the fixture: one project's syncs through Deltas, Store and DT
@@ -89,6 +91,41 @@ def frozen(state_url: str, project_uuid: str) -> None:
 async def open_count(p: Project) -> int:
     (report,) = await p.store.projects(p.uuid)
     return sum(report.open.values())
+
+
+# -- the settings ------------------------------------------------------------------------------
+
+
+def test_the_tolerance_and_the_guard_settings():
+    state = Settings.from_env({}).state
+    assert state.clock_skew_tolerance == 3600
+    assert state.mass_resolve == Guard(0.9, 5)
+    state = Settings.from_env(
+        {"DTRACK_WORKER_CLOCK_SKEW_TOLERANCE": "10m", "DTRACK_WORKER_MASS_RESOLVE_GUARD": "75%",
+         "DTRACK_WORKER_MASS_RESOLVE_MIN": "20"}
+    ).state  # fmt: skip
+    assert (state.clock_skew_tolerance, state.mass_resolve) == (600, Guard(0.75, 20))
+    assert Settings.from_env({"DTRACK_WORKER_MASS_RESOLVE_GUARD": "off"}).state.mass_resolve == (
+        Guard(None, 5)
+    )
+    for variable, value, message in [
+        ("CLOCK_SKEW_TOLERANCE", "soon", "CLOCK_SKEW_TOLERANCE='soon': use a duration like 1h"),
+        ("CLOCK_SKEW_TOLERANCE", "30d", "must be between 0 s and 604800 s"),
+        ("MASS_RESOLVE_GUARD", "100%", "must be a percentage from 1% to below 100%"),
+        ("MASS_RESOLVE_GUARD", "0.9", "must be a percentage from 1% to below 100%"),
+        ("MASS_RESOLVE_MIN", "0", "DTRACK_WORKER_MASS_RESOLVE_MIN='0' must be between 1"),
+    ]:
+        with pytest.raises(errors.ConfigError, match=re.escape(message)):
+            Settings.from_env({f"DTRACK_WORKER_{variable}": value})
+
+
+def test_the_guard_trips_over_its_share_and_minimum_only():
+    guard = Guard(0.9, 5)
+    assert guard.trips(Tally(opened=13, resolving=12))  # 92 %
+    assert not guard.trips(Tally(opened=13, resolving=11))  # 85 %
+    assert not guard.trips(Tally(opened=4, resolving=4))  # 100 %, but fewer than 5
+    assert guard.trips(Tally(opened=5, resolving=5))
+    assert not Guard(None, 1).trips(Tally(opened=1000, resolving=1000))
 
 
 # -- an export stamped in the future ----------------------------------------------------------
