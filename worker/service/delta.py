@@ -172,7 +172,7 @@ class Deltas:
             suppressions=listed,
             epss_delta=options.epss_delta,
         )
-        if not mode.force:
+        if not mode.force and len(gone) >= options.guard.minimum:  # else nothing to count
             tally = Tally.of(state.priors, plan.transitions)
             await self._guard(project_uuid, tally, last, export)
         silent = mode.silent or (options.baseline and not state.known)
