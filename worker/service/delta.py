@@ -108,8 +108,7 @@ class Deltas:
         """Apply an export; returns the outcome (done, stale, baseline) and its transitions.
 
         ``silent``: record the findings without events (``state baseline``); ``force`` (or a
-        forced job): apply it even when the mass-resolve guard holds it back (SuspiciousExport
-        otherwise);
+        forced job): apply it even where the mass-resolve guard would raise SuspiciousExport;
         ``facts``: the project's tags and activity, for the events; ``release``: see
         ``fpf.read``."""
         for _ in range(ATTEMPTS):
