@@ -70,6 +70,9 @@ class NoSuppressions:
     async def findings(self, project_uuid: str) -> list[dict[str, Any]]:
         raise AssertionError("nothing disappears in this benchmark")
 
+    async def project(self, project_uuid: str, *, retry: bool = True) -> dict[str, Any] | None:
+        raise AssertionError("nothing resolves in this benchmark: the guard never asks")
+
 
 @contextlib.contextmanager
 def database(backend: str, folder: Path) -> Any:

@@ -103,6 +103,12 @@ class FakeDt:
         # whole list at once as DT 4.x answers (paged = False)
         self.suppressed: dict[str, list[dict[str, Any]]] = {}
         self.paged = True
+        # a proxy (or a DT) that serves at most this many rows per page whatever pageSize asks,
+        # while X-Total-Count stays DT's own count of the whole list
+        self.page_cap: int | None = None
+        # rows DT counts in X-Total-Count but never serves: a short read (a list that shrank
+        # while it was paged, a proxy that cut it)
+        self.uncounted = 0
         self.finding_lists: list[str] = []  # projects whose findings list was asked for
         # a project whose export changes with every fetch: called for each export request
         self.generators: dict[str, Callable[[], bytes]] = {}
@@ -155,11 +161,13 @@ class FakeDt:
         rows = list(orjson.loads(self.exports[project]).get("findings") or [])
         if request.query.get("suppressed") == "true":
             rows += self.suppressed.get(project, [])
-        total = len(rows)
-        if self.paged:
+        total = len(rows) + self.uncounted
+        if self.paged:  # DT 5: offset (page - 1) x size, as Alpine's Pagination computes it
             page = int(request.query.get("pageNumber", "1"))
             size = int(request.query.get("pageSize", "100"))
             rows = rows[(page - 1) * size : page * size]
+        if self.page_cap is not None:
+            rows = rows[: self.page_cap]
         return web.json_response(
             [_jackson(row) for row in rows], headers={"X-Total-Count": str(total)}
         )

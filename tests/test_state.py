@@ -26,6 +26,7 @@ from worker.adapters.schemas import Contracts
 from worker.adapters.state.store import Store
 from worker.core import ocsf
 from worker.core.config import Settings
+from worker.core.errors import SuspiciousExport
 from worker.core.jobs import Job
 from worker.service.delta import DeltaOptions, Deltas
 
@@ -106,6 +107,8 @@ async def project(state_url: str, dt: FakeDt, contracts: Contracts) -> AsyncIter
                 zone=__import__("datetime").UTC,
                 epss_delta=settings.state.epss_delta,
                 baseline=settings.state.baseline,
+                clock_skew_tolerance=settings.state.clock_skew_tolerance,
+                guard=settings.state.mass_resolve,
             )
             deltas = Deltas(store, client, contracts.fpf, WorkerMetrics.create(), options)
             return Project(deltas, store, dt, contracts)
@@ -330,7 +333,8 @@ async def test_replaying_the_changes_gives_exactly_the_open_set(project, dt, seq
             for f in export(p.uuid, second)["findings"]
             if f["matrix"] in hidden and f["matrix"] not in wanted
         ]
-        await p.sync(document)
+        with contextlib.suppress(SuspiciousExport):  # held back by the guard: changes nothing
+            await p.sync(document)
         for event in await p.changes():  # in sequence, as a consumer applies them
             kind = event["data"]["change"]["kind"]
             replayed[event["subject"]] = (

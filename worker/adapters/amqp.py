@@ -18,7 +18,7 @@ from worker.adapters import tracing
 from worker.adapters.frames import Properties
 from worker.core.config import BrokerSettings, Secret
 from worker.core.errors import PermanentError, TransientError
-from worker.core.jobs import JOB_TYPE, PROGRESS_HEADER, Job
+from worker.core.jobs import FORCE_HEADER, JOB_TYPE, PROGRESS_HEADER, Job
 from worker.core.topology import Topology
 from worker.core.urls import redact
 
@@ -89,12 +89,14 @@ async def open_channel(connection: AbstractConnection, **options: Any) -> Abstra
 
 
 def copy_of(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
-    """The job ``message`` again, persistent, with new ``headers`` (retry, park, replay) and
-    its trace context (a retried job stays in the trace of its notification)."""
+    """The job ``message`` again, persistent, with new ``headers`` (retry, park, replay; a
+    header given as None is dropped) and its trace context (a retried job stays in the trace of
+    its notification)."""
     kept = tracing.trace_headers(message.headers)
-    if message.headers and PROGRESS_HEADER in message.headers:  # sync --wait follows retries
-        kept[PROGRESS_HEADER] = message.headers[PROGRESS_HEADER]
-    headers = {**kept, **headers}
+    for name in (PROGRESS_HEADER, FORCE_HEADER):  # sync --wait, and a forced replay, follow retries
+        if message.headers and name in message.headers:
+            kept[name] = message.headers[name]
+    headers = {name: value for name, value in {**kept, **headers}.items() if value is not None}
     return aio_pika.Message(
         message.body,
         content_type=message.content_type,

@@ -35,6 +35,7 @@ _SMALL = 16 * 2**20  # any answer but an export: a page of projects, a project, 
 _DT_NAMES = re.compile(r"dependency[- ]?track|hyades", re.IGNORECASE)
 VERSION_TTL_SECONDS = 300.0
 FINDINGS_PAGE = 1000
+MAX_FINDING_PAGES = 10_000
 Observer = Callable[[float, int, int], None]  # (seconds, bytes, status) of each export fetch
 
 
@@ -176,22 +177,38 @@ class DtClient:
 
     async def findings(self, project_uuid: str) -> list[dict[str, Any]]:
         """``GET /api/v1/finding/project/{uuid}?suppressed=true``: every finding, suppressed ones
-        included (VIEW_VULNERABILITY). DT 4.x answers the whole list at once; DT 5 pages it
-        (``pageNumber``, ``pageSize``, ``X-Total-Count``): pages are read until a short one."""
+        included (VIEW_VULNERABILITY). DT 4.x answers the whole list at once, DT 5 in pages
+        (``X-Total-Count``): read until every row counted is in, whatever page size comes back
+        (a proxy may cap it); a read short of the count is retried whole, never taken as is."""
         path = f"api/v1/finding/project/{project_uuid}"
+        return await self._retrying(
+            functools.partial(self._every_finding, path), project_uuid=project_uuid
+        )
+
+    async def _every_finding(self, path: str) -> list[dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
-        for page in range(1, 10_000):
-            params = {"suppressed": "true", "pageNumber": str(page), "pageSize": str(FINDINGS_PAGE)}
-            items, total = await self._retrying(
-                functools.partial(self._finding_page, path, params), project_uuid=project_uuid
+        size, read = FINDINGS_PAGE, 0  # rows read so far, counted as DT counts them
+        for _ in range(MAX_FINDING_PAGES):
+            page = read // size + 1  # read is a multiple of size: pages line up with rows
+            items, total = await self._finding_page(
+                path, {"suppressed": "true", "pageNumber": str(page), "pageSize": str(size)}
             )
             fresh = {item["matrix"]: item for item in items if item["matrix"] not in found}
             found |= fresh
-            if len(items) != FINDINGS_PAGE or not fresh:  # short, or not paged at all (DT 4)
-                break
-            if total is not None and len(found) >= total:
-                break
-        return list(found.values())
+            read += len(items)
+            if total is None:  # no count to read up to: until a short page, or nothing new
+                if len(items) < size or not fresh:
+                    return list(found.values())
+                continue
+            if read >= total:
+                return list(found.values())
+            if not fresh or read % len(items):  # nothing new: a list repeated, not paged
+                raise Retry(
+                    f"GET /{path}: read {read} of the {total} findings DT counted "
+                    f"(page {page} had {len(items)} rows)"
+                )
+            size = len(items)  # a page capped (by a proxy, or DT): the next ones at that size
+        raise Retry(f"GET /{path}: {read} rows in {MAX_FINDING_PAGES} pages, and not all yet")
 
     async def _finding_page(
         self, path: str, params: dict[str, str]

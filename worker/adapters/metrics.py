@@ -72,6 +72,7 @@ class WorkerMetrics:
     filtered: Counter
     filter_errors: Counter
     filter_pending: Gauge
+    clock_skewed: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> WorkerMetrics:
@@ -97,7 +98,7 @@ class WorkerMetrics:
             parked=Counter(
                 "dtrack_worker_parked_jobs",
                 "Jobs moved to the parked queue, by reason (invalid_export, dt_rejected, "
-                "too_large, attempts_exhausted, invalid_job, unexpected).",
+                "too_large, attempts_exhausted, invalid_job, suspicious_export, unexpected).",
                 ["reason"],
                 registry=registry,
             ),
@@ -184,6 +185,12 @@ class WorkerMetrics:
             filter_pending=Gauge(
                 "dtrack_worker_filter_pending_events",
                 "Finding events handed to the filter's evaluator process and not yet judged.",
+                registry=registry,
+            ),
+            clock_skewed=Counter(
+                "dtrack_worker_clock_skewed_exports",
+                "Exports stamped further ahead of this host's clock than "
+                "DTRACK_WORKER_CLOCK_SKEW_TOLERANCE: applied with the time they were received.",
                 registry=registry,
             ),
         )

@@ -19,6 +19,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from worker.adapters.amqp import TopologyMissing, connect_once, copy_of
 from worker.core.config import Settings
+from worker.core.jobs import FORCE_HEADER
 from worker.core.topology import JOB_KEY, Topology, build
 
 
@@ -106,8 +107,9 @@ def collect(settings: Settings) -> list[Parked]:
     return found
 
 
-def replay(settings: Settings, ids: Iterable[str] | None) -> list[str]:
-    """Back to the jobs queue, attempt 1; returns the ids replayed."""
+def replay(settings: Settings, ids: Iterable[str] | None, *, force: bool = False) -> list[str]:
+    """Back to the jobs queue, attempt 1; returns the ids replayed. ``force``: the jobs are
+    applied past the mass-resolve guard (a replay without it clears an earlier force)."""
 
     async def send_back(
         channel: AbstractChannel, topology: Topology, messages: list[AbstractIncomingMessage]
@@ -115,7 +117,10 @@ def replay(settings: Settings, ids: Iterable[str] | None) -> list[str]:
         exchange = await channel.get_exchange(topology.jobs_exchange.name, ensure=False)
         for message in messages:
             # no x-attempt header: attempt 1 again
-            fresh = copy_of(message, {"x-replayed-at": datetime.now(UTC).isoformat()})
+            fresh = copy_of(
+                message,
+                {"x-replayed-at": datetime.now(UTC).isoformat(), FORCE_HEADER: force or None},
+            )
             await exchange.publish(fresh, JOB_KEY, mandatory=True)  # confirmed
             await message.ack()
         return _ids(messages)

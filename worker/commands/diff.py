@@ -30,7 +30,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             "the workers would publish had they applied OLD and then NEW: opened, changed "
             "(with each field's old and new value), resolved, reopened. Offline: no state store, "
             "no DT (a finding missing from NEW is resolved; only DT can tell it was suppressed). "
-            "Exit 1 when a file is not a valid export, or the two are of different projects."
+            "Exit 1 when a file is not a valid export, the two are of different projects, or "
+            "NEW is older than OLD (the service's stale rule: it would change nothing)."
         ),
         examples="""
             dtrack-worker diff findings-monday.fpf findings-tuesday.fpf

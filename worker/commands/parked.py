@@ -25,13 +25,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description=(
             "The jobs the workers could not process, with the reason: list them, show one in "
             "full, replay them (back to the jobs queue, attempt 1), or purge them. Replay and "
-            "purge take job ids or --all; purge asks first unless --yes. Nothing is lost if "
-            "a command is interrupted: a job is acked only after it is safely elsewhere."
+            "purge take job ids or --all; purge asks first unless --yes. replay --force applies "
+            "an export the mass-resolve guard held back (suspicious_export) once you have "
+            "checked that its findings really were fixed. Nothing is lost if a command is "
+            "interrupted: a job is acked only after it is safely elsewhere."
         ),
         examples="""
             dtrack-worker parked list
             dtrack-worker parked show 3f6c...e1
             dtrack-worker parked replay --all          # after fixing the DT API key
+            dtrack-worker parked replay 3f6c...e1 --force  # suspicious_export: a real mass fix
             dtrack-worker parked purge 3f6c...e1 --yes
         """,
     )
@@ -39,6 +42,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("ids", nargs="*", metavar="ID", help="job ids (message ids)")
     parser.add_argument("--all", action="store_true", help="every parked job")
     parser.add_argument("--yes", action="store_true", help="purge without asking")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replay: apply the jobs' exports even past the mass-resolve guard",
+    )
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -51,9 +59,11 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     if not args.all and not args.ids:
         raise ConfigError(f"parked {args.action}: name job ids, or --all")
     ids = None if args.all else args.ids
+    if args.force and args.action != "replay":
+        raise ConfigError(f"parked {args.action}: --force is for replay only")
     if args.action == "replay":
-        done = parked.replay(settings, ids)
-        print(f"replayed {_jobs(len(done))} to the jobs queue")
+        done = parked.replay(settings, ids, force=args.force)
+        print(f"replayed {_jobs(len(done))} to the jobs queue{' (forced)' if args.force else ''}")
         return _missing(args, ids, done)
     what = "every parked job" if args.all else f"{len(args.ids)} parked job(s)"
     if not _confirmed(f"delete {what} for good?", yes=args.yes):

@@ -16,10 +16,10 @@ from worker.adapters.broker import Broker
 from worker.adapters.dtrack import DtClient
 from worker.adapters.metrics import WorkerMetrics
 from worker.adapters.state.store import Store
-from worker.commands.common import EXIT_OK, add_command, settings_from
+from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, settings_from
 from worker.core import topology
 from worker.core.config import Settings
-from worker.core.errors import ConfigError
+from worker.core.errors import ConfigError, ProjectGone, SuspiciousExport
 from worker.core.jobs import Job, utc_timestamp
 from worker.service.backfill import PAGE_SIZE
 from worker.service.delta import DeltaOptions, Deltas
@@ -35,9 +35,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description=(
             "migrate: apply the state store's migrations (the workers do it at start too). "
             "baseline: record the current findings of projects without publishing events, for "
-            "a downstream that already has them (fetches each export from DT). resync: publish "
-            "`opened` again for every open finding (marked as a resync), from the store, for a "
-            "consumer that lost its copy. Projects are named by uuid, or --all."
+            "a downstream that already has them (fetches each export from DT); a project whose "
+            "export is older than the one the store holds, or that the mass-resolve guard "
+            "holds back (unless --force), is not recorded, and the command exits 1 naming it. "
+            "resync: publish `opened` again for every open finding (marked as a resync), from "
+            "the store, for a consumer that lost its copy; a project the store does not hold "
+            "is refused (exit 1, nothing published). Projects are named by uuid, or --all."
         ),
         examples="""
             dtrack-worker state migrate
@@ -48,24 +51,42 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("action", choices=["migrate", "baseline", "resync"])
     parser.add_argument("projects", nargs="*", metavar="PROJECT", help="project uuids")
     parser.add_argument("--all", action="store_true", help="every project (DT's, or the store's)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="baseline: record exports even past the mass-resolve guard",
+    )
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     settings = settings_from(environ, log=True)
     if args.action != "migrate" and not args.all and not args.projects:
         raise ConfigError(f"state {args.action}: name project uuids, or --all")
+    if args.force and args.action != "baseline":
+        raise ConfigError(f"state {args.action}: --force is for baseline only")
     started = time.monotonic()
+    code = EXIT_OK
     if args.action == "migrate":
         applied = asyncio.run(_migrate(settings))
         print(f"state store {settings.state.display_url}: applied {applied or 'nothing: current'}")
     elif args.action == "baseline":
-        count = asyncio.run(_baseline(settings, args.projects, every=args.all))
+        count, refused = asyncio.run(
+            _baseline(settings, args.projects, every=args.all, force=args.force)
+        )
         print(f"baseline: recorded the findings of {count} projects, without events")
+        for line in refused:
+            print(f"baseline: {line}", file=sys.stderr)
+        code = EXIT_INVALID if refused else EXIT_OK
     else:
-        projects, events = asyncio.run(_resync(settings, args.projects, every=args.all))
+        unknown, (projects, events) = asyncio.run(_resync(settings, args.projects, every=args.all))
+        if unknown:
+            for project in unknown:
+                print(f"state resync: no project {project} in the state store", file=sys.stderr)
+            print("state resync: nothing published", file=sys.stderr)
+            return EXIT_INVALID
         print(f"resync: published {events} opened events for {projects} projects")
     print(f"took {time.monotonic() - started:.1f} s", file=sys.stderr)
-    return EXIT_OK
+    return code
 
 
 async def _migrate(settings: Settings) -> list[int]:
@@ -79,6 +100,8 @@ def _deltas(settings: Settings, store: Store, dt: Any, relay: Relay | None = Non
         zone=timezones.zone(settings.dt.timezone),
         epss_delta=settings.state.epss_delta,
         baseline=True,
+        clock_skew_tolerance=settings.state.clock_skew_tolerance,
+        guard=settings.state.mass_resolve,
     )
     return Deltas(
         store,
@@ -90,8 +113,12 @@ def _deltas(settings: Settings, store: Store, dt: Any, relay: Relay | None = Non
     )
 
 
-async def _baseline(settings: Settings, projects: list[str], *, every: bool) -> int:
+async def _baseline(
+    settings: Settings, projects: list[str], *, every: bool, force: bool
+) -> tuple[int, list[str]]:
+    """The projects recorded, and a line for each one that was not (with why)."""
     settings.dt.require()
+    recorded, refused = 0, []
     async with Store.open(settings.state) as store, DtClient.open(settings.dt) as dt:
         deltas = _deltas(settings, store, dt)
         if every:
@@ -109,12 +136,31 @@ async def _baseline(settings: Settings, projects: list[str], *, every: bool) -> 
             )
             ref = {"job_id": job.job_id, "trigger": "BASELINE", "correlation_id": run,
                    "accepted_at": job.accepted_at}  # fmt: skip
-            with await dt.fetch_export(job.project_uuid) as raw:
-                await deltas.export(
-                    job, raw.raw, time.perf_counter(), ref, silent=True, release=raw.release
+            try:
+                with await dt.fetch_export(job.project_uuid) as raw:
+                    outcome, _ = await deltas.export(
+                        job,
+                        raw.raw,
+                        time.perf_counter(),
+                        ref,
+                        silent=True,
+                        force=force,
+                        release=raw.release,
+                    )
+            except (SuspiciousExport, ProjectGone) as exc:
+                refused.append(f"{project}: not recorded: {exc}")
+                continue
+            if outcome == "stale":  # the store holds a later export: recording would go back
+                (report,) = await store.projects(job.project_uuid)
+                refused.append(
+                    f"{project}: not recorded: the store holds an export taken at "
+                    f"{report.last_exported_at}, later than DT's export now (stale); DT's "
+                    "clock may be behind, or another export was applied meanwhile"
                 )
+                continue
+            recorded += 1
             print(f"baseline: {project}", file=sys.stderr, flush=True)
-        return len(projects)
+        return recorded, refused
 
 
 async def _portfolio(dt: DtClient) -> list[str]:
@@ -128,22 +174,32 @@ async def _portfolio(dt: DtClient) -> list[str]:
         page += 1
 
 
-async def _resync(settings: Settings, projects: list[str], *, every: bool) -> tuple[int, int]:
+async def _resync(
+    settings: Settings, projects: list[str], *, every: bool
+) -> tuple[list[str], tuple[int, int]]:
+    """The named projects the store does not hold (then nothing is published), else the
+    projects and the events published."""
+    async with Store.open(settings.state) as store:
+        known = await store.all_projects()
+        unknown = [] if every else sorted({p.lower() for p in projects} - set(known))
+        if unknown:  # refused before anything is written: no project is made up
+            return unknown, (0, 0)
+        return [], await _republish(settings, store, known if every else projects)
+
+
+async def _republish(settings: Settings, store: Store, projects: list[str]) -> tuple[int, int]:
     broker = Broker(settings.broker, topology.configured(settings.broker))
     await broker.start()
     try:
         await broker.wait_ready(within=30)
-        async with Store.open(settings.state) as store:
-            relay = Relay(store, broker, WorkerMetrics.create())
-            deltas = _deltas(settings, store, None, relay)
-            if every:
-                projects = await store.all_projects()
-            run = str(uuid.uuid4())
-            events = 0
-            for project in projects:
-                events += await deltas.resync(project.lower(), run)
-            while await relay.drain():  # publish them now; a worker's relay would, later
-                pass
-            return len(projects), events
+        relay = Relay(store, broker, WorkerMetrics.create())
+        deltas = _deltas(settings, store, None, relay)
+        run = str(uuid.uuid4())
+        events = 0
+        for project in projects:
+            events += await deltas.resync(project.lower(), run)
+        while await relay.drain():  # publish them now; a worker's relay would, later
+            pass
+        return len(projects), events
     finally:
         await broker.close()

@@ -11,10 +11,11 @@ import re
 from collections.abc import Mapping
 from urllib.parse import parse_qs, urlsplit
 
-from worker.core import scope, urls
+from worker.core import mass_resolve, scope, urls
 from worker.core.batches import MAX_BATCH
 from worker.core.env import PREFIX, Env, Secret, amqp_urls, http_url
 from worker.core.errors import ConfigError
+from worker.core.mass_resolve import Guard
 from worker.core.scope import EVERYTHING, Scope
 
 __all__ = ["PREFIX", "Secret", "Settings", "redact_url"]
@@ -182,6 +183,11 @@ class StateSettings:
     emit: str  # delta, snapshot or both
     baseline: bool  # a project's first export records its findings without events
     epss_delta: float | None  # EPSS is tracked when it moves at least this much
+    # an export's meta.timestamp further ahead of this host's clock is not trusted (seconds)
+    clock_skew_tolerance: float = 3600.0
+    # an export resolving more than a share of a project's open findings (and at least a
+    # minimum), unexplained by DT's facts, is parked (suspicious_export)
+    mass_resolve: Guard = mass_resolve.DEFAULT
 
     @property
     def kind(self) -> str:
@@ -236,7 +242,40 @@ def _state(env: Env) -> StateSettings:
         emit=emit,
         baseline=baseline in ("true", "1", "yes"),
         epss_delta=epss_delta,
+        clock_skew_tolerance=_duration(
+            "CLOCK_SKEW_TOLERANCE", env.optional("CLOCK_SKEW_TOLERANCE"), 3600.0, 0, 7 * 86400
+        ),
+        mass_resolve=Guard(
+            share=_share("MASS_RESOLVE_GUARD", env.text("MASS_RESOLVE_GUARD", "90%")),
+            minimum=env.integer("MASS_RESOLVE_MIN", 5, minimum=1, maximum=1_000_000),
+        ),
     )
+
+
+def _duration(name: str, raw: str | None, default: float, low: float, high: float) -> float:
+    """``1h``, ``30m``, ``90s``, ``1d`` or plain seconds, within [low, high] seconds."""
+    if raw is None:
+        return default
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd]?)", raw.strip().lower())
+    if not match:
+        raise ConfigError(f"{PREFIX}{name}={raw!r}: use a duration like 1h, 30m or 3600")
+    seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if not low <= seconds <= high:
+        raise ConfigError(f"{PREFIX}{name}={raw!r} must be between {low:g} s and {high:g} s")
+    return seconds
+
+
+def _share(name: str, raw: str) -> float | None:
+    """A percentage (``90%`` or ``90``) as a share; ``off``: None."""
+    text = raw.strip().lower()
+    if text in ("off", "false", "no"):
+        return None
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%?", text)
+    if not match or not 1 <= float(match.group(1)) < 100:
+        raise ConfigError(
+            f"{PREFIX}{name}={raw!r} must be a percentage from 1% to below 100% (e.g. 90%), or off"
+        )
+    return float(match.group(1)) / 100
 
 
 FORMATS = ("cloudevents", "ocsf")

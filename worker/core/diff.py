@@ -2,7 +2,8 @@
 
 What ``dtrack-worker diff OLD NEW`` prints: the change events the service would publish had it
 applied OLD, then NEW. Every finding of OLD counts as open; a finding missing from NEW is
-``resolved`` (offline there is no DT to ask whether it was suppressed instead).
+``resolved`` (offline there is no DT to ask whether it was suppressed instead). A NEW older
+than OLD is refused: the service would call it stale and publish nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def diff(
     old: split.Raw, new: split.Raw, contract: Contract, *, source: str | None, zone: tzinfo
 ) -> list[Event]:
     """The change events from ``old`` to ``new``, numbered from 1; InvalidExport if either is
-    not an export, or they are not of the same project."""
+    not an export, they are not of the same project, or ``new`` is older (stale)."""
     before, rows = fpf.read(
         old, contract, lambda export, rows: _as_stored(export, rows, zone), source=source, zone=zone
     )
@@ -58,6 +59,17 @@ def diff(
             "the two exports are of different projects",
             problems=(
                 Problem("/project/uuid", f"OLD is {before.project_uuid}, NEW {after.project_uuid}"),
+            ),
+        )
+    if epoch(after.exported_at) < epoch(before.exported_at):  # the service's stale rule
+        raise InvalidExport(
+            "NEW is older than OLD: the service would find it stale and change nothing",
+            problems=(
+                Problem(
+                    "/meta/timestamp",
+                    f"OLD was taken at {before.exported_at}, NEW at {after.exported_at}: "
+                    "name the earlier export first",
+                ),
             ),
         )
     gone = disappeared(priors, (entry.key for entry in seen))

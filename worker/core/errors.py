@@ -10,6 +10,7 @@
     + DtMisconfigured        the address is not DT's API, or redirects away: configuration
     + ExportTooLarge         the export is over DTRACK_WORKER_MAX_EXPORT
     + ProjectGone            DT has no such project (404): not retried, announced instead
+    + SuspiciousExport       would resolve most of a project's findings, unexplained by DT
   x TransientError           may succeed later: answer 503, retry with a delay
     + DtUnavailable          DT timed out, was unreachable, or answered 429/5xx
 
@@ -98,6 +99,11 @@ class ExportTooLarge(PermanentError):
 
 class ProjectGone(PermanentError):
     """DT answered 404 for the project: it was deleted (or never existed)."""
+
+
+class SuspiciousExport(PermanentError):
+    """An export that would resolve more of a project's open findings than the mass-resolve
+    guard allows, while DT's facts do not explain it: parked, applied only when forced."""
 
 
 class DtUnavailable(TransientError):

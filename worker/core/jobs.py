@@ -22,6 +22,8 @@ JOB_TYPE = "dtrack-worker.job.v1"
 JOB_SCHEMA = "urn:dtrack-worker:schema:job:1.1.0"
 # the AMQP header naming the queue a job reports its progress to (dtrack-worker sync --wait)
 PROGRESS_HEADER = "x-progress-queue"
+# the AMQP header of a job replayed with `parked replay --force`: past the mass-resolve guard
+FORCE_HEADER = "x-replay-force"
 
 # Namespace of job ids: the same notification for the same project always makes the same job id.
 JOB_ID_NAMESPACE = uuid.UUID("0b8f4a52-3c1e-4d8e-9d55-2a7f6c1e9b30")
@@ -40,6 +42,9 @@ class Job:
     project_version: str | None = None
     project_tags: list[str] | None = None
     project_active: bool | None = None
+    # replayed with `parked replay --force` (FORCE_HEADER, not in the body): its export is
+    # applied past the mass-resolve guard
+    forced: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         facts = {
@@ -66,13 +71,14 @@ class Job:
         return orjson.dumps(self.to_dict())
 
     @classmethod
-    def from_json(cls, raw: bytes, contract: Contract) -> Job:
+    def from_json(cls, raw: bytes, contract: Contract, forced: bool = False) -> Job:
         try:
             document = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise InvalidJob(f"job message is not JSON: {exc}") from exc
         contract.check(document, InvalidJob, "job")
-        return cls(**{key: value for key, value in document.items() if key != "type"})
+        fields = {key: value for key, value in document.items() if key != "type"}
+        return cls(**fields, forced=forced)
 
 
 def notification_id(routing: Routing, body: bytes) -> str:

@@ -168,14 +168,14 @@ def _present(
     if before is None:
         return write, _transition("opened", current, write, None, ())
     if before.status != "open":
-        write = dataclasses.replace(write, first_seen=before.first_seen)
+        write = dataclasses.replace(write, first_seen=min(before.first_seen, now))
         return write, _transition("reopened", current, write, before.status, ())
     changes = _changes(before.tracked, current.tracked, before.epss, current, delta)
     moved = epss_moved(before.epss, current.epss, delta)
     write = dataclasses.replace(
         write,
-        first_seen=before.first_seen,
-        opened_at=before.opened_at,
+        first_seen=min(before.first_seen, now),
+        opened_at=min(before.opened_at, now),
         # tracked EPSS is compared with the value last reported, so a slow drift still counts
         epss=before.epss if delta is not None and not moved else current.epss,
     )
@@ -208,6 +208,7 @@ def _left(
     before: Stored, listed: Suppression | None, now: float, reason: str
 ) -> tuple[Transition, Write]:
     """A finding no longer in the export: suppressed when DT says so, else resolved."""
+    before = _not_after(before, now)
     parts = with_long_texts_absent(before.snapshot)
     kind: Kind = "resolved"
     status: Status = "resolved"
@@ -244,6 +245,16 @@ def _left(
     return transition, write
 
 
+def _not_after(before: Stored, now: float) -> Stored:
+    """No finding was seen or opened after ``now``: times an older release took from an export
+    stamped in the future (a DT clock error) are brought back to ``now``."""
+    if before.first_seen <= now and before.opened_at <= now:
+        return before
+    return dataclasses.replace(
+        before, first_seen=min(before.first_seen, now), opened_at=min(before.opened_at, now)
+    )
+
+
 def deleted(open_findings: Iterable[Stored], now: float) -> Plan:
     """DT confirmed the project is gone: every open finding resolves (``project_deleted``)."""
     transitions, writes = [], []
@@ -254,8 +265,9 @@ def deleted(open_findings: Iterable[Stored], now: float) -> Plan:
     return Plan(transitions, writes)
 
 
-def resync(open_findings: Iterable[Stored]) -> list[Transition]:
-    """``opened`` again for every open finding, from the store, marked as a resync."""
+def resync(open_findings: Iterable[Stored], now: float) -> list[Transition]:
+    """``opened`` again for every open finding, from the store, marked as a resync; ``now``:
+    the resync's time (nothing was opened after it)."""
     return [
         Transition(
             kind="opened",
@@ -269,7 +281,9 @@ def resync(open_findings: Iterable[Stored]) -> list[Transition]:
             resolved_at=None,
             resync=True,
         )
-        for before in sorted(open_findings, key=lambda stored: stored.key)
+        for before in (
+            _not_after(stored, now) for stored in sorted(open_findings, key=lambda s: s.key)
+        )
     ]
 
 

@@ -218,7 +218,7 @@ class Worker:
     ) -> str:
         job: Job | None = None
         try:
-            job = Job.from_json(message.body, self._contracts.job)
+            job = Job.from_json(message.body, self._contracts.job, job_messages.forced(message))
             fields.update(
                 job_id=job.job_id,
                 project_uuid=job.project_uuid,

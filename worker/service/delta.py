@@ -4,10 +4,14 @@ publishes them). The job is acked after the commit; a crash anywhere loses nothi
 
 1. read the project's state in brief (status and fingerprint per finding);
 2. read the export against it: unchanged findings are recognised by fingerprint alone;
-3. an export older than the last one applied changes nothing (``stale``);
+3. an export older than the last one applied changes nothing (``stale``); a timestamp further
+   ahead of this host's clock than the tolerance is replaced by the time the export was
+   received, and a stored one is not trusted;
 4. when findings disappeared, ask DT once which of them are suppressed;
 5. read the full stored state of the findings that changed or left, and detect transitions;
-6. commit findings, outbox rows and the project row in one transaction, if no other worker
+6. an export that would resolve most open findings unexplained by DT's facts is held back
+   (``SuspiciousExport``: the job parks) unless forced;
+7. commit findings, outbox rows and the project row in one transaction, if no other worker
    wrote the project meanwhile (else start again from 1).
 """
 
@@ -27,11 +31,13 @@ import structlog
 from worker.adapters import tracing
 from worker.adapters.metrics import WorkerMetrics
 from worker.adapters.state.store import Apply, StateMoved, StateUnavailable, Store
-from worker.core import events, fpf, split
+from worker.core import clock_skew, events, fpf, mass_resolve, split
 from worker.core.change_events import KINDS, ChangeEvents
 from worker.core.dates import epoch
+from worker.core.errors import PermanentError
 from worker.core.fpf import UNKNOWN, ProjectFacts
 from worker.core.jobs import Job, utc_timestamp
+from worker.core.mass_resolve import BomFacts, Guard, Tally
 from worker.core.tracking import Comparison, Seen
 from worker.core.transitions import (
     Transition,
@@ -52,7 +58,11 @@ _EVENTS = ThreadPoolExecutor(1, thread_name_prefix="events")  # serializes event
 
 
 class FindingsSource(Protocol):
+    """DT: its findings list (suppressed included), and its project object (for the guard)."""
+
     async def findings(self, project_uuid: str) -> list[dict[str, Any]]: ...
+
+    async def project(self, project_uuid: str, *, retry: bool = True) -> dict[str, Any] | None: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -61,6 +71,8 @@ class DeltaOptions:
     zone: tzinfo
     epss_delta: float | None
     baseline: bool
+    clock_skew_tolerance: float = 3600.0  # DTRACK_WORKER_CLOCK_SKEW_TOLERANCE
+    guard: Guard = mass_resolve.DEFAULT  # DTRACK_WORKER_MASS_RESOLVE_GUARD and _MIN
 
 
 class Deltas:
@@ -89,16 +101,21 @@ class Deltas:
         job_ref: dict[str, Any],
         *,
         silent: bool = False,
+        force: bool = False,
         facts: ProjectFacts = UNKNOWN,
         release: split.Release = split.keep,
     ) -> tuple[str, int]:
         """Apply an export; returns the outcome (done, stale, baseline) and its transitions.
 
-        ``silent``: record the findings without events (``state baseline``); ``facts``: the
-        project's tags and activity, for the events; ``release``: see ``fpf.read``."""
+        ``silent``: record the findings without events (``state baseline``); ``force`` (or a
+        forced job): apply it even where the mass-resolve guard would raise SuspiciousExport;
+        ``facts``: the project's tags and activity, for the events; ``release``: see
+        ``fpf.read``."""
         for _ in range(ATTEMPTS):
             with collector.paused():
-                outcome = await self._attempt(job, raw, started, job_ref, silent, facts, release)
+                outcome = await self._attempt(
+                    job, raw, started, job_ref, _Mode(silent, force or job.forced), facts, release
+                )
             if outcome is not None:
                 return outcome
             log.info("state.moved", project_uuid=job.project_uuid)
@@ -113,12 +130,13 @@ class Deltas:
         raw: split.Raw,
         started: float,
         job_ref: dict[str, Any],
-        forced: bool,
+        mode: _Mode,
         facts: ProjectFacts,
         release: split.Release,
     ) -> tuple[str, int] | None:
         """One comparison and commit; None when another writer got there first."""
         options, project_uuid = self._options, job.project_uuid
+        received = time.time()  # the host's clock, against DT's timestamps
         state = await self._store.state(project_uuid)
         with tracing.span(
             "validate and normalize", attributes={"dtrack_worker.export.bytes": len(raw)}
@@ -133,7 +151,13 @@ class Deltas:
                 project=project_uuid,
                 release=release,
             )
-        if state.last_exported_at is not None and export.exported_at < state.last_exported_at:
+        stamp = clock_skew.applied(export.exported_at, received, options.clock_skew_tolerance)
+        if stamp != export.exported_at:  # a DT clock error: applied, never left to freeze it
+            log.warning("state.clock_skew", project_uuid=project_uuid, applied_as=stamp,
+                        exported_at=export.exported_at)  # fmt: skip
+            self._metrics.clock_skewed.inc()
+        last = clock_skew.stored(state.last_exported_at, received, options.clock_skew_tolerance)
+        if last is not None and epoch(stamp) < epoch(last):
             await self._store.record_outcome(project_uuid, "stale")
             return "stale", 0
         gone = disappeared(state.priors, (entry.key for entry in seen))
@@ -143,11 +167,14 @@ class Deltas:
             seen,
             stored,
             gone,
-            now=epoch(export.exported_at),
+            now=epoch(stamp),
             suppressions=listed,
             epss_delta=options.epss_delta,
         )
-        silent = forced or (options.baseline and not state.known)
+        if not mode.force and len(gone) >= options.guard.minimum:  # else nothing to count
+            tally = Tally.of(state.priors, plan.transitions)
+            await self._guard(project_uuid, tally, last, export)
+        silent = mode.silent or (options.baseline and not state.known)
         transitions = [] if silent else plan.transitions
         project = {
             "uuid": export.project_uuid,
@@ -157,21 +184,21 @@ class Deltas:
         fpf_ref = {
             "version": export.fpf_version,
             "dt_version": export.dt_version,
-            "exported_at": export.exported_at,
+            "exported_at": export.exported_at,  # DT's own stamp, even when not trusted
         }
         changes = ChangeEvents(
             source=export.source,
             project=export.project(facts),
-            basis=f"export {export.exported_at}",
+            basis=f"export {stamp}",
             fpf=fpf_ref,
-            time=export.exported_at,
+            time=stamp,
         )
 
         def summary(sequence: int) -> events.Event:
             return events.export_summary(
                 source=export.source,
                 project=project,
-                exported_at=export.exported_at,
+                exported_at=stamp,
                 fpf=fpf_ref,
                 finding_count=export.finding_count,
                 severities=_severities(seen),
@@ -202,7 +229,7 @@ class Deltas:
                     expected_revision=state.revision,
                     writes=plan.writes,
                     events=lambda at: ahead.result() if at == first else numbered(at),
-                    exported_at=export.exported_at,
+                    exported_at=stamp,
                     outcome=outcome,
                     now=time.time(),
                     fresh=not state.priors,
@@ -213,6 +240,26 @@ class Deltas:
         self._counted(transitions)
         self._committed()
         return outcome, len(transitions)
+
+    async def _guard(
+        self, project_uuid: str, tally: Tally, last: str | None, export: fpf.Export
+    ) -> None:
+        """SuspiciousExport when the export would resolve more open findings than the guard
+        allows and DT's facts about the project do not explain it."""
+        if not self._options.guard.trips(tally):
+            return
+        try:  # asked only now: an export that trips the guard is rare
+            about = BomFacts.of(await self._dt.project(project_uuid))
+        except PermanentError as exc:  # the key may not see projects: then nothing explains it
+            reason: str | None = f"DT's facts about the project could not be read ({exc})"
+        else:
+            since = None if last is None else epoch(last)
+            reason = mass_resolve.unexplained(
+                about, since=since, exported=epoch(export.exported_at)
+            )
+        if reason is not None:
+            await self._store.record_outcome(project_uuid, "suspicious_export")
+            raise self._options.guard.refusal(tally, reason, project_uuid, export.exported_at)
 
     async def gone(self, job: Job, job_ref: dict[str, Any]) -> int:
         """DT confirmed the project is gone: its open findings resolve, then project.gone."""
@@ -261,8 +308,9 @@ class Deltas:
 
     async def resync(self, project_uuid: str, run: str) -> int:
         """``opened`` again for every open finding of the project, from the store."""
-        transitions = resync(await self._store.open_findings(project_uuid))
-        when = utc_timestamp_of(time.time())
+        now = time.time()
+        transitions = resync(await self._store.open_findings(project_uuid), now)
+        when = utc_timestamp_of(now)
         reports = await self._store.projects(project_uuid)
         name, version = (reports[0].name, reports[0].version) if reports else (None, None)
         changes = ChangeEvents(
@@ -316,6 +364,12 @@ class Deltas:
                 self._metrics.time_to_resolve.labels(severity=transition.severity).observe(
                     max(0.0, transition.resolved_at - transition.opened_at)
                 )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Mode:
+    silent: bool  # state baseline: no events
+    force: bool  # past the mass-resolve guard
 
 
 def utc_timestamp_of(moment: float) -> str:

@@ -20,8 +20,9 @@ from worker.core.errors import (
     InvalidExport,
     InvalidJob,
     PermanentError,
+    SuspiciousExport,
 )
-from worker.core.jobs import Job, utc_timestamp
+from worker.core.jobs import FORCE_HEADER, Job, utc_timestamp
 
 MAX_HEADER_TEXT = 4000
 UNSETTLED_SECONDS = 1.0  # a job neither retried nor parked goes back after this, doubled...
@@ -47,6 +48,11 @@ def unsettled_seconds(attempt: int) -> float:
 def consumer_arguments(timeout_ms: int | None) -> dict[str, int] | None:
     """basic.consume's arguments for the jobs queue: the delivery timeout (worker.core.budget)."""
     return None if timeout_ms is None else {"x-consumer-timeout": timeout_ms}
+
+
+def forced(message: AbstractIncomingMessage) -> bool:
+    """Replayed with ``parked replay --force``: applied past the mass-resolve guard."""
+    return (message.headers or {}).get(FORCE_HEADER) is True
 
 
 def job_attributes(message: AbstractIncomingMessage, attempt: int) -> dict[str, str | int]:
@@ -79,6 +85,8 @@ def park_reason(exc: PermanentError) -> str:
         return "too_large"
     if isinstance(exc, InvalidJob):
         return "invalid_job"
+    if isinstance(exc, SuspiciousExport):
+        return "suspicious_export"
     return "permanent"
 
 

@@ -133,6 +133,8 @@ def _worker(
                         zone=options.zone,
                         epss_delta=settings.state.epss_delta,
                         baseline=settings.state.baseline,
+                        clock_skew_tolerance=settings.state.clock_skew_tolerance,
+                        guard=settings.state.mass_resolve,
                     ),
                     committed=relay.wake,
                 )

@@ -1,0 +1,126 @@
+"""The mass-resolve guard: an export that would resolve most of a project's open findings
+while DT's own facts about the project do not explain it is held back. Pure.
+
+A DT that answers an empty export and an empty findings list for a moment (a restart, a
+database failover) would otherwise resolve every finding of the project, and reopen them all
+with the next good export. A real mass fix comes with a new BOM that DT imported after the last
+export applied, and analysed, in an active project: DT's project API says so
+(``lastBomImport``, ``lastVulnerabilityAnalysis`` from DT 4.13 on, ``active``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from worker.core.dates import epoch, instant
+from worker.core.errors import SuspiciousExport
+from worker.core.tracking import Prior
+from worker.core.transitions import Transition
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Tally:
+    """A project's open findings before an export, and how many of them it would resolve."""
+
+    opened: int
+    resolving: int
+
+    @classmethod
+    def of(cls, priors: Mapping[str, Prior], transitions: Iterable[Transition]) -> Tally:
+        return cls(
+            opened=sum(prior.status == "open" for prior in priors.values()),
+            resolving=sum(transition.kind == "resolved" for transition in transitions),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Guard:
+    share: float | None  # more than this share of the open findings resolving trips it; None: off
+    minimum: int  # fewer findings resolving than this never trip it (a small project's fix)
+
+    def trips(self, tally: Tally) -> bool:
+        return (
+            self.share is not None
+            and tally.resolving >= self.minimum
+            and tally.resolving > self.share * tally.opened
+        )
+
+    def refusal(
+        self, tally: Tally, reason: str, project: str, exported_at: str
+    ) -> SuspiciousExport:
+        # the counts first: `parked list` shows the first 100 characters
+        return SuspiciousExport(
+            f"{tally.resolving} of {tally.opened} open findings would resolve (over the "
+            f"{(self.share or 0) * 100:g}% guard) and DT does not explain it: {reason} (project "
+            f"{project}, export taken at {exported_at}). Once checked, apply it anyway with "
+            "`dtrack-worker parked replay --force JOB` (or `state baseline --force`)"
+        )
+
+
+OFF = Guard(None, 1)
+DEFAULT = Guard(0.9, 5)  # the settings' defaults: more than 90 %, and at least 5 findings
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BomFacts:
+    """What DT's ``GET /api/v1/project/{uuid}`` says of the project's BOM and analysis."""
+
+    listed: bool  # DT answered with the project
+    active: bool | None = None
+    last_bom_import: float | None = None  # epoch seconds
+    last_analysis: float | None = None  # DT 4.13+: lastVulnerabilityAnalysis
+
+    @classmethod
+    def of(cls, project: Mapping[str, Any] | None) -> BomFacts:
+        """From DT's project object (dates in epoch milliseconds, as Jackson writes them);
+        None: DT has no such project."""
+        if project is None:
+            return cls(listed=False)
+        active = project.get("active")
+        return cls(
+            listed=True,
+            active=active if isinstance(active, bool) else None,
+            last_bom_import=_moment(project.get("lastBomImport")),
+            last_analysis=_moment(project.get("lastVulnerabilityAnalysis")),
+        )
+
+
+def _moment(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    text = instant(value)
+    return None if text is None else epoch(text)
+
+
+def unexplained(facts: BomFacts, *, since: float | None, exported: float) -> str | None:
+    """Why DT's facts do not explain findings resolving between the export applied at
+    ``since`` and the one taken at ``exported``; None when they do."""
+    if not facts.listed:
+        return "DT does not list the project"
+    if facts.active is False:
+        return "the project is inactive in DT"
+    bom = facts.last_bom_import
+    if bom is None:
+        return "DT records no BOM import for the project"
+    if since is not None and bom <= since:
+        return (
+            f"no BOM was imported since the last export applied ({_iso(since)}): the last "
+            f"at {_iso(bom)}"
+        )
+    if bom > exported:
+        return (
+            f"the last BOM ({_iso(bom)}) was imported after this export was taken "
+            f"({_iso(exported)})"
+        )
+    if facts.last_analysis is not None and facts.last_analysis < bom:
+        return (
+            f"the analysis of the BOM imported at {_iso(bom)} has not finished "
+            f"(the last analysis ended {_iso(facts.last_analysis)})"
+        )
+    return None
+
+
+def _iso(moment: float) -> str:
+    return instant(round(moment * 1000)) or "?"
