@@ -105,10 +105,12 @@ def _run_service(
     import structlog  # the service's packages only for the servers (see common.py)
 
     from worker.adapters import tracing
+    from worker.core import validation
     from worker.service import checks, serve
 
     log = structlog.get_logger(__name__)
     settings = _settings(args, environ, receive=receive, work=work)
+    validation.prepare_reports()  # as before: the first invalid webhook or export waits for none
     tracing.configure(environ)
     if work:  # where exports will be spooled, said once at start (never fatal)
         spool = checks.spool(environ.get("TMPDIR"), settings.dt)

@@ -90,9 +90,15 @@ def _search(pattern: str, text: str) -> re.Match[str] | None:
     return _compiled(pattern).search(text)
 
 
+def prepare_reports() -> None:
+    """Import jsonschema now: for a service, whose first invalid document should not stall its
+    event loop for the import."""
+    _reporter_class()
+
+
 @functools.cache
 def _reporter_class() -> type[jsonschema.Draft202012Validator]:
-    import jsonschema  # a report is being made: see Contract
+    import jsonschema  # a report is being made, or prepared: see Contract
 
     extended: type[jsonschema.Draft202012Validator] = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
         jsonschema.Draft202012Validator, {"pattern": _ecma_pattern}
