@@ -8,6 +8,7 @@ does I/O, reads the clock or the environment, or logs.
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,11 @@ FORBIDDEN_IN_CORE = {
     "psycopg",
 }
 
+# Every command's module is imported to build the parser (--help): at its top it imports only
+# these and the standard library; the service's packages are imported in its run function
+# (tests/test_startup.py checks what a process really loads)
+COMMANDS_IMPORT_AT_TOP = ("worker.core", "worker.commands", "orjson")
+
 
 def _modules() -> list[Path]:
     return sorted(PACKAGE.rglob("*.py"))
@@ -66,6 +72,33 @@ def _imports(path: Path) -> set[str]:
             if node.module == "worker":  # `from worker import core`: a subpackage by name
                 names.update(f"worker.{alias.name}" for alias in node.names)
     return names
+
+
+def top_level_imports(path: Path) -> set[str]:
+    """The imports at the module's top: not in functions, nor under ``if TYPE_CHECKING``."""
+    names: set[str] = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            subpackages = [a.name for a in node.names if a.name in LAYERS]
+            if node.module == "worker" and subpackages:
+                names.update(f"worker.{name}" for name in subpackages)
+            else:
+                names.add(node.module)
+    return names
+
+
+def heavy_top_level_imports(path: Path) -> list[str]:
+    """What a command module imports at its top beyond the standard library, the package
+    root and COMMANDS_IMPORT_AT_TOP."""
+    return sorted(
+        name
+        for name in top_level_imports(path)
+        if name.split(".")[0] not in sys.stdlib_module_names
+        and name != "worker"
+        and not any(name == ok or name.startswith(ok + ".") for ok in COMMANDS_IMPORT_AT_TOP)
+    )
 
 
 def upward_imports(path: Path, root: Path = PACKAGE) -> list[str]:
@@ -109,6 +142,31 @@ def test_the_rule_catches_an_upward_import(tmp_path):
     assert upward_imports(module, tmp_path) == ["worker.commands"]
     module.write_text("from worker.core import fpf\nimport worker.adapters.broker\n")
     assert upward_imports(module, tmp_path) == []
+
+
+def test_commands_import_the_service_only_when_they_run():
+    for path in sorted((PACKAGE / "commands").rglob("*.py")):
+        heavy = heavy_top_level_imports(path)
+        assert not heavy, f"{path.relative_to(PACKAGE)} imports at its top: {heavy}"
+
+
+def test_the_commands_rule_sees_through_functions_and_type_checking(tmp_path):
+    module = tmp_path / "command.py"
+    module.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "import orjson\n"
+        "from worker import __version__\n"
+        "from worker.core import fpf\n"
+        "if TYPE_CHECKING:\n"
+        "    from worker.adapters.broker import Broker\n"
+        "def run():\n"
+        "    import aio_pika\n"
+    )
+    assert heavy_top_level_imports(module) == []
+    module.write_text(
+        "import structlog\nfrom worker import adapters\nfrom worker.service import x\n"
+    )
+    assert heavy_top_level_imports(module) == ["structlog", "worker.adapters", "worker.service"]
 
 
 def test_core_imports_nothing_that_does_io():

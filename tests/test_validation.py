@@ -6,6 +6,8 @@ import copy
 import re
 from typing import Any
 
+import jsonschema
+import jsonschema_rs
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -166,3 +168,21 @@ def test_every_bundled_schema_has_an_id_and_a_version(contracts: Contracts):
         assert re.fullmatch(r"urn:dtrack-worker:schema:[a-z-]+:\d+\.\d+\.\d+", contract.id)
         assert contract.id.endswith(":" + contract.version)
         assert contract.schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+@pytest.mark.parametrize("name", sorted(schemas.FILES))
+def test_every_bundled_schema_is_valid_under_the_2020_12_meta_schema(name):
+    # jsonschema's own check, here rather than at every start: Contract no longer imports it
+    jsonschema.Draft202012Validator.check_schema(getattr(_CONTRACTS, name).schema)
+
+
+def test_a_schema_that_breaks_its_meta_schema_is_refused():
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "urn:dtrack-worker:schema:broken:1.0.0",
+        "x-schema-version": "1.0.0",
+        "type": "string",
+        "minLength": -1,
+    }
+    with pytest.raises(jsonschema_rs.ValidationError, match="minimum of 0"):
+        Contract(schema)

@@ -22,11 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, BinaryIO, Self
 
-import structlog
-
 from worker.core.split import Raw
-
-log = structlog.get_logger(__name__)
 
 CHUNK = 1 << 20  # bytes read from a stream at a time
 
@@ -104,6 +100,14 @@ def probe() -> tuple[str, int]:
     return directory, stats.f_bavail * stats.f_frsize
 
 
+def _in_memory(exc: OSError) -> None:
+    # structlog (some 60 ms to import) only when it is needed: normalize and validate log nothing
+    import structlog
+
+    log = structlog.get_logger(__name__)
+    log.warning("spool.in_memory", directory=tempfile.gettempdir(), error=str(exc))
+
+
 class SpoolWriter:
     """Chunks in (a response body, a stream), a Spool out."""
 
@@ -117,7 +121,7 @@ class SpoolWriter:
             # unbuffered: what ``size`` counts is in the file, should a write fail
             self._file = tempfile.TemporaryFile(buffering=0)  # noqa: SIM115 - Spool closes it
         except OSError as exc:
-            log.warning("spool.in_memory", directory=tempfile.gettempdir(), error=str(exc))
+            _in_memory(exc)
             self._chunks = []
 
     def write(self, chunk: bytes) -> None:
@@ -127,7 +131,7 @@ class SpoolWriter:
                 while view:  # a raw write may take less than it was given
                     view = view[self._file.write(view) or 0 :]
             except OSError as exc:  # the disk is full: what was written comes back to memory
-                log.warning("spool.in_memory", directory=tempfile.gettempdir(), error=str(exc))
+                _in_memory(exc)
                 self._to_memory()
         if self._chunks is not None:
             self._chunks.append(chunk)

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from worker.adapters import tracing
-from worker.adapters.broker import Broker
-from worker.adapters.dtrack import DtClient
 from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, settings_from
 from worker.core import topology
 from worker.core.errors import ConfigError, PermanentError
-from worker.service.backfill import Progress, backfill
+
+if TYPE_CHECKING:
+    from worker.service.backfill import Progress
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,6 +48,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    # asyncio, aiohttp, aio-pika, OpenTelemetry: only when the command runs (see common.py)
+    import asyncio
+
+    from worker.adapters import tracing
+    from worker.adapters.broker import Broker
+    from worker.adapters.dtrack import DtClient
+    from worker.service.backfill import backfill
+
     settings = settings_from(environ, log=True)
     settings.dt.require()
     if args.rate is not None and args.rate <= 0:

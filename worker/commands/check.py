@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from worker.adapters.dtrack import DtClient
 from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, settings_from
 from worker.core import topology
 from worker.core.config import PREFIX, Settings
-from worker.service import checks
+
+if TYPE_CHECKING:
+    from worker.service import checks
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,6 +44,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    import asyncio  # ssl, sockets, logging: not for --help (see common.py)
+
     settings = settings_from(environ, log=True)
     results = asyncio.run(
         _checks(settings, receiver_only=args.receiver_only, tmpdir=environ.get("TMPDIR"))
@@ -57,6 +60,10 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 async def _checks(
     settings: Settings, *, receiver_only: bool, tmpdir: str | None
 ) -> list[checks.Check]:
+    # aiohttp, aio-pika, psycopg: only when the command runs (see common.py)
+    from worker.adapters.dtrack import DtClient
+    from worker.service import checks
+
     topo = topology.configured(settings.broker, delays=(settings.receiver.coalesce_seconds,))
     results = await checks.broker(settings, topo)
     if receiver_only:

@@ -8,11 +8,9 @@ import textwrap
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from worker import __version__
-from worker.adapters import logs
-from worker.adapters.spool import Spool
 from worker.core import output
 from worker.core.config import (
     FORMATS,
@@ -25,6 +23,12 @@ from worker.core.config import (
 from worker.core.errors import ConfigError
 from worker.core.output import Output
 from worker.core.selection import Verdict
+
+if TYPE_CHECKING:
+    from worker.adapters.spool import Spool
+
+# Every command's module is imported to build the parser (and --help): what a command needs
+# beyond the standard library and worker.core is imported in its run function (issue 28).
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command killed by SIGPIPE
@@ -51,6 +55,8 @@ def with_file_secrets(environ: Mapping[str, str]) -> dict[str, str]:
 
 def read_input(path: str, stdin: BinaryIO) -> Spool:
     """A file's text, mapped, or standard input's for ``-``, spooled (see ``spool``)."""
+    from worker.adapters.spool import Spool
+
     if path == "-":
         return Spool.of_stream(stdin)
     return Spool.of_path(path)
@@ -61,6 +67,8 @@ def settings_from(environ: Mapping[str, str], *, log: bool = False) -> Settings:
     to stderr (a command's own output is on stdout)."""
     settings = Settings.from_env(with_file_secrets(environ))
     if log:
+        from worker.adapters import logs  # structlog and OpenTelemetry's API
+
         logs.configure(settings.log_level, json=settings.log_format == "json", stream=sys.stderr)
     return settings
 

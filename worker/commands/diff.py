@@ -6,7 +6,6 @@ import argparse
 import sys
 from collections.abc import Mapping
 
-from worker.adapters import schemas, timezones
 from worker.commands.common import (
     EXIT_INVALID,
     EXIT_OK,
@@ -15,7 +14,6 @@ from worker.commands.common import (
     output_from,
     read_input,
 )
-from worker.core import diff
 from worker.core.errors import InvalidExport
 
 
@@ -48,6 +46,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from worker.adapters import schemas, timezones  # the compiled validator: see common.py
+    from worker.core import diff
+
     shown = output_from(args, environ)  # a bad filter stops here, before any input is read
     zone = timezones.zone(args.dt_timezone or environ.get("DTRACK_WORKER_DT_TIMEZONE", "UTC"))
     source = args.source or environ.get("DTRACK_WORKER_SOURCE") or None

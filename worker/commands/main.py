@@ -1,6 +1,8 @@
 """The ``dtrack-worker`` entry point: assembles each command's sub-parser and runs the one named.
 
-The only reader of the process environment: commands get it as a mapping.
+The only reader of the process environment: commands get it as a mapping. Building every
+sub-parser (``--help``) imports the standard library and worker.core only: each command imports
+the rest in its run function (tests/test_startup.py).
 """
 
 from __future__ import annotations

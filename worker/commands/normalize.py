@@ -7,7 +7,6 @@ import sys
 from collections import Counter
 from collections.abc import Mapping
 
-from worker.adapters import schemas, timezones
 from worker.commands.common import (
     EXIT_INVALID,
     EXIT_OK,
@@ -17,7 +16,6 @@ from worker.commands.common import (
     read_input,
     report_unevaluated,
 )
-from worker.core import fpf
 from worker.core.errors import InvalidExport
 from worker.core.selection import Verdict
 
@@ -57,6 +55,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from worker.adapters import schemas, timezones  # the compiled validator: see common.py
+    from worker.core import fpf
+
     shown = output_from(args, environ)  # a bad filter stops here, before any input is read
     contract = schemas.load().fpf
     zone = timezones.zone(args.dt_timezone or environ.get("DTRACK_WORKER_DT_TIMEZONE", "UTC"))

@@ -7,13 +7,15 @@ import contextlib
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from worker.adapters import parked
 from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, settings_from
 from worker.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from worker.adapters import parked
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,6 +52,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from worker.adapters import parked  # aio-pika: only when the command runs (see common.py)
+
     settings = settings_from(environ, log=True)
     if args.action == "list":
         _print_parked(parked.collect(settings))

@@ -5,14 +5,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping
 
-import structlog
-
-from worker.adapters import logs, timezones, tracing
 from worker.commands.common import EXIT_OK, add_command, with_file_secrets
 from worker.core.config import PREFIX, Settings
 from worker.core.errors import ConfigError
-
-log = structlog.get_logger(__name__)
 
 _NO_AUTH_HELP = "accept webhooks without a token (logged as a warning at start)"
 MAX_PROCESSES = 64
@@ -107,9 +102,15 @@ def run_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 def _run_service(
     args: argparse.Namespace, environ: Mapping[str, str], *, receive: bool, work: bool
 ) -> int:
-    from worker.service import checks, serve  # aiohttp and aio-pika only for the servers
+    import structlog  # the service's packages only for the servers (see common.py)
 
+    from worker.adapters import tracing
+    from worker.core import validation
+    from worker.service import checks, serve
+
+    log = structlog.get_logger(__name__)
     settings = _settings(args, environ, receive=receive, work=work)
+    validation.prepare_reports()  # as before: the first invalid webhook or export waits for none
     tracing.configure(environ)
     if work:  # where exports will be spooled, said once at start (never fatal)
         spool = checks.spool(environ.get("TMPDIR"), settings.dt)
@@ -130,6 +131,8 @@ def _settings(
     args: argparse.Namespace, environ: Mapping[str, str], *, receive: bool, work: bool
 ) -> Settings:
     """The settings, checked for the mode; logging configured."""
+    from worker.adapters import logs, timezones, tracing
+
     settings = Settings.from_env(with_file_secrets(environ))
     if receive and settings.receiver.webhook_token is None and not args.insecure_no_auth:
         raise ConfigError(

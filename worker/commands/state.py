@@ -3,27 +3,26 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from worker.adapters import schemas, timezones
-from worker.adapters.broker import Broker
-from worker.adapters.dtrack import DtClient
-from worker.adapters.metrics import WorkerMetrics
-from worker.adapters.state.store import Store
 from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, settings_from
 from worker.core import topology
 from worker.core.config import Settings
 from worker.core.errors import ConfigError, ProjectGone, SuspiciousExport
-from worker.core.jobs import Job, utc_timestamp
-from worker.service.backfill import PAGE_SIZE
-from worker.service.delta import DeltaOptions, Deltas
-from worker.service.relay import Relay
+
+if TYPE_CHECKING:
+    from worker.adapters.dtrack import DtClient
+    from worker.adapters.state.store import Store
+    from worker.service.delta import Deltas
+    from worker.service.relay import Relay
+
+# aiohttp, aio-pika, psycopg, the service: imported where used, when the command runs (see
+# common.py)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -59,6 +58,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    import asyncio  # ssl, sockets, logging: not for --help (see common.py)
+
     settings = settings_from(environ, log=True)
     if args.action != "migrate" and not args.all and not args.projects:
         raise ConfigError(f"state {args.action}: name project uuids, or --all")
@@ -90,11 +91,17 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 async def _migrate(settings: Settings) -> list[int]:
+    from worker.adapters.state.store import Store
+
     async with Store.open(settings.state, migrate=False) as store:
         return await store.migrate()
 
 
 def _deltas(settings: Settings, store: Store, dt: Any, relay: Relay | None = None) -> Deltas:
+    from worker.adapters import schemas, timezones
+    from worker.adapters.metrics import WorkerMetrics
+    from worker.service.delta import DeltaOptions, Deltas
+
     options = DeltaOptions(
         source=settings.dt.event_source,
         zone=timezones.zone(settings.dt.timezone),
@@ -117,6 +124,10 @@ async def _baseline(
     settings: Settings, projects: list[str], *, every: bool, force: bool
 ) -> tuple[int, list[str]]:
     """The projects recorded, and a line for each one that was not (with why)."""
+    from worker.adapters.dtrack import DtClient
+    from worker.adapters.state.store import Store
+    from worker.core.jobs import Job, utc_timestamp
+
     settings.dt.require()
     recorded, refused = 0, []
     async with Store.open(settings.state) as store, DtClient.open(settings.dt) as dt:
@@ -164,6 +175,8 @@ async def _baseline(
 
 
 async def _portfolio(dt: DtClient) -> list[str]:
+    from worker.service.backfill import PAGE_SIZE
+
     found: list[str] = []
     page = 1
     while True:
@@ -179,6 +192,8 @@ async def _resync(
 ) -> tuple[list[str], tuple[int, int]]:
     """The named projects the store does not hold (then nothing is published), else the
     projects and the events published."""
+    from worker.adapters.state.store import Store
+
     async with Store.open(settings.state) as store:
         known = await store.all_projects()
         unknown = [] if every else sorted({p.lower() for p in projects} - set(known))
@@ -188,6 +203,10 @@ async def _resync(
 
 
 async def _republish(settings: Settings, store: Store, projects: list[str]) -> tuple[int, int]:
+    from worker.adapters.broker import Broker
+    from worker.adapters.metrics import WorkerMetrics
+    from worker.service.relay import Relay
+
     broker = Broker(settings.broker, topology.configured(settings.broker))
     await broker.start()
     try:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import orjson
 
-from worker.adapters.state.reports import ProjectReport
-from worker.adapters.state.store import Selector, Store
 from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, settings_from
 from worker.core.events import SEVERITY_RANK
+
+if TYPE_CHECKING:
+    from worker.adapters.state.reports import ProjectReport
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,6 +48,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    # asyncio, psycopg: only when the command runs (see common.py)
+    import asyncio
+
+    from worker.adapters.state.store import Selector, Store
+
     settings = settings_from(environ, log=True)
 
     async def read() -> list[ProjectReport]:

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from worker.adapters.amqp import connect_once
-from worker.adapters.broker import Broker
-from worker.adapters.dtrack import DtClient
 from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, settings_from
-from worker.core import jobs, topology
+from worker.core import topology
 from worker.core.config import Settings
-from worker.service import sync
+
+if TYPE_CHECKING:
+    from worker.adapters.broker import Broker
+    from worker.service import sync
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,12 +49,19 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    import asyncio  # ssl, sockets, logging: not for --help (see common.py)
+
     settings = settings_from(environ, log=True)
     settings.dt.require()
     return asyncio.run(_sync(settings, args))
 
 
 async def _sync(settings: Settings, args: argparse.Namespace) -> int:
+    # aiohttp, aio-pika: only when the command runs (see common.py)
+    from worker.adapters.broker import Broker
+    from worker.adapters.dtrack import DtClient
+    from worker.service import sync
+
     async with DtClient.open(settings.dt) as dt:
         targets = [await sync.resolve(dt, argument) for argument in args.projects]
     broker = Broker(settings.broker, topology.configured(settings.broker))
@@ -69,6 +76,10 @@ async def _sync(settings: Settings, args: argparse.Namespace) -> int:
 async def _enqueue_and_follow(
     settings: Settings, broker: Broker, targets: list[sync.Target], args: argparse.Namespace
 ) -> int:
+    from worker.adapters.amqp import connect_once
+    from worker.core import jobs  # with the compiled validator
+    from worker.service import sync
+
     run_id = f"sync:{uuid.uuid4()}"
     accepted = jobs.utc_timestamp(datetime.now(UTC))
     queued = {

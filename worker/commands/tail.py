@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import sys
 from collections.abc import Mapping
 
-from worker.adapters import feed
 from worker.commands.common import EXIT_OK, add_command, settings_from
 from worker.core.errors import ConfigError
 
@@ -43,6 +41,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    # asyncio, aio-pika: only when the command runs (see common.py)
+    import asyncio
+
+    from worker.adapters import feed
+
     settings = settings_from(environ, log=True)
     if args.count is not None and args.count < 1:
         raise ConfigError("--count must be at least 1")

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Mapping
 
 import orjson
 
-from worker.adapters.amqp import declare_once
 from worker.commands.common import EXIT_OK, add_command, settings_from
 from worker.core import topology
 
@@ -38,6 +36,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    import asyncio  # ssl, sockets, logging: not for --help (see common.py)
+
     settings = settings_from(environ, log=not args.print_only)
     topo = topology.configured(settings.broker, delays=(settings.receiver.coalesce_seconds,))
     if args.print_only:
@@ -45,6 +45,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             orjson.dumps(topo.definitions(), option=orjson.OPT_INDENT_2) + b"\n"
         )
         return EXIT_OK
+    from worker.adapters.amqp import declare_once  # aio-pika: only to declare (see common.py)
+
     asyncio.run(declare_once(settings.broker, topo))
     for queue in topo.queues:
         print(f"queue    {queue.name}  {orjson.dumps(queue.x_arguments).decode()}")

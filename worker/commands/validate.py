@@ -9,9 +9,7 @@ from typing import Any
 
 import orjson
 
-from worker.adapters import schemas
 from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, read_input
-from worker.core import fpf
 from worker.core.errors import InvalidExport, Problem
 
 
@@ -38,6 +36,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from worker.adapters import schemas  # the compiled validator: see common.py
+    from worker.core import fpf
+
     contract = schemas.load().fpf
     reports = []
     for path in args.files:

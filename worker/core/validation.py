@@ -10,13 +10,15 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import jsonschema_rs
 import orjson
 
 from worker.core.errors import InvalidDocument, Problem
+
+if TYPE_CHECKING:
+    import jsonschema
 
 MAX_PROBLEMS = 20
 _EXCERPT_CHARS = 80
@@ -24,23 +26,30 @@ _MESSAGE_CHARS = 300
 
 
 class Contract:
-    """A JSON Schema (2020-12) with its ``$id`` and version, compiled once."""
+    """A JSON Schema (2020-12) with its ``$id`` and version, compiled once.
+
+    jsonschema (about 80 ms to import, and as much to check six schemas against the meta-schema)
+    is loaded only for a report: the compiled validator checks the schema itself, and refuses
+    one that breaks its draft's meta-schema (tests/test_validation.py checks the bundled ones
+    with jsonschema too).
+    """
 
     __slots__ = ("_fast", "_reporter", "id", "schema", "version")
 
     def __init__(self, schema: dict[str, Any]) -> None:
-        jsonschema.Draft202012Validator.check_schema(schema)
         self.schema = schema
         self.id: str = schema["$id"]
         self.version: str = schema["x-schema-version"]
         self._fast = jsonschema_rs.validator_for(schema)
-        self._reporter = _Reporter(schema)
+        self._reporter: jsonschema.Draft202012Validator | None = None  # made for the first report
 
     def is_valid(self, document: object) -> bool:
         return bool(self._fast.is_valid(document))
 
     def problems(self, document: object, *, limit: int = MAX_PROBLEMS) -> tuple[Problem, ...]:
         """The human report; the slow path, for documents already found invalid."""
+        if self._reporter is None:
+            self._reporter = _reporter_class()(self.schema)
         errors = sorted(self._reporter.iter_errors(document), key=_error_order)
         return tuple(_problem(error) for error in errors[:limit])
 
@@ -62,6 +71,8 @@ def _ecma_pattern(
     Python's ``$`` also matches before a trailing newline, so "1.3\\n" would pass here and
     fail on the hot path.
     """
+    import jsonschema  # a report is being made: see Contract
+
     if not isinstance(instance, str):
         return
     if _search(pattern, instance) is None:
@@ -79,9 +90,20 @@ def _search(pattern: str, text: str) -> re.Match[str] | None:
     return _compiled(pattern).search(text)
 
 
-_Reporter: type[jsonschema.Draft202012Validator] = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
-    jsonschema.Draft202012Validator, {"pattern": _ecma_pattern}
-)
+def prepare_reports() -> None:
+    """Import jsonschema now: for a service, whose first invalid document should not stall its
+    event loop for the import."""
+    _reporter_class()
+
+
+@functools.cache
+def _reporter_class() -> type[jsonschema.Draft202012Validator]:
+    import jsonschema  # a report is being made, or prepared: see Contract
+
+    extended: type[jsonschema.Draft202012Validator] = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+        jsonschema.Draft202012Validator, {"pattern": _ecma_pattern}
+    )
+    return extended
 
 
 def _error_order(error: jsonschema.ValidationError) -> tuple[int, str]:
