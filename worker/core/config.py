@@ -9,16 +9,15 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
-from urllib.parse import parse_qs, urlsplit
 
-from worker.core import mass_resolve, scope, urls
+from worker.core import scope, urls
 from worker.core.batches import MAX_BATCH
 from worker.core.env import PREFIX, Env, Secret, amqp_urls, http_url
 from worker.core.errors import ConfigError
-from worker.core.mass_resolve import Guard
 from worker.core.scope import EVERYTHING, Scope
+from worker.core.state_settings import EMIT_MODES, UNITS, StateSettings, state_settings
 
-__all__ = ["PREFIX", "Secret", "Settings", "redact_url"]
+__all__ = ["EMIT_MODES", "PREFIX", "Secret", "Settings", "StateSettings", "redact_url"]
 
 # Groups that can change a project's findings (reference §1.4), in the v4 spelling.
 DEFAULT_TRIGGER_GROUPS = frozenset(
@@ -136,9 +135,6 @@ class DtSettings:
         return urls.without_userinfo(self.source or self.url or "dependency-track")
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
 def parse_interval(raw: str | None) -> float | None:
     """``6h``, ``30m``, ``90s``, ``1d`` or plain seconds; unset, ``off`` or ``0``: None."""
     text = (raw or "").strip().lower()
@@ -149,7 +145,7 @@ def parse_interval(raw: str | None) -> float | None:
         raise ConfigError(
             f"{PREFIX}RECONCILE_INTERVAL={raw!r}: use a duration like 6h, 30m or 3600"
         )
-    seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    seconds = float(match.group(1)) * UNITS[match.group(2) or "s"]
     if not 1 <= seconds <= 30 * 86400:
         raise ConfigError(f"{PREFIX}RECONCILE_INTERVAL must be between 1 second and 30 days")
     return seconds
@@ -170,112 +166,6 @@ def _dt_url(raw: str | None) -> str | None:
     if raw is None:
         return None
     return http_url("DT_URL", raw).removesuffix("/api")
-
-
-EMIT_MODES = ("delta", "snapshot", "both")
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class StateSettings:
-    """The finding state store, and what the workers publish."""
-
-    url: Secret  # sqlite:///PATH or postgresql://...
-    emit: str  # delta, snapshot or both
-    baseline: bool  # a project's first export records its findings without events
-    epss_delta: float | None  # EPSS is tracked when it moves at least this much
-    # an export's meta.timestamp further ahead of this host's clock is not trusted (seconds)
-    clock_skew_tolerance: float = 3600.0
-    # an export resolving more than a share of a project's open findings (and at least a
-    # minimum), unexplained by DT's facts, is parked (suspicious_export)
-    mass_resolve: Guard = mass_resolve.DEFAULT
-
-    @property
-    def kind(self) -> str:
-        return "sqlite" if self.url.reveal().startswith("sqlite:") else "postgresql"
-
-    @property
-    def display_url(self) -> str:
-        return urls.redact(self.url.reveal())
-
-    @property
-    def deltas(self) -> bool:
-        return self.emit in ("delta", "both")
-
-    @property
-    def snapshots(self) -> bool:
-        return self.emit in ("snapshot", "both")
-
-
-def _state(env: Env) -> StateSettings:
-    directory = env.text("STATE_DIR", "./state")
-    url = env.text("STATE_URL", f"sqlite:///{directory.rstrip('/')}/dtrack-worker.sqlite3")
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url.removeprefix("postgres://")
-    if url.startswith("postgresql://"):
-        http_url("STATE_URL", "http://" + url.removeprefix("postgresql://"))  # parses, or says
-        parts = urlsplit(url)
-        if not parts.path.strip("/") and not parse_qs(parts.query).get("dbname"):
-            raise ConfigError(
-                f"{PREFIX}STATE_URL={urls.redact(url)!r} names no database: add it, as in "
-                "postgresql://USER:PASSWORD@HOST:PORT/DATABASE (PostgreSQL would take the one "
-                "named after the user, `postgres` for postgres, and the store would go there)"
-            )
-    elif not url.startswith("sqlite:///") or len(url) <= len("sqlite:///"):
-        raise ConfigError(
-            f"{PREFIX}STATE_URL={urls.redact(url)!r} must be sqlite:///PATH (one host) or "
-            "postgresql://USER:PASSWORD@HOST:PORT/DATABASE (several hosts)"
-        )
-    emit = env.text("EMIT", "delta").lower()
-    if emit not in EMIT_MODES:
-        raise ConfigError(f"{PREFIX}EMIT={emit!r} must be delta, snapshot or both")
-    baseline = env.text("BASELINE", "false").lower()
-    if baseline not in ("true", "false", "1", "0", "yes", "no"):
-        raise ConfigError(f"{PREFIX}BASELINE={baseline!r} must be true or false")
-    epss = env.text("TRACK_EPSS", "off").lower()
-    epss_delta = (
-        None
-        if epss in ("off", "false", "no", "")
-        else env.number("TRACK_EPSS", 0.1, minimum=0.001, maximum=1)
-    )
-    return StateSettings(
-        url=Secret(url),
-        emit=emit,
-        baseline=baseline in ("true", "1", "yes"),
-        epss_delta=epss_delta,
-        clock_skew_tolerance=_duration(
-            "CLOCK_SKEW_TOLERANCE", env.optional("CLOCK_SKEW_TOLERANCE"), 3600.0, 0, 7 * 86400
-        ),
-        mass_resolve=Guard(
-            share=_share("MASS_RESOLVE_GUARD", env.text("MASS_RESOLVE_GUARD", "90%")),
-            minimum=env.integer("MASS_RESOLVE_MIN", 5, minimum=1, maximum=1_000_000),
-        ),
-    )
-
-
-def _duration(name: str, raw: str | None, default: float, low: float, high: float) -> float:
-    """``1h``, ``30m``, ``90s``, ``1d`` or plain seconds, within [low, high] seconds."""
-    if raw is None:
-        return default
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd]?)", raw.strip().lower())
-    if not match:
-        raise ConfigError(f"{PREFIX}{name}={raw!r}: use a duration like 1h, 30m or 3600")
-    seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
-    if not low <= seconds <= high:
-        raise ConfigError(f"{PREFIX}{name}={raw!r} must be between {low:g} s and {high:g} s")
-    return seconds
-
-
-def _share(name: str, raw: str) -> float | None:
-    """A percentage (``90%`` or ``90``) as a share; ``off``: None."""
-    text = raw.strip().lower()
-    if text in ("off", "false", "no"):
-        return None
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%?", text)
-    if not match or not 1 <= float(match.group(1)) < 100:
-        raise ConfigError(
-            f"{PREFIX}{name}={raw!r} must be a percentage from 1% to below 100% (e.g. 90%), or off"
-        )
-    return float(match.group(1)) / 100
 
 
 FORMATS = ("cloudevents", "ocsf")
@@ -351,7 +241,7 @@ class Settings:
             ),
             receiver=_receiver(env, project_scope),
             dt=_dt(env),
-            state=_state(env),
+            state=state_settings(env),
             output=_output(env),
             worker=WorkerSettings(
                 max_attempts=env.integer("MAX_ATTEMPTS", 8, minimum=1, maximum=100),
