@@ -49,8 +49,10 @@ COMPONENT = "94f87321-a5d1-4c2f-b2fe-95165debebc6"
 VULNERABILITY = "bccec5d5-ec21-4958-b3e8-22a7a866a05a"
 
 
-def project(uuid_: str, name: str, **more: Any) -> dict[str, Any]:
-    return {"uuid": uuid_, "name": name, "version": "1.0", "tags": ["team-a", "prod"]} | more
+def project(uuid_: str, name: str, *, tags: bool = True, **more: Any) -> dict[str, Any]:
+    """A v5 project; ``tags=False``: one without tags (JsonFormat leaves the empty list out)."""
+    found = {"uuid": uuid_, "name": name, "version": "1.0"} | more
+    return found | {"tags": ["team-a", "prod"]} if tags else found
 
 
 _COMPONENT = {"uuid": COMPONENT, "name": "jackson-databind", "version": "2.13.2.2"}
@@ -71,7 +73,11 @@ _VIOLATION = {
         "subject": "SEVERITY",
         "operator": "IS",
         "value": "HIGH",
-        "policy": {"uuid": "7b8c9d0e-1f2a-4b3c-8d4e-5f6a7b8c9d0e", "name": "No high", "violationState": "FAIL"},
+        "policy": {
+            "uuid": "7b8c9d0e-1f2a-4b3c-8d4e-5f6a7b8c9d0e",
+            "name": "No high",
+            "violationState": "FAIL",
+        },
     },
 }
 
@@ -79,8 +85,12 @@ _VIOLATION = {
 def _summaries(kind: str) -> dict[str, Any]:
     """A scheduled summary naming two projects (v5 flattens v4's summary/details)."""
     counts = {"HIGH": 1} if kind == "vulnerabilities" else {"SECURITY": 1}
-    count_key = "newVulnerabilitiesCountBySeverity" if kind == "vulnerabilities" else "newViolationsCountByType"
-    entries = [project(P1, "one"), project(P2, "two", tags=[], isActive=True)]
+    count_key = (
+        "newVulnerabilitiesCountBySeverity"
+        if kind == "vulnerabilities"
+        else "newViolationsCountByType"
+    )
+    entries = [project(P1, "one"), project(P2, "two", tags=False, isActive=True)]
     if kind == "vulnerabilities":
         by_project = {
             "findingsByProject": [
@@ -130,7 +140,18 @@ def _built() -> dict[str, tuple[str, Any]]:
     """Groups without a v5 example among the fixtures: their subjects as DT packs them."""
     vex = {"project": project(P1, "one"), "vex": "eyJib21Gb3JtYXQiOiJDeWNsb25lRFgifQ==",
            "format": "CycloneDX", "specVersion": "1.5"}  # fmt: skip
-    violation = {"component": _COMPONENT, "project": project(P1, "one"), "policyViolation": _VIOLATION}
+    violation = {
+        "component": _COMPONENT,
+        "project": project(P1, "one"),
+        "policyViolation": _VIOLATION,
+    }
+    retracted = {
+        "component": _COMPONENT,
+        "project": project(P1, "one"),
+        "vulnerability": _VULNERABILITY,
+    }
+    summary, violations = _summaries("vulnerabilities"), _summaries("violations")
+    user = {"username": "admin", "email": "admin@example.org"}
     return {
         "built__VEX_CONSUMED": ("VEX_CONSUMED", vex),
         "built__VEX_PROCESSED": ("VEX_PROCESSED", vex),
@@ -140,14 +161,11 @@ def _built() -> dict[str, tuple[str, Any]]:
             violation | {"analysis": violation | {"state": "APPROVED", "suppressed": False}},
         ),
         "built__PROJECT_CREATED": ("PROJECT_CREATED", project(P1, "one", isActive=True)),
-        "built__VULNERABILITY_RETRACTED": (
-            "VULNERABILITY_RETRACTED",
-            {"component": _COMPONENT, "project": project(P1, "one"), "vulnerability": _VULNERABILITY},
-        ),
-        "built__NEW_VULNERABILITIES_SUMMARY": ("NEW_VULNERABILITIES_SUMMARY", _summaries("vulnerabilities")),
-        "built__NEW_POLICY_VIOLATIONS_SUMMARY": ("NEW_POLICY_VIOLATIONS_SUMMARY", _summaries("violations")),
-        "built__USER_CREATED": ("USER_CREATED", {"username": "admin", "email": "admin@example.org"}),
-    }  # fmt: skip
+        "built__VULNERABILITY_RETRACTED": ("VULNERABILITY_RETRACTED", retracted),
+        "built__NEW_VULNERABILITIES_SUMMARY": ("NEW_VULNERABILITIES_SUMMARY", summary),
+        "built__NEW_POLICY_VIOLATIONS_SUMMARY": ("NEW_POLICY_VIOLATIONS_SUMMARY", violations),
+        "built__USER_CREATED": ("USER_CREATED", user),
+    }
 
 
 _FROM_FIXTURES = (
@@ -199,9 +217,9 @@ def protobuf_of(document: dict[str, Any]) -> bytes:
     group = notification["group"].removeprefix("GROUP_")
     message = pb.Notification(
         id=notification.get("id", ""),
-        level=pb.Level.Value(notification["level"]),
-        scope=pb.Scope.Value(notification["scope"]),
-        group=pb.Group.Value(notification["group"]),
+        level=notification["level"],  # enum names, as JsonFormat writes them
+        scope=notification["scope"],
+        group=notification["group"],
         title=notification.get("title", ""),
         content=notification.get("content", ""),
     )

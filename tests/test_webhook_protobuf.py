@@ -9,12 +9,14 @@ from typing import Any
 import orjson
 import pytest
 
+from tests import test_receiver
 from tests.dt5_notifications import documents, protobuf_of
 from tests.rabbit import drain
-from tests.test_receiver import TOKEN, receiver  # noqa: F401 - the fixture
+from tests.test_receiver import TOKEN
 from worker.core import notifications
 
 pytestmark = pytest.mark.rabbitmq
+receiver = test_receiver.receiver  # the fixture: receivers on loopback, each its own topology
 
 PROTOBUF = "application/protobuf"
 EVERY_GROUP = ",".join(sorted({g for rules in notifications.RULES.values() for g in rules}))
@@ -26,10 +28,12 @@ def _post(client: Any, body: bytes, content_type: str = "application/json", **he
     return client.post("/webhook", data=body, headers=headers)
 
 
-def _comparable(message_body: bytes) -> dict[str, Any]:
-    job = orjson.loads(message_body)
-    del job["accepted_at"], job["correlation_id"]  # the request's own
-    return job
+async def _jobs(topo: Any) -> list[dict[str, Any]]:
+    """The queued jobs without what belongs to the request (its time and correlation id)."""
+    jobs = [orjson.loads(message.body) for message in await drain(topo.jobs_queue.name)]
+    for job in jobs:
+        del job["accepted_at"], job["correlation_id"]
+    return sorted(jobs, key=lambda job: job["job_id"])
 
 
 async def test_every_group_in_protobuf_gives_the_jobs_of_its_json_form(receiver, figures):
@@ -44,8 +48,8 @@ async def test_every_group_in_protobuf_gives_the_jobs_of_its_json_form(receiver,
         for key in ("group", "notification_id", "job_count", "jobs", "reason", "status"):
             assert proto_answer.get(key) == json_answer.get(key), (name, key)
         answers[name] = (as_protobuf.status, proto_answer.get("job_count", 0))
-    from_json = sorted(map(_comparable, (m.body for m in await drain(json_topo.jobs_queue.name))), key=repr)
-    from_protobuf = sorted(map(_comparable, (m.body for m in await drain(proto_topo.jobs_queue.name))), key=repr)  # fmt: skip
+    from_json = await _jobs(json_topo)
+    from_protobuf = await _jobs(proto_topo)
     assert from_protobuf == from_json
     # every project-level group made its jobs; the system ones were answered, not enqueued
     assert {name for name, (status, _) in answers.items() if status != 202} == {
@@ -66,7 +70,7 @@ async def test_a_summary_in_protobuf_names_each_project_with_what_dt_says_of_it(
     document = DOCUMENTS["built__NEW_VULNERABILITIES_SUMMARY"]
     response = await _post(client, protobuf_of(document), PROTOBUF)
     assert response.status == 202, await response.text()
-    jobs = sorted((orjson.loads(m.body) for m in await drain(topo.jobs_queue.name)), key=repr)
+    jobs = sorted(await _jobs(topo), key=lambda job: job["project_uuid"])
     assert [(j["project_uuid"], j["project_name"], j.get("project_tags")) for j in jobs] == [
         ("7d1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b", "one", ["prod", "team-a"]),
         ("8e2a3b4c-5d6e-4f70-9a1b-2c3d4e5f6a7b", "two", None),  # no tags: JsonFormat omits []

@@ -101,6 +101,18 @@ RULES: dict[Dialect, dict[str, Rule]] = {
     },
 }
 
+# Paths read besides the projects: the finding a retraction names (Routing.retracted)
+_RETRACTED = "VULNERABILITY_RETRACTED"
+_FINDING_PATHS = ("component.uuid", "vulnerability.uuid")
+# DT 5's template renderer (PebbleNotificationTemplateRenderer.extractSubject, main 2026-08)
+# knows neither subject type: its JSON carries "subject": null for these groups
+_UNRENDERED = frozenset({"PROJECT_CREATED", _RETRACTED})
+
+
+def paths_of(group: str, rule: Rule) -> tuple[str, ...]:
+    """Every path routing reads of a group's subject."""
+    return rule.paths + _FINDING_PATHS if group == _RETRACTED else rule.paths
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ProjectRef:
@@ -122,6 +134,8 @@ class Routing:
     notification_id: str | None  # v5 only
     projects: tuple[ProjectRef, ...]
     reason: str | None = None
+    # VULNERABILITY_RETRACTED: the finding key (project:component:vulnerability) it names
+    retracted: str | None = None
 
 
 def route(document: object, contract: Contract) -> Routing:
@@ -139,14 +153,23 @@ def route(document: object, contract: Contract) -> Routing:
         why = "a system notification" if scope == "SYSTEM" else f"DT {dialect} names no project"
         reason = f"{group}: {why}"
     else:
-        projects = _projects(notification.get("subject"), rule.paths)
+        subject = notification.get("subject")
+        projects = _projects(subject, rule.paths)
         if not projects:
             places = ", ".join(f"subject.{path}" for path in rule.paths)
             if rule.required:
+                hint = ""
+                if subject is None and dialect == "v5" and group in _UNRENDERED:
+                    hint = (
+                        "; DT 5's JSON template sends this group without its subject: "
+                        "choose Protobuf in the alert (DT 5.1+)"
+                    )
                 raise InvalidNotification(
                     f"{group} notification names no project",
                     problems=(
-                        Problem("/notification/subject", f"expected a project UUID at {places}"),
+                        Problem(
+                            "/notification/subject", f"expected a project UUID at {places}{hint}"
+                        ),
                     ),
                 )
             reason = f"{group}: no project at {places}"
@@ -159,7 +182,21 @@ def route(document: object, contract: Contract) -> Routing:
         notification_id=notification.get("id"),
         projects=projects,
         reason=reason,
+        retracted=_finding(notification.get("subject"), projects) if group == _RETRACTED else None,
     )
+
+
+def _finding(subject: object, projects: tuple[ProjectRef, ...]) -> str | None:
+    """The finding key (FPF's matrix) of a retraction; None when the subject lacks a part."""
+    if len(projects) != 1 or not isinstance(subject, dict):
+        return None
+    parts = [projects[0].uuid]
+    for path in _FINDING_PATHS:
+        found = [value for _, value, _ in _walk(subject, path.split("."), "")]
+        if len(found) != 1 or not isinstance(found[0], str) or not _UUID.match(found[0]):
+            return None
+        parts.append(found[0].lower())
+    return ":".join(parts)
 
 
 def _spelling(notification: Mapping[str, Any]) -> tuple[Dialect, str, str, str]:

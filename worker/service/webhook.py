@@ -20,9 +20,9 @@ from typing import Any
 import orjson
 from aiohttp import http_exceptions, web
 
-from worker.core import content, jobs, notifications
+from worker.core import content, jobs, notifications, protobuf_notifications
 from worker.core.config import ReceiverSettings
-from worker.core.errors import InvalidNotification, TransientError
+from worker.core.errors import InvalidNotification, InvalidProtobuf, TransientError
 from worker.core.scope import OUT, Scope
 from worker.service.http import (
     CLIENT_GONE,
@@ -165,7 +165,9 @@ def _decode(raw: bytes) -> object:
         raise exc from None
 
 
-async def _routing(request: web.Request, settings: ReceiverSettings) -> tuple[bytes, Any]:
+async def _routing(
+    request: web.Request, settings: ReceiverSettings
+) -> tuple[bytes, notifications.Routing]:
     """The body and the notification's routing, or _Refused."""
     if not _authorized(request, settings):
         raise _Refused(
@@ -174,6 +176,13 @@ async def _routing(request: web.Request, settings: ReceiverSettings) -> tuple[by
             {"message": f"missing or wrong token in the {settings.token_header} header"},
         )
     raw = await _body(request, settings)
+    if request.content_type in protobuf_notifications.MEDIA_TYPES:  # DT 5.1+ publishProtobuf
+        try:
+            converted = protobuf_notifications.document(raw)
+        except InvalidProtobuf as exc:
+            body = {"error": "invalid_protobuf", "message": exc.args[0], "problems": exc.report()}
+            raise _Refused(400, "invalid", body) from None
+        return raw, _route(request, converted)
     try:
         document = _decode(raw)
     except orjson.JSONDecodeError as exc:
@@ -186,8 +195,12 @@ async def _routing(request: web.Request, settings: ReceiverSettings) -> tuple[by
                 "problems": [{"pointer": "", "message": str(exc)}],
             },
         ) from None
+    return raw, _route(request, document)
+
+
+def _route(request: web.Request, document: object) -> notifications.Routing:
     try:
-        return raw, notifications.route(document, request.app[CONTRACTS].notification)
+        return notifications.route(document, request.app[CONTRACTS].notification)
     except InvalidNotification as exc:
         raise _Refused(
             400,
