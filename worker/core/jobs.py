@@ -19,7 +19,7 @@ from worker.core.notifications import Routing
 from worker.core.validation import Contract
 
 JOB_TYPE = "dtrack-worker.job.v1"
-JOB_SCHEMA = "urn:dtrack-worker:schema:job:1.1.0"
+JOB_SCHEMA = "urn:dtrack-worker:schema:job:1.2.0"
 # the AMQP header naming the queue a job reports its progress to (dtrack-worker sync --wait)
 PROGRESS_HEADER = "x-progress-queue"
 
@@ -40,6 +40,8 @@ class Job:
     project_version: str | None = None
     project_tags: list[str] | None = None
     project_active: bool | None = None
+    # job 1.2.0: the finding a VULNERABILITY_RETRACTED names (project:component:vulnerability)
+    retracted_finding: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         facts = {
@@ -48,6 +50,7 @@ class Job:
                 ("project_version", self.project_version),
                 ("project_tags", self.project_tags),
                 ("project_active", self.project_active),
+                ("retracted_finding", self.retracted_finding),
             )
             if value is not None
         }
@@ -107,6 +110,7 @@ def jobs_for(
             project_version=project.version,
             project_tags=None if project.tags is None else list(project.tags),
             project_active=project.active,
+            retracted_finding=routing.retracted,
             trigger=routing.group,
             notification_id=notification,
             accepted_at=accepted,

@@ -146,6 +146,7 @@ class Deltas:
             now=epoch(export.exported_at),
             suppressions=listed,
             epss_delta=options.epss_delta,
+            retracted=job.retracted_finding,
         )
         silent = forced or (options.baseline and not state.known)
         transitions = [] if silent else plan.transitions
