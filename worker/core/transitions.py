@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+from worker.core.finding import analyst_text
 from worker.core.tracking import (
     TRACKED,
     Current,
@@ -287,7 +288,7 @@ def suppressions_of(rows: Iterable[Mapping[str, Any]]) -> dict[str, Suppression]
             Suppression(
                 suppressed=analysis.get("isSuppressed") is True,
                 state=state.lower() if isinstance(state, str) else None,
-                detail=analysis.get("detail") if isinstance(analysis.get("detail"), str) else None,
+                detail=analyst_text(analysis.get("detail")),
             ),
         )
     return found
