@@ -1,28 +1,35 @@
-"""DT 5's protobuf webhook body (``publishProtobuf``, DT 5.1+) as the JSON document DT's default
-template would have rendered from the same message, as far as routing reads it. Pure.
+"""DT 5's protobuf webhook body (``publishProtobuf``, DT 5.1+) routed as its JSON form. Pure.
 
-DT's JSON form is the ``Notification`` envelope with the subject through protobuf's
-``JsonFormat``: enum names (``GROUP_BOM_PROCESSED``), fields by their JSON names, empty and unset
-fields left out. So the same ``notifications.route`` reads both forms, and a notification routes
-the same whichever form it came in. Only what the routing rules read is converted: the envelope
-and, along each rule's paths, the objects holding a ``uuid`` (a project's name, version, tags
-and ``isActive`` come along); a large subject costs no more than its projects.
+DT renders its JSON from the same ``Notification`` message: the envelope with enum names
+(``GROUP_BOM_PROCESSED``), and the subject through protobuf's ``JsonFormat`` (fields by their
+JSON names, empty and unset fields left out). Here the routing rules of ``notifications`` are
+walked on the message itself, their JSON paths resolved to fields by JSON name once per group
+and subject type, and the same ``notifications.decide`` makes the routing: same groups, same
+projects with the same facts (a project's name, version, tags and activity as JsonFormat would
+have written them), same reasons and errors. Only the fields on those paths are read.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable
 from typing import Any
 
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from worker.core.dtproto import notification_pb2 as pb
 from worker.core.errors import InvalidProtobuf, Problem
-from worker.core.notifications import RULES, paths_of
+from worker.core.notifications import (
+    FINDING_PATHS,
+    ProjectRef,
+    Routing,
+    checked_uuid,
+    decide,
+    finding_key,
+)
 
-# DT's label (protobuf.dev/reference/protobuf/mime-types); the others are older spellings
+# DT's label (protobuf.dev/reference/protobuf/mime-types); the other is an older spelling
 MEDIA_TYPES = frozenset({"application/protobuf", "application/x-protobuf"})
 NOTIFICATION = pb.Notification.DESCRIPTOR.full_name
 # every message DT packs as a subject, by the name its type URL ends with
@@ -45,28 +52,37 @@ _SUBJECTS: dict[str, type[Message]] = {
         pb.Project,  # PROJECT_CREATED
     )
 }
-# what routing reads of the object holding a uuid (notifications._project_ref)
-_HOLDER_KEYS = ("uuid", "name", "version", "tags", "isActive")
 _MAX_ID = 200  # the JSON contract's limit, so an id is never the reason the forms differ
+_NAMES = {
+    field: {value.number: value.name for value in enum.DESCRIPTOR.values}
+    for field, enum in (("level", pb.Level), ("scope", pb.Scope), ("group", pb.Group))
+}
+_SUBJECT = "/notification/subject"
+
+# a subject (or a part of it) -> the messages holding the uuid a routing path ends at
+Walk = Callable[[Any], list[Any]]
+Subject = tuple[str, Message]  # its type's full name, and the message
 
 
-def document(raw: bytes) -> dict[str, Any]:
-    """The v5 JSON document of a protobuf ``Notification``; InvalidProtobuf when it is none."""
+def route(raw: bytes) -> Routing:
+    """The routing of a protobuf ``Notification``; InvalidProtobuf when the bytes are none,
+    InvalidNotification when it names no project where DT always names one."""
     try:
         message = pb.Notification.FromString(raw)
     except DecodeError as exc:
         raise _invalid("", f"protobuf could not decode it: {exc}") from None
-    group = _enum_name(pb.Group, message.group, "group")
-    notification: dict[str, Any] = {
-        "id": _id(message.id),
-        "level": _enum_name(pb.Level, message.level, "level"),
-        "scope": _enum_name(pb.Scope, message.scope, "scope"),
-        "group": group,
-        "subject": None,
-    }
-    if message.HasField("subject"):
-        notification["subject"] = _subject(message.subject, group.removeprefix("GROUP_"))
-    return {"notification": notification}
+    group = _name("group", message.group)[6:]  # without GROUP_
+    subject = _subject(message.subject) if message.HasField("subject") else None
+    return decide(
+        dialect="v5",
+        group=group,
+        scope=_name("scope", message.scope)[6:],  # without SCOPE_
+        level=_name("level", message.level)[6:],  # without LEVEL_
+        notification_id=_id(message.id),
+        subject_missing=subject is None,
+        projects_at=lambda paths: _projects(subject, paths),
+        finding_of=lambda projects: _finding(subject, projects),
+    )
 
 
 def _invalid(pointer: str, problem: str) -> InvalidProtobuf:
@@ -85,79 +101,109 @@ def _id(value: str) -> str:
     return value
 
 
-def _enum_name(enum: Any, number: int, field: str) -> str:
+def _name(field: str, number: int) -> str:
+    name = _NAMES[field].get(number)
+    if name is not None and number != 0:
+        return name
     if number == 0:  # *_UNSPECIFIED: DT refuses to build such a notification
         raise _invalid(f"/notification/{field}", f"no {field}: DT sets one on every notification")
-    try:
-        return str(enum.Name(number))
-    except ValueError:
-        if field != "group":
-            raise _invalid(f"/notification/{field}", f"unknown {field} {number}") from None
-        return f"GROUP_UNKNOWN_{number}"  # a newer DT's group: ignored, as in JSON
+    if field != "group":
+        raise _invalid(f"/notification/{field}", f"unknown {field} {number}")
+    return f"GROUP_UNKNOWN_{number}"  # a newer DT's group: ignored, as in JSON
 
 
-def _subject(packed: Any, group: str) -> dict[str, Any] | None:
-    kind = _SUBJECTS.get(packed.type_url.rpartition("/")[2])
+def _subject(packed: Any) -> Subject | None:
+    name = packed.type_url.rpartition("/")[2]
+    kind = _SUBJECTS.get(name)
     if kind is None:  # a subject type this schema does not know: as DT's template, none
         return None
     try:
-        subject = kind.FromString(packed.value)
+        return name, kind.FromString(packed.value)
     except DecodeError as exc:
-        problem = f"the {kind.__name__} does not decode: {exc}"
-        raise _invalid("/notification/subject", problem) from None
-    rule = RULES["v5"].get(group)
-    if rule is None:
-        return {}
-    projected: dict[str, Any] = {}
-    for path in paths_of(group, rule):
-        _merge(projected, _along(subject, path.split(".")))
-    return projected
+        raise _invalid(_SUBJECT, f"the {kind.__name__} does not decode: {exc}") from None
 
 
-def _along(message: Message, steps: list[str]) -> dict[str, Any]:
-    """The part of ``message`` a routing path walks, in its JSON form."""
-    if len(steps) == 1:  # the uuid: the object holding it
-        return _holder(message)
-    key, _, index = steps[0].partition("[")
-    field = _fields(message.DESCRIPTOR).get(key)
-    if field is None or field.message_type is None:
-        return {}
-    if field.is_repeated:
-        items = getattr(message, field.name)
-        chosen: Iterable[Message] = items if index == "]" else items[:1]
-        walked = [_along(item, steps[1:]) for item in chosen]
-        return {key: walked} if walked else {}
-    if not message.HasField(field.name):
-        return {}
-    return {key: _along(getattr(message, field.name), steps[1:])}
+def _projects(subject: Subject | None, paths: tuple[str, ...]) -> tuple[ProjectRef, ...]:
+    """notifications._projects on the message: the same order, the same de-duplication."""
+    if subject is None:
+        return ()
+    kind, message = subject
+    found: dict[str, ProjectRef] = {}
+    for path in paths:
+        for holder in _walk(kind, path)(message):
+            if not holder.uuid:  # JsonFormat leaves an empty string out: no uuid there
+                continue
+            uuid = checked_uuid(holder.uuid, f"{_SUBJECT}/{path.replace('.', '/')}")
+            if uuid not in found or found[uuid].name is None:
+                found[uuid] = _project_ref(uuid, holder)
+    return tuple(found.values())
 
 
-def _holder(message: Message) -> dict[str, Any]:
-    """uuid, name, version, tags and isActive as JsonFormat writes them: a field with presence
-    when set, another when not its default, a list when not empty."""
-    fields = _fields(message.DESCRIPTOR)
-    found: dict[str, Any] = {}
-    for key in _HOLDER_KEYS:
-        field = fields.get(key)
-        if field is None or field.message_type is not None:
-            continue
-        value = getattr(message, field.name)
-        if field.is_repeated:
-            if value:
-                found[key] = list(value)
-        elif message.HasField(field.name) if field.has_presence else value != field.default_value:
-            found[key] = value
-    return found
+def _project_ref(uuid: str, project: Any) -> ProjectRef:
+    """What notifications._project_ref reads of the JSON form of a ``Project``."""
+    tags = project.tags
+    return ProjectRef(
+        uuid,
+        project.name or None,
+        project.version if project.HasField("version") else None,
+        tuple(sorted({tag for tag in tags if tag})) if tags else None,
+        project.is_active if project.HasField("is_active") else None,
+    )
+
+
+def _finding(subject: Subject | None, projects: tuple[ProjectRef, ...]) -> str | None:
+    if subject is None or len(projects) != 1:
+        return None
+    kind, message = subject
+    parts = []
+    for path in FINDING_PATHS:
+        holders = _walk(kind, path)(message)
+        if len(holders) != 1:
+            return None
+        parts.append(holders[0].uuid)
+    return finding_key(projects[0].uuid, *parts)
 
 
 @functools.cache
-def _fields(descriptor: Descriptor) -> dict[str, FieldDescriptor]:
+def _walk(subject: str, path: str) -> Walk:
+    """One routing path (``a.b``, ``a[]``, ``a[0]``, ending at ``uuid``) as a function, made
+    once per subject type and path."""
+    return _compiled(_SUBJECTS[subject].DESCRIPTOR, tuple(path.split(".")))
+
+
+def _compiled(descriptor: Any, steps: tuple[str, ...]) -> Walk:
+    if len(steps) == 1:  # the uuid: yield the message holding it
+        return _itself if steps[0] in _fields(descriptor) else _nothing
+    key, _, index = steps[0].partition("[")
+    field = _fields(descriptor).get(key)
+    if field is None or field.message_type is None:
+        return _nothing
+    inner, attribute = _compiled(field.message_type, steps[1:]), field.name
+    if field.is_repeated:
+        every = index == "]"
+
+        def items(message: Any) -> list[Any]:
+            found = getattr(message, attribute)
+            return [holder for item in (found if every else found[:1]) for holder in inner(item)]
+
+        return items
+
+    def child(message: Any) -> list[Any]:
+        if not message.HasField(attribute):  # unset: JsonFormat leaves it out
+            return []
+        return inner(getattr(message, attribute))
+
+    return child
+
+
+def _itself(message: Any) -> list[Any]:
+    return [message]
+
+
+def _nothing(message: Any) -> list[Any]:
+    return []
+
+
+@functools.cache
+def _fields(descriptor: Any) -> dict[str, FieldDescriptor]:
     return {field.json_name: field for field in descriptor.fields}
-
-
-def _merge(into: dict[str, Any], more: dict[str, Any]) -> None:
-    for key, value in more.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            _merge(into[key], value)
-        else:
-            into.setdefault(key, value)

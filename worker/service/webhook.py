@@ -213,11 +213,10 @@ async def _routing(
     raw = await _body(request, settings, _signature(request, settings))
     if request.content_type in protobuf_notifications.MEDIA_TYPES:  # DT 5.1+ publishProtobuf
         try:
-            converted = protobuf_notifications.document(raw)
-        except InvalidProtobuf as exc:
-            body = {"error": "invalid_protobuf", "message": exc.args[0], "problems": exc.report()}
-            raise _Refused(400, "invalid", body) from None
-        return raw, _route(request, converted)
+            return raw, protobuf_notifications.route(raw)
+        except InvalidNotification as exc:
+            error = "invalid_protobuf" if isinstance(exc, InvalidProtobuf) else None
+            raise _invalid(exc, error) from None
     try:
         document = _decode(raw)
     except orjson.JSONDecodeError as exc:
@@ -237,11 +236,16 @@ def _route(request: web.Request, document: object) -> notifications.Routing:
     try:
         return notifications.route(document, request.app[CONTRACTS].notification)
     except InvalidNotification as exc:
-        raise _Refused(
-            400,
-            "invalid",
-            {"error": "invalid_notification", "message": exc.args[0], "problems": exc.report()},
-        ) from None
+        raise _invalid(exc) from None
+
+
+def _invalid(exc: InvalidNotification, error: str | None = None) -> _Refused:
+    body = {
+        "error": error or "invalid_notification",
+        "message": exc.args[0],
+        "problems": exc.report(),
+    }
+    return _Refused(400, "invalid", body)
 
 
 async def handle_webhook(request: web.Request) -> web.Response:
