@@ -10,7 +10,9 @@ receiver's own application with a job queue that accepts without publishing
 
 Every server runs as its own process with the same event loop (uvloop). The notification
 posted is a real DT 4.x BOM_PROCESSED body (one project, one job), its timestamp made unique
-per request. Prints req/s, p50 and p99,
+per request. The receiver without RabbitMQ also gets DT 5's form of one BOM_PROCESSED, as JSON
+and as protobuf (``publishProtobuf``), each request another notification id: what a protobuf
+request costs beside a JSON one. Prints req/s, p50 and p99,
 the ratio receiver/raw msg/s (target >= 0.7, issue 17) and receiver/bare (on 2 cores shared
 with RabbitMQ and wrk, 0.5 is out of reach; it is shown, not targeted); p99 target <= 25 ms.
 """
@@ -32,7 +34,9 @@ import uuid
 from pathlib import Path
 
 import aio_pika
+import orjson
 
+from tests.dt5_notifications import documents, protobuf_of
 from worker.core import topology
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,6 +60,66 @@ request = function()
   return wrk.format(nil, nil, nil, body)
 end
 """
+
+
+# DT 5's BOM_PROCESSED in both forms, with an id that each request replaces (same length, so the
+# protobuf framing stays valid): JSON and protobuf of the same notification
+_ID = "ffffffff-ffff-7fff-bfff-ffffffffffff"
+_V5 = documents()["v5__dt-5.0.4-e2e__GROUP_BOM_PROCESSED"]
+_V5["notification"]["id"] = _ID
+V5_BODIES = {
+    "v5 JSON": ("application/json", orjson.dumps(_V5)),
+    "v5 protobuf": ("application/protobuf", protobuf_of(_V5)),
+}
+V5_SCRIPT = """
+template = "%s"
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "%s"
+wrk.headers["X-Api-Key"] = "%s"
+counter = 0
+request = function()
+  counter = counter + 1
+  local id = "%s-0000-7000-8000-" .. string.format("%%012d", counter)
+  local body = string.gsub(template, "ffffffff%%-ffff%%-7fff%%-bfff%%-ffffffffffff", id)
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+
+
+def v5_script(content_type: str, body: bytes) -> str:
+    """wrk's script for a v5 body, its bytes as Lua decimal escapes (protobuf is binary)."""
+    escaped = "".join(f"\\{byte:03d}" for byte in body)
+    return V5_SCRIPT % (escaped, content_type, TOKEN, uuid.uuid4().hex[:8])
+
+
+def compare_forms(
+    port: int, seconds: int, connections: int, script: Path, pid: int
+) -> dict[str, dict[str, float]]:
+    """DT 5's JSON and protobuf forms in alternating rounds (3 each, ``seconds`` each form in
+    all), so that load from elsewhere on the machine falls on both alike; CPU per request over
+    all rounds, p50 and p99 of the middle round."""
+    for content_type, body in V5_BODIES.values():  # warm-up
+        load(port, 1, connections, script, v5_script(content_type, body))
+    rounds: dict[str, list[dict[str, float]]] = {form: [] for form in V5_BODIES}
+    for _ in range(3):
+        for form, (content_type, body) in V5_BODIES.items():
+            lua = v5_script(content_type, body)
+            rounds[form].append(
+                load(port, max(1, round(seconds / 3)), connections, script, lua, pid=pid)
+            )
+    combined = {}
+    for form, figures in rounds.items():
+        requests = sum(f["requests"] for f in figures)
+        middle = sorted(figures, key=lambda f: f["p99"])[1]
+        combined[f"  {form}"] = {
+            "rps": sum(f["rps"] for f in figures) / len(figures),
+            "p50": middle["p50"],
+            "p99": middle["p99"],
+            "errors": sum(f["errors"] for f in figures),
+            "cpu_us": sum(f["cpu_us"] * f["requests"] for f in figures) / max(requests, 1),
+            "requests": requests,
+        }
+    return combined
 
 
 def free_port() -> int:
@@ -85,8 +149,25 @@ def _ms(text: str) -> float:
     return float(number) * _UNITS[unit]
 
 
-def load(port: int, seconds: int, connections: int, script: Path) -> dict[str, float]:
-    script.write_text(WRK_SCRIPT % (BODY, TOKEN, uuid.uuid4().hex))  # no repeat across runs
+def cpu_seconds(pid: int) -> float:
+    """The process's user and system CPU time so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(
+    port: int,
+    seconds: int,
+    connections: int,
+    script: Path,
+    lua: str | None = None,
+    pid: int | None = None,
+) -> dict[str, float]:
+    """wrk's figures; with ``pid``, also the server's CPU time per request, which the other
+    processes on a shared machine disturb far less than its rate."""
+    # no repeat across runs
+    script.write_text(lua if lua is not None else WRK_SCRIPT % (BODY, TOKEN, uuid.uuid4().hex))
+    cpu_before = cpu_seconds(pid) if pid is not None else 0.0
     out = subprocess.run(
         [
             "wrk",
@@ -103,11 +184,15 @@ def load(port: int, seconds: int, connections: int, script: Path) -> dict[str, f
         check=True,
     ).stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    cpu = (cpu_seconds(pid) - cpu_before) * 1e6 / max(requests, 1) if pid is not None else None
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
         "p50": _ms(re.search(r"\s50%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
         "p99": _ms(re.search(r"\s99%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
         "errors": float(errors.group(1)) if errors else 0.0,
+        "cpu_us": float("nan") if cpu is None else cpu,
+        "requests": float(requests),
     }
 
 
@@ -182,7 +267,9 @@ def main() -> None:
     unbrokered = serve([python, "-m", "bench.unbrokered", str(port)], env, port, "/readyz")
     try:
         load(port, 2, args.connections, script)
-        results["no RabbitMQ"] = load(port, args.duration, args.connections, script)
+        pid = unbrokered.pid
+        results["no RabbitMQ"] = load(port, args.duration, args.connections, script, pid=pid)
+        results |= compare_forms(port, args.duration, args.connections, script, pid)
     finally:
         unbrokered.terminate()
         unbrokered.wait()
@@ -205,11 +292,14 @@ def main() -> None:
         f"{args.connections} connections, {args.duration} s each, wrk -t1, {os.cpu_count()} cores, "
         f"{args.processes} receiver process(es)"
     )
-    print(f"{'server':<14} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
+    print(
+        f"{'server':<14} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'CPU us/req':>10}"
+    )
     for name, figures in results.items():
+        cpu = "" if figures["cpu_us"] != figures["cpu_us"] else f"{figures['cpu_us']:>10.0f}"
         print(
             f"{name:<14} {figures['rps']:>9.0f} {figures['p50']:>8.2f} {figures['p99']:>8.2f} "
-            f"{figures['errors']:>8.0f}"
+            f"{figures['errors']:>8.0f} {cpu}"
         )
     print(f"{'raw aiormq':<14} {raw:>9.0f}   msg/s, {args.connections} confirms in flight")
     receiver = results["receiver"]
@@ -221,6 +311,13 @@ def main() -> None:
     print(
         f"ceiling: no RabbitMQ/raw = {results['no RabbitMQ']['rps'] / raw:.2f} "
         "(the receiver if publishing cost nothing)"
+    )
+    as_json, as_protobuf = results["  v5 JSON"], results["  v5 protobuf"]
+    print(
+        "no RabbitMQ, DT 5's BOM_PROCESSED: protobuf/JSON CPU per request = "
+        f"{as_protobuf['cpu_us'] / as_json['cpu_us']:.2f}, req/s = "
+        f"{as_protobuf['rps'] / as_json['rps']:.2f} (a protobuf request must cost no more "
+        "than a JSON one)"
     )
 
 

@@ -344,3 +344,25 @@ def test_project_tags_come_along_in_either_spelling(contracts):
     v4 = orjson.loads((NOTIFICATIONS / "v4__dt-docs-4.14.3__BOM_CONSUMED.json").read_bytes())
     v4["notification"]["subject"]["project"]["tags"] = "team-b, team-a,"
     assert _route(v4, contracts).projects[0].tags == ("team-a", "team-b")  # DT 4: one string
+
+
+def test_a_retraction_names_the_finding_it_retracts(contracts):
+    subject = {
+        "project": {"uuid": P3, "name": "p"},
+        "component": {"uuid": P1.upper()},
+        "vulnerability": {"uuid": P2},
+    }
+    routing = _route(_v5("VULNERABILITY_RETRACTED", subject), contracts)
+    assert routing.retracted == f"{P3.lower()}:{P1}:{P2}"  # FPF's matrix, lower case
+    del subject["vulnerability"]
+    assert _route(_v5("VULNERABILITY_RETRACTED", subject), contracts).retracted is None
+    assert _route(_v5("BOM_PROCESSED", subject), contracts).retracted is None
+
+
+@pytest.mark.parametrize("group", ["VULNERABILITY_RETRACTED", "PROJECT_CREATED"])
+def test_dt5_json_without_the_subject_its_template_cannot_render_says_to_use_protobuf(
+    contracts, group
+):
+    with pytest.raises(InvalidNotification) as caught:
+        _route(_v5(group, None), contracts)
+    assert "choose Protobuf in the alert" in caught.value.problems[0].message

@@ -21,14 +21,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="accept DT webhooks and queue one job per project on RabbitMQ",
         description=(
             "Serve POST /webhook for Dependency-Track's Outbound Webhook notifications (v4 and "
-            "v5), and queue one durable job per project they concern. Also serves /healthz, "
-            "/readyz and /metrics. Settings come from DTRACK_WORKER_* variables "
-            "(docs/configuration.md); the webhook token is required unless --insecure-no-auth."
+            "v5, JSON or DT 5's protobuf), and queue one durable job per project they concern. "
+            "Also serves /healthz, /readyz and /metrics. Settings come from DTRACK_WORKER_* "
+            "variables (docs/configuration.md); a webhook token or signing secret (DT 5.2+) is "
+            "required unless --insecure-no-auth."
         ),
         examples="""
             DTRACK_WORKER_WEBHOOK_TOKEN=s3cret dtrack-worker receiver
             DTRACK_WORKER_WEBHOOK_TOKEN_FILE=/run/secrets/token \\
               DTRACK_WORKER_LISTEN=0.0.0.0:9000 dtrack-worker receiver
+            DTRACK_WORKER_WEBHOOK_SIGNING_SECRET_FILE=/run/secrets/dt-signing dtrack-worker receiver
             dtrack-worker receiver --insecure-no-auth      # a laptop, never a network
             dtrack-worker receiver --processes 4           # 4 processes on one port
         """,
@@ -134,10 +136,14 @@ def _settings(
     from worker.adapters import logs, timezones, tracing
 
     settings = Settings.from_env(with_file_secrets(environ))
-    if receive and settings.receiver.webhook_token is None and not args.insecure_no_auth:
+    config = settings.receiver
+    unauthenticated = config.webhook_token is None and not config.signing_secrets
+    if receive and unauthenticated and not args.insecure_no_auth:
         raise ConfigError(
             f"no webhook token: set {PREFIX}WEBHOOK_TOKEN (or {PREFIX}WEBHOOK_TOKEN_FILE) to the "
-            "token configured in Dependency-Track, or start with --insecure-no-auth"
+            f"token configured in Dependency-Track, and/or {PREFIX}WEBHOOK_SIGNING_SECRET (or "
+            f"{PREFIX}WEBHOOK_SIGNING_SECRET_FILE) to its signing secret (DT 5.2+), or start "
+            "with --insecure-no-auth"
         )
     if work:
         settings.dt.require()

@@ -10,7 +10,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 
-from worker.core import scope, urls
+from worker.core import scope, signatures, urls
 from worker.core.batches import MAX_BATCH
 from worker.core.env import PREFIX, Env, Secret, amqp_urls, http_url
 from worker.core.errors import ConfigError
@@ -34,7 +34,14 @@ DEFAULT_TRIGGER_GROUPS = frozenset(
     }
 )
 # Variables whose value may instead be read from the file named by NAME_FILE.
-SECRET_VARIABLES = ("WEBHOOK_TOKEN", "DT_API_KEY", "AMQP_URL", "STATE_URL")
+SECRET_VARIABLES = (
+    "WEBHOOK_TOKEN",
+    "WEBHOOK_SIGNING_SECRET",
+    "WEBHOOK_SIGNING_SECRET_PREVIOUS",
+    "DT_API_KEY",
+    "AMQP_URL",
+    "STATE_URL",
+)
 MAX_COALESCE_SECONDS = 3600.0  # a delay queue per value; an hour is far past any useful burst
 KIB, MIB, GIB = 2**10, 2**20, 2**30
 
@@ -91,6 +98,9 @@ class ReceiverSettings:
     trigger_groups: frozenset[str]
     coalesce_seconds: float
     scope: Scope = EVERYTHING  # projects out of it are answered ignored, never enqueued
+    # DT 5.2+ signed webhooks: the current secret, then the previous one during a rotation
+    signing_secrets: tuple[Secret, ...] = ()
+    signature_header: str = signatures.DT_HEADER
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -265,8 +275,29 @@ def _publisher(env: Env) -> str:
     return publisher
 
 
+def _signing(env: Env) -> tuple[tuple[Secret, ...], str]:
+    current, previous = (
+        env.optional("WEBHOOK_SIGNING_SECRET"),
+        env.optional("WEBHOOK_SIGNING_SECRET_PREVIOUS"),
+    )
+    if previous and not current:
+        raise ConfigError(
+            f"{PREFIX}WEBHOOK_SIGNING_SECRET_PREVIOUS is set without "
+            f"{PREFIX}WEBHOOK_SIGNING_SECRET: the previous secret only accompanies a current one "
+            "during a rotation"
+        )
+    header = env.text("WEBHOOK_SIGNATURE_HEADER", signatures.DT_HEADER)
+    if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}", header):  # an RFC 9110 token
+        raise ConfigError(
+            f"{PREFIX}WEBHOOK_SIGNATURE_HEADER={header!r} is not an HTTP header name "
+            f"(DT sends {signatures.DT_HEADER})"
+        )
+    return tuple(Secret(value) for value in (current, previous) if value), header
+
+
 def _receiver(env: Env, project_scope: Scope) -> ReceiverSettings:
     token = env.optional("WEBHOOK_TOKEN")
+    signing_secrets, signature_header = _signing(env)
     host, port = _listen(env.text("LISTEN", "0.0.0.0:8080"))
     return ReceiverSettings(
         host=host,
@@ -280,6 +311,8 @@ def _receiver(env: Env, project_scope: Scope) -> ReceiverSettings:
             "COALESCE_SECONDS", 10.0, minimum=0, maximum=MAX_COALESCE_SECONDS
         ),
         scope=project_scope,
+        signing_secrets=signing_secrets,
+        signature_header=signature_header,
     )
 
 

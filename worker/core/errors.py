@@ -4,6 +4,7 @@
   x ConfigError              bad or missing settings: fail at start-up, never at run time
   x PermanentError           retrying cannot help: answer 4xx, park the message
     + InvalidNotification    a webhook body that is not a usable DT notification
+      + InvalidProtobuf      ... because its bytes are not DT's protobuf Notification
     + InvalidExport          an FPF export that is not JSON or breaks the schema
     + InvalidJob             a queued job message that breaks the job contract
     + DtRejected             DT refused us (401/403/other 4xx): a configuration problem
@@ -70,6 +71,10 @@ class InvalidDocument(PermanentError):
 
 class InvalidNotification(InvalidDocument):
     """A webhook body that is not a usable Dependency-Track notification."""
+
+
+class InvalidProtobuf(InvalidNotification):
+    """An ``application/protobuf`` body that is not DT's ``Notification`` message."""
 
 
 class InvalidExport(InvalidDocument):

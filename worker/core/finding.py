@@ -65,7 +65,7 @@ def parts(finding: Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
         "analysis": {
             "state": state.lower() if state else None,
             "suppressed": analysis.get("isSuppressed") or False,
-            "detail": analysis.get("detail"),
+            "detail": analyst_text(analysis.get("detail")),
         },
         "attribution": {
             "analyzer": attribution.get("analyzerIdentity"),
@@ -98,6 +98,20 @@ def event(
         )
     )
     return Event(identifier, _ROUTING_KEYS[own_parts["vulnerability"]["severity"]], body)
+
+
+# FPF 1.4's analysis.detail is an analyst's free text, of any length in DT: events carry at most
+# this many characters of it (the cut ones end with DETAIL_CUT); the rest stays in DT
+MAX_DETAIL = 4096
+DETAIL_CUT = " [cut by dtrack-worker]"
+
+
+def analyst_text(detail: object) -> str | None:
+    if not isinstance(detail, str):
+        return None
+    if len(detail) <= MAX_DETAIL:
+        return detail
+    return detail[: MAX_DETAIL - len(DETAIL_CUT)] + DETAIL_CUT
 
 
 _EMPTY: Mapping[str, Any] = {}

@@ -19,7 +19,7 @@ from worker.core.notifications import Routing
 from worker.core.validation import Contract
 
 JOB_TYPE = "dtrack-worker.job.v1"
-JOB_SCHEMA = "urn:dtrack-worker:schema:job:1.1.0"
+JOB_SCHEMA = "urn:dtrack-worker:schema:job:1.2.0"
 # the AMQP header naming the queue a job reports its progress to (dtrack-worker sync --wait)
 PROGRESS_HEADER = "x-progress-queue"
 # the AMQP header of a job replayed with `parked replay --force`: past the mass-resolve guard
@@ -45,6 +45,8 @@ class Job:
     # replayed with `parked replay --force` (FORCE_HEADER, not in the body): its export is
     # applied past the mass-resolve guard
     forced: bool = False
+    # job 1.2.0: the finding a VULNERABILITY_RETRACTED names (project:component:vulnerability)
+    retracted_finding: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         facts = {
@@ -53,6 +55,7 @@ class Job:
                 ("project_version", self.project_version),
                 ("project_tags", self.project_tags),
                 ("project_active", self.project_active),
+                ("retracted_finding", self.retracted_finding),
             )
             if value is not None
         }
@@ -113,6 +116,7 @@ def jobs_for(
             project_version=project.version,
             project_tags=None if project.tags is None else list(project.tags),
             project_active=project.active,
+            retracted_finding=routing.retracted,
             trigger=routing.group,
             notification_id=notification,
             accepted_at=accepted,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
 from worker.core.errors import InvalidNotification, Problem
@@ -101,6 +101,13 @@ RULES: dict[Dialect, dict[str, Rule]] = {
     },
 }
 
+# Paths read besides the projects: the finding a retraction names (Routing.retracted)
+_RETRACTED = "VULNERABILITY_RETRACTED"
+FINDING_PATHS = ("component.uuid", "vulnerability.uuid")
+# DT 5's template renderer (PebbleNotificationTemplateRenderer.extractSubject, main 2026-08)
+# knows neither subject type: its JSON carries "subject": null for these groups
+_UNRENDERED = frozenset({"PROJECT_CREATED", _RETRACTED})
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ProjectRef:
@@ -122,6 +129,8 @@ class Routing:
     notification_id: str | None  # v5 only
     projects: tuple[ProjectRef, ...]
     reason: str | None = None
+    # VULNERABILITY_RETRACTED: the finding key (project:component:vulnerability) it names
+    retracted: str | None = None
 
 
 def route(document: object, contract: Contract) -> Routing:
@@ -130,6 +139,32 @@ def route(document: object, contract: Contract) -> Routing:
     assert isinstance(document, dict)  # the contract requires an object
     notification: Mapping[str, Any] = document["notification"]
     dialect, group, scope, level = _spelling(notification)
+    subject = notification.get("subject")
+    return decide(
+        dialect=dialect,
+        group=group,
+        scope=scope,
+        level=level,
+        notification_id=notification.get("id"),
+        subject_missing=subject is None,
+        projects_at=lambda paths: _projects(subject, paths),
+        finding_of=lambda projects: _finding(subject, projects),
+    )
+
+
+def decide(
+    *,
+    dialect: Dialect,
+    group: str,
+    scope: str,
+    level: str,
+    notification_id: str | None,
+    subject_missing: bool,
+    projects_at: Callable[[tuple[str, ...]], tuple[ProjectRef, ...]],
+    finding_of: Callable[[tuple[ProjectRef, ...]], str | None],
+) -> Routing:
+    """The routing of a notification, whichever form it came in: ``projects_at(paths)`` finds
+    the projects at the rule's paths, ``finding_of(projects)`` a retraction's finding key."""
     projects: tuple[ProjectRef, ...] = ()
     reason: str | None = None
     rule = RULES[dialect].get(group)
@@ -139,14 +174,22 @@ def route(document: object, contract: Contract) -> Routing:
         why = "a system notification" if scope == "SYSTEM" else f"DT {dialect} names no project"
         reason = f"{group}: {why}"
     else:
-        projects = _projects(notification.get("subject"), rule.paths)
+        projects = projects_at(rule.paths)
         if not projects:
             places = ", ".join(f"subject.{path}" for path in rule.paths)
             if rule.required:
+                hint = ""
+                if subject_missing and dialect == "v5" and group in _UNRENDERED:
+                    hint = (
+                        "; DT 5's JSON template sends this group without its subject: "
+                        "choose Protobuf in the alert (DT 5.1+)"
+                    )
                 raise InvalidNotification(
                     f"{group} notification names no project",
                     problems=(
-                        Problem("/notification/subject", f"expected a project UUID at {places}"),
+                        Problem(
+                            "/notification/subject", f"expected a project UUID at {places}{hint}"
+                        ),
                     ),
                 )
             reason = f"{group}: no project at {places}"
@@ -156,10 +199,43 @@ def route(document: object, contract: Contract) -> Routing:
         dialect=dialect,
         scope=scope,
         level=level,
-        notification_id=notification.get("id"),
+        notification_id=notification_id,
         projects=projects,
         reason=reason,
+        retracted=finding_of(projects) if group == _RETRACTED and projects else None,
     )
+
+
+def checked_uuid(value: object, pointer: str) -> str:
+    """A project UUID as routing keeps it (lower case); InvalidNotification if it is none."""
+    if not isinstance(value, str) or not _UUID.match(value):
+        raise InvalidNotification(
+            "notification names a project that is not a UUID",
+            problems=(Problem(pointer, "expected a project UUID", excerpt(value)),),
+        )
+    return value.lower()
+
+
+def finding_key(project: str, component: object, vulnerability: object) -> str | None:
+    """FPF's matrix of a retracted finding; None when a part is not a UUID."""
+    parts = [project]
+    for value in (component, vulnerability):
+        if not isinstance(value, str) or not _UUID.match(value):
+            return None
+        parts.append(value.lower())
+    return ":".join(parts)
+
+
+def _finding(subject: object, projects: tuple[ProjectRef, ...]) -> str | None:
+    """The finding key of a retraction; None when the subject lacks a part."""
+    if len(projects) != 1 or not isinstance(subject, dict):
+        return None
+    found = [
+        [value for _, value, _ in _walk(subject, path.split("."), "")] for path in FINDING_PATHS
+    ]
+    if any(len(values) != 1 for values in found):
+        return None
+    return finding_key(projects[0].uuid, found[0][0], found[1][0])
 
 
 def _spelling(notification: Mapping[str, Any]) -> tuple[Dialect, str, str, str]:
@@ -194,12 +270,7 @@ def _projects(subject: object, paths: tuple[str, ...]) -> tuple[ProjectRef, ...]
     found: dict[str, ProjectRef] = {}
     for path in paths:
         for pointer, value, holder in _walk(subject, path.split("."), "/notification/subject"):
-            if not isinstance(value, str) or not _UUID.match(value):
-                raise InvalidNotification(
-                    "notification names a project that is not a UUID",
-                    problems=(Problem(pointer, "expected a project UUID", excerpt(value)),),
-                )
-            uuid = value.lower()
+            uuid = checked_uuid(value, pointer)
             if uuid not in found or found[uuid].name is None:
                 found[uuid] = _project_ref(uuid, holder)
     return tuple(found.values())

@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+from worker.core.finding import analyst_text
 from worker.core.tracking import (
     TRACKED,
     Current,
@@ -62,7 +63,7 @@ class Transition:
     first_seen: float
     opened_at: float
     resolved_at: float | None
-    reason: str | None = None  # resolved: not_in_export or project_deleted
+    reason: str | None = None  # resolved: not_in_export, retracted_by_dt or project_deleted
     resync: bool = False
 
 
@@ -125,9 +126,11 @@ def detect(
     now: float,
     suppressions: Mapping[str, Suppression],
     epss_delta: float | None = None,
+    retracted: str | None = None,
 ) -> Plan:
     """Transitions and row writes for one export. ``stored``: the full state of the keys
-    ``needed`` named; ``suppressions``: DT's list (suppressed included), for the gone keys."""
+    ``needed`` named; ``suppressions``: DT's list (suppressed included), for the gone keys;
+    ``retracted``: the finding DT 5 said it retracted (VULNERABILITY_RETRACTED), if any."""
     transitions: list[Transition] = []
     writes: list[Write] = []
     for entry in seen:
@@ -144,7 +147,8 @@ def detect(
         listed = suppressions.get(key)
         if listed is not None and not listed.suppressed:
             continue  # DT lists it, unsuppressed: it came back after the export; next time
-        transition, write = _left(before, listed, now, "not_in_export")
+        reason = "retracted_by_dt" if key == retracted else "not_in_export"
+        transition, write = _left(before, listed, now, reason)
         transitions.append(transition)
         writes.append(write)
     return Plan(transitions, writes)
@@ -298,7 +302,7 @@ def suppressions_of(rows: Iterable[Mapping[str, Any]]) -> dict[str, Suppression]
             Suppression(
                 suppressed=analysis.get("isSuppressed") is True,
                 state=state.lower() if isinstance(state, str) else None,
-                detail=analysis.get("detail") if isinstance(analysis.get("detail"), str) else None,
+                detail=analyst_text(analysis.get("detail")),
             ),
         )
     return found

@@ -117,20 +117,34 @@ def _pointer(path: Iterable[str | int]) -> str:
 def _problem(error: jsonschema.ValidationError) -> Problem:
     # for a missing or unexpected key the value is the whole parent object: no use to show
     about_keys = error.validator in ("required", "additionalProperties")
+    pointer = _pointer(error.absolute_path)
     return Problem(
-        pointer=_pointer(error.absolute_path),
+        pointer=pointer,
         message=_message(error)[:_MESSAGE_CHARS],
-        excerpt="" if about_keys else excerpt(error.instance),
+        # an analyst's detail of the wrong type is still their text
+        excerpt="" if about_keys or pointer.endswith("/detail") else excerpt(error.instance),
     )
 
 
 def excerpt(value: object) -> str:
-    """The value as short JSON text, cut to a readable length."""
+    """The value as short JSON text, cut to a readable length; an analyst's ``detail`` in it
+    is withheld (free text: reports end up in logs and parked messages)."""
     try:
-        text = orjson.dumps(value).decode()
+        text = orjson.dumps(_withheld(value)).decode()
     except TypeError:
         text = repr(value)
     return text if len(text) <= _EXCERPT_CHARS else text[: _EXCERPT_CHARS - 3] + "..."
+
+
+def _withheld(value: object) -> object:
+    if isinstance(value, dict):
+        return {
+            key: "(withheld)" if key == "detail" and item is not None else _withheld(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_withheld(item) for item in value]
+    return value
 
 
 _JSON_TYPES = (

@@ -170,6 +170,7 @@ class Deltas:
             now=epoch(stamp),
             suppressions=listed,
             epss_delta=options.epss_delta,
+            retracted=job.retracted_finding,
         )
         if not mode.force and len(gone) >= options.guard.minimum:  # else nothing to count
             tally = Tally.of(state.priors, plan.transitions)

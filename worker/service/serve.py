@@ -215,7 +215,7 @@ def run(settings: Settings, *, receive: bool, work: bool, reuse_port: bool = Fal
     config = settings.receiver
     sock = listening_socket(config.host, config.port, reuse_port=reuse_port)  # first of all
     mode = "serve" if receive and work else "receiver" if receive else "worker"
-    if receive and config.webhook_token is None:
+    if receive and config.webhook_token is None and not config.signing_secrets:
         log.warning(
             "receiver.insecure_no_auth",
             message="accepting webhooks WITHOUT a token (--insecure-no-auth)",
@@ -242,6 +242,8 @@ def _starting_fields(settings: Settings, *, receive: bool, work: bool) -> dict[s
     if receive:
         fields |= {
             "token_header": config.token_header if config.webhook_token else None,
+            "signature_header": config.signature_header if config.signing_secrets else None,
+            "signing_secrets": len(config.signing_secrets),
             "trigger_groups": sorted(config.trigger_groups),
             "max_body": config.max_body,
             "coalesce_seconds": config.coalesce_seconds,

@@ -20,9 +20,9 @@ from typing import Any
 import orjson
 from aiohttp import http_exceptions, web
 
-from worker.core import content, jobs, notifications
+from worker.core import content, jobs, notifications, protobuf_notifications, signatures
 from worker.core.config import ReceiverSettings
-from worker.core.errors import InvalidNotification, TransientError
+from worker.core.errors import InvalidNotification, InvalidProtobuf, TransientError
 from worker.core.scope import OUT, Scope
 from worker.service.http import (
     CLIENT_GONE,
@@ -80,6 +80,7 @@ class Recent:
 
 RECENT = web.AppKey("recent", Recent)
 TOKEN_BYTES = web.AppKey("token_bytes", bytes)
+SIGNING_KEYS: web.AppKey[tuple[bytes, ...]] = web.AppKey("signing_keys")
 # counters' children by (counter, its label values), made once: labels() costs more than inc()
 CHILDREN: web.AppKey[dict[tuple[object, ...], Any]] = web.AppKey("counter_children")
 
@@ -89,6 +90,7 @@ def setup(app: web.Application, settings: ReceiverSettings) -> None:
     app[CHILDREN] = {}
     if settings.webhook_token is not None:
         app[TOKEN_BYTES] = settings.webhook_token.reveal().encode()
+    app[SIGNING_KEYS] = tuple(secret.reveal().encode() for secret in settings.signing_secrets)
     app.router.add_post("/webhook", handle_webhook)
 
 
@@ -101,11 +103,42 @@ class _Refused(Exception):
 
 
 def _authorized(request: web.Request, settings: ReceiverSettings) -> bool:
-    if settings.webhook_token is None:  # only with --insecure-no-auth
+    if settings.webhook_token is None:  # signed webhooks alone, or --insecure-no-auth
         return True
     # bytes, whatever the header holds: aiohttp keeps undecodable bytes as surrogates
     given = request.headers.get(settings.token_header, "").encode("utf-8", "surrogateescape")
     return hmac.compare_digest(given, request.app[TOKEN_BYTES])
+
+
+def _signature(request: web.Request, settings: ReceiverSettings) -> bytes | None:
+    """The digest the signature header carries (checked once the body is read); None when
+    webhooks need no signature."""
+    if not settings.signing_secrets:
+        return None
+    header = settings.signature_header
+    value = request.headers.get(header)
+    if value is None:
+        message = f"no {header} header: this receiver takes signed webhooks only (DT 5.2+)"
+    else:
+        digest = signatures.digest_of(value)
+        if digest is not None:
+            return digest
+        message = f"the {header} header is not an HMAC-SHA256 (sha256= and 64 hex digits)"
+    raise _Refused(401, "unauthorized", {"message": message})
+
+
+def _check_signature(
+    request: web.Request, settings: ReceiverSettings, raw: bytes, digest: bytes | None
+) -> None:
+    if digest is None:
+        return
+    keys: tuple[bytes, ...] = request.app[SIGNING_KEYS]
+    if not signatures.verify(raw, digest, keys):
+        message = (
+            f"the {settings.signature_header} header does not match the body: another signing "
+            "secret than DTRACK_WORKER_WEBHOOK_SIGNING_SECRET, or the body changed on the way"
+        )
+        raise _Refused(401, "unauthorized", {"message": message})
 
 
 def _too_large(limit: int) -> _Refused:
@@ -113,8 +146,9 @@ def _too_large(limit: int) -> _Refused:
     return _Refused(413, "too_large", {"message": message})
 
 
-async def _body(request: web.Request, settings: ReceiverSettings) -> bytes:
-    """The body, read within DTRACK_WORKER_BODY_TIMEOUT and decompressed within MAX_BODY."""
+async def _body(request: web.Request, settings: ReceiverSettings, digest: bytes | None) -> bytes:
+    """The body, read within DTRACK_WORKER_BODY_TIMEOUT, its signature checked over the bytes
+    as sent (``digest``), then decompressed within MAX_BODY."""
     limit = settings.max_body
     try:
         codings = content.encodings(request.headers.get("Content-Encoding"))
@@ -145,6 +179,7 @@ async def _body(request: web.Request, settings: ReceiverSettings) -> bytes:
         raise _Refused(CLIENT_GONE, "client_gone", {}) from None
     except http_exceptions.HttpProcessingError as exc:  # a malformed chunked body
         raise _Refused(400, "invalid", {"error": "invalid_body", "message": exc.message}) from None
+    _check_signature(request, settings, raw, digest)  # over the bytes as sent
     try:
         return content.decoded(raw, codings, limit)
     except content.BodyTooLarge:
@@ -165,7 +200,9 @@ def _decode(raw: bytes) -> object:
         raise exc from None
 
 
-async def _routing(request: web.Request, settings: ReceiverSettings) -> tuple[bytes, Any]:
+async def _routing(
+    request: web.Request, settings: ReceiverSettings
+) -> tuple[bytes, notifications.Routing]:
     """The body and the notification's routing, or _Refused."""
     if not _authorized(request, settings):
         raise _Refused(
@@ -173,7 +210,13 @@ async def _routing(request: web.Request, settings: ReceiverSettings) -> tuple[by
             "unauthorized",
             {"message": f"missing or wrong token in the {settings.token_header} header"},
         )
-    raw = await _body(request, settings)
+    raw = await _body(request, settings, _signature(request, settings))
+    if request.content_type in protobuf_notifications.MEDIA_TYPES:  # DT 5.1+ publishProtobuf
+        try:
+            return raw, protobuf_notifications.route(raw)
+        except InvalidNotification as exc:
+            error = "invalid_protobuf" if isinstance(exc, InvalidProtobuf) else None
+            raise _invalid(exc, error) from None
     try:
         document = _decode(raw)
     except orjson.JSONDecodeError as exc:
@@ -186,14 +229,23 @@ async def _routing(request: web.Request, settings: ReceiverSettings) -> tuple[by
                 "problems": [{"pointer": "", "message": str(exc)}],
             },
         ) from None
+    return raw, _route(request, document)
+
+
+def _route(request: web.Request, document: object) -> notifications.Routing:
     try:
-        return raw, notifications.route(document, request.app[CONTRACTS].notification)
+        return notifications.route(document, request.app[CONTRACTS].notification)
     except InvalidNotification as exc:
-        raise _Refused(
-            400,
-            "invalid",
-            {"error": "invalid_notification", "message": exc.args[0], "problems": exc.report()},
-        ) from None
+        raise _invalid(exc) from None
+
+
+def _invalid(exc: InvalidNotification, error: str | None = None) -> _Refused:
+    body = {
+        "error": error or "invalid_notification",
+        "message": exc.args[0],
+        "problems": exc.report(),
+    }
+    return _Refused(400, "invalid", body)
 
 
 async def handle_webhook(request: web.Request) -> web.Response:

@@ -1,0 +1,85 @@
+"""DT 5's VULNERABILITY_RETRACTED: the finding it names resolves with ``reason: retracted_by_dt``
+(the service against the real RabbitMQ, SQLite and PostgreSQL, and the fake DT)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.dt5_notifications import protobuf_of
+from tests.fake_dt import FakeDt
+from tests.harness import REAL, TOKEN, post
+from tests.rabbit import eventually
+
+pytestmark = pytest.mark.rabbitmq
+
+
+def retraction(project: str, finding: dict[str, Any]) -> dict[str, Any]:
+    """DT 5's VULNERABILITY_RETRACTED for one finding of an export (its JSON form)."""
+    return {
+        "notification": {
+            "id": str(uuid.uuid4()),
+            "level": "LEVEL_INFORMATIONAL",
+            "scope": "SCOPE_PORTFOLIO",
+            "group": "GROUP_VULNERABILITY_RETRACTED",
+            "timestamp": "2026-12-01T00:00:01.000Z",
+            "title": "Vulnerability No Longer Reported on Project: [p]",
+            "subject": {
+                "project": {"uuid": project, "name": "p"},
+                "component": {"uuid": finding["component"]["uuid"], "name": "c"},
+                "vulnerability": {
+                    "uuid": finding["vulnerability"]["uuid"],
+                    "vulnId": finding["vulnerability"]["vulnId"],
+                    "source": finding["vulnerability"]["source"],
+                },
+            },
+        }
+    }
+
+
+def _resolved(events: Any, project: str) -> dict[str, str]:
+    changes = [
+        orjson.loads(m.body)
+        for m in events.messages
+        if (m.routing_key or "").startswith("delta.resolved.") and project in m.body.decode()
+    ]
+    return {e["subject"]: e["data"]["change"]["reason"] for e in changes}
+
+
+@pytest.mark.parametrize("form", ["json", "protobuf"])
+async def test_the_retracted_finding_resolves_as_retracted_by_dt_and_only_it(
+    serve, dt: FakeDt, state_url, form
+):
+    client, _, events, _ = await serve(emit="delta", state_url=state_url)
+    project = str(uuid.uuid4())
+    document = orjson.loads(REAL)
+    document["project"]["uuid"] = project
+    for finding in document["findings"]:  # the fixture's keys, moved to this project
+        finding["matrix"] = ":".join([project, *finding["matrix"].split(":")[1:]])
+    dt.exports[project] = orjson.dumps(document)
+    (first,) = (await post(client, project))["jobs"]
+    await eventually(lambda: first["job_id"] in events.summaries(), within=20)
+
+    document["meta"]["timestamp"] = "2026-12-01T00:00:00Z"
+    retracted = document["findings"].pop()
+    also_gone = document["findings"].pop()  # gone too, for another reason: not DT's retraction
+    dt.exports[project] = orjson.dumps(document)
+    body = retraction(project, retracted)
+    raw, content_type = (
+        (orjson.dumps(body), "application/json")
+        if form == "json"
+        else (protobuf_of(body), "application/protobuf")
+    )
+    response = await client.post(
+        "/webhook", data=raw, headers={"X-Api-Key": TOKEN, "Content-Type": content_type}
+    )
+    assert response.status == 202, await response.text()
+    (job,) = (await response.json())["jobs"]
+    await eventually(lambda: job["job_id"] in events.summaries(), within=20)
+    assert _resolved(events, project) == {
+        retracted["matrix"]: "retracted_by_dt",
+        also_gone["matrix"]: "not_in_export",
+    }
