@@ -30,7 +30,7 @@ ALIAS_SOURCES: Mapping[str, str] = {
     "gsdId": "GSD",
     "internalId": "INTERNAL",
 }
-_CVE = re.compile(r"CVE-(\d{4})-(\d{4,})", re.IGNORECASE)
+_CVE = re.compile(r"CVE-(\d+)-(\d+)", re.IGNORECASE)
 _GHSA = re.compile(r"GHSA(-[0-9a-z]{4}){3}", re.IGNORECASE)
 
 
