@@ -88,7 +88,7 @@ def test_a_ghsa_and_its_cve_are_one_finding_on_the_real_php_export() -> None:
 
 
 def test_a_shared_distribution_advisory_does_not_join_vulnerabilities() -> None:
-    # DT 4.7 lists DLA-3132-1 as an alias of five snakeyaml CVEs: still five findings
+    # DT 4.7 lists DLA-3132-1 as an alias of four snakeyaml CVEs: still 7 snakeyaml findings
     grouped = group(LINE, _rows(ALIASES_47))
     snakeyaml = [f for f in grouped.findings if f.package.key.endswith("/snakeyaml")]
     assert len(snakeyaml) == 7
@@ -247,6 +247,10 @@ def test_a_version_series_keeps_every_line_finding_id(name: str) -> None:
         assert len(diff.moved) == len(before.instances)
         for move in diff.moved:
             assert move.before.component_uuid != move.after.component_uuid
+            assert (move.before.source, move.before.vuln_id) == (
+                move.after.source,
+                move.after.vuln_id,
+            )  # a GHSA row moves to the GHSA row, the CVE row to the CVE row
             if move.before.component_version:
                 assert move.after.component_version == f"{move.before.component_version}.2"
 
@@ -276,6 +280,26 @@ def test_instances_pair_by_matrix_then_by_version_order() -> None:
     assert [(m.before.matrix, m.after.matrix) for m in diff.moved] == [("b", "e"), ("a", "d")]
     assert [i.matrix for i in diff.added] == ["f"]
     assert diff.removed == ()
+
+
+def test_a_ghsa_and_cve_pair_moves_row_to_row_whatever_the_uuids() -> None:
+    def instance(matrix: str, version: str, vuln_id: str) -> Instance:
+        return Instance(
+            matrix=matrix,
+            project_uuid="p",
+            component_uuid=matrix,
+            component_version=version,
+            purl=None,
+            vulnerability_uuid=matrix,
+            source="GITHUB" if vuln_id.startswith("GHSA") else "NVD",
+            vuln_id=vuln_id,
+        )
+
+    ghsa, cve = "GHSA-94g3-g5v7-q4jg", "CVE-2026-32935"
+    before = [instance("a", "3.0.49", ghsa), instance("b", "3.0.49", cve)]
+    after = [instance("c", "3.0.50", cve), instance("d", "3.0.50", ghsa)]  # new DT uuids
+    diff = diff_instances(before, after)
+    assert sorted((m.before.matrix, m.after.matrix) for m in diff.moved) == [("a", "d"), ("b", "c")]
 
 
 def test_the_finding_id_is_a_uuid5_of_its_key_in_the_line_namespace() -> None:

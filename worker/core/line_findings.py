@@ -163,21 +163,33 @@ class InstanceDiff:
 
 
 def diff_instances(before: Sequence[Instance], after: Sequence[Instance]) -> InstanceDiff:
-    """Pair the instances of a finding across two exports: by matrix, then the rest in version
-    order (the lowest old version moved to the lowest new one); the surplus is added or removed.
-    """
+    """Pair the instances of a finding across two exports: by matrix; then, among the rest of
+    one DT vulnerability (a GHSA row with a GHSA row), in version order (the lowest old version
+    moved to the lowest new one); then the rest in version order. The surplus is added or
+    removed."""
     old_by = {i.matrix: i for i in before}
     new_by = {i.matrix: i for i in after}
     kept = tuple(new_by[m] for m in sorted(old_by.keys() & new_by.keys()))
     old = sorted((i for m, i in old_by.items() if m not in new_by), key=_order)
     new = sorted((i for m, i in new_by.items() if m not in old_by), key=_order)
-    pairs = min(len(old), len(new))
+    moved: list[Move] = []
+    for same_vulnerability in (True, False):
+        for b in list(old):
+            a = next((n for n in new if not same_vulnerability or _vuln(n) == _vuln(b)), None)
+            if a is not None:
+                moved.append(Move(b, a))
+                old.remove(b)
+                new.remove(a)
     return InstanceDiff(
         kept=kept,
-        moved=tuple(Move(b, a) for b, a in zip(old[:pairs], new[:pairs], strict=True)),
-        added=tuple(new[pairs:]),
-        removed=tuple(old[pairs:]),
+        moved=tuple(sorted(moved, key=lambda m: _order(m.before))),
+        added=tuple(new),
+        removed=tuple(old),
     )
+
+
+def _vuln(instance: Instance) -> tuple[str, str]:
+    return instance.source, instance.vuln_id
 
 
 def _order(instance: Instance) -> tuple[tuple[tuple[int, int | str], ...], str]:

@@ -57,7 +57,7 @@ class Identifiers:
         """The tokens that join findings into one group: the own id, and CVE and GHSA aliases.
 
         Other aliases do not join: a distribution advisory names many CVEs (DT 4.7 lists
-        DLA-3132-1 as an alias of five snakeyaml CVEs), so joining through it would make five
+        DLA-3132-1 as an alias of four snakeyaml CVEs), so joining through it would make four
         vulnerabilities one.
         """
         joining = {a for a in self.aliases if _CVE.fullmatch(a) or a.startswith("GHSA-")}
