@@ -260,6 +260,7 @@ def test_instances_pair_by_matrix_then_by_version_order() -> None:
         return Instance(
             matrix=matrix,
             project_uuid="p",
+            project_version="1",
             component_uuid=matrix,
             component_version=version,
             purl=None,
@@ -287,6 +288,7 @@ def test_a_ghsa_and_cve_pair_moves_row_to_row_whatever_the_uuids() -> None:
         return Instance(
             matrix=matrix,
             project_uuid="p",
+            project_version="1",
             component_uuid=matrix,
             component_version=version,
             purl=None,
@@ -318,7 +320,7 @@ def test_the_finding_id_is_a_uuid5_of_its_key_in_the_line_namespace() -> None:
 
 
 def test_identity_data_keeps_what_a_consumer_needs_to_call_dt() -> None:
-    found = group(LINE, _rows(PHP)).findings[0]
+    found = group(LINE, _rows(PHP), project_version="develop").findings[0]
     data = found.identity()
     assert data["line"]["id"] == LINE.id
     assert data["vulnerability"]["id"] == found.vulnerability

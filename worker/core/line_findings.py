@@ -24,6 +24,7 @@ class Instance:
 
     matrix: str  # project:component:vulnerability UUIDs, DT's own key
     project_uuid: str
+    project_version: str | None
     component_uuid: str
     component_version: str | None
     purl: str | None
@@ -83,12 +84,17 @@ def finding_id(line: Line, package: Package, vulnerability: str) -> str:
 
 
 def group(
-    line: Line, rows: Iterable[Mapping[str, Any]], known: Mapping[str, str] | None = None
+    line: Line,
+    rows: Iterable[Mapping[str, Any]],
+    known: Mapping[str, str] | None = None,
+    *,
+    project_version: str | None = None,
 ) -> Grouped:
     """The line findings of one export's (schema-valid) finding rows.
 
     ``known``: the line's earlier token -> vulnerability id map (``vulnid.assign``); without
-    it, ids are those a first export would get. Rows repeating a matrix (one per attribution)
+    it, ids are those a first export would get. ``project_version``: the export's
+    ``project.version``, kept on each instance. Rows repeating a matrix (one per attribution)
     are one instance.
     """
     seen: dict[str, tuple[Mapping[str, Any], vulnid.Identifiers]] = {}
@@ -109,7 +115,7 @@ def group(
         anchor = found.own or min(found.links, default=None)
         stable = assignment.ids[anchor] if anchor else _no_id(row)
         tokens_of.setdefault(stable, set()).update(found.all)
-        members.setdefault((package.key, stable), []).append(_instance(row))
+        members.setdefault((package.key, stable), []).append(_instance(row, project_version))
     findings = [
         LineFinding(
             id=finding_id(line, packages[package_key], stable),
@@ -130,11 +136,12 @@ def _no_id(row: Mapping[str, Any]) -> str:
     return f"{vuln.get('source') or 'UNKNOWN'}:uuid:{vuln.get('uuid') or row['matrix']}"
 
 
-def _instance(row: Mapping[str, Any]) -> Instance:
+def _instance(row: Mapping[str, Any], project_version: str | None) -> Instance:
     component, vuln = row["component"], row["vulnerability"]
     return Instance(
         matrix=row["matrix"],
         project_uuid=component.get("project") or row["matrix"].partition(":")[0],
+        project_version=project_version,
         component_uuid=component["uuid"],
         component_version=component.get("version"),
         purl=component.get("purl"),
