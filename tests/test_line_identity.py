@@ -328,3 +328,12 @@ def test_identity_data_keeps_what_a_consumer_needs_to_call_dt() -> None:
     assert all(
         i["project_uuid"] == "ca4f2da9-0fad-4a13-92d7-f627f3168a57" for i in data["instances"]
     )
+
+
+def test_a_row_repeated_for_another_attribution_is_the_same_instance() -> None:
+    rows = _rows(PHP)
+    again = copy.deepcopy(rows[0])
+    again["attribution"] = {"analyzerIdentity": "OSSINDEX_ANALYZER", "attributedOn": "2026-01-01"}
+    once = group(LINE, rows).findings
+    twice = group(LINE, [*rows, again]).findings
+    assert [(f.id, f.instances) for f in twice] == [(f.id, f.instances) for f in once]

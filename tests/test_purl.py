@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from hypothesis import given
@@ -172,3 +173,29 @@ def test_cpe_is_the_last_resort_and_then_nothing() -> None:
     by_cpe = package.key(purl=None, group=None, name=None, cpe="cpe:/a:haxx:curl:7")
     assert by_cpe == package.Package("cpe:haxx:curl", "cpe")
     assert package.key(purl=None, group=None, name="", cpe=None).kind == "none"
+
+
+BASES = [
+    "pkg:maven/org.apache.commons/commons-io",
+    "pkg:npm/%40babel/core",
+    "pkg:pypi/django-allauth",
+    "pkg:deb/debian/curl",
+    "pkg:golang/github.com/gorilla/mux",
+    "pkg:nuget/Newtonsoft.Json",
+]
+VERSIONS = st.text(st.characters(codec="ascii", exclude_characters="#?@/"), min_size=1)
+LOCATING = st.dictionaries(
+    st.sampled_from(["repository_url", "vcs_url", "download_url", "distro", "epoch"]),
+    st.text(st.characters(codec="ascii", exclude_characters="#&="), min_size=1),
+)
+
+
+@given(st.sampled_from(BASES), VERSIONS, LOCATING)
+def test_version_and_locating_qualifiers_never_change_the_key(
+    base: str, version: str, qualifiers: dict[str, str]
+) -> None:
+    query = "&".join(f"{k}={quote(v, safe='')}" for k, v in qualifiers.items())
+    text = f"{base}@{quote(version, safe='')}" + (f"?{query}" if query else "")
+    assert package.key(purl=text, group=None, name="n") == package.key(
+        purl=base, group=None, name="n"
+    )
