@@ -1,0 +1,205 @@
+"""An export's findings as findings of its line: (line, package, vulnerability). Pure.
+
+DT's finding key, the ``matrix``, names a component row and a vulnerability row; both change
+under users' feet (a version bump, a re-upload with another generator, a GHSA that is also a
+CVE). A line finding is keyed by what stays: the package (``worker.core.package``) and the
+alias group's stable id (``worker.core.vulnid``). The DT findings behind it are its
+*instances*. See docs/lines.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from worker.core import ids, vulnid
+from worker.core.lines import LINE_ID_NAMESPACE, Line
+from worker.core.package import Package, of_component
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Instance:
+    """One DT finding behind a line finding: where to find it in DT, and what it was."""
+
+    matrix: str  # project:component:vulnerability UUIDs, DT's own key
+    project_uuid: str
+    project_version: str | None
+    component_uuid: str
+    component_version: str | None
+    purl: str | None
+    vulnerability_uuid: str | None
+    source: str
+    vuln_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class LineFinding:
+    """A finding of a line: its stable id (the events' ``subject``), its identity parts, and
+    the DT findings now behind it, in matrix order."""
+
+    id: str
+    line: Line
+    package: Package
+    vulnerability: str  # the alias group's stable id
+    aliases: tuple[str, ...]  # every token of the group, sorted
+    instances: tuple[Instance, ...]
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        """The component versions behind it (a library present twice has two)."""
+        return tuple(sorted({i.component_version or "" for i in self.instances}))
+
+    def identity(self) -> dict[str, Any]:
+        """Its identity parts and instances as event data: enough for a consumer to find each
+        DT finding again (project, component and vulnerability UUIDs)."""
+        return {
+            "line": {
+                "id": self.line.id,
+                "group": self.line.group,
+                "name": self.line.name,
+                "track": self.line.track,
+            },
+            "package": {
+                "key": self.package.key,
+                "kind": self.package.kind,
+                "problem": self.package.problem,
+            },
+            "vulnerability": {"id": self.vulnerability, "aliases": list(self.aliases)},
+            "instances": [dataclasses.asdict(i) for i in self.instances],
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Grouped:
+    """An export's line findings (by id order) and the alias assignment that keyed them."""
+
+    findings: tuple[LineFinding, ...]
+    assignment: vulnid.Assignment
+
+
+def finding_id(line: Line, package: Package, vulnerability: str) -> str:
+    """A line finding's stable id: a UUIDv5 of line key, package key and vulnerability id."""
+    return ids.uuid5(LINE_ID_NAMESPACE, f"finding\n{line.key}\n{package.key}\n{vulnerability}")
+
+
+def group(
+    line: Line,
+    rows: Iterable[Mapping[str, Any]],
+    known: Mapping[str, str] | None = None,
+    *,
+    project_version: str | None = None,
+) -> Grouped:
+    """The line findings of one export's (schema-valid) finding rows.
+
+    ``known``: the line's earlier token -> vulnerability id map (``vulnid.assign``); without
+    it, ids are those a first export would get. ``project_version``: the export's
+    ``project.version``, kept on each instance. Rows repeating a matrix (one per attribution)
+    are one instance.
+    """
+    seen: dict[str, tuple[Mapping[str, Any], vulnid.Identifiers]] = {}
+    for row in rows:
+        matrix = row["matrix"]
+        if matrix not in seen:
+            vuln = row["vulnerability"]
+            found = vulnid.identifiers(vuln.get("source"), vuln["vulnId"], vuln.get("aliases"))
+            seen[matrix] = (row, found)
+    alias_groups = vulnid.groups(found.links for _, found in seen.values())
+    assignment = vulnid.assign(known or {}, alias_groups)
+    members: dict[tuple[str, str], list[Instance]] = {}
+    packages: dict[str, Package] = {}
+    tokens_of: dict[str, set[str]] = {}
+    for row, found in seen.values():
+        package = of_component(row["component"])
+        packages[package.key] = package
+        anchor = found.own or min(found.links, default=None)
+        stable = assignment.ids[anchor] if anchor else _no_id(row)
+        tokens_of.setdefault(stable, set()).update(found.all)
+        members.setdefault((package.key, stable), []).append(_instance(row, project_version))
+    findings = [
+        LineFinding(
+            id=finding_id(line, packages[package_key], stable),
+            line=line,
+            package=packages[package_key],
+            vulnerability=stable,
+            aliases=tuple(sorted(tokens_of[stable])),
+            instances=tuple(sorted(instances, key=lambda i: i.matrix)),
+        )
+        for (package_key, stable), instances in members.items()
+    ]
+    return Grouped(tuple(sorted(findings, key=lambda f: f.id)), assignment)
+
+
+def _no_id(row: Mapping[str, Any]) -> str:
+    """A finding with a blank vulnId (never seen from DT): keyed by DT's vulnerability uuid."""
+    vuln = row["vulnerability"]
+    return f"{vuln.get('source') or 'UNKNOWN'}:uuid:{vuln.get('uuid') or row['matrix']}"
+
+
+def _instance(row: Mapping[str, Any], project_version: str | None) -> Instance:
+    component, vuln = row["component"], row["vulnerability"]
+    return Instance(
+        matrix=row["matrix"],
+        project_uuid=component.get("project") or row["matrix"].partition(":")[0],
+        project_version=project_version,
+        component_uuid=component["uuid"],
+        component_version=component.get("version"),
+        purl=component.get("purl"),
+        vulnerability_uuid=vuln.get("uuid"),
+        source=vuln["source"],
+        vuln_id=vuln["vulnId"],
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Move:
+    """A component version that moved while the finding stayed (issue 26 §3: ``changed``)."""
+
+    before: Instance
+    after: Instance
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class InstanceDiff:
+    """How one line finding's instances changed between two exports."""
+
+    kept: tuple[Instance, ...]  # the same matrix
+    moved: tuple[Move, ...]  # a version (or purl) bump of one instance
+    added: tuple[Instance, ...]
+    removed: tuple[Instance, ...]
+
+
+def diff_instances(before: Sequence[Instance], after: Sequence[Instance]) -> InstanceDiff:
+    """Pair the instances of a finding across two exports: by matrix; then, among the rest of
+    one DT vulnerability (a GHSA row with a GHSA row), in version order (the lowest old version
+    moved to the lowest new one); then the rest in version order. The surplus is added or
+    removed."""
+    old_by = {i.matrix: i for i in before}
+    new_by = {i.matrix: i for i in after}
+    kept = tuple(new_by[m] for m in sorted(old_by.keys() & new_by.keys()))
+    old = sorted((i for m, i in old_by.items() if m not in new_by), key=_order)
+    new = sorted((i for m, i in new_by.items() if m not in old_by), key=_order)
+    moved: list[Move] = []
+    for same_vulnerability in (True, False):
+        for b in list(old):
+            a = next((n for n in new if not same_vulnerability or _vuln(n) == _vuln(b)), None)
+            if a is not None:
+                moved.append(Move(b, a))
+                old.remove(b)
+                new.remove(a)
+    return InstanceDiff(
+        kept=kept,
+        moved=tuple(sorted(moved, key=lambda m: _order(m.before))),
+        added=tuple(new),
+        removed=tuple(old),
+    )
+
+
+def _vuln(instance: Instance) -> tuple[str, str]:
+    return instance.source, instance.vuln_id
+
+
+def _order(instance: Instance) -> tuple[tuple[tuple[int, int | str], ...], str]:
+    """Version order, good enough for pairing: numeric parts as numbers, the rest as text."""
+    parts = (instance.component_version or "").replace("-", ".").split(".")
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts), instance.matrix
