@@ -12,7 +12,7 @@ from worker.adapters import tracing
 from worker.adapters.broker import Broker
 from worker.adapters.dtrack import DtClient
 from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, settings_from
-from worker.core import topology
+from worker.core import topology, urls
 from worker.core.errors import ConfigError, PermanentError
 from worker.service.backfill import Progress, backfill
 
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     try:
         progress = asyncio.run(main())
     except PermanentError as exc:
-        print(f"dtrack-worker backfill: {exc}", file=sys.stderr)
+        print(f"dtrack-worker backfill: {urls.redact(str(exc))}", file=sys.stderr)
         return EXIT_INVALID
     finally:
         tracing.shutdown()  # exports the backfill's trace before the process ends

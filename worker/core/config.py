@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from worker.core import scope, urls
 from worker.core.batches import MAX_BATCH
-from worker.core.env import PREFIX, Env, Secret, amqp_urls, http_url
+from worker.core.env import PREFIX, Env, Secret, amqp_urls, http_url, postgresql_url
 from worker.core.errors import ConfigError
 from worker.core.scope import EVERYTHING, Scope
 
@@ -204,10 +204,11 @@ def _state(env: Env) -> StateSettings:
     if url.startswith("postgres://"):
         url = "postgresql://" + url.removeprefix("postgres://")
     if url.startswith("postgresql://"):
-        http_url("STATE_URL", "http://" + url.removeprefix("postgresql://"))  # parses, or says
+        postgresql_url("STATE_URL", url)  # parses, or says
     elif not url.startswith("sqlite:///") or len(url) <= len("sqlite:///"):
+        shown = urls.redact(url, url=True)
         raise ConfigError(
-            f"{PREFIX}STATE_URL={urls.redact(url)!r} must be sqlite:///PATH (one host) or "
+            f"{PREFIX}STATE_URL={shown!r} must be sqlite:///PATH (one host) or "
             "postgresql://USER:PASSWORD@HOST:PORT/DATABASE (several hosts)"
         )
     emit = env.text("EMIT", "delta").lower()

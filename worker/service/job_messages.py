@@ -10,7 +10,7 @@ from typing import Any
 from aio_pika.abc import AbstractIncomingMessage
 
 from worker.adapters import tracing
-from worker.core import events
+from worker.core import events, urls
 from worker.core.errors import (
     DtMisconfigured,
     DtRejected,
@@ -63,6 +63,8 @@ def park_reason(exc: PermanentError) -> str:
 
 
 def header_text(text: str) -> str:
+    """A parked or retried job's error text: without passwords, at most MAX_HEADER_TEXT."""
+    text = urls.redact(text)
     return text if len(text) <= MAX_HEADER_TEXT else text[: MAX_HEADER_TEXT - 3] + "..."
 
 

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import psycopg
 
+from worker.core import urls
 from worker.core.errors import ConfigError, TransientError
 
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -89,8 +90,19 @@ def connector(url: str) -> Callable[[], Any]:
 
         return sqlite
 
+    # the passwords apart from the URL: libpq quotes a URL it cannot parse in its errors
+    target = urls.connection_secrets(url)
+    passwords: dict[str, Any] = {
+        key: value
+        for key, value in (("password", target.password), ("sslpassword", target.sslpassword))
+        if value is not None
+    }
+
     def postgresql() -> psycopg.Connection[Any]:
-        return psycopg.connect(url, autocommit=True, connect_timeout=10)
+        try:
+            return psycopg.connect(target.url, autocommit=True, connect_timeout=10, **passwords)
+        except psycopg.ProgrammingError as exc:  # a URL libpq refuses: as unreachable, said so
+            raise psycopg.OperationalError(f"invalid connection URL: {exc}") from None
 
     return postgresql
 

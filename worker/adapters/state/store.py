@@ -17,6 +17,7 @@ import structlog
 from worker.adapters.state import backend, queries, reports
 from worker.adapters.state.backend import DB_ERRORS, StateUnavailable
 from worker.adapters.state.queries import Apply, Committed, ProjectState, StateMoved
+from worker.core import urls
 from worker.core.config import StateSettings
 from worker.core.transitions import Stored
 
@@ -101,7 +102,7 @@ class Store:
                 self._forget()  # a broken connection is opened again next time
                 raise StateUnavailable(
                     f"the state store at {self.display_url} failed: {type(exc).__name__}: "
-                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+                    + urls.redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
                 ) from exc
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, unit)
