@@ -43,7 +43,7 @@ async def test_sync_wait_follows_a_project_that_syncs_and_one_that_parks(serve, 
     assert "acme-blog: fetching the export" in lines
     (parked,) = [line for line in lines if line.startswith("acme-blog: not synced")]
     assert "parked (invalid_export)" in parked
-    assert "sync: 1 of 2 projects synced" in err
+    assert "sync: 1 of 2 projects synced" in lines
     assert [f.status for f in dt.fetches_of(good)] == [200]
     assert len(await drain(topo.parked_queue.name)) == 1
 
@@ -54,7 +54,7 @@ async def test_sync_wait_exits_0_when_every_project_synced(serve, dt: FakeDt):
     code, out, err = await cli("sync", project, "--wait", env=_env(settings.broker.prefix, dt))
     assert code == 0, out + err
     assert "acme-api: synced: 13 findings published" in out.splitlines()
-    assert "sync: 1 of 1 projects synced" in err
+    assert "sync: 1 of 1 projects synced" in out.splitlines()
     (summary,) = events.summaries().values()
     assert summary["data"]["job"]["trigger"] == "SYNC"
 

@@ -11,9 +11,15 @@ from collections.abc import Mapping
 from worker.adapters import tracing
 from worker.adapters.broker import Broker
 from worker.adapters.dtrack import DtClient
-from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, settings_from
+from worker.commands.common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    add_command,
+    positive_number,
+    settings_from,
+)
 from worker.core import topology, urls
-from worker.core.errors import ConfigError, PermanentError
+from worker.core.errors import PermanentError
 from worker.service.backfill import Progress, backfill
 
 
@@ -38,7 +44,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--active-only", action="store_true", help="skip inactive projects")
     parser.add_argument("--tag", help="only projects with this tag")
     parser.add_argument(
-        "--rate", type=float, metavar="N", help="at most N jobs per second (default: no limit)"
+        "--rate",
+        type=positive_number,
+        metavar="N",
+        help="at most N jobs per second (default: no limit)",
     )
     parser.add_argument(
         "--strict",
@@ -51,8 +60,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     settings = settings_from(environ, log=True)
     settings.dt.require()
-    if args.rate is not None and args.rate <= 0:
-        raise ConfigError("--rate must be a positive number of projects per second")
 
     def report(progress: Progress) -> None:
         print(f"backfill: {progress.line()}", file=sys.stderr, flush=True)

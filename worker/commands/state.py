@@ -64,7 +64,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     else:
         projects, events = asyncio.run(_resync(settings, args.projects, every=args.all))
         print(f"resync: published {events} opened events for {projects} projects")
-    print(f"took {time.monotonic() - started:.1f} s", file=sys.stderr)
+    print(f"took {time.monotonic() - started:.1f} s")
     return EXIT_OK
 
 

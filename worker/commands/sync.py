@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -12,7 +11,7 @@ from datetime import UTC, datetime
 from worker.adapters.amqp import connect_once
 from worker.adapters.broker import Broker
 from worker.adapters.dtrack import DtClient
-from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, settings_from
+from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, seconds, settings_from
 from worker.core import jobs, topology
 from worker.core.config import Settings
 from worker.service import sync
@@ -41,7 +40,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--wait", action="store_true", help="follow each job until it settles")
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=seconds,
         default=600.0,
         metavar="SECONDS",
         help="with --wait, give up waiting after this long (default 600; the jobs go on)",
@@ -105,5 +104,5 @@ async def _enqueue_and_follow(
             channel, queue, queued, within=args.timeout, say=lambda line: print(line, flush=True)
         )
     synced = sum(step in sync.SYNCED for step in last.values())
-    print(f"sync: {synced} of {len(last)} projects synced", file=sys.stderr)
+    print(f"sync: {synced} of {len(last)} projects synced")  # the result: with the story
     return EXIT_OK if synced == len(last) else EXIT_INVALID

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Mapping
 
 from worker.adapters import feed
-from worker.commands.common import EXIT_OK, add_command, settings_from
+from worker.commands.common import EXIT_OK, add_command, seconds, settings_from
 from worker.core.errors import ConfigError
 
 MAX_ROUTING_KEY_BYTES = 255
@@ -39,15 +39,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "# for everything (default)",
     )
     parser.add_argument("--count", type=int, metavar="N", help="stop after N events")
-    parser.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds")
+    parser.add_argument("--timeout", type=seconds, metavar="S", help="stop after S seconds")
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     settings = settings_from(environ, log=True)
     if args.count is not None and args.count < 1:
         raise ConfigError("--count must be at least 1")
-    if args.timeout is not None and not 0 < args.timeout < 1e9:
-        raise ConfigError("--timeout must be a positive number of seconds")
     if not args.routing_key or len(args.routing_key.encode()) > MAX_ROUTING_KEY_BYTES:
         raise ConfigError(
             f"--routing-key must be 1 to {MAX_ROUTING_KEY_BYTES} bytes (AMQP's limit), "
