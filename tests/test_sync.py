@@ -38,9 +38,8 @@ async def test_sync_wait_follows_a_project_that_syncs_and_one_that_parks(serve, 
     lines = out.splitlines()
     assert any(line.startswith("acme-shop@2.1.0: queued (job ") for line in lines)
     assert "acme-shop@2.1.0: a worker took the job (attempt 1)" in lines
-    assert "acme-shop@2.1.0: fetching the export" in lines
     assert "acme-shop@2.1.0: synced: 13 findings published" in lines
-    assert "acme-blog: fetching the export" in lines
+    assert "acme-blog: a worker took the job (attempt 1)" in lines
     (parked,) = [line for line in lines if line.startswith("acme-blog: not synced")]
     assert "parked (invalid_export)" in parked
     assert "sync: 1 of 2 projects synced" in lines

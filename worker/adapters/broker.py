@@ -110,9 +110,7 @@ class Broker:
                     await self._connect(url)
                 except BROKER_ERRORS as exc:
                     log.warning(
-                        "broker.connect_failed",
-                        url=shown,
-                        error=redact(f"{type(exc).__name__}: {exc}"),
+                        "broker.connect_failed", url=shown, error=f"{type(exc).__name__}: {exc}"
                     )
                     await self._close_quietly()
                     continue
@@ -138,7 +136,7 @@ class Broker:
             await self._resubscribe()
         await self._lost.wait()
         why = self._why_lost
-        log.warning("broker.disconnected", url=shown, error=redact(repr(why)) if why else None)
+        log.warning("broker.disconnected", url=shown, error=repr(why) if why else None)
         await self._close_quietly()
 
     async def _connect(self, url: Secret) -> None:
@@ -294,9 +292,7 @@ class Broker:
                 await self._subscribe(subscription)
             except BROKER_ERRORS as exc:  # the next connection tries again
                 log.warning(
-                    "broker.resubscribe_failed",
-                    queue=subscription.queue.name,
-                    error=redact(repr(exc)),
+                    "broker.resubscribe_failed", queue=subscription.queue.name, error=repr(exc)
                 )
             else:
                 log.info("broker.resubscribed", queue=subscription.queue.name)

@@ -217,7 +217,7 @@ class Worker:
             tracing.annotate(
                 {"dtrack_worker.project.uuid": job.project_uuid, "dtrack_worker.job.id": job.job_id}
             )
-            outcome = await self._process(job, fields, message)
+            outcome = await self._process(job, fields)
         except TransientError as exc:
             fields["error"] = str(exc)
             if attempt < self._options.max_attempts:
@@ -242,9 +242,7 @@ class Worker:
         await message.ack()
         return outcome
 
-    async def _process(
-        self, job: Job, fields: dict[str, Any], message: AbstractIncomingMessage
-    ) -> str:
+    async def _process(self, job: Job, fields: dict[str, Any]) -> str:
         facts, outside = await projects.about(self._directory, self._options.scope, job)
         if outside is not None:  # never fetched; its state, if any, stays as it was
             fields["reason"] = outside
@@ -257,8 +255,6 @@ class Worker:
             return "coalesced"
         started = time.perf_counter()
         with self._freshness.fetching(job.project_uuid):
-            # in scope and not covered: only now does `sync --wait` say it fetches
-            await progress.report(self._broker, message, "fetching", fields)
             try:
                 raw = await self._dt.fetch_export(job.project_uuid)
             except ProjectGone:

@@ -1,7 +1,6 @@
 """Progress of a job, for ``dtrack-worker sync --wait``: when a job message names a progress
-queue (header ``x-progress-queue``), the worker tells that queue when it starts an attempt, when
-it fetches the export (a project in scope, not covered by a fresher fetch), and how the attempt
-settled. Best effort: a progress queue that is gone changes nothing for the job.
+queue (header ``x-progress-queue``), the worker tells that queue when it starts an attempt and
+how the attempt settled. Best effort: a progress queue that is gone changes nothing for the job.
 """
 
 from __future__ import annotations

@@ -128,8 +128,6 @@ def describe(step: str, update: dict[str, Any]) -> str:
     """One line of what a job did, for people."""
     if step == "started":  # in scope or not, fetched or covered already: not known yet
         return f"a worker took the job (attempt {update.get('attempt', 1)})"
-    if step == "fetching":
-        return "fetching the export"
     if step == "done":
         done = []
         if "events" in update:
