@@ -86,6 +86,7 @@ class ReceiverSettings:
     token_header: str
     max_body: int
     body_timeout: float  # to read a whole request body
+    header_timeout: float = 10.0  # to read a request's line and headers
     trigger_groups: frozenset[str]
     coalesce_seconds: float
     scope: Scope = EVERYTHING  # projects out of it are answered ignored, never enqueued
@@ -325,6 +326,7 @@ def _receiver(env: Env, project_scope: Scope) -> ReceiverSettings:
         token_header=env.text("WEBHOOK_TOKEN_HEADER", "X-Api-Key"),
         max_body=env.size("MAX_BODY", 64 * MIB, minimum=KIB, maximum=GIB),
         body_timeout=env.number("BODY_TIMEOUT", 30.0, minimum=0.1, maximum=600),
+        header_timeout=env.number("HEADER_TIMEOUT", 10.0, minimum=0.1, maximum=600),
         trigger_groups=_groups(env.optional("TRIGGER_GROUPS")),
         coalesce_seconds=env.number(
             "COALESCE_SECONDS", 10.0, minimum=0, maximum=MAX_COALESCE_SECONDS

@@ -207,7 +207,9 @@ def run(settings: Settings, *, receive: bool, work: bool, reuse_port: bool = Fal
     loop = _loop()
     collector.tune_for_service()
     try:
-        loop.run_until_complete(_serve(app, sock, settings.worker.shutdown_grace))
+        loop.run_until_complete(
+            _serve(app, sock, settings.worker.shutdown_grace, config.header_timeout)
+        )
         loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
         loop.close()
@@ -241,7 +243,9 @@ def _starting_fields(settings: Settings, *, receive: bool, work: bool) -> dict[s
     return fields
 
 
-async def _serve(app: web.Application, sock: socket.socket, grace: float) -> None:
+async def _serve(
+    app: web.Application, sock: socket.socket, grace: float, header_timeout: float
+) -> None:
     """Run ``app`` on ``sock`` until the first SIGTERM/SIGINT; later signals change nothing."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -256,7 +260,13 @@ async def _serve(app: web.Application, sock: socket.socket, grace: float) -> Non
     for number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(number, on_signal, number.name)
     # the site's own shutdown waits for open requests; the worker drains within its grace
-    runner = JsonErrorsRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10)
+    runner = JsonErrorsRunner(
+        app,
+        header_timeout=header_timeout,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=10,
+    )
     await runner.setup()
     try:
         await web.SockSite(runner, sock).start()
