@@ -34,6 +34,9 @@ DEFAULT_TRIGGER_GROUPS = frozenset(
 )
 # Variables whose value may instead be read from the file named by NAME_FILE.
 SECRET_VARIABLES = ("WEBHOOK_TOKEN", "DT_API_KEY", "AMQP_URL", "STATE_URL")
+# Webhook tokens our docs and help show as examples (README's quick start: change-me; the
+# receiver's --help: s3cret), and their like: anyone who read them can send webhooks.
+EXAMPLE_TOKENS = frozenset({"change-me", "changeme", "s3cret", "secret", "token", "password"})
 MAX_COALESCE_SECONDS = 3600.0  # a delay queue per value; an hour is far past any useful burst
 KIB, MIB, GIB = 2**10, 2**20, 2**30
 
@@ -90,6 +93,12 @@ class ReceiverSettings:
     trigger_groups: frozenset[str]
     coalesce_seconds: float
     scope: Scope = EVERYTHING  # projects out of it are answered ignored, never enqueued
+
+    @property
+    def example_token(self) -> bool:
+        """The token is one the docs show as an example (warned about at start)."""
+        token = self.webhook_token
+        return token is not None and token.reveal().strip().lower() in EXAMPLE_TOKENS
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -203,6 +203,12 @@ def run(settings: Settings, *, receive: bool, work: bool, reuse_port: bool = Fal
             "receiver.insecure_no_auth",
             message="accepting webhooks WITHOUT a token (--insecure-no-auth)",
         )
+    elif receive and config.example_token:
+        log.warning(
+            "receiver.example_token",
+            message="DTRACK_WORKER_WEBHOOK_TOKEN is an example from the docs: anyone who read "
+            "them can send webhooks; set a random one (openssl rand -hex 24) here and in DT",
+        )
     log.info(f"{mode}.starting", **_starting_fields(settings, receive=receive, work=work))
     loop = _loop()
     collector.tune_for_service()
