@@ -11,6 +11,7 @@ import logging
 import signal
 from collections.abc import Callable, Iterator
 
+import aio_pika
 import pytest
 import structlog
 from hypothesis import given
@@ -23,7 +24,7 @@ from opentelemetry.trace import StatusCode
 from tests.harness import TOKEN
 from tests.rabbit import AMQP_URL, temporary_topology, unique_prefix
 from tests.test_hardening_cli import running
-from tests.test_operations import cli
+from tests.test_operations import _env, cli
 from worker.adapters import logs, tracing
 from worker.core import urls
 from worker.core.config import Settings
@@ -403,3 +404,31 @@ def test_no_span_shows_a_password_not_even_an_exception_recorded_in_it():
     assert span.status.status_code == StatusCode.ERROR
     for piece in ("Sεc", "cr@", "t,pw", "κλμ"):
         assert piece not in text, text
+
+
+@pytest.mark.rabbitmq
+async def test_parked_jobs_are_listed_and_shown_without_a_password_whoever_parked_them(serve, dt):
+    """A job parked by an earlier release, its error quoting a URL with its password."""
+    _, topo, _, settings = await serve(work=False)
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        await channel.default_exchange.publish(
+            aio_pika.Message(
+                b"{}",
+                message_id="parked-by-an-older-release",
+                headers={
+                    "x-park-reason": "unexpected",
+                    "x-park-error": "OperationalError: postgresql://u:Prk9,Zx7@db/s?password=Qw8Rt5",
+                    "x-attempt": 1,
+                },
+            ),
+            topo.parked_queue.name,
+        )
+    env = _env(settings.broker.prefix, dt)
+    for command in (["parked", "list"], ["parked", "show", "parked-by-an-older-release"]):
+        code, out, err = await cli(*command, env=env)
+        assert code == 0, err
+        assert "postgresql://u:***@db/s?password=***" in out
+        for piece in ("Prk", "Zx7", "Qw8", "Rt5"):
+            assert piece not in out + err, out
