@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from tests.fake_dt import FakeDt
-from tests.rabbit import drain, temporary_topology, unique_prefix
+from tests.rabbit import depth, temporary_topology, unique_prefix
 from tests.test_operations import SCRIPT, _env, cli
 from tests.test_sync import _project
 
@@ -95,18 +95,17 @@ BAD_SECONDS = ["-5", "0", "nan", "inf", "1e400", "soon"]
 
 
 @pytest.mark.parametrize("value", BAD_SECONDS)
-async def test_sync_refuses_a_timeout_that_is_no_positive_number_of_seconds(
-    serve, dt: FakeDt, value
-):
-    _, topo, _, settings = await serve(work=False)
+async def test_sync_refuses_a_timeout_that_is_no_positive_number_of_seconds(dt: FakeDt, value):
     project = _project(dt, "acme-api")
-    code, out, err = await cli(
-        "sync", project, "--wait", "--timeout", value, env=_env(settings.broker.prefix, dt)
-    )
-    assert code == 2, out + err
-    assert f"argument --timeout: {value!r} is not a positive number of seconds" in err, err
-    assert "Traceback" not in err
-    assert await drain(topo.jobs_queue.name) == []  # nothing queued
+    prefix = unique_prefix()
+    async with temporary_topology(prefix) as topo:  # gone afterwards, had sync run
+        code, out, err = await cli(
+            "sync", project, "--wait", "--timeout", value, env=_env(prefix, dt)
+        )
+        assert code == 2, out + err
+        assert f"argument --timeout: {value!r} is not a positive number of seconds" in err, err
+        assert "Traceback" not in err
+        assert await depth(topo.jobs_queue.name) == 0  # nothing queued
 
 
 @pytest.mark.parametrize("value", BAD_SECONDS)
