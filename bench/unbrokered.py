@@ -48,7 +48,9 @@ def main() -> None:
     loop = _loop()
     collector.tune_for_service()
     try:
-        loop.run_until_complete(_serve(app, sock, settings.worker.shutdown_grace))
+        loop.run_until_complete(
+            _serve(app, sock, settings.worker.shutdown_grace, settings.receiver.header_timeout)
+        )
     finally:
         loop.close()
         sock.close()

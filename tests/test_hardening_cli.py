@@ -426,3 +426,32 @@ async def test_backfill_logs_as_log_level_and_log_format_say_to_stderr(serve, dt
     assert code == 0
     (line,) = [line for line in err.splitlines() if "broker.connected" in line]
     assert not line.startswith("{")
+
+
+# -- issue 25: the quick start's token on a network -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("token", "warned"),
+    [("change-me", True), ("s3cret", True), ("Change-Me", True), ("7f3e9c2a41b8d6e5", False)],
+)
+async def test_a_webhook_token_from_the_docs_examples_is_warned_about_at_start(token, warned):
+    prefix = unique_prefix()
+    async with (
+        temporary_topology(prefix),
+        running(
+            "receiver",
+            {"DTRACK_WORKER_PREFIX": prefix, "DTRACK_WORKER_AMQP_URL": AMQP_URL,
+             "DTRACK_WORKER_WEBHOOK_TOKEN": token},
+        ) as service,
+    ):  # fmt: skip
+        await service.ready()  # started, its signal handlers in place
+        service.process.send_signal(signal.SIGTERM)
+        assert await service.wait() == 0
+    events = [line["event"] for line in service.lines()]
+    assert ("receiver.example_token" in events) is warned, service.text
+    if warned:  # said before the start, once, and without the token itself
+        assert events.index("receiver.example_token") < events.index("receiver.starting")
+        (line,) = [line for line in service.lines() if line["event"] == "receiver.example_token"]
+        assert line["level"] == "warning"
+        assert token not in service.text

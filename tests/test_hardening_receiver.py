@@ -19,6 +19,7 @@ import structlog
 from tests.conftest import NOTIFICATIONS
 from tests.rabbit import AMQP_URL, depth, drain, eventually, temporary_topology, unique_prefix
 from tests.tcpproxy import TcpProxy
+from tests.test_hardening_cli import running
 from worker.core.config import Settings
 from worker.service import serve as service
 
@@ -237,3 +238,70 @@ async def test_content_encodings_get_json_4xx_logged_and_counted(start):
         line = f'dtrack_worker_webhook_requests_total{{group="{group}",outcome="{outcome}"}}'
         assert f"{line} {count}.0" in metrics, outcome
     assert len(await drain(topo.jobs_queue.name)) == 2
+
+
+# -- issue 25: a client that never finishes its headers is not held -----------------------------
+
+
+async def _closed_within(reader: asyncio.StreamReader, bound: float) -> tuple[bytes, float]:
+    """What the server sent until it closed the connection, and after how long."""
+    started = asyncio.get_running_loop().time()
+    answer = await asyncio.wait_for(reader.read(), bound)  # b"" ... until EOF
+    return answer, asyncio.get_running_loop().time() - started
+
+
+async def test_a_client_that_never_finishes_its_headers_is_disconnected(figures):
+    """The request line and headers must arrive within DTRACK_WORKER_HEADER_TIMEOUT of the
+    connection's start (or of a later request's first byte): else a 408 and the connection
+    closed, before any authentication ran. A client that finishes in time is answered."""
+    prefix = unique_prefix()
+    async with (
+        temporary_topology(prefix),
+        running(
+            "receiver",
+            {"DTRACK_WORKER_PREFIX": prefix, "DTRACK_WORKER_AMQP_URL": AMQP_URL,
+             "DTRACK_WORKER_WEBHOOK_TOKEN": TOKEN, "DTRACK_WORKER_HEADER_TIMEOUT": "0.5"},
+        ) as service,
+    ):  # fmt: skip
+        await service.ready()
+        seen = []
+        for opening in (b"", b"POST /webhook HTTP/1.1\r\nHost: localhost\r\nX-Api-Key: hard"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
+            writer.write(opening)
+            answer, after = await _closed_within(reader, 30)  # closed, not held for minutes
+            writer.close()
+            assert answer.startswith(b"HTTP/1.1 408 "), answer
+            assert b'"error":"header_timeout"' in answer
+            seen.append(after)
+        # a second request on a kept-alive connection: its headers are timed from its first byte
+        reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
+        await asyncio.sleep(0.1)  # slow, but within the timeout: answered
+        writer.write(b"\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(
+            b"content-length:")).split(b":")[1])  # fmt: skip
+        await reader.readexactly(length)
+        writer.write(b"GET /healthz HTTP/1.1\r\n")
+        answer, after = await _closed_within(reader, 30)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        seen.append(after)
+        # a body is not a header: one slower than the header timeout is still read (and the
+        # body's own timeout, DTRACK_WORKER_BODY_TIMEOUT, applies)
+        body = bom_processed()
+        reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
+        writer.write(_webhook_request({"X-Api-Key": TOKEN.encode()}, b"", length=len(body)))
+        for start in range(0, len(body), len(body) // 3 + 1):
+            await asyncio.sleep(0.3)  # 0.9 s in all, over the 0.5 s header timeout
+            writer.write(body[start : start + len(body) // 3 + 1])
+        answer = await asyncio.wait_for(reader.read(), 30)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 202 "), answer
+    assert "http.header_timeout" in service.text
+    figures(
+        "header timeout 0.5 s: connections closed after "
+        + ", ".join(f"{s:.2f} s" for s in seen)
+        + " (nothing sent; half a request line and headers; a second request's first line)"
+    )

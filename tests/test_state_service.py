@@ -256,3 +256,21 @@ async def _settled(topo: Any, url: str) -> None:
             busy = rows + await depth(topo.jobs_queue.name, *(q.name for q in topo.retry_queues))
             quiet = quiet + 1 if busy == 0 else 0
             await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize("emit", ["delta", "snapshot"])
+async def test_two_summaries_of_exports_stamped_the_same_second_have_two_ids(
+    serve, dt: FakeDt, tmp_path, emit
+):
+    """Issue 25: DT stamps an export to the second; two jobs that fetch the same project
+    within one second are two summaries, which a consumer de-duplicating on ids must keep."""
+    client, _, events, _ = await serve(emit=emit, state_url=f"sqlite:///{tmp_path}/s.db")
+    project = str(uuid.uuid4())
+    dt.exports[project] = REAL  # the same export twice: the same meta.timestamp
+    (first,) = (await post(client, project))["jobs"]
+    await eventually(lambda: first["job_id"] in events.summaries(), within=20)
+    (second,) = (await post(client, project, 1))["jobs"]
+    await eventually(lambda: second["job_id"] in events.summaries(), within=20)
+    one, two = events.summaries()[first["job_id"]], events.summaries()[second["job_id"]]
+    assert one["time"] == two["time"]  # the same second
+    assert one["id"] != two["id"]

@@ -37,12 +37,12 @@ async def test_sync_wait_follows_a_project_that_syncs_and_one_that_parks(serve, 
     assert code == 1, out + err  # one of the two did not sync
     lines = out.splitlines()
     assert any(line.startswith("acme-shop@2.1.0: queued (job ") for line in lines)
-    assert "acme-shop@2.1.0: fetching the export (attempt 1)" in lines
+    assert "acme-shop@2.1.0: a worker took the job (attempt 1)" in lines
     assert "acme-shop@2.1.0: synced: 13 findings published" in lines
-    assert "acme-blog: fetching the export (attempt 1)" in lines
+    assert "acme-blog: a worker took the job (attempt 1)" in lines
     (parked,) = [line for line in lines if line.startswith("acme-blog: not synced")]
     assert "parked (invalid_export)" in parked
-    assert "sync: 1 of 2 projects synced" in err
+    assert "sync: 1 of 2 projects synced" in lines
     assert [f.status for f in dt.fetches_of(good)] == [200]
     assert len(await drain(topo.parked_queue.name)) == 1
 
@@ -53,7 +53,7 @@ async def test_sync_wait_exits_0_when_every_project_synced(serve, dt: FakeDt):
     code, out, err = await cli("sync", project, "--wait", env=_env(settings.broker.prefix, dt))
     assert code == 0, out + err
     assert "acme-api: synced: 13 findings published" in out.splitlines()
-    assert "sync: 1 of 1 projects synced" in err
+    assert "sync: 1 of 1 projects synced" in out.splitlines()
     (summary,) = events.summaries().values()
     assert summary["data"]["job"]["trigger"] == "SYNC"
 
@@ -92,3 +92,21 @@ async def test_sync_without_wait_queues_a_sync_job(serve, dt: FakeDt, contracts)
     (message,) = await drain(topo.jobs_queue.name)
     job = jobs.Job.from_json(message.body, contracts.job)
     assert (job.project_uuid, job.trigger) == (second, "SYNC")
+
+
+async def test_sync_wait_for_a_project_out_of_scope_says_so_and_never_fetching(serve, dt: FakeDt):
+    """Issue 25: the worker settles it out of scope without fetching; the story says that, and
+    never that the export is being fetched."""
+    _, _, _, settings = await serve(exclude_projects="acme-internal*")
+    project = _project(dt, "acme-internal-tools", "1.0")
+    code, out, err = await cli(
+        "sync", project, "--wait", "--timeout", "30", env=_env(settings.broker.prefix, dt)
+    )
+    assert code == 1, out + err  # out of scope: not synced
+    lines = out.splitlines()
+    assert (
+        "acme-internal-tools@1.0: not synced: out of scope "
+        "(acme-internal* is excluded (DTRACK_WORKER_EXCLUDE_PROJECTS))"
+    ) in lines, out
+    assert not any("fetching" in line for line in lines), out
+    assert dt.fetches_of(project) == []

@@ -55,7 +55,7 @@ def publish_errors(timeout: float, what: str) -> Iterator[None]:
     except TimeoutError as exc:
         raise BrokerUnavailable(f"RabbitMQ did not confirm within {timeout:g} s") from exc
     except aiormq.exceptions.PublishError as exc:
-        raise BrokerUnavailable(f"RabbitMQ returned {what}: {exc}") from exc
+        raise BrokerUnavailable(redact(f"RabbitMQ returned {what}: {exc}")) from exc
     except BROKER_ERRORS as exc:
         raise BrokerUnavailable(f"RabbitMQ refused {what}: {type(exc).__name__}") from exc
 
@@ -73,7 +73,7 @@ async def connect_once(settings: BrokerSettings) -> AbstractConnection:
         try:
             return await aio_pika.connect(url.reveal(), timeout=10)
         except CONNECT_ERRORS as exc:
-            failures.append(f"{redact(url.reveal())}: {type(exc).__name__}: {exc}")
+            failures.append(redact(f"{url.reveal()}: {type(exc).__name__}: {exc}"))
     raise BrokerUnavailable(f"cannot reach RabbitMQ at {'; '.join(failures)}")
 
 
@@ -202,6 +202,8 @@ async def declare_once(settings: BrokerSettings, topology: Topology) -> None:
             await declare(connection, topology)
         except BROKER_ERRORS as exc:
             raise BrokerUnavailable(
-                f"cannot declare the topology on {settings.display_url}: "
-                f"{type(exc).__name__}: {exc}"
+                redact(
+                    f"cannot declare the topology on {settings.display_url}: "
+                    f"{type(exc).__name__}: {exc}"
+                )
             ) from exc

@@ -150,7 +150,7 @@ def transport_errors(path: str) -> Iterator[None]:
     except TimeoutError as exc:
         raise Retry(f"GET /{path}: timed out") from exc
     except aiohttp.ClientError as exc:
-        raise Retry(f"GET /{path}: {type(exc).__name__}: {exc}".rstrip(": ")) from exc
+        raise Retry(urls.redact(f"GET /{path}: {type(exc).__name__}: {exc}".rstrip(": "))) from exc
 
 
 def retry_for(status: int, retry_after: str | None, path: str) -> Retry:

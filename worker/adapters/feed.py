@@ -7,10 +7,13 @@ import contextlib
 from collections.abc import Callable
 
 import aio_pika
+import structlog
 
 from worker.adapters.amqp import TopologyMissing, connect_once
 from worker.core import batches, ocsf, topology
 from worker.core.config import Settings
+
+log = structlog.get_logger(__name__)
 
 
 async def follow(
@@ -39,6 +42,7 @@ async def follow(
             ) from exc
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
         await queue.bind(exchange, pattern)
+        log.info("tail.listening", exchange=events, pattern=pattern)  # from here on, nothing missed
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds), queue.iterator() as messages:
                 async for message in messages:

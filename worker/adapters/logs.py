@@ -1,4 +1,5 @@
-"""Logging: structlog, JSON lines on stdout (or a console format on a terminal), configured once.
+"""Logging: structlog, configured once: JSON lines (or DTRACK_WORKER_LOG_FORMAT=console), on
+stdout for the service and on stderr for the commands, whose own output is on stdout.
 
 Standard-library loggers (aiohttp, aio-pika, aiormq) go through the same processors and stream.
 Tracebacks never include local variables: a frame may hold the API key or the webhook token.
@@ -7,15 +8,15 @@ Tracebacks never include local variables: a frame may hold the API key or the we
 from __future__ import annotations
 
 import logging
-import re
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 import orjson
 import structlog
 from structlog.typing import EventDict, Processor
 
 from worker.adapters import tracing
+from worker.core import urls
 
 SHARED: list[Processor] = [
     structlog.contextvars.merge_contextvars,
@@ -25,20 +26,29 @@ SHARED: list[Processor] = [
 ]
 
 
-# user:password@ in anything that looks like a URL, however malformed (amqp:/u:p@host)
-_CREDENTIALS = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*:/{0,2}[^\s:/@]*):[^\s@]+@")
-
-
 def redact_credentials(_: object, __: str, event: EventDict) -> EventDict:
-    """The last line of defence: no URL password reaches a log line, whoever wrote it.
+    """The last line of defence: no password reaches a log line, whoever wrote it.
 
     Our own lines already show URLs redacted; this catches a library's message or exception
-    text that quotes a URL it was given.
+    text (a rendered traceback included) that quotes a URL or a connection string.
     """
     for key, value in event.items():
-        if type(value) is str and "@" in value:
-            event[key] = _CREDENTIALS.sub(r"\g<head>:***@", value)
+        kind = type(value)
+        if kind is str:
+            event[key] = urls.redact(value)
+        elif kind is dict or kind is list or kind is tuple:  # a traceback, as JSON renders it
+            event[key] = _redacted(value)
     return event
+
+
+def _redacted(value: Any) -> Any:
+    if type(value) is str:
+        return urls.redact(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(item) for item in value]
+    return value
 
 
 def configure(level: str = "INFO", *, json: bool = True, stream: TextIO | None = None) -> None:
@@ -61,7 +71,11 @@ def configure(level: str = "INFO", *, json: bool = True, stream: TextIO | None =
         ]
         factory: structlog.typing.WrappedLogger = structlog.BytesLoggerFactory(out.buffer)
     else:
-        own_tail = foreign_tail = [redact_credentials, structlog.dev.ConsoleRenderer()]
+        own_tail = foreign_tail = [
+            structlog.processors.format_exc_info,  # a traceback as text, redacted next
+            redact_credentials,
+            structlog.dev.ConsoleRenderer(),
+        ]
         factory = structlog.WriteLoggerFactory(out)
     structlog.configure(
         processors=[*SHARED, *own_tail],

@@ -18,6 +18,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from worker.adapters.amqp import TopologyMissing, connect_once, copy_of
+from worker.core import urls
 from worker.core.config import Settings
 from worker.core.jobs import FORCE_HEADER
 from worker.core.topology import JOB_KEY, Topology, build
@@ -49,7 +50,7 @@ class Parked:
         return cls(
             id=message.message_id or "(no id)",
             reason=str(headers.get("x-park-reason", "?")),
-            error=str(headers.get("x-park-error", "")),
+            error=urls.redact(str(headers.get("x-park-error", ""))),  # parked by any version
             attempts=_attempts(headers.get("x-attempt")),
             parked_at=str(headers.get("x-parked-at", "")),
             problems=str(headers["x-park-problems"]) if "x-park-problems" in headers else None,

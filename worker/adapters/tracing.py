@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+import traceback
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanKind, StatusCode
 from structlog.typing import EventDict
 
+from worker.core import urls
 from worker.core.errors import ConfigError
 
 if TYPE_CHECKING:  # the SDK and aiohttp load when tracing is on, not for every command
@@ -129,9 +131,32 @@ def span(
     tracer = _tracer
     if tracer is None:
         return _OFF
-    return tracer.start_as_current_span(
-        name, context=context, kind=kind, links=links, attributes=attributes
-    )
+    return _span(tracer, name, context=context, kind=kind, links=links, attributes=attributes)
+
+
+@contextlib.contextmanager
+def _span(tracer: trace.Tracer, name: str, **options: Any) -> Iterator[Span]:
+    """A current span; an exception that leaves it is recorded as the SDK records one, its
+    text without passwords (a driver's error may quote a URL)."""
+    with tracer.start_as_current_span(
+        name, record_exception=False, set_status_on_exception=False, **options
+    ) as current:
+        try:
+            yield current
+        except BaseException as exc:
+            if current.is_recording():
+                message = urls.redact(str(exc))
+                current.record_exception(
+                    exc,
+                    attributes={
+                        "exception.message": message,
+                        "exception.stacktrace": urls.redact(
+                            "".join(traceback.format_exception(exc))
+                        ),
+                    },
+                )
+                current.set_status(StatusCode.ERROR, f"{type(exc).__name__}: {message}")
+            raise
 
 
 def annotate(attributes: Mapping[str, Any]) -> None:
@@ -232,7 +257,8 @@ def server_middleware(path: str) -> Any:
     ) -> web.StreamResponse:
         if request.path != path:
             return await handler(request)
-        with tracer.start_as_current_span(
+        with _span(
+            tracer,
             f"{request.method} {path}",
             context=propagate.extract(request.headers),
             kind=SpanKind.SERVER,
@@ -244,11 +270,11 @@ def server_middleware(path: str) -> Any:
                 "network.peer.address": request.remote or "",
                 "user_agent.original": request.headers.get("User-Agent", ""),
             },
-        ) as span:
+        ) as current:
             response = await handler(request)
-            span.set_attribute("http.response.status_code", response.status)
+            current.set_attribute("http.response.status_code", response.status)
             if response.status >= 500:
-                span.set_status(StatusCode.ERROR)
+                current.set_status(StatusCode.ERROR)
             return response
 
     return middleware

@@ -8,9 +8,15 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, settings_from
-from worker.core import topology
-from worker.core.errors import ConfigError, PermanentError
+from worker.commands.common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    add_command,
+    positive_number,
+    settings_from,
+)
+from worker.core import topology, urls
+from worker.core.errors import PermanentError
 
 if TYPE_CHECKING:
     from worker.service.backfill import Progress
@@ -37,7 +43,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--active-only", action="store_true", help="skip inactive projects")
     parser.add_argument("--tag", help="only projects with this tag")
     parser.add_argument(
-        "--rate", type=float, metavar="N", help="at most N jobs per second (default: no limit)"
+        "--rate",
+        type=positive_number,
+        metavar="N",
+        help="at most N jobs per second (default: no limit)",
     )
     parser.add_argument(
         "--strict",
@@ -58,8 +67,6 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
     settings = settings_from(environ, log=True)
     settings.dt.require()
-    if args.rate is not None and args.rate <= 0:
-        raise ConfigError("--rate must be a positive number of projects per second")
 
     def report(progress: Progress) -> None:
         print(f"backfill: {progress.line()}", file=sys.stderr, flush=True)
@@ -86,7 +93,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     try:
         progress = asyncio.run(main())
     except PermanentError as exc:
-        print(f"dtrack-worker backfill: {exc}", file=sys.stderr)
+        print(f"dtrack-worker backfill: {urls.redact(str(exc))}", file=sys.stderr)
         return EXIT_INVALID
     finally:
         tracing.shutdown()  # exports the backfill's trace before the process ends

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import textwrap
 from collections import Counter
@@ -64,13 +65,45 @@ def read_input(path: str, stdin: BinaryIO) -> Spool:
 
 def settings_from(environ: Mapping[str, str], *, log: bool = False) -> Settings:
     """The settings, with ``*_FILE`` secrets read; ``log``: configure logging from them too,
-    to stderr (a command's own output is on stdout)."""
+    to stderr (a command's own output is on stdout). On a terminal, and unless
+    DTRACK_WORKER_LOG_FORMAT says otherwise, in the console format: a person reads it there,
+    next to the command's output."""
     settings = Settings.from_env(with_file_secrets(environ))
     if log:
         from worker.adapters import logs  # structlog and OpenTelemetry's API
 
-        logs.configure(settings.log_level, json=settings.log_format == "json", stream=sys.stderr)
+        chosen = bool(environ.get(f"{PREFIX}LOG_FORMAT", "").strip())
+        json = settings.log_format == "json" and (chosen or not sys.stderr.isatty())
+        logs.configure(settings.log_level, json=json, stream=sys.stderr)
     return settings
+
+
+MAX_SECONDS = 1e9  # about 31 years: any longer is a mistake
+
+
+def seconds(raw: str) -> float:
+    """An argparse type: a positive, finite number of seconds (``-5``, ``nan``, ``inf``
+    refused with exit 2, naming the option)."""
+    value = _number(raw)
+    if value is None or not 0 < value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a positive number of seconds")
+    return value
+
+
+def positive_number(raw: str) -> float:
+    """An argparse type: a positive, finite number."""
+    value = _number(raw)
+    if value is None or not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a positive number")
+    return value
+
+
+def _number(raw: str) -> float | None:
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def add_command(

@@ -28,6 +28,7 @@ from worker.commands import (
     validate,
 )
 from worker.commands.common import EXIT_BROKEN_PIPE, EXIT_INVALID, EXIT_USAGE, Command
+from worker.core import urls
 from worker.core.errors import ConfigError, PermanentError, TransientError
 
 # in the order --help lists them
@@ -73,10 +74,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     try:
         return command(args, os.environ if environ is None else environ)
     except ConfigError as exc:
-        print(f"dtrack-worker: {exc}", file=sys.stderr)
+        print(f"dtrack-worker: {urls.redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except (TransientError, PermanentError) as exc:  # RabbitMQ unreachable, DT refusing, ...
-        print(f"dtrack-worker: {exc}", file=sys.stderr)
+        print(f"dtrack-worker: {urls.redact(str(exc))}", file=sys.stderr)
         return EXIT_INVALID
     except BrokenPipeError:  # `dtrack-worker normalize big.fpf | head`: stop quietly, like cat
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

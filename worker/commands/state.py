@@ -86,7 +86,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             print("state resync: nothing published", file=sys.stderr)
             return EXIT_INVALID
         print(f"resync: published {events} opened events for {projects} projects")
-    print(f"took {time.monotonic() - started:.1f} s", file=sys.stderr)
+    print(f"took {time.monotonic() - started:.1f} s")
     return code
 
 

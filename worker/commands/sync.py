@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, settings_from
-from worker.core import topology
+from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, seconds, settings_from
+from worker.core import jobs, topology
 from worker.core.config import Settings
 
 if TYPE_CHECKING:
@@ -41,7 +40,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--wait", action="store_true", help="follow each job until it settles")
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=seconds,
         default=600.0,
         metavar="SECONDS",
         help="with --wait, give up waiting after this long (default 600; the jobs go on)",
@@ -77,7 +76,6 @@ async def _enqueue_and_follow(
     settings: Settings, broker: Broker, targets: list[sync.Target], args: argparse.Namespace
 ) -> int:
     from worker.adapters.amqp import connect_once
-    from worker.core import jobs  # with the compiled validator
     from worker.service import sync
 
     run_id = f"sync:{uuid.uuid4()}"
@@ -116,5 +114,5 @@ async def _enqueue_and_follow(
             channel, queue, queued, within=args.timeout, say=lambda line: print(line, flush=True)
         )
     synced = sum(step in sync.SYNCED for step in last.values())
-    print(f"sync: {synced} of {len(last)} projects synced", file=sys.stderr)
+    print(f"sync: {synced} of {len(last)} projects synced")  # the result: with the story
     return EXIT_OK if synced == len(last) else EXIT_INVALID

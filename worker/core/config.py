@@ -42,6 +42,9 @@ SECRET_VARIABLES = (
     "AMQP_URL",
     "STATE_URL",
 )
+# Webhook tokens our docs and help show as examples (README's quick start: change-me; the
+# receiver's --help: s3cret), and their like: anyone who read them can send webhooks.
+EXAMPLE_TOKENS = frozenset({"change-me", "changeme", "s3cret", "secret", "token", "password"})
 MAX_COALESCE_SECONDS = 3600.0  # a delay queue per value; an hour is far past any useful burst
 KIB, MIB, GIB = 2**10, 2**20, 2**30
 
@@ -95,12 +98,19 @@ class ReceiverSettings:
     token_header: str
     max_body: int
     body_timeout: float  # to read a whole request body
+    header_timeout: float = 10.0  # to read a request's line and headers
     trigger_groups: frozenset[str]
     coalesce_seconds: float
     scope: Scope = EVERYTHING  # projects out of it are answered ignored, never enqueued
     # DT 5.2+ signed webhooks: the current secret, then the previous one during a rotation
     signing_secrets: tuple[Secret, ...] = ()
     signature_header: str = signatures.DT_HEADER
+
+    @property
+    def example_token(self) -> bool:
+        """The token is one the docs show as an example (warned about at start)."""
+        token = self.webhook_token
+        return token is not None and token.reveal().strip().lower() in EXAMPLE_TOKENS
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -306,6 +316,7 @@ def _receiver(env: Env, project_scope: Scope) -> ReceiverSettings:
         token_header=env.text("WEBHOOK_TOKEN_HEADER", "X-Api-Key"),
         max_body=env.size("MAX_BODY", 64 * MIB, minimum=KIB, maximum=GIB),
         body_timeout=env.number("BODY_TIMEOUT", 30.0, minimum=0.1, maximum=600),
+        header_timeout=env.number("HEADER_TIMEOUT", 10.0, minimum=0.1, maximum=600),
         trigger_groups=_groups(env.optional("TRIGGER_GROUPS")),
         coalesce_seconds=env.number(
             "COALESCE_SECONDS", 10.0, minimum=0, maximum=MAX_COALESCE_SECONDS

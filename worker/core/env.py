@@ -110,22 +110,39 @@ def http_url(name: str, raw: str) -> str:
     parts = _split(name, raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
-            f"{PREFIX}{name}={urls.redact(raw)!r} must be an http(s) URL such as "
+            f"{PREFIX}{name}={urls.redact(raw, url=True)!r} must be an http(s) URL such as "
             "https://dtrack.example.org"
         )
     return raw.rstrip("/")
 
 
+def postgresql_url(name: str, raw: str) -> str:
+    """A ``postgresql://`` URL whose host part parses. Its passwords may hold any character:
+    they are taken out before the driver sees the URL (``urls.connection_secrets``)."""
+    plain = urls.connection_secrets(raw).url
+    shown = urls.redact(raw, url=True)
+    parts = _split(name, "http://" + plain.removeprefix("postgresql://"), shown)
+    if not parts.hostname:
+        raise ConfigError(
+            f"{PREFIX}{name}={shown!r} names no host: postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+        )
+    return raw
+
+
+# a comma starts the next node only before a scheme: a password may hold commas
+_NEXT_URL = re.compile(r",(?=\s*[A-Za-z][A-Za-z0-9+.\-]*:)")
+
+
 def amqp_urls(name: str, raw: str) -> tuple[Secret, ...]:
     """One AMQP URL, or several separated by commas (the nodes of a cluster)."""
     found = []
-    for part in (piece.strip() for piece in raw.split(",")):
+    for part in (piece.strip() for piece in _NEXT_URL.split(raw)):
         if not part:
             continue
         parts = _split(name, part)
         if parts.scheme not in ("amqp", "amqps") or not parts.hostname:
             raise ConfigError(
-                f"{PREFIX}{name}: {urls.redact(part)!r} is not an AMQP URL "
+                f"{PREFIX}{name}: {urls.redact(part, url=True)!r} is not an AMQP URL "
                 "(amqp://USER:PASSWORD@HOST:PORT/VHOST)"
             )
         found.append(Secret(part))
@@ -134,8 +151,9 @@ def amqp_urls(name: str, raw: str) -> tuple[Secret, ...]:
     return tuple(found)
 
 
-def _split(name: str, raw: str) -> SplitResult:
-    shown = urls.redact(raw)
+def _split(name: str, raw: str, shown: str | None = None) -> SplitResult:
+    """``raw`` parsed; ``shown``: how errors show it (``raw`` without its password)."""
+    shown = urls.redact(raw, url=True) if shown is None else shown
     if any(character.isspace() for character in raw):
         raise ConfigError(f"{PREFIX}{name}={shown!r} contains white space")
     try:

@@ -121,7 +121,9 @@ def export_summary(
 ) -> Event:
     """One per export, after its finding events: what was published, and how long it took.
 
-    Same export, same id: a redelivered job republishes it identically.
+    Same export and job, same id: a redelivered job republishes it identically. The job is in
+    the id because DT stamps exports to the second: two jobs that fetch a project within one
+    second are two summaries.
     """
     data: dict[str, Any] = {
         "project": project,
@@ -142,7 +144,7 @@ def export_summary(
         source=source,
         subject=project["uuid"],
         time=exported_at,
-        name=f"{project['uuid']}\n{exported_at}\nsummary",
+        name=f"{project['uuid']}\n{exported_at}\nsummary\n{job['job_id']}",
         data=data,
         sequence=sequence,
     )

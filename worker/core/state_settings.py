@@ -8,7 +8,7 @@ import re
 from urllib.parse import parse_qs, urlsplit
 
 from worker.core import mass_resolve, urls
-from worker.core.env import PREFIX, Env, Secret, http_url
+from worker.core.env import PREFIX, Env, Secret, postgresql_url
 from worker.core.errors import ConfigError
 from worker.core.mass_resolve import Guard
 
@@ -54,17 +54,19 @@ def state_settings(env: Env) -> StateSettings:
     if url.startswith("postgres://"):
         url = "postgresql://" + url.removeprefix("postgres://")
     if url.startswith("postgresql://"):
-        http_url("STATE_URL", "http://" + url.removeprefix("postgresql://"))  # parses, or says
-        parts = urlsplit(url)
+        postgresql_url("STATE_URL", url)  # parses, or says
+        parts = urlsplit(urls.connection_secrets(url).url)
         if not parts.path.strip("/") and not parse_qs(parts.query).get("dbname"):
+            shown = urls.redact(url, url=True)
             raise ConfigError(
-                f"{PREFIX}STATE_URL={urls.redact(url)!r} names no database: add it, as in "
+                f"{PREFIX}STATE_URL={shown!r} names no database: add it, as in "
                 "postgresql://USER:PASSWORD@HOST:PORT/DATABASE (PostgreSQL would take the one "
                 "named after the user, `postgres` for postgres, and the store would go there)"
             )
     elif not url.startswith("sqlite:///") or len(url) <= len("sqlite:///"):
+        shown = urls.redact(url, url=True)
         raise ConfigError(
-            f"{PREFIX}STATE_URL={urls.redact(url)!r} must be sqlite:///PATH (one host) or "
+            f"{PREFIX}STATE_URL={shown!r} must be sqlite:///PATH (one host) or "
             "postgresql://USER:PASSWORD@HOST:PORT/DATABASE (several hosts)"
         )
     emit = env.text("EMIT", "delta").lower()

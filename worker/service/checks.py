@@ -62,7 +62,7 @@ async def broker(settings: Settings, topology: Topology) -> list[Check]:
                 Check(
                     "rabbitmq",
                     False,
-                    f"cannot reach {shown}: {type(exc).__name__}: {exc}",
+                    redact(f"cannot reach {shown}: {type(exc).__name__}: {exc}"),
                     f"check {PREFIX}AMQP_URL (host, port, user, password, vhost) and that "
                     "RabbitMQ runs",
                 )
@@ -89,7 +89,7 @@ async def _topology(settings: Settings, topology: Topology) -> Check:
                 except aio_pika.exceptions.ChannelNotFoundEntity:
                     missing.append(f"queue {queue.name}")
     except (BrokerUnavailable, *BROKER_ERRORS, TimeoutError) as exc:
-        return Check("topology", False, f"cannot look: {type(exc).__name__}: {exc}")
+        return Check("topology", False, redact(f"cannot look: {type(exc).__name__}: {exc}"))
     if missing:
         return Check(
             "topology",
@@ -109,7 +109,7 @@ async def dt(client: DtClient, display_url: str) -> list[Check]:
         async with asyncio.timeout(CHECK_SECONDS):
             about = await client.version()
     except (DtMisconfigured, DtUnavailable, TimeoutError) as exc:
-        detail = str(exc) or f"no answer within {CHECK_SECONDS:g} s"
+        detail = redact(str(exc)) or f"no answer within {CHECK_SECONDS:g} s"
         return [
             Check(
                 "dt",
@@ -145,9 +145,9 @@ async def _key(client: DtClient) -> Check:
                 f"set {PREFIX}DT_API_KEY to a valid key (DT: Administration, Access Management, "
                 "Teams, the team's API keys)"
             )
-        return Check("api key", False, str(exc), fix)
+        return Check("api key", False, redact(str(exc)), fix)
     except (DtMisconfigured, DtUnavailable, TimeoutError) as exc:
-        return Check("api key", False, f"cannot check: {exc}")
+        return Check("api key", False, redact(f"cannot check: {exc}"))
     granted = {p.get("name") for p in team.get("permissions") or () if isinstance(p, dict)}
     missing = [name for name in NEEDED_PERMISSIONS if name not in granted]
     if missing:
@@ -180,7 +180,7 @@ async def state(settings: StateSettings) -> Check:
         return Check(
             "state",
             False,
-            str(exc) or f"no answer within {CHECK_SECONDS:g} s",
+            redact(str(exc)) or f"no answer within {CHECK_SECONDS:g} s",
             f"check {PREFIX}STATE_URL, and that the database runs and accepts this user",
         )
     if not usable.ok:

@@ -11,7 +11,7 @@ import orjson
 from aio_pika.abc import AbstractIncomingMessage
 
 from worker.adapters import tracing
-from worker.core import events
+from worker.core import events, urls
 from worker.core.errors import (
     DtMisconfigured,
     DtRejected,
@@ -109,6 +109,8 @@ def park_headers(reason: str, exc: Exception, attempt: int) -> dict[str, Any]:
 
 
 def header_text(text: str) -> str:
+    """A parked or retried job's error text: without passwords, at most MAX_HEADER_TEXT."""
+    text = urls.redact(text)
     return text if len(text) <= MAX_HEADER_TEXT else text[: MAX_HEADER_TEXT - 3] + "..."
 
 

@@ -14,6 +14,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from worker.adapters.amqp import BROKER_ERRORS
 from worker.adapters.broker import Broker
+from worker.core import urls
 from worker.core.errors import TransientError
 from worker.core.jobs import PROGRESS_HEADER
 
@@ -38,7 +39,9 @@ async def report(
     if queue is None:
         return
     body = {"job_id": message.message_id, "step": step} | {
-        key: fields[key] for key in _REPORTED if key in fields
+        key: urls.redact(fields[key]) if key == "error" else fields[key]
+        for key in _REPORTED
+        if key in fields
     }
     update = aio_pika.Message(
         orjson.dumps(body), content_type="application/json", type=PROGRESS_TYPE

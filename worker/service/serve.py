@@ -220,11 +220,19 @@ def run(settings: Settings, *, receive: bool, work: bool, reuse_port: bool = Fal
             "receiver.insecure_no_auth",
             message="accepting webhooks WITHOUT a token (--insecure-no-auth)",
         )
+    elif receive and config.example_token:
+        log.warning(
+            "receiver.example_token",
+            message="DTRACK_WORKER_WEBHOOK_TOKEN is an example from the docs: anyone who read "
+            "them can send webhooks; set a random one (openssl rand -hex 24) here and in DT",
+        )
     log.info(f"{mode}.starting", **_starting_fields(settings, receive=receive, work=work))
     loop = _loop()
     collector.tune_for_service()
     try:
-        loop.run_until_complete(_serve(app, sock, settings.worker.shutdown_grace))
+        loop.run_until_complete(
+            _serve(app, sock, settings.worker.shutdown_grace, config.header_timeout)
+        )
         loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
         loop.close()
@@ -260,7 +268,9 @@ def _starting_fields(settings: Settings, *, receive: bool, work: bool) -> dict[s
     return fields
 
 
-async def _serve(app: web.Application, sock: socket.socket, grace: float) -> None:
+async def _serve(
+    app: web.Application, sock: socket.socket, grace: float, header_timeout: float
+) -> None:
     """Run ``app`` on ``sock`` until the first SIGTERM/SIGINT; later signals change nothing."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -275,7 +285,13 @@ async def _serve(app: web.Application, sock: socket.socket, grace: float) -> Non
     for number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(number, on_signal, number.name)
     # the site's own shutdown waits for open requests; the worker drains within its grace
-    runner = JsonErrorsRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10)
+    runner = JsonErrorsRunner(
+        app,
+        header_timeout=header_timeout,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=10,
+    )
     await runner.setup()
     try:
         await web.SockSite(runner, sock).start()

@@ -126,8 +126,8 @@ async def follow(
 
 def describe(step: str, update: dict[str, Any]) -> str:
     """One line of what a job did, for people."""
-    if step == "started":
-        return f"fetching the export (attempt {update.get('attempt', 1)})"
+    if step == "started":  # in scope or not, fetched or covered already: not known yet
+        return f"a worker took the job (attempt {update.get('attempt', 1)})"
     if step == "done":
         done = []
         if "events" in update:

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from aiohttp import http_exceptions, web
 
-from worker.core import content, jobs, notifications, protobuf_notifications, signatures
+from worker.core import content, jobs, notifications, protobuf_notifications, signatures, urls
 from worker.core.config import ReceiverSettings
 from worker.core.errors import InvalidNotification, InvalidProtobuf, TransientError
 from worker.core.scope import OUT, Scope
@@ -298,12 +298,13 @@ async def handle_webhook(request: web.Request) -> web.Response:
         await app[QUEUE].enqueue(batch, delay_seconds=settings.coalesce_seconds)
     except TransientError as exc:
         recent.failed(notification_id, pending)
-        request[LOG_FIELDS]["error"] = str(exc)
+        shown = urls.redact(str(exc))  # the broker's error may quote its URL
+        request[LOG_FIELDS]["error"] = shown
         return answer(
             503,
             "unavailable",
             {
-                "message": f"{exc}; nothing was enqueued for sure, send it again",
+                "message": f"{shown}; nothing was enqueued for sure, send it again",
                 "retry_after": RETRY_AFTER_SECONDS,
             },
         )

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import psycopg
 
+from worker.core import urls
 from worker.core.errors import ConfigError, TransientError
 
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -125,8 +126,19 @@ def connector(url: str, *, create: bool = True) -> Callable[[], Any]:
 
         return sqlite
 
+    # the passwords apart from the URL: libpq quotes a URL it cannot parse in its errors
+    target = urls.connection_secrets(url)
+    passwords: dict[str, Any] = {
+        key: value
+        for key, value in (("password", target.password), ("sslpassword", target.sslpassword))
+        if value is not None
+    }
+
     def postgresql() -> psycopg.Connection[Any]:
-        return psycopg.connect(url, autocommit=True, connect_timeout=10)
+        try:
+            return psycopg.connect(target.url, autocommit=True, connect_timeout=10, **passwords)
+        except psycopg.ProgrammingError as exc:  # a URL libpq refuses: as unreachable, said so
+            raise psycopg.OperationalError(f"invalid connection URL: {exc}") from None
 
     return postgresql
 
@@ -145,7 +157,7 @@ def rollback(cursor: Any) -> None:
 def describe(exc: BaseException) -> str:
     """A database error as people read it: what it means for the store first ("disk full",
     "read-only"), then the driver's words (their first line)."""
-    text = str(exc).strip()
+    text = urls.redact(str(exc).strip())  # drivers quote URLs, passwords and all
     detail = f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
     code = getattr(exc, "sqlite_errorcode", None)
     primary = code & 0xFF if isinstance(code, int) else None
