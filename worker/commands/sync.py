@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, seconds, settings_from
-from worker.core import jobs, topology
+from worker.core import topology
 from worker.core.config import Settings
 
 if TYPE_CHECKING:
@@ -76,6 +76,7 @@ async def _enqueue_and_follow(
     settings: Settings, broker: Broker, targets: list[sync.Target], args: argparse.Namespace
 ) -> int:
     from worker.adapters.amqp import connect_once
+    from worker.core import jobs  # its validation loads jsonschema-rs: not for --help
     from worker.service import sync
 
     run_id = f"sync:{uuid.uuid4()}"

@@ -23,7 +23,6 @@ from worker.adapters.state.backend import DB_ERRORS, StateUnavailable, StoreMiss
 from worker.adapters.state.queries import Apply, Committed, ProjectState, StateMoved
 from worker.adapters.state.reports import Selector
 from worker.adapters.state.schema import SchemaRefused
-from worker.core import urls
 from worker.core.config import StateSettings
 from worker.core.transitions import Stored
 
@@ -150,8 +149,7 @@ class Store:
                 self._forget()  # a broken connection is opened again next time
                 self._usable = None  # /readyz asks the store again, now
                 raise StateUnavailable(
-                    f"the state store at {self.display_url} failed: {type(exc).__name__}: "
-                    + urls.redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+                    f"the state store at {self.display_url} failed: {backend.describe(exc)}"
                 ) from exc
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, unit)
