@@ -14,6 +14,7 @@ from worker import __version__
 from worker.commands import (
     backfill,
     check,
+    console,
     diff,
     normalize,
     parked,
@@ -42,6 +43,7 @@ COMMANDS = (
     state,
     topology,
     check,
+    console,
 )
 
 

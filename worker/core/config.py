@@ -33,7 +33,7 @@ DEFAULT_TRIGGER_GROUPS = frozenset(
     }
 )
 # Variables whose value may instead be read from the file named by NAME_FILE.
-SECRET_VARIABLES = ("WEBHOOK_TOKEN", "DT_API_KEY", "AMQP_URL", "STATE_URL")
+SECRET_VARIABLES = ("WEBHOOK_TOKEN", "DT_API_KEY", "AMQP_URL", "STATE_URL", "CONSOLE_TOKEN")
 MAX_COALESCE_SECONDS = 3600.0  # a delay queue per value; an hour is far past any useful burst
 KIB, MIB, GIB = 2**10, 2**20, 2**30
 
@@ -230,6 +230,42 @@ def _state(env: Env) -> StateSettings:
     )
 
 
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ConsoleSettings:
+    """The operators' web console (docs/console.md): never on the webhook's listener."""
+
+    host: str = "127.0.0.1"
+    port: int = 8090
+    listen_set: bool = False  # set explicitly: a port that cannot be had stops serve
+    enabled: bool = True  # CONSOLE_LISTEN=off: serve starts no console
+    token: Secret | None = None  # None: a random one, printed once as a login URL
+    readonly: bool = False
+
+
+def _console(env: Env) -> ConsoleSettings:
+    raw = env.text("CONSOLE_LISTEN", "127.0.0.1:8090")
+    enabled = raw.lower() != "off"
+    host, _, port = raw.rpartition(":") if enabled else ("127.0.0.1", ":", "8090")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(
+            f"{PREFIX}CONSOLE_LISTEN={raw!r} must be HOST:PORT (example: 127.0.0.1:8090) or off"
+        )
+    readonly = env.text("CONSOLE_READONLY", "false").lower()
+    if readonly not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"{PREFIX}CONSOLE_READONLY={readonly!r} must be true or false")
+    token = env.optional("CONSOLE_TOKEN")
+    if token is not None and len(token) < 16:
+        raise ConfigError(f"{PREFIX}CONSOLE_TOKEN is too short: use at least 16 characters")
+    return ConsoleSettings(
+        host=host.strip("[]"),
+        port=int(port),
+        listen_set=env.optional("CONSOLE_LISTEN") is not None,
+        enabled=enabled,
+        token=Secret(token) if token else None,
+        readonly=readonly in ("true", "1", "yes"),
+    )
+
+
 FORMATS = ("cloudevents", "ocsf")
 
 
@@ -264,6 +300,7 @@ class Settings:
     output: OutputSettings
     log_level: str
     log_format: str  # "json" or "console"
+    console: ConsoleSettings = dataclasses.field(default_factory=lambda: ConsoleSettings())
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -311,6 +348,7 @@ class Settings:
             ),
             log_level=log_level,
             log_format=log_format,
+            console=_console(env),
         )
 
 
