@@ -41,6 +41,7 @@ async def queue_depths(sources: Sources) -> tuple[list[Depth], str | None]:
 
 async def overview(request: web.Request) -> web.Response:
     sources = request.app[SOURCES]
+    sources.health.want_fresh(time.time())  # for the next look; this page shows the last
     depths, depth_error = await queue_depths(sources)
     parked_queue = sources.broker.topology.parked_queue.name.removeprefix(
         sources.broker.topology.prefix + "."

@@ -24,14 +24,20 @@ from worker.service.console.runs import SyncRuns
 
 log = structlog.get_logger(__name__)
 
-HEALTH_SECONDS = 30.0
+HEALTH_SECONDS = 30.0  # checked this often, and when a page finds the results older than:
+STALE_SECONDS = 5.0
 
 
 @dataclasses.dataclass(slots=True)
 class Health:
     results: list[checks.Check] = dataclasses.field(default_factory=list)
     checked_at: float | None = None  # time.time() of the last round
-    updated: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    wanted: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+    def want_fresh(self, now: float) -> None:
+        """Ask for a new round when the last is older than STALE_SECONDS (never waits)."""
+        if self.checked_at is None or now - self.checked_at > STALE_SECONDS:
+            self.wanted.set()
 
 
 @dataclasses.dataclass(slots=True)
@@ -91,7 +97,6 @@ async def refresh(sources: Sources) -> None:
     results.append(await checks.state(settings.state))
     sources.health.results = results
     sources.health.checked_at = time.time()
-    sources.health.updated.set()
 
 
 async def _refresh_forever(sources: Sources) -> None:
@@ -100,4 +105,7 @@ async def _refresh_forever(sources: Sources) -> None:
             await refresh(sources)
         except Exception:  # a check that breaks must not end the refreshing
             log.exception("console.health_failed")
-        await asyncio.sleep(HEALTH_SECONDS)
+        sources.health.wanted.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(HEALTH_SECONDS):
+                await sources.health.wanted.wait()
