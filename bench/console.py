@@ -81,7 +81,7 @@ def build_store(path: Path, projects: int, per_project: int) -> None:
 
 
 async def measure(
-    client: TestClient, times: list[float], path: str, shows: str
+    client: TestClient[web.Request, web.Application], times: list[float], path: str, shows: str
 ) -> tuple[float, float]:
     for _ in range(50):  # warm-up, until the page shows what it is measured for (RabbitMQ)
         if shows in await (await client.get(path)).text():
