@@ -241,3 +241,33 @@ async def test_the_overview_shows_health_queues_and_the_last_jobs(console):
     assert re.search(r"<dt>Parked jobs</dt><dd><a href=\"/parked\">1</a>", page), page
     assert '<td>jobs.parked</td><td class="num">1</td>' in page
     assert re.search(r"acme-shop@1.0</a></td><td>done</td>", page)
+
+
+async def test_the_project_pages_read_either_store(console, state_url: str):
+    app = await console(state_url=state_url)
+    shop, blog = add_project(app.dt, "acme-shop"), add_project(app.dt, "acme-blog")
+    await app.sync(shop, blog)
+
+    async def page(path: str) -> str:
+        response = await app.client.get(path, headers=HTML)
+        assert response.status == 200, path
+        return str(await response.text())
+
+    listed = await page("/projects")
+    assert listed.index("acme-blog") < listed.index("acme-shop")  # by name
+    assert re.search(r"<td>done</td>\s*<td class=\"num\">0</td><td class=\"num\">9</td>", listed)
+    assert "acme-blog" not in await page("/projects?q=SHOP")
+    assert "acme-shop" in await page(f"/projects?q={shop[:8]}")
+    assert "acme-shop" not in await page("/projects?q=acme%25")  # % is a character, not a pattern
+    shown = await page(f"/projects/{shop}?status=all")
+    assert shown.count("<td>open</td>") == 13
+    resolved = await page(f"/projects/{shop}?status=resolved")
+    assert "<td>open</td>" not in resolved
+    assert "None." in resolved
+    assert shown.count("<td>opened</td>") == 13  # the timeline
+    assert "acme-shop@1.0</a></td><td>done</td>" in await page("/")
+    response = await app.client.get(f"/projects/{shop}?status=closed")
+    assert response.status == 400
+    assert "status='closed'" in (await response.json())["error"]
+    response = await app.client.get("/projects/3b1c0e1e-5a0f-4c6e-9d43-6a1b2c3d4e5f")
+    assert response.status == 404

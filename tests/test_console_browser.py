@@ -246,3 +246,8 @@ async def test_the_console_in_a_browser(dt: FakeDt, tmp_path: Path):
         await shot(page, "overview")
     assert dialogs == []  # no script of DT's ran
     assert served.process.returncode == 0, "".join(served.stderr)
+    # the generated token: printed once on stderr, never in the log
+    token = served.login_url.split("token=", 1)[1]
+    assert sum(token in line for line in served.stderr) == 1
+    assert token not in (tmp_path / "serve.log").read_text()
+    assert "console.starting" in (tmp_path / "serve.log").read_text()

@@ -322,6 +322,13 @@ class Settings:
             env.optional("INCLUDE_PROJECTS"),
             env.optional("EXCLUDE_PROJECTS"),
         )
+        receiver, console = _receiver(env, project_scope), _console(env)
+        if console.enabled and (console.host, console.port) == (receiver.host, receiver.port):
+            raise ConfigError(
+                f"{PREFIX}CONSOLE_LISTEN and {PREFIX}LISTEN are both {receiver.host}:"
+                f"{receiver.port}: the console needs a listener of its own (operators reach it, "
+                "DT reaches the webhook)"
+            )
         return cls(
             broker=BrokerSettings(
                 urls=amqp_urls(
@@ -332,7 +339,7 @@ class Settings:
                 quorum_group_size=env.integer("QUORUM_SIZE", 3, minimum=1, maximum=9),
                 event_batch=env.integer("BATCH", 1, minimum=1, maximum=MAX_BATCH),
             ),
-            receiver=_receiver(env, project_scope),
+            receiver=receiver,
             dt=_dt(env),
             state=_state(env),
             output=_output(env),
@@ -348,7 +355,7 @@ class Settings:
             ),
             log_level=log_level,
             log_format=log_format,
-            console=_console(env),
+            console=console,
         )
 
 
