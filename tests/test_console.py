@@ -109,14 +109,19 @@ async def test_a_sync_is_followed_to_the_end_by_server_sent_events(console):
     stream = await app.events(run)
     messages = re.findall(r"^data: (.*)$", stream, re.MULTILINE)
     assert messages[-1] == "sync: 2 of 2 projects synced"
-    for name in ("acme-shop@1.0", "acme-blog@1.0"):
+    for name, project in (("acme-shop@1.0", first), ("acme-blog@1.0", second)):
         assert any(m.startswith(f"{name}: queued (job ") for m in messages)
-        assert f"{name}: fetching the export (attempt 1)" in messages
-        assert any(m.startswith(f"{name}: synced: ") for m in messages), messages
-    assert re.findall(r"^id: (\d+)$", stream, re.MULTILINE) == [str(n) for n in range(7)]
+        size = len(app.dt.exports[project]) / 1024
+        steps = [m.removeprefix(f"{name}: ") for m in messages if m.startswith(f"{name}: ")]
+        assert steps[1:] == [
+            "fetching the export (attempt 1)",
+            f"fetched the export ({size:.1f} KiB): validating and applying it",
+            "synced: 13 transitions",
+        ], messages
+    assert re.findall(r"^id: (\d+)$", stream, re.MULTILINE) == [str(n) for n in range(9)]
     # a browser that reconnects resumes after the last event it saw
-    resumed = await app.client.get(f"/sync/runs/{run}/events", headers={"Last-Event-ID": "5"})
-    assert re.findall(r"^id: (\d+)$", await resumed.text(), re.MULTILINE) == ["6"]
+    resumed = await app.client.get(f"/sync/runs/{run}/events", headers={"Last-Event-ID": "7"})
+    assert re.findall(r"^id: (\d+)$", await resumed.text(), re.MULTILINE) == ["8"]
     page = await (await app.client.get(f"/sync/runs/{run}", headers=HTML)).text()
     assert "sync: 2 of 2 projects synced" in page
     assert 'data-done="true"' in page

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import gc
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Protocol
@@ -217,7 +218,7 @@ class Worker:
             tracing.annotate(
                 {"dtrack_worker.project.uuid": job.project_uuid, "dtrack_worker.job.id": job.job_id}
             )
-            outcome = await self._process(job, fields)
+            outcome = await self._process(job, fields, self._on_fetched(message))
         except TransientError as exc:
             fields["error"] = str(exc)
             if attempt < self._options.max_attempts:
@@ -242,7 +243,16 @@ class Worker:
         await message.ack()
         return outcome
 
-    async def _process(self, job: Job, fields: dict[str, Any]) -> str:
+    def _on_fetched(self, message: AbstractIncomingMessage) -> Callable[[int], Awaitable[None]]:
+        async def report(size: int) -> None:
+            await progress.report(self._broker, message, "fetched", {"bytes": size})
+
+        return report
+
+    async def _process(
+        self, job: Job, fields: dict[str, Any], fetched: Callable[[int], Awaitable[None]]
+    ) -> str:
+        """The job's work; ``fetched`` tells the job's progress queue the export's size."""
         facts, outside = await projects.about(self._directory, self._options.scope, job)
         if outside is not None:  # never fetched; its state, if any, stays as it was
             fields["reason"] = outside
@@ -271,6 +281,7 @@ class Worker:
                 self._metrics.dt_auth_failures.inc()  # the auth/config failure alert
                 raise
             with raw:  # a mapped temporary file: gone when the job is done with it
+                await fetched(len(raw))
                 outcome = "done"
                 if self._options.snapshots:
                     fields["events"] = await self._snapshot(job, raw, started, facts)

@@ -1,6 +1,7 @@
 """Progress of a job, for ``dtrack-worker sync --wait``: when a job message names a progress
-queue (header ``x-progress-queue``), the worker tells that queue when it starts an attempt and
-how the attempt settled. Best effort: a progress queue that is gone changes nothing for the job.
+queue (header ``x-progress-queue``), the worker tells that queue when it starts an attempt, when
+the export arrived (its size), and how the attempt settled. Best effort: a progress queue that
+is gone changes nothing for the job.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from worker.core.jobs import PROGRESS_HEADER
 log = structlog.get_logger(__name__)
 
 PROGRESS_TYPE = "dtrack-worker.job.progress.v1"
-_REPORTED = ("project_uuid", "events", "transitions", "error", "reason", "attempt")
+_REPORTED = ("project_uuid", "events", "transitions", "error", "reason", "attempt", "bytes")
 
 
 def queue_of(message: AbstractIncomingMessage) -> str | None:

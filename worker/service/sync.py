@@ -128,6 +128,9 @@ def describe(step: str, update: dict[str, Any]) -> str:
     """One line of what a job did, for people."""
     if step == "started":
         return f"fetching the export (attempt {update.get('attempt', 1)})"
+    if step == "fetched":
+        size = update.get("bytes", 0) / 1024
+        return f"fetched the export ({size:.1f} KiB): validating and applying it"
     if step == "done":
         done = []
         if "events" in update:
