@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -78,7 +79,18 @@ def readable(job: parked.Parked) -> str:
 
 
 async def _collect(request: web.Request) -> list[parked.Parked]:
-    return await asyncio.to_thread(parked.collect, request.app[SOURCES].settings)
+    sources = request.app[SOURCES]
+    async with sources.parked_lock:
+        return await asyncio.to_thread(parked.collect, sources.settings)
+
+
+async def _act(request: web.Request, action: Callable[..., list[str]], ids: list[str]) -> list[str]:
+    """``parked.replay`` or ``parked.purge`` of ``ids`` (none: nothing, never every job)."""
+    if not ids:
+        return []
+    sources = request.app[SOURCES]
+    async with sources.parked_lock:
+        return await asyncio.to_thread(action, sources.settings, ids)
 
 
 async def _matching(
@@ -145,14 +157,13 @@ async def replay(request: web.Request) -> web.Response:
     if (refused := auth.refuse_if_readonly(request)) is not None:
         return refused
     form = await request.post()
-    settings = request.app[SOURCES].settings
     try:
         if "id" in form:
             ids = [str(value) for value in form.getall("id")]
         else:
             _, jobs = await _matching(request, form)
             ids = [job.id for job in jobs]
-        done = await asyncio.to_thread(parked.replay, settings, ids) if ids else []
+        done = await _act(request, parked.replay, ids)
     except (TransientError, PermanentError, *BROKER_ERRORS) as exc:
         return _broker_error(request, exc)
     missing = sorted(set(ids) - set(done))
@@ -168,11 +179,10 @@ async def purge(request: web.Request) -> web.Response:
     if (refused := auth.refuse_if_readonly(request)) is not None:
         return refused
     form = await request.post()
-    settings = request.app[SOURCES].settings
     try:
         if form.get("confirm") == "yes":
             ids = [str(value) for value in form.getall("id", [])]
-            done = await asyncio.to_thread(parked.purge, settings, ids) if ids else []
+            done = await _act(request, parked.purge, ids)
             return replies.see_other(f"/parked?done=deleted+{len(done)}")
         chosen, jobs = await _matching(request, form)
     except (TransientError, PermanentError, *BROKER_ERRORS) as exc:

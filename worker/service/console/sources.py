@@ -47,6 +47,9 @@ class Sources:
     scrub: Scrubber
     runs: SyncRuns
     health: Health
+    # one parked-queue operation at a time: each takes every parked message for its duration
+    # (as `dtrack-worker parked` does), so a listing would hide them from a replay
+    parked_lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
     dt: DtClient | None = None  # None: DTRACK_WORKER_DT_URL is not set
     store: Store | None = None  # None: the state store is not used (EMIT=snapshot)
 
