@@ -276,3 +276,20 @@ async def test_the_project_pages_read_either_store(console, state_url: str):
     assert "status='closed'" in (await response.json())["error"]
     response = await app.client.get("/projects/3b1c0e1e-5a0f-4c6e-9d43-6a1b2c3d4e5f")
     assert response.status == 404
+
+
+async def test_a_live_stream_ends_when_the_console_stops(console):
+    """A sync can take minutes; stopping the console must not wait for its open streams."""
+    app = await console()
+    project = add_project(app.dt, "acme-slow")
+    app.dt.delay = 10  # the export takes longer than the test waits
+    response = await app.post("/sync", {"csrf": app.csrf, "project": project})
+    run = response.headers["Location"].removeprefix("/sync/runs/")
+    stream = await app.client.get(f"/sync/runs/{run}/events")
+    first = await stream.content.readuntil(b"\n\n")
+    assert b"acme-slow@1.0: queued" in first
+    async with asyncio.timeout(5):  # the 10 s export, or aiohttp's 60 s shutdown wait: fails
+        closing = asyncio.create_task(app.client.server.close())
+        rest = await stream.content.read()
+        await closing
+    assert b"event: end" not in rest  # ended unfinished; the job goes on in the worker

@@ -46,6 +46,7 @@ def create_app(settings: Settings, token: str) -> web.Application:
     found = sources.create(settings, scrub)
     app[sources.SOURCES] = found
     app.cleanup_ctx.append(sources.lifecycle(found))
+    app.on_shutdown.append(found.runs.end_streams)
     app.router.add_static("/static", HERE / "static")
     app.router.add_route("*", "/login", auth.login)
     app.router.add_post("/logout", auth.logout)

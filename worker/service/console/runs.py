@@ -55,13 +55,13 @@ class SyncRun:
 
     def say(self, line: str) -> None:
         self.lines.append(line)
-        self._wake()
+        self.wake()
 
     def finish(self, last: dict[str, str]) -> None:
         self.settled = [Settled(self.jobs[job], job, step) for job, step in last.items()]
-        self._wake()
+        self.wake()
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
 
@@ -78,6 +78,14 @@ class SyncRuns:
         self._broker = broker
         self._scrub = scrub
         self._runs: OrderedDict[str, SyncRun] = OrderedDict()
+        self.closing = False  # the console stops: live streams end
+
+    async def end_streams(self, _: object = None) -> None:
+        """For the application's on_shutdown: every live stream ends now, so the server's
+        shutdown does not wait for syncs that may take minutes."""
+        self.closing = True
+        for run in self._runs.values():
+            run.wake()
 
     def get(self, run_id: str) -> SyncRun | None:
         return self._runs.get(run_id)

@@ -25,6 +25,8 @@ from worker.service.console.app import create_app
 
 log = structlog.get_logger(__name__)
 
+SHUTDOWN_SECONDS = 5.0  # open pages get this long to finish; live streams end at once
+
 
 def token_of(settings: Settings) -> tuple[str, bool]:
     """The token to log in with, and whether it was made here."""
@@ -84,7 +86,12 @@ def alongside(settings: Settings, sock: socket.socket) -> Lifecycle:
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         token, generated = token_of(settings)
-        runner = web.AppRunner(create_app(settings, token), access_log=None, handle_signals=False)
+        runner = web.AppRunner(
+            create_app(settings, token),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=SHUTDOWN_SECONDS,
+        )
         await runner.setup()
         await web.SockSite(runner, sock).start()
         _announce(settings, token, generated)
@@ -110,7 +117,12 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
     for number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(number, stop.set)
     token, generated = token_of(settings)
-    runner = web.AppRunner(create_app(settings, token), access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        create_app(settings, token),
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=SHUTDOWN_SECONDS,
+    )
     await runner.setup()
     try:
         await web.SockSite(runner, sock).start()

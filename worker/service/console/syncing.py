@@ -82,7 +82,8 @@ async def run_page(request: web.Request) -> web.Response:
 async def events(request: web.Request) -> web.StreamResponse:
     """``text/event-stream``: each log line as a message (its index as the event id, so a
     reconnecting browser resumes after Last-Event-ID), then ``end`` with the summary."""
-    run = request.app[SOURCES].runs.get(request.match_info["run"])
+    runs = request.app[SOURCES].runs
+    run = runs.get(request.match_info["run"])
     if run is None:
         return replies.error(request, 404, "no such sync run here")
     last = request.headers.get("Last-Event-ID", "")
@@ -91,17 +92,20 @@ async def events(request: web.Request) -> web.StreamResponse:
         headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"}
     )
     await response.prepare(request)
-    while True:
-        while sent < len(run.lines):
-            await response.write(_event("message", run.lines[sent], sent))
-            sent += 1
-        if run.summary is not None:
-            await response.write(_event("end", run.summary, sent))
-            break
-        await run.changed(KEEPALIVE_SECONDS)
-        if sent == len(run.lines) and run.summary is None:
-            await response.write(b": keepalive\n\n")
-    await response.write_eof()
+    try:
+        while not runs.closing:
+            while sent < len(run.lines):
+                await response.write(_event("message", run.lines[sent], sent))
+                sent += 1
+            if run.summary is not None:
+                await response.write(_event("end", run.summary, sent))
+                break
+            await run.changed(KEEPALIVE_SECONDS)
+            if sent == len(run.lines) and run.summary is None:
+                await response.write(b": keepalive\n\n")
+        await response.write_eof()
+    except ConnectionResetError:  # the browser went away: nothing to tell it
+        pass
     return response
 
 
