@@ -276,6 +276,10 @@ async def test_the_project_pages_read_either_store(console, state_url: str):
     assert "status='closed'" in (await response.json())["error"]
     response = await app.client.get("/projects/3b1c0e1e-5a0f-4c6e-9d43-6a1b2c3d4e5f")
     assert response.status == 404
+    for path in ("/projects?offset=-1", f"/projects/{shop}?changes=x"):
+        response = await app.client.get(path)
+        assert response.status == 400
+        assert "must be a whole number" in (await response.json())["error"]
 
 
 async def test_a_live_stream_ends_when_the_console_stops(console):

@@ -18,10 +18,14 @@ PAGE = 50
 STATUSES = ("open", "resolved", "suppressed")
 
 
-def _offset(request: web.Request) -> int:
-    raw = request.query.get("offset", "0")
+class BadQuery(Exception):
+    """A query parameter that is not what the page takes: 400, naming it."""
+
+
+def _offset(request: web.Request, name: str = "offset") -> int:
+    raw = request.query.get(name, "0")
     if not raw.isdigit():
-        raise web.HTTPBadRequest(text=f"offset={raw!r} must be a whole number")
+        raise BadQuery(f"{name}={raw!r} must be a whole number (rows to skip)")
     return int(raw)
 
 
@@ -34,6 +38,8 @@ async def projects(request: web.Request) -> web.Response:
         found = await sources.store.read(console_queries.projects, search, _offset(request), PAGE)
     except StateUnavailable as exc:
         return replies.error(request, 503, str(exc))
+    except BadQuery as exc:
+        return replies.error(request, 400, str(exc))
     return await replies.page(
         request,
         "projects.html",
@@ -64,15 +70,13 @@ async def project(request: web.Request) -> web.Response:
             _offset(request),
             PAGE,
         )
-        changes_offset = request.query.get("changes", "0")
         changes = await sources.store.read(
-            console_queries.timeline,
-            uuid,
-            int(changes_offset) if changes_offset.isdigit() else 0,
-            PAGE,
+            console_queries.timeline, uuid, _offset(request, "changes"), PAGE
         )
     except StateUnavailable as exc:
         return replies.error(request, 503, str(exc))
+    except BadQuery as exc:
+        return replies.error(request, 400, str(exc))
     return await replies.page(
         request,
         "project.html",
