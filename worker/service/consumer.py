@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import gc
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Protocol
@@ -54,7 +53,7 @@ SUBSCRIBE_SECONDS = 30.0
 
 
 class ExportSource(Protocol):
-    async def fetch_export(self, project_uuid: str) -> Spool: ...
+    async def fetch_export(self, project_uuid: str, *, arrived: progress.Arrived) -> Spool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +217,7 @@ class Worker:
             tracing.annotate(
                 {"dtrack_worker.project.uuid": job.project_uuid, "dtrack_worker.job.id": job.job_id}
             )
-            outcome = await self._process(job, fields, self._on_fetched(message))
+            outcome = await self._process(job, fields)
         except TransientError as exc:
             fields["error"] = str(exc)
             if attempt < self._options.max_attempts:
@@ -243,16 +242,7 @@ class Worker:
         await message.ack()
         return outcome
 
-    def _on_fetched(self, message: AbstractIncomingMessage) -> Callable[[int], Awaitable[None]]:
-        async def report(size: int) -> None:
-            await progress.report(self._broker, message, "fetched", {"bytes": size})
-
-        return report
-
-    async def _process(
-        self, job: Job, fields: dict[str, Any], fetched: Callable[[int], Awaitable[None]]
-    ) -> str:
-        """The job's work; ``fetched`` tells the job's progress queue the export's size."""
+    async def _process(self, job: Job, fields: dict[str, Any]) -> str:
         facts, outside = await projects.about(self._directory, self._options.scope, job)
         if outside is not None:  # never fetched; its state, if any, stays as it was
             fields["reason"] = outside
@@ -266,7 +256,7 @@ class Worker:
         started = time.perf_counter()
         with self._freshness.fetching(job.project_uuid):
             try:
-                raw = await self._dt.fetch_export(job.project_uuid)
+                raw = await self._dt.fetch_export(job.project_uuid, arrived=progress.fetched)
             except ProjectGone:
                 if self._deltas is not None:  # its open findings resolve, then project.gone
                     fields["transitions"] = await self._deltas.gone(job, job_messages.job_ref(job))
@@ -281,7 +271,6 @@ class Worker:
                 self._metrics.dt_auth_failures.inc()  # the auth/config failure alert
                 raise
             with raw:  # a mapped temporary file: gone when the job is done with it
-                await fetched(len(raw))
                 outcome = "done"
                 if self._options.snapshots:
                     fields["events"] = await self._snapshot(job, raw, started, facts)

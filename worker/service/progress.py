@@ -6,6 +6,8 @@ is gone changes nothing for the job.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 import aio_pika
@@ -21,6 +23,7 @@ from worker.core.jobs import PROGRESS_HEADER
 log = structlog.get_logger(__name__)
 
 PROGRESS_TYPE = "dtrack-worker.job.progress.v1"
+Arrived = Callable[[int], Awaitable[None]]  # told an export's size when it is all here
 _REPORTED = ("project_uuid", "events", "transitions", "error", "reason", "attempt", "bytes")
 
 
@@ -31,10 +34,23 @@ def queue_of(message: AbstractIncomingMessage) -> str | None:
     return queue if isinstance(queue, str) and queue else None
 
 
+# the job the current task works on, from its first report: fetched() reports for it
+_current: ContextVar[tuple[Broker, AbstractIncomingMessage] | None] = ContextVar(
+    "progress_job", default=None
+)
+
+
+async def fetched(size: int) -> None:
+    """The export of the job this task works on arrived, ``size`` bytes: tell its queue."""
+    if (current := _current.get()) is not None:
+        await report(*current, "fetched", {"bytes": size})
+
+
 async def report(
     broker: Broker, message: AbstractIncomingMessage, step: str, fields: dict[str, Any]
 ) -> None:
     """Tell the job's progress queue, if it has one, that the job reached ``step``."""
+    _current.set((broker, message))  # the job's own task: each delivery runs in a task of its own
     queue = queue_of(message)
     if queue is None:
         return
