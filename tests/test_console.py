@@ -13,6 +13,7 @@ from tests import console_env
 from tests.console_env import HTML, TOKEN, XSS, add_project, park
 from tests.fake_dt import API_KEY
 from tests.rabbit import depth, eventually
+from worker.service import sync
 
 pytestmark = pytest.mark.rabbitmq
 console = console_env.console  # the fixture
@@ -297,3 +298,11 @@ async def test_a_live_stream_ends_when_the_console_stops(console):
         rest = await stream.content.read()
         await closing
     assert b"event: end" not in rest  # ended unfinished; the job goes on in the worker
+
+
+def test_the_fetched_step_names_the_export_size():
+    assert sync.describe("fetched", {"bytes": 38}) == (
+        "fetched the export (38 bytes): validating and applying it"
+    )
+    assert "(2.0 KiB)" in sync.describe("fetched", {"bytes": 2048})
+    assert "(3.5 MiB)" in sync.describe("fetched", {"bytes": int(3.5 * 2**20)})

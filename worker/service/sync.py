@@ -129,8 +129,7 @@ def describe(step: str, update: dict[str, Any]) -> str:
     if step == "started":
         return f"fetching the export (attempt {update.get('attempt', 1)})"
     if step == "fetched":
-        size = update.get("bytes", 0) / 1024
-        return f"fetched the export ({size:.1f} KiB): validating and applying it"
+        return f"fetched the export ({_size(update.get('bytes', 0))}): validating and applying it"
     if step == "done":
         done = []
         if "events" in update:
@@ -148,3 +147,9 @@ def describe(step: str, update: dict[str, Any]) -> str:
         "parked": f"not synced: parked ({update.get('reason')}): {update.get('error')}",
     }
     return texts.get(step, step)
+
+
+def _size(count: int) -> str:
+    if count < 1024:
+        return f"{count} bytes"
+    return f"{count / 1024:.1f} KiB" if count < 1024**2 else f"{count / 1024**2:.1f} MiB"
