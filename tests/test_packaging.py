@@ -1,4 +1,5 @@
-"""The wheel carries the bundled schemas inside the package, where worker.schemas looks."""
+"""The wheel carries the bundled schemas inside the package, where worker.schemas looks, and
+the console's templates and static files beside its code."""
 
 from __future__ import annotations
 
@@ -35,6 +36,10 @@ def test_the_wheel_ships_every_schema_and_the_type_marker(tmp_path: Path):
     assert "worker/py.typed" in names
     for layer in ("core", "adapters", "service", "commands"):
         assert f"worker/{layer}/__init__.py" in names
+    console = REPO / "worker" / "service" / "console"  # the console's templates and static files
+    shipped = {str(path.relative_to(REPO)) for path in console.glob("[st]*/*")}
+    assert len(shipped) >= 10
+    assert shipped <= names
     entry_points = next(name for name in names if name.endswith("entry_points.txt"))
     assert (
         "dtrack-worker = worker.commands.main:main"

@@ -81,9 +81,12 @@ class DtClient:
 
     # -- the export -------------------------------------------------------------------------
 
-    async def fetch_export(self, project_uuid: str) -> Spool:
+    async def fetch_export(
+        self, project_uuid: str, *, arrived: Callable[[int], Awaitable[None]] | None = None
+    ) -> Spool:
         """The project's FPF export, retried on 429/5xx/timeouts with backoff and jitter;
-        spooled to a mapped temporary file (the caller closes it).
+        spooled to a mapped temporary file (the caller closes it). ``arrived`` is told its size
+        once it is all here (a job's progress).
 
         A 404 is a deleted project only when DT confirms it (``confirm_gone``).
         """
@@ -92,7 +95,10 @@ class DtClient:
             async with self._limit:
                 return await self._fetch_once(project_uuid)
 
-        return await self._retrying(once, project_uuid=project_uuid)
+        spool = await self._retrying(once, project_uuid=project_uuid)
+        if arrived is not None:
+            await arrived(len(spool))
+        return spool
 
     async def _fetch_once(self, project_uuid: str) -> Spool:
         path = f"api/v1/finding/project/{project_uuid}/export"

@@ -16,6 +16,7 @@ from worker import __version__
 from worker.commands import (
     backfill,
     check,
+    console,
     diff,
     normalize,
     parked,
@@ -45,6 +46,7 @@ COMMANDS = (
     state,
     topology,
     check,
+    console,
 )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from worker.core import scope, signatures, urls
 from worker.core.batches import MAX_BATCH
+from worker.core.console_settings import ConsoleSettings, console_settings
 from worker.core.env import PREFIX, Env, Secret, amqp_urls, http_url
 from worker.core.errors import ConfigError
 from worker.core.scope import EVERYTHING, Scope
@@ -41,6 +42,7 @@ SECRET_VARIABLES = (
     "DT_API_KEY",
     "AMQP_URL",
     "STATE_URL",
+    "CONSOLE_TOKEN",
 )
 # Webhook tokens our docs and help show as examples (README's quick start: change-me; the
 # receiver's --help: s3cret), and their like: anyone who read them can send webhooks.
@@ -227,6 +229,7 @@ class Settings:
     output: OutputSettings
     log_level: str
     log_format: str  # "json" or "console"
+    console: ConsoleSettings = dataclasses.field(default_factory=lambda: ConsoleSettings())
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -248,6 +251,13 @@ class Settings:
             env.optional("INCLUDE_PROJECTS"),
             env.optional("EXCLUDE_PROJECTS"),
         )
+        receiver, console = _receiver(env, project_scope), console_settings(env)
+        if console.enabled and (console.host, console.port) == (receiver.host, receiver.port):
+            raise ConfigError(
+                f"{PREFIX}CONSOLE_LISTEN and {PREFIX}LISTEN are both {receiver.host}:"
+                f"{receiver.port}: the console needs a listener of its own (operators reach it, "
+                "DT reaches the webhook)"
+            )
         return cls(
             broker=BrokerSettings(
                 urls=amqp_urls(
@@ -259,7 +269,7 @@ class Settings:
                 event_batch=env.integer("BATCH", 1, minimum=1, maximum=MAX_BATCH),
                 publisher=_publisher(env),
             ),
-            receiver=_receiver(env, project_scope),
+            receiver=receiver,
             dt=_dt(env),
             state=state_settings(env),
             output=_output(env),
@@ -275,6 +285,7 @@ class Settings:
             ),
             log_level=log_level,
             log_format=log_format,
+            console=console,
         )
 
 

@@ -51,7 +51,7 @@ SUBSCRIBE_SECONDS = 30.0
 
 
 class ExportSource(Protocol):
-    async def fetch_export(self, project_uuid: str) -> Spool: ...
+    async def fetch_export(self, project_uuid: str, *, arrived: progress.Arrived) -> Spool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +267,7 @@ class Worker:
         started = time.perf_counter()
         with self._freshness.fetching(job.project_uuid):
             try:
-                raw = await self._dt.fetch_export(job.project_uuid)
+                raw = await self._dt.fetch_export(job.project_uuid, arrived=progress.fetched)
             except ProjectGone:
                 if self._deltas is not None:  # its open findings resolve, then project.gone
                     fields["transitions"] = await self._deltas.gone(job, job_messages.job_ref(job))

@@ -1,10 +1,13 @@
 """Progress of a job, for ``dtrack-worker sync --wait``: when a job message names a progress
-queue (header ``x-progress-queue``), the worker tells that queue when it starts an attempt and
-how the attempt settled. Best effort: a progress queue that is gone changes nothing for the job.
+queue (header ``x-progress-queue``), the worker tells that queue when it starts an attempt, when
+the export arrived (its size), and how the attempt settled. Best effort: a progress queue that
+is gone changes nothing for the job.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 import aio_pika
@@ -21,7 +24,8 @@ from worker.core.jobs import PROGRESS_HEADER
 log = structlog.get_logger(__name__)
 
 PROGRESS_TYPE = "dtrack-worker.job.progress.v1"
-_REPORTED = ("project_uuid", "events", "transitions", "error", "reason", "attempt")
+Arrived = Callable[[int], Awaitable[None]]  # told an export's size when it is all here
+_REPORTED = ("project_uuid", "events", "transitions", "error", "reason", "attempt", "bytes")
 
 
 def queue_of(message: AbstractIncomingMessage) -> str | None:
@@ -31,10 +35,23 @@ def queue_of(message: AbstractIncomingMessage) -> str | None:
     return queue if isinstance(queue, str) and queue else None
 
 
+# the job the current task works on, from its first report: fetched() reports for it
+_current: ContextVar[tuple[Broker, AbstractIncomingMessage] | None] = ContextVar(
+    "progress_job", default=None
+)
+
+
+async def fetched(size: int) -> None:
+    """The export of the job this task works on arrived, ``size`` bytes: tell its queue."""
+    if (current := _current.get()) is not None:
+        await report(*current, "fetched", {"bytes": size})
+
+
 async def report(
     broker: Broker, message: AbstractIncomingMessage, step: str, fields: dict[str, Any]
 ) -> None:
     """Tell the job's progress queue, if it has one, that the job reached ``step``."""
+    _current.set((broker, message))  # the job's own task: each delivery runs in a task of its own
     queue = queue_of(message)
     if queue is None:
         return

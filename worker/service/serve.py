@@ -31,6 +31,7 @@ from worker.core import budget, topology
 from worker.core.config import Settings
 from worker.service import checks, collector, filtering, queue_gauges, receiver
 from worker.service.backfill import backfill
+from worker.service.console import serving as console
 from worker.service.consumer import Worker, WorkerOptions
 from worker.service.delta import DeltaOptions, Deltas
 from worker.service.projects import Directory
@@ -214,6 +215,8 @@ def run(settings: Settings, *, receive: bool, work: bool, reuse_port: bool = Fal
     app, _ = build(settings, receive=receive, work=work)
     config = settings.receiver
     sock = listening_socket(config.host, config.port, reuse_port=reuse_port)  # first of all
+    if receive and work and (console_sock := console.bind_for_serve(settings)) is not None:
+        app.cleanup_ctx.append(console.alongside(settings, console_sock))  # its own listener
     mode = "serve" if receive and work else "receiver" if receive else "worker"
     if receive and config.webhook_token is None and not config.signing_secrets:
         log.warning(

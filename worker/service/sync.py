@@ -128,6 +128,8 @@ def describe(step: str, update: dict[str, Any]) -> str:
     """One line of what a job did, for people."""
     if step == "started":  # in scope or not, fetched or covered already: not known yet
         return f"a worker took the job (attempt {update.get('attempt', 1)})"
+    if step == "fetched":
+        return f"fetched the export ({_size(update.get('bytes', 0))}): validating and applying it"
     if step == "done":
         done = []
         if "events" in update:
@@ -145,3 +147,9 @@ def describe(step: str, update: dict[str, Any]) -> str:
         "parked": f"not synced: parked ({update.get('reason')}): {update.get('error')}",
     }
     return texts.get(step, step)
+
+
+def _size(count: int) -> str:
+    if count < 1024:
+        return f"{count} bytes"
+    return f"{count / 1024:.1f} KiB" if count < 1024**2 else f"{count / 1024**2:.1f} MiB"

@@ -268,3 +268,8 @@ class Store:
 
     async def all_projects(self) -> list[str]:
         return await self._run(reports.project_uuids)
+
+    async def read(self, work: Callable[..., _T], *args: Any) -> _T:
+        """A read of the console's (worker.adapters.state.console_queries), on the store's
+        threads: ``work(cursor, dialect, *args)``."""
+        return await self._run(work, *args)

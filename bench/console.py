@@ -1,0 +1,157 @@
+"""The console's pages over a big store: 1,000 projects and 300,000 findings (SQLite), the server
+time of the overview, the projects list (first page, a search, a deep page) and a project's
+page (not a test).
+
+    .venv/bin/python -m bench.console [--projects 1000] [--findings 300]
+
+The store is written with bulk SQL in the store's own schema (migrations applied by the store's
+code); the counters the projects table keeps are filled to match the findings. The console runs
+in this process against the real RabbitMQ (a topology of its own, deleted at the end); each
+page is asked for 30 times after a warm-up, and a middleware records each handler's time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from bench.receiver import delete_topology
+from worker.adapters.state import backend, schema
+from worker.adapters.state.queries import SEVERITIES
+from worker.core.config import Settings
+from worker.service.console.app import create_app
+
+TOKEN = "bench-console-token-0123456789"
+REPEAT = 30
+STATUSES = ("open",) * 6 + ("resolved",) * 3 + ("suppressed",)
+
+
+def build_store(path: Path, projects: int, per_project: int) -> None:
+    url = f"sqlite:///{path}"
+    dialect = backend.dialect_of(url)
+    connection = backend.connector(url)()
+    schema.migrate(connection, dialect)
+    cursor = connection.cursor()
+    rng = random.Random(26)
+    now = time.time()
+    cursor.execute("BEGIN")
+    for n in range(projects):
+        project = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        counts = dict.fromkeys(SEVERITIES, 0)
+        rows = []
+        for k in range(per_project):
+            status = rng.choice(STATUSES)
+            severity = rng.choice(SEVERITIES[:5])
+            opened = now - rng.uniform(3600, 400 * 86400)
+            resolved = None if status == "open" else opened + rng.uniform(600, 90 * 86400)
+            if status == "open":
+                counts[severity] += 1
+            rows.append(
+                (project, f"{project}:{k:05d}", status, severity, "f" * 16, "{}", None,
+                 '{"vulnerability": {"vulnId": "CVE-2026-0000"}}', opened, opened, resolved)
+            )  # fmt: skip
+        cursor.executemany(
+            "INSERT INTO findings (project, finding_key, status, severity, fingerprint, tracked, "
+            "epss, snapshot, first_seen, opened_at, resolved_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        columns = ", ".join(f"open_{s}" for s in SEVERITIES)
+        cursor.execute(
+            "INSERT INTO projects (uuid, name, version, last_exported_at, last_seen_at, "
+            f"last_outcome, last_outcome_at, {columns}) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, {', '.join('?' * len(SEVERITIES))})",
+            (project, f"project-{n:04d}", "1.0", "2026-12-01T00:00:00Z",
+             now - rng.uniform(0, 86400), "done", now - rng.uniform(0, 86400),
+             *counts.values()),
+        )  # fmt: skip
+    cursor.execute("COMMIT")
+    cursor.execute("ANALYZE")
+    connection.close()
+
+
+async def measure(
+    client: TestClient[web.Request, web.Application], times: list[float], path: str, shows: str
+) -> tuple[float, float]:
+    for _ in range(50):  # warm-up, until the page shows what it is measured for (RabbitMQ)
+        if shows in await (await client.get(path)).text():
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError(f"{path} never showed {shows!r}")
+    times.clear()
+    for _ in range(REPEAT):
+        response = await client.get(path)
+        assert response.status == 200, (path, response.status, await response.text())
+    return statistics.median(times) * 1000, sorted(times)[int(len(times) * 0.95) - 1] * 1000
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--projects", type=int, default=1000)
+    parser.add_argument("--findings", type=int, default=300, help="per project")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "state.sqlite3"
+        started = time.perf_counter()
+        build_store(path, args.projects, args.findings)
+        print(
+            f"store: {args.projects} projects, {args.projects * args.findings} findings, "
+            f"{path.stat().st_size / 2**20:.0f} MiB, built in {time.perf_counter() - started:.1f} s"
+        )
+        prefix = f"bench-console-{uuid.uuid4().hex[:8]}"
+        settings = Settings.from_env(
+            {
+                "DTRACK_WORKER_PREFIX": prefix,
+                "DTRACK_WORKER_STATE_URL": f"sqlite:///{path}",
+                "DTRACK_WORKER_CONSOLE_TOKEN": TOKEN,
+            }
+        )
+        app = create_app(settings, TOKEN)
+        times: list[float] = []
+
+        @web.middleware
+        async def timed(
+            request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+        ) -> web.StreamResponse:
+            began = time.perf_counter()
+            try:
+                return await handler(request)
+            finally:
+                times.append(time.perf_counter() - began)
+
+        app.middlewares.insert(0, timed)
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        try:
+            await client.get(f"/login?token={TOKEN}")
+            middle = f"project-{args.projects // 2:04d}"
+            first = await client.get(f"/projects?q={middle}")
+            found = (await first.text()).split('href="/projects/', 1)[1].split('"', 1)[0]
+            pages = {
+                "overview /": ("/", "<td>jobs.parked</td>"),
+                "projects, first page": ("/projects", "project-0049"),
+                "projects, search": (f"/projects?q={middle[:-1]}", middle),
+                "projects, page 10": ("/projects?offset=500", "project-0549"),
+                "a project's page": (f"/projects/{found}", middle),
+            }
+            for name, (page, shows) in pages.items():
+                median, p95 = await measure(client, times, page, shows)
+                print(f"{name:<24} median {median:6.1f} ms   p95 {p95:6.1f} ms  (server time)")
+        finally:
+            await client.close()
+            await delete_topology(prefix)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

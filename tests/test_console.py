@@ -1,0 +1,308 @@
+"""The operators' console over HTTP (aiohttp's client): login, CSRF, read-only, secrets never
+shown, DT's text escaped, syncs followed by Server-Sent Events, parked jobs replayed and purged.
+Against serve in this process, the real RabbitMQ, a SQLite store and the fake DT."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+
+from tests import console_env
+from tests.console_env import HTML, TOKEN, XSS, add_project, park
+from tests.fake_dt import API_KEY
+from tests.rabbit import depth, eventually
+from worker.service import sync
+
+pytestmark = pytest.mark.rabbitmq
+console = console_env.console  # the fixture
+
+PAGES = ("/", "/projects", "/sync", "/parked")
+
+
+async def test_every_page_asks_for_the_token_first(console):
+    app = await console(login=False)
+    for path in (*PAGES, "/projects/0b8f4a52-3c1e-4d8e-9d55-2a7f6c1e9b30", "/parked/x"):
+        response = await app.client.get(path, headers=HTML)
+        assert response.status == 401, path
+        page = await response.text()
+        assert 'action="/login"' in page, path
+        assert "Log out" not in page
+        response = await app.client.get(path)  # not a browser: JSON
+        assert response.status == 401
+        assert "log in first" in (await response.json())["error"]
+    for path in ("/sync", "/parked/replay", "/parked/purge", "/logout"):
+        response = await app.post(path, {"csrf": "anything"})
+        assert response.status == 401, path
+    response = await app.client.get("/login?token=not-the-token", headers=HTML)
+    assert response.status == 401
+    assert "not this console" in await response.text()
+    response = await app.client.get("/static/console.css")
+    assert response.status == 200  # the login page's style needs no session
+
+
+async def test_the_login_url_opens_a_strict_http_only_session(console):
+    app = await console(login=False)
+    response = await app.client.get(f"/login?token={TOKEN}", allow_redirects=False)
+    assert response.status == 303
+    assert response.headers["Location"] == "/"
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=Strict" in cookie
+    assert TOKEN not in cookie
+    page = await app.client.get("/", headers=HTML)
+    assert page.status == 200
+    csp = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp
+    assert "unsafe-inline" not in csp
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert "<script>" not in await page.text()  # no inline script anywhere
+
+
+async def test_a_post_without_the_csrf_token_is_refused(console):
+    app = await console()
+    project = add_project(app.dt, "acme-shop")
+    for form in ({"project": project}, {"project": project, "csrf": "forged"}):
+        response = await app.post("/sync", form)
+        assert response.status == 403
+        assert "CSRF" in (await response.json())["error"]
+        response = await app.post("/sync", form, headers=HTML)
+        assert response.status == 403
+        assert "CSRF" in await response.text()
+    assert app.dt.fetches_of(project) == []
+    assert await depth(app.topology.jobs_queue.name) == 0
+
+
+async def test_read_only_hides_and_refuses_sync_replay_and_purge(console):
+    app = await console(readonly=True)
+    project = add_project(app.dt, "acme-shop")
+    job = await park(app.topology, project, "invalid_export", "bad")
+    for path, form in (
+        ("/sync", {"project": project}),
+        ("/parked/replay", {"id": job}),
+        ("/parked/purge", {"reason": ""}),
+        ("/parked/purge", {"confirm": "yes", "id": job}),
+    ):
+        response = await app.post(path, {"csrf": app.csrf, **form})
+        assert response.status == 403, path
+        assert "DTRACK_WORKER_CONSOLE_READONLY=true" in (await response.json())["error"]
+        response = await app.post(path, {"csrf": app.csrf, **form}, headers=HTML)
+        assert response.status == 403
+        assert "read-only" in await response.text()
+    for path in PAGES:
+        page = await (await app.client.get(path, headers=HTML)).text()
+        assert "read-only" in page
+        assert 'method="post" action="/sync"' not in page, path
+        assert "Replay" not in page, path
+        assert "Purge" not in page, path
+    assert await depth(app.topology.parked_queue.name) == 1
+    assert app.dt.fetches_of(project) == []
+
+
+async def test_a_sync_is_followed_to_the_end_by_server_sent_events(console):
+    app = await console()
+    first, second = add_project(app.dt, "acme-shop"), add_project(app.dt, "acme-blog")
+    form = [("csrf", app.csrf), ("project", first), ("project", second)]
+    response = await app.post("/sync", form)
+    assert response.status == 303
+    run = response.headers["Location"].removeprefix("/sync/runs/")
+    stream = await app.events(run)
+    messages = re.findall(r"^data: (.*)$", stream, re.MULTILINE)
+    assert messages[-1] == "sync: 2 of 2 projects synced"
+    for name, project in (("acme-shop@1.0", first), ("acme-blog@1.0", second)):
+        assert any(m.startswith(f"{name}: queued (job ") for m in messages)
+        size = len(app.dt.exports[project]) / 1024
+        steps = [m.removeprefix(f"{name}: ") for m in messages if m.startswith(f"{name}: ")]
+        assert steps[1:] == [
+            "fetching the export (attempt 1)",
+            f"fetched the export ({size:.1f} KiB): validating and applying it",
+            "synced: 13 transitions",
+        ], messages
+    assert re.findall(r"^id: (\d+)$", stream, re.MULTILINE) == [str(n) for n in range(9)]
+    # a browser that reconnects resumes after the last event it saw
+    resumed = await app.client.get(f"/sync/runs/{run}/events", headers={"Last-Event-ID": "7"})
+    assert re.findall(r"^id: (\d+)$", await resumed.text(), re.MULTILINE) == ["8"]
+    page = await (await app.client.get(f"/sync/runs/{run}", headers=HTML)).text()
+    assert "sync: 2 of 2 projects synced" in page
+    assert 'data-done="true"' in page
+    listed = await (await app.client.get("/projects", headers=HTML)).text()
+    assert "acme-shop" in listed
+    assert "acme-blog" in listed
+    shown = await (await app.client.get(f"/projects/{first}", headers=HTML)).text()
+    assert "opened" in shown  # the timeline
+
+
+async def test_dt_text_is_escaped_everywhere(console):
+    app = await console()
+    project = add_project(app.dt, XSS)
+    run = await app.sync(project)
+    pages = [
+        "/",
+        "/projects",
+        f"/projects/{project}",
+        "/sync",
+        f"/sync/runs/{run}",
+        f"/projects?q={XSS}",
+    ]
+    for path in pages:
+        page = await (await app.client.get(path, headers=HTML)).text()
+        assert XSS not in page, path
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page, path
+
+
+async def test_no_page_shows_a_secret(console):
+    password, key = "dt-proxy-password-x1", API_KEY
+    app = await console()
+    project = add_project(app.dt, "acme-shop")
+    await app.sync(project)
+    # a parked job whose error names the DT URL with its password, and the key
+    await park(
+        app.topology,
+        project,
+        "dt_rejected",
+        f"DT at https://ops:{password}@dt.example.org/api answered 401 for key {key}",
+    )
+    secrets = (password, key, TOKEN, "guest:guest")
+    pages = [*PAGES, f"/projects/{project}", "/parked?reason=dt_rejected"]
+    parked = await (await app.client.get("/parked", headers=HTML)).text()
+    pages += re.findall(r'href="(/parked/[^"?]+)"', parked)
+    assert len(pages) == 7
+    for path in pages:
+        response = await app.client.get(path, headers=HTML)
+        assert response.status == 200, path
+        page = await response.text()
+        for secret in secrets:
+            assert secret not in page, (path, secret)
+    shown = await (await app.client.get(pages[-1], headers=HTML)).text()
+    assert "https://ops:***@dt.example.org/api" in shown
+    assert "for key ***" in shown
+
+
+async def test_parked_jobs_are_filtered_replayed_and_purged(console):
+    app = await console()
+    one, two = add_project(app.dt, "acme-shop"), add_project(app.dt, "acme-blog")
+    first = await park(app.topology, one, "invalid_export", "export: findings is not a list")
+    await park(app.topology, two, "dt_rejected", "DT answered 403", n=1)
+    await park(app.topology, two, "dt_rejected", "DT answered 403", n=2)
+
+    async def count(query: str) -> str:
+        page = await (await app.client.get(f"/parked?{query}", headers=HTML)).text()
+        found = re.search(r'<p id="count">(\d+ of \d+)', page)
+        assert found, page
+        return found.group(1)
+
+    assert await count("") == "3 of 3"
+    assert await count("reason=dt_rejected") == "2 of 3"
+    assert await count(f"project={one}") == "1 of 3"
+    assert await count("project=ACME") == "0 of 3"  # parked jobs carry their own names
+    assert await count("project=parked-1") == "1 of 3"
+    assert await count("since=1h") == "3 of 3"
+    detail = await (await app.client.get(f"/parked/{first}", headers=HTML)).text()
+    assert "invalid_export" in detail
+    assert "findings is not a list" in detail
+    assert f"&#34;project_uuid&#34;: &#34;{one}&#34;" in detail  # the message, indented JSON
+    # replay one: back to the jobs queue, and the worker syncs it
+    response = await app.post("/parked/replay", {"csrf": app.csrf, "id": first})
+    assert response.status == 303
+    assert await count("") == "2 of 2"
+    await eventually(lambda: len(app.dt.fetches_of(one)) == 1)
+    # purge what matches, after a page that says how many
+    response = await app.post("/parked/purge", {"csrf": app.csrf, "reason": "dt_rejected"})
+    assert response.status == 200
+    confirm = await response.text()
+    assert "Purge 2 parked job(s)?" in confirm
+    ids = re.findall(r'name="id" value="([^"]+)"', confirm)
+    await park(app.topology, two, "dt_rejected", "parked after the confirmation page", n=3)
+    response = await app.post(
+        "/parked/purge", [("csrf", app.csrf), ("confirm", "yes"), *(("id", i) for i in ids)]
+    )
+    assert response.status == 303
+    assert response.headers["Location"] == "/parked?done=deleted+2"
+    assert await count("") == "1 of 1"  # the one parked since is still there
+    response = await app.post("/parked/replay", {"csrf": app.csrf, "id": first})
+    assert response.status == 404
+    assert f"not parked: {first}" in (await response.json())["error"]
+
+
+async def test_the_overview_shows_health_queues_and_the_last_jobs(console):
+    app = await console()
+    project = add_project(app.dt, "acme-shop")
+    await app.sync(project)
+    await park(app.topology, project, "invalid_export", "bad")
+
+    async def checked() -> str:
+        return str(await (await app.client.get("/", headers=HTML)).text())
+
+    page = await checked()
+    for _ in range(100):  # the checks run in the background from the start
+        if "Checking" not in page:
+            break
+        await asyncio.sleep(0.1)
+        page = await checked()
+    assert "Checking" not in page, "the health checks did not finish within 10 s"
+    assert "<td>rabbitmq</td><td>ok</td>" in page
+    assert "<td>api key</td><td>ok</td>" in page
+    assert "<td>state</td><td>ok</td>" in page
+    assert re.search(r"<dt>Parked jobs</dt><dd><a href=\"/parked\">1</a>", page), page
+    assert '<td>jobs.parked</td><td class="num">1</td>' in page
+    assert re.search(r"acme-shop@1.0</a></td><td>done</td>", page)
+
+
+async def test_the_project_pages_read_either_store(console, state_url: str):
+    app = await console(state_url=state_url)
+    shop, blog = add_project(app.dt, "acme-shop"), add_project(app.dt, "acme-blog")
+    await app.sync(shop, blog)
+
+    async def page(path: str) -> str:
+        response = await app.client.get(path, headers=HTML)
+        assert response.status == 200, path
+        return str(await response.text())
+
+    listed = await page("/projects")
+    assert listed.index("acme-blog") < listed.index("acme-shop")  # by name
+    assert re.search(r"<td>done</td>\s*<td class=\"num\">0</td><td class=\"num\">9</td>", listed)
+    assert "acme-blog" not in await page("/projects?q=SHOP")
+    assert "acme-shop" in await page(f"/projects?q={shop[:8]}")
+    assert "acme-shop" not in await page("/projects?q=acme%25")  # % is a character, not a pattern
+    shown = await page(f"/projects/{shop}?status=all")
+    assert shown.count("<td>open</td>") == 13
+    resolved = await page(f"/projects/{shop}?status=resolved")
+    assert "<td>open</td>" not in resolved
+    assert "None." in resolved
+    assert shown.count("<td>opened</td>") == 13  # the timeline
+    assert "acme-shop@1.0</a></td><td>done</td>" in await page("/")
+    response = await app.client.get(f"/projects/{shop}?status=closed")
+    assert response.status == 400
+    assert "status='closed'" in (await response.json())["error"]
+    response = await app.client.get("/projects/3b1c0e1e-5a0f-4c6e-9d43-6a1b2c3d4e5f")
+    assert response.status == 404
+    for path in ("/projects?offset=-1", f"/projects/{shop}?changes=x"):
+        response = await app.client.get(path)
+        assert response.status == 400
+        assert "must be a whole number" in (await response.json())["error"]
+
+
+async def test_a_live_stream_ends_when_the_console_stops(console):
+    """A sync can take minutes; stopping the console must not wait for its open streams."""
+    app = await console()
+    project = add_project(app.dt, "acme-slow")
+    app.dt.delay = 10  # the export takes longer than the test waits
+    response = await app.post("/sync", {"csrf": app.csrf, "project": project})
+    run = response.headers["Location"].removeprefix("/sync/runs/")
+    stream = await app.client.get(f"/sync/runs/{run}/events")
+    first = await stream.content.readuntil(b"\n\n")
+    assert b"acme-slow@1.0: queued" in first
+    async with asyncio.timeout(5):  # the 10 s export, or aiohttp's 60 s shutdown wait: fails
+        closing = asyncio.create_task(app.client.server.close())
+        rest = await stream.content.read()
+        await closing
+    assert b"event: end" not in rest  # ended unfinished; the job goes on in the worker
+
+
+def test_the_fetched_step_names_the_export_size():
+    assert sync.describe("fetched", {"bytes": 38}) == (
+        "fetched the export (38 bytes): validating and applying it"
+    )
+    assert "(2.0 KiB)" in sync.describe("fetched", {"bytes": 2048})
+    assert "(3.5 MiB)" in sync.describe("fetched", {"bytes": int(3.5 * 2**20)})

@@ -1,0 +1,253 @@
+"""The console in a real browser: Debian's chromium driven by Playwright, against a running
+``dtrack-worker serve`` (a process of its own, its console on a port of its own) with the fake
+DT serving real exports. One browser for the module; each page's screenshot is saved in
+tests/artifacts/console/ (or $DTRACK_TEST_ARTIFACTS).
+
+scripts/test installs chromium with apt when it is missing (scripts/ensure-chromium);
+Playwright never downloads a browser here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.conftest import REPO
+from tests.console_env import XSS, add_project
+from tests.fake_dt import API_KEY, FakeDt
+from tests.harness import SCRIPT, _free_port
+from tests.rabbit import AMQP_URL, temporary_topology, unique_prefix
+
+pytestmark = [pytest.mark.rabbitmq, pytest.mark.timeout(120)]
+
+CHROMIUM = Path("/usr/bin/chromium")
+INSTALLED = CHROMIUM.exists()  # a missing browser fails the test: it is never skipped
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(os.environ.get("DTRACK_TEST_ARTIFACTS", REPO / "tests" / "artifacts")) / "console"
+LOGIN = re.compile(r"log in at (http://\S+/login\?token=\S+)")
+
+
+class Served:
+    def __init__(self, process: asyncio.subprocess.Process, console: str, prefix: str) -> None:
+        self.process, self.console, self.prefix = process, console, prefix
+        self.login_url = ""
+        self.stderr: list[str] = []
+
+    async def read_login_url(self) -> None:
+        assert self.process.stderr is not None
+        async with asyncio.timeout(30):
+            while not self.login_url:
+                line = (await self.process.stderr.readline()).decode()
+                assert line, f"serve ended before printing the login URL: {self.stderr}"
+                self.stderr.append(line)
+                if found := LOGIN.search(line):
+                    self.login_url = found.group(1)
+
+    async def drain(self) -> None:
+        assert self.process.stderr is not None
+        while line := await self.process.stderr.readline():
+            self.stderr.append(line.decode())
+
+
+@contextlib.asynccontextmanager
+async def running_serve(dt: FakeDt, tmp_path: Path) -> AsyncIterator[Served]:
+    prefix = unique_prefix()
+    port, console_port = _free_port(), _free_port()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DTRACK_WORKER_PREFIX": prefix,
+        "DTRACK_WORKER_AMQP_URL": AMQP_URL,
+        "DTRACK_WORKER_DT_URL": dt.url,
+        "DTRACK_WORKER_DT_API_KEY": API_KEY,
+        "DTRACK_WORKER_DT_BACKOFF_SECONDS": "0.05",
+        "DTRACK_WORKER_WEBHOOK_TOKEN": "webhook-token-never-logged",
+        "DTRACK_WORKER_LISTEN": f"127.0.0.1:{port}",
+        "DTRACK_WORKER_CONSOLE_LISTEN": f"127.0.0.1:{console_port}",
+        "DTRACK_WORKER_STATE_URL": f"sqlite:///{tmp_path}/state.sqlite3",
+        "DTRACK_WORKER_SHUTDOWN_GRACE": "2",
+    }
+    assert SCRIPT
+    async with temporary_topology(prefix):
+        with (tmp_path / "serve.log").open("wb") as log:
+            process = await asyncio.create_subprocess_exec(
+                SCRIPT, "serve", env=env, stdout=log, stderr=asyncio.subprocess.PIPE
+            )
+            served = Served(process, f"http://127.0.0.1:{console_port}", prefix)
+            try:
+                await served.read_login_url()
+                drain = asyncio.create_task(served.drain())
+                await _ready(f"http://127.0.0.1:{port}/readyz")
+                yield served
+            finally:
+                if process.returncode is None:
+                    process.terminate()
+                    async with asyncio.timeout(20):
+                        await process.wait()
+            await drain
+
+
+async def _ready(url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(200):
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"serve did not answer 200 on {url} within 20 s")
+
+
+@contextlib.asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    if not INSTALLED:
+        pytest.fail("no /usr/bin/chromium: run scripts/ensure-chromium (scripts/test does)")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+
+
+async def reload_until(page: Page, check: Any, what: str, within: float = 20.0) -> None:
+    async with asyncio.timeout(within):
+        while not await check():
+            await asyncio.sleep(0.2)
+            await page.reload()
+    assert await check(), what
+
+
+async def test_the_console_in_a_browser(dt: FakeDt, tmp_path: Path):
+    shop, hostile = add_project(dt, "acme-shop"), add_project(dt, XSS)
+    broken = add_project(dt, "acme-blog")
+    good = dt.exports[broken]
+    dt.exports.as_is(broken, orjson.dumps({"version": "1.2", "findings": "none"}))
+    dt.delay = 0.5  # each export takes a moment: the progress is seen before the end
+    dialogs: list[str] = []
+    async with running_serve(dt, tmp_path) as served, chromium() as browser:
+        base = served.console
+        # without a session: the login page, with 401, for every page
+        stranger = await browser.new_page()
+        for path in ("/", "/projects", "/sync", "/parked"):
+            response = await stranger.goto(base + path)
+            assert response is not None
+            assert response.status == 401, path
+            await expect(stranger.get_by_label("Token")).to_be_visible()
+        await shot(stranger, "login")
+
+        context = await browser.new_context(viewport={"width": 1280, "height": 900})
+        page = await context.new_page()
+        page.on("dialog", lambda dialog: dialogs.append(dialog.message))
+        await page.goto(served.login_url)
+        assert page.url == base + "/"
+        await reload_until(
+            page, lambda: page.locator("td", has_text="rabbitmq").count(), "the health table"
+        )
+        health = page.locator("tr", has=page.locator("td", has_text="rabbitmq"))
+        await expect(health.first).to_contain_text("ok")
+        await expect(page.locator("tr", has_text="api key")).to_contain_text("ok")
+
+        # a POST without the CSRF token is refused, even with the session's cookie
+        refused = await context.request.post(base + "/sync", form={"project": shop})
+        assert refused.status == 403
+        assert "CSRF" in (await refused.json())["error"]
+
+        # synchronize two projects from DT's list, and watch them to the end
+        await page.get_by_role("link", name="Sync", exact=True).click()
+        await page.get_by_label("acme-shop").check()
+        await page.get_by_label(XSS).check()
+        await shot(page, "sync")
+        await page.get_by_role("button", name="Synchronize").click()
+        await page.wait_for_url(re.compile(r".*/sync/runs/[0-9a-f-]+$"))
+        # lines pushed while the run goes on: fetching is shown before the summary
+        await page.wait_for_function(
+            "document.querySelectorAll('#log li').length >= 4"
+            " && !document.getElementById('summary').dataset.done"
+        )
+        await expect(page.locator("#log")).to_contain_text("acme-shop@1.0: fetching the export")
+        summary = page.locator("#summary[data-done]")
+        await expect(summary).to_have_text("sync: 2 of 2 projects synced", timeout=30_000)
+        await expect(page.locator("#log")).to_contain_text("acme-shop@1.0: synced: ")
+        await expect(page.locator("#log")).to_contain_text(f"{XSS}@1.0: synced: ")
+        await shot(page, "run")
+
+        # the projects, DT's hostile name shown as text
+        await page.get_by_role("link", name="Projects", exact=True).click()
+        await expect(page.get_by_role("link", name=XSS)).to_be_visible()
+        await expect(page.locator("tr", has_text="acme-shop")).to_contain_text("done")
+        await shot(page, "projects")
+        await page.get_by_role("link", name="acme-shop").click()
+        await expect(page.locator("h1")).to_contain_text("acme-shop")
+        await expect(page.locator("#timeline ~ table")).to_contain_text("opened")
+        await shot(page, "project")
+        await page.goto(f"{base}/projects/{hostile}")
+        await expect(page.locator("h1")).to_have_text(XSS + " 1.0")
+
+        # a job that parks, seen with its reason and message, then replayed and processed
+        dt.delay = 0
+        await page.goto(base + "/sync?q=acme-blog")
+        await page.get_by_label("acme-blog").check()
+        await page.get_by_role("button", name="Synchronize").click()
+        await expect(page.locator("#summary[data-done]")).to_have_text(
+            "sync: 0 of 1 projects synced", timeout=30_000
+        )
+        await page.get_by_role("link", name="Parked", exact=True).click()
+        row = page.locator("#parked tbody tr").first
+        await expect(row).to_contain_text("invalid_export")
+        await expect(row).to_contain_text(broken)
+        await shot(page, "parked")
+        await page.get_by_label("Reason").select_option("invalid_export")
+        await page.get_by_role("button", name="Filter").click()
+        await expect(page.locator("#count")).to_contain_text("1 of 1")
+        await page.get_by_label("Project (UUID or name contains)").fill("no-such-project")
+        await page.get_by_role("button", name="Filter").click()
+        await expect(page.locator("#count")).to_contain_text("0 of 1")
+        await page.get_by_label("Project (UUID or name contains)").fill(broken[:8])
+        await page.get_by_role("button", name="Filter").click()
+        await expect(page.locator("#count")).to_contain_text("1 of 1")
+        await page.locator("#parked tbody tr a").first.click()
+        await expect(page.locator("#message")).to_contain_text(f'"project_uuid": "{broken}"')
+        await shot(page, "parked-job")
+        dt.exports.as_is(broken, good)  # DT serves a good export now
+        await page.get_by_role("button", name="Replay").click()
+        await expect(page.locator("#count")).to_contain_text("0 of 0")
+
+        async def synced() -> bool:
+            await page.goto(base + "/projects?q=acme-blog")
+            row = page.locator("tr", has_text="acme-blog").filter(has_text="done")
+            return await row.count() > 0
+
+        await reload_until(page, synced, "the replayed job processed")
+        await page.goto(base + "/")
+        await shot(page, "overview")
+    assert dialogs == []  # no script of DT's ran
+    assert served.process.returncode == 0, "".join(served.stderr)
+    # the generated token: printed once on stderr, never in the log
+    token = served.login_url.split("token=", 1)[1]
+    assert sum(token in line for line in served.stderr) == 1
+    assert token not in (tmp_path / "serve.log").read_text()
+    assert "console.starting" in (tmp_path / "serve.log").read_text()
