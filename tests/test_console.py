@@ -115,7 +115,7 @@ async def test_a_sync_is_followed_to_the_end_by_server_sent_events(console):
         size = len(app.dt.exports[project]) / 1024
         steps = [m.removeprefix(f"{name}: ") for m in messages if m.startswith(f"{name}: ")]
         assert steps[1:] == [
-            "fetching the export (attempt 1)",
+            "a worker took the job (attempt 1)",
             f"fetched the export ({size:.1f} KiB): validating and applying it",
             "synced: 13 transitions",
         ], messages

@@ -188,7 +188,7 @@ async def test_the_console_in_a_browser(dt: FakeDt, tmp_path: Path):
             "document.querySelectorAll('#log li').length >= 4"
             " && !document.getElementById('summary').dataset.done"
         )
-        await expect(page.locator("#log")).to_contain_text("acme-shop@1.0: fetching the export")
+        await expect(page.locator("#log")).to_contain_text("acme-shop@1.0: a worker took the job")
         summary = page.locator("#summary[data-done]")
         await expect(summary).to_have_text("sync: 2 of 2 projects synced", timeout=30_000)
         await expect(page.locator("#log")).to_contain_text("acme-shop@1.0: synced: ")

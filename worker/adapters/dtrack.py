@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import functools
 import random
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
@@ -22,6 +21,7 @@ import aiohttp
 import orjson
 import structlog
 
+from worker.adapters import dtanswers as answers
 from worker.adapters import dthttp, tracing
 from worker.adapters.dthttp import Limits, Retry
 from worker.adapters.spool import Spool
@@ -32,7 +32,6 @@ log = structlog.get_logger(__name__)
 
 _T = TypeVar("_T")
 _SMALL = 16 * 2**20  # any answer but an export: a page of projects, a project, the version
-_DT_NAMES = re.compile(r"dependency[- ]?track|hyades", re.IGNORECASE)
 VERSION_TTL_SECONDS = 300.0
 FINDINGS_PAGE = 1000
 MAX_FINDING_PAGES = 10_000
@@ -125,7 +124,7 @@ class DtClient:
             ) from None
         if status == 404:
             await self.confirm_gone(project_uuid, text)
-        raise self._failure(status, retry_after, text, path)
+        raise answers.failure(status, retry_after, text, path)
 
     def _observe(self, started: float, size: int, status: int) -> None:
         if self._on_fetch:
@@ -153,7 +152,7 @@ class DtClient:
         if cached is not None and time.monotonic() - cached[0] < VERSION_TTL_SECONDS:
             return cached[1]
         status, about = await self._json("api/version")
-        if status != 200 or not isinstance(about, dict) or not _is_dt(about):
+        if status != 200 or not isinstance(about, dict) or not answers.is_dt(about):
             raise DtMisconfigured(
                 f"{self._settings.display_url} does not answer as Dependency-Track's API server "
                 f"(GET /api/version: {status}): set DTRACK_WORKER_DT_URL to DT's API server, "
@@ -179,7 +178,7 @@ class DtClient:
                 "(and access to the project, with portfolio access control)",
                 status=403,
             )
-        raise self._failure(status, None, "", path)
+        raise answers.failure(status, None, "", path)
 
     async def findings(self, project_uuid: str) -> list[dict[str, Any]]:
         """``GET /api/v1/finding/project/{uuid}?suppressed=true``: every finding, suppressed ones
@@ -223,7 +222,7 @@ class DtClient:
         with dthttp.transport_errors(path):
             async with dthttp.get(self._session, path, params) as response:
                 if response.status != 200:
-                    raise self._failure(
+                    raise answers.failure(
                         response.status, response.headers.get("Retry-After"), "", path
                     )
                 body = await dthttp.read_limited(response, limits)
@@ -242,7 +241,7 @@ class DtClient:
         """``GET /api/v1/team/self``: the key's team and permissions (DT 4.11+), else None."""
         status, body = await self._json("api/v1/team/self")
         if status in (401, 403):
-            raise self._failure(status, None, "", "api/v1/team/self")
+            raise answers.failure(status, None, "", "api/v1/team/self")
         return body if status == 200 and isinstance(body, dict) else None
 
     async def list_projects(
@@ -277,8 +276,8 @@ class DtClient:
                     status=403,
                 )
             if status != 200:
-                raise self._failure(status, headers.get("Retry-After"), _peek(body), path)
-            return _projects(body, path), _total(headers.get("X-Total-Count"), path)
+                raise answers.failure(status, headers.get("Retry-After"), answers.peek(body), path)
+            return answers.projects(body, path), answers.total(headers.get("X-Total-Count"), path)
 
         return await self._retrying(once, page=str(page))
 
@@ -339,68 +338,6 @@ class DtClient:
         base: float = self._settings.backoff_seconds * 2.0 ** (attempt - 1)
         return base * random.uniform(0.5, 1.5)  # jitter: workers do not retry in step
 
-    @staticmethod
-    def _failure(status: int, retry_after: str | None, text: str, path: str) -> Exception:
-        if status in dthttp.RETRYABLE_STATUSES:
-            return dthttp.retry_for(status, retry_after, path)
-        if status == 401:
-            return DtRejected(
-                "DT answered 401: the API key (DTRACK_WORKER_DT_API_KEY) is missing, wrong or "
-                "revoked",
-                status=status,
-            )
-        if status == 403:
-            detail = f" ({text.strip()[:120]})" if text.strip() else ""
-            return DtRejected(
-                "DT answered 403: the API key's team lacks VIEW_VULNERABILITY, or portfolio "
-                f"access control keeps it from this project{detail}",
-                status=status,
-            )
-        return DtRejected(f"GET /{path}: DT answered {status}: {text.strip()[:120]}", status=status)
-
 
 async def _text(response: aiohttp.ClientResponse) -> str:
     return (await response.content.read(300)).decode("utf-8", "replace")
-
-
-def _peek(body: bytes) -> str:
-    return body[:120].decode("utf-8", "replace")
-
-
-def _is_dt(about: dict[str, Any]) -> bool:
-    framework = about.get("framework")
-    return bool(
-        _DT_NAMES.search(str(about.get("application", "")))
-        or (isinstance(framework, dict) and framework.get("name") == "Alpine")
-    )
-
-
-def _projects(body: bytes, path: str) -> list[dict[str, Any]]:
-    """A page of projects, or DtMisconfigured saying what came instead."""
-    try:
-        page = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise DtMisconfigured(
-            f"GET /{path} answered 200 with something that is not JSON ({_peek(body)!r}): "
-            "is DTRACK_WORKER_DT_URL Dependency-Track's API server?"
-        ) from None
-    if not isinstance(page, list):
-        raise DtMisconfigured(
-            f"GET /{path} answered a JSON {type(page).__name__}, not a list of projects: "
-            "is DTRACK_WORKER_DT_URL Dependency-Track's API server?"
-        )
-    for index, project in enumerate(page):
-        if not isinstance(project, dict) or not isinstance(project.get("uuid"), str):
-            raise DtMisconfigured(
-                f"GET /{path}: item {index} is not a project with a uuid "
-                f"({orjson.dumps(project)[:80].decode()})"
-            )
-    return page
-
-
-def _total(header: str | None, path: str) -> int | None:
-    if header is None:
-        return None
-    if not header.strip().isdigit():
-        raise DtMisconfigured(f"GET /{path}: X-Total-Count is {header[:40]!r}, not a number")
-    return int(header)
