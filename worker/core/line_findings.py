@@ -80,7 +80,20 @@ class Grouped:
 
 def finding_id(line: Line, package: Package, vulnerability: str) -> str:
     """A line finding's stable id: a UUIDv5 of line key, package key and vulnerability id."""
-    return ids.uuid5(LINE_ID_NAMESPACE, f"finding\n{line.key}\n{package.key}\n{vulnerability}")
+    return _FindingIds(line)(package, vulnerability)
+
+
+class _FindingIds:
+    """``finding_id`` for many findings of one line: the line's key is escaped (and hashed)
+    once, not once per finding."""
+
+    __slots__ = ("_prefix",)
+
+    def __init__(self, line: Line) -> None:
+        self._prefix = ids.Uuid5Prefix(LINE_ID_NAMESPACE, f"finding\n{line.key}\n")
+
+    def __call__(self, package: Package, vulnerability: str) -> str:
+        return self._prefix(f"{package.key}\n{vulnerability}")
 
 
 def group(
@@ -109,16 +122,26 @@ def group(
     members: dict[tuple[str, str], list[Instance]] = {}
     packages: dict[str, Package] = {}
     tokens_of: dict[str, set[str]] = {}
+    # many rows share a component (one per vulnerability): its purl is parsed once
+    by_component: dict[tuple[object, ...], Package] = {}
     for row, found in seen.values():
-        package = of_component(row["component"])
+        component = row["component"]
+        names = tuple(  # of_component reads anything but text as absent; so does the key
+            v if isinstance(v, str) else None
+            for v in (component.get(k) for k in ("purl", "group", "name", "cpe"))
+        )
+        package = by_component.get(names)
+        if package is None:
+            package = by_component[names] = of_component(component)
         packages[package.key] = package
         anchor = found.own or min(found.links, default=None)
         stable = assignment.ids[anchor] if anchor else _no_id(row)
         tokens_of.setdefault(stable, set()).update(found.all)
         members.setdefault((package.key, stable), []).append(_instance(row, project_version))
+    finding_ids = _FindingIds(line)
     findings = [
         LineFinding(
-            id=finding_id(line, packages[package_key], stable),
+            id=finding_ids(packages[package_key], stable),
             line=line,
             package=packages[package_key],
             vulnerability=stable,
