@@ -193,19 +193,22 @@ class InstanceDiff:
 
 
 def diff_instances(before: Sequence[Instance], after: Sequence[Instance]) -> InstanceDiff:
-    """Pair the instances of a finding across two exports: by matrix; then, among the rest of
-    one DT vulnerability (a GHSA row with a GHSA row), in version order (the lowest old version
-    moved to the lowest new one); then the rest in version order. The surplus is added or
-    removed."""
+    """Pair the instances of a finding across two exports: by matrix; then an unchanged
+    component of one DT vulnerability (same version and purl, a new UUID); then, among the rest
+    of one DT vulnerability (a GHSA row with a GHSA row), in version order (the lowest old
+    version moved to the lowest new one); then the rest in version order. The surplus is added
+    or removed."""
     old_by = {i.matrix: i for i in before}
     new_by = {i.matrix: i for i in after}
     kept = tuple(new_by[m] for m in sorted(old_by.keys() & new_by.keys()))
     old = sorted((i for m, i in old_by.items() if m not in new_by), key=_order)
     new = sorted((i for m, i in new_by.items() if m not in old_by), key=_order)
     moved: list[Move] = []
-    for same_vulnerability in (True, False):
+    # an unchanged component under a new UUID (a new project version) first: a library present
+    # twice that lost one copy must not look like the lost copy bumped onto the other
+    for same in (_unchanged, _same_vulnerability, _any):
         for b in list(old):
-            a = next((n for n in new if not same_vulnerability or _vuln(n) == _vuln(b)), None)
+            a = next((n for n in new if same(b, n)), None)
             if a is not None:
                 moved.append(Move(b, a))
                 old.remove(b)
@@ -220,6 +223,21 @@ def diff_instances(before: Sequence[Instance], after: Sequence[Instance]) -> Ins
 
 def _vuln(instance: Instance) -> tuple[str, str]:
     return instance.source, instance.vuln_id
+
+
+def _unchanged(before: Instance, after: Instance) -> bool:
+    return _vuln(before) == _vuln(after) and (before.component_version, before.purl) == (
+        after.component_version,
+        after.purl,
+    )
+
+
+def _same_vulnerability(before: Instance, after: Instance) -> bool:
+    return _vuln(before) == _vuln(after)
+
+
+def _any(before: Instance, after: Instance) -> bool:
+    return True
 
 
 def _order(instance: Instance) -> tuple[tuple[tuple[int, int | str], ...], str]:
