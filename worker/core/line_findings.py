@@ -201,8 +201,8 @@ def diff_instances(before: Sequence[Instance], after: Sequence[Instance]) -> Ins
     old_by = {i.matrix: i for i in before}
     new_by = {i.matrix: i for i in after}
     kept = tuple(new_by[m] for m in sorted(old_by.keys() & new_by.keys()))
-    old = sorted((i for m, i in old_by.items() if m not in new_by), key=_order)
-    new = sorted((i for m, i in new_by.items() if m not in old_by), key=_order)
+    old = sorted((i for m, i in old_by.items() if m not in new_by), key=version_order)
+    new = sorted((i for m, i in new_by.items() if m not in old_by), key=version_order)
     moved: list[Move] = []
     # an unchanged component under a new UUID (a new project version) first: a library present
     # twice that lost one copy must not look like the lost copy bumped onto the other
@@ -215,7 +215,7 @@ def diff_instances(before: Sequence[Instance], after: Sequence[Instance]) -> Ins
                 new.remove(a)
     return InstanceDiff(
         kept=kept,
-        moved=tuple(sorted(moved, key=lambda m: _order(m.before))),
+        moved=tuple(sorted(moved, key=lambda m: version_order(m.before))),
         added=tuple(new),
         removed=tuple(old),
     )
@@ -240,7 +240,7 @@ def _any(before: Instance, after: Instance) -> bool:
     return True
 
 
-def _order(instance: Instance) -> tuple[tuple[tuple[int, int | str], ...], str]:
+def version_order(instance: Instance) -> tuple[tuple[tuple[int, int | str], ...], str]:
     """Version order, good enough for pairing: numeric parts as numbers, the rest as text."""
     parts = (instance.component_version or "").replace("-", ".").split(".")
     return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts), instance.matrix
