@@ -267,6 +267,27 @@ def test_a_cve_beside_its_ghsa_is_one_finding() -> None:
     ]
 
 
+def test_a_ghsa_that_learns_its_cve_is_merged_into_the_cve_finding_not_resolved() -> None:
+    document = _document(PHP)
+    apart = copy.deepcopy(document)  # OLD: DT did not know yet that they are one
+    for row in apart["findings"]:
+        row["vulnerability"]["aliases"] = []
+    events = _events(apart, next_version(document, "2"))
+    merged = [e for e in events if e["data"]["change"]["reason"] == "merged"]
+    assert len(merged) == 5  # the five GHSA/CVE pairs
+    by_id = {e["subject"]: e for e in events}
+    for event in merged:
+        change = event["data"]["change"]
+        assert change["kind"] == "resolved"
+        assert event["data"]["vulnerability_id"].startswith("GHSA-")
+        into = by_id[change["merged_into"]]  # the CVE finding lives on, with both rows
+        assert into["data"]["change"]["kind"] == "changed"
+        assert into["data"]["vulnerability_id"].startswith("CVE-")
+        assert event["data"]["vulnerability_id"] in into["data"]["aliases"]
+        assert len(into["data"]["instances"]) == 2
+    assert {e["data"]["change"]["kind"] for e in events} == {"resolved", "changed"}
+
+
 def test_another_sbom_tool_adding_purl_qualifiers_changes_nothing() -> None:
     document = _document(NPM)
     later = next_version(document, "2")
