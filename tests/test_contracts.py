@@ -49,3 +49,10 @@ def test_a_v1_change_event_is_not_a_v2_one(contracts):
     assert contracts.finding_change.problems(event) == ()
     pointers = {problem.pointer for problem in contracts.line_change.problems(event)}
     assert {"/type", "/subject", "/dataschema", "/data"} <= pointers
+
+
+def test_the_filter_example_of_a_v2_event_is_a_valid_v2_event(contracts):
+    from worker.core import selection
+
+    (example,) = selection.line_examples()
+    assert contracts.line_change.problems(example) == ()

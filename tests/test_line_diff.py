@@ -443,3 +443,24 @@ def test_the_diff_is_the_same_in_any_order_of_findings_and_aliases(
         order = data.draw(st.permutations(range(len(document["findings"]))))
         shuffled.append(_reordered(document, list(order), data.draw(st.booleans())))
     assert _events(*shuffled) == expected
+
+
+def test_a_filter_on_the_v2_fields_is_accepted_and_applied(tmp_path: Path) -> None:
+    document = _document(PHP)
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_bytes(orjson.dumps(document))
+    new.write_bytes(orjson.dumps(next_version(document, "2", bump={"phpseclib": "3.0.50"})))
+    result = run(
+        "diff", str(old), str(new), "--filter", 'data.vulnerability_id == "CVE-2026-32935"'
+    )
+    assert result.returncode == 0, result.stderr
+    (event,) = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert event["data"]["vulnerability_id"] == "CVE-2026-32935"
+    bumped = 'data.change.changes.exists(c, c.field == "component.version")'
+    assert len(run("diff", str(old), str(new), "--filter", bumped).stdout.splitlines()) == 2
+    # --by project prints v1 events: a v2 field is refused there, as before
+    result = run(
+        "diff", str(old), str(old), "--by", "project", "--filter", "data.package.key == 'x'"
+    )
+    assert result.returncode == 2
+    assert b"no field 'package'" in result.stderr

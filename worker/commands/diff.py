@@ -65,9 +65,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from worker.adapters import schemas, timezones  # the compiled validator: see common.py
-    from worker.core import diff, line_change_events, line_diff
+    from worker.core import diff, line_change_events, line_diff, selection
 
-    shown = output_from(args, environ)  # a bad filter stops here, before any input is read
+    # a bad filter stops here, before any input is read; it is tried on what will be printed
+    tried = selection.line_examples() if args.by == "line" else None
+    shown = output_from(args, environ, tried)
     zone = timezones.zone(args.dt_timezone or environ.get("DTRACK_WORKER_DT_TIMEZONE", "UTC"))
     source = args.source or environ.get("DTRACK_WORKER_SOURCE") or None
     try:
