@@ -464,3 +464,37 @@ def test_a_filter_on_the_v2_fields_is_accepted_and_applied(tmp_path: Path) -> No
     )
     assert result.returncode == 2
     assert b"no field 'package'" in result.stderr
+
+
+def test_a_reupload_into_the_same_project_with_a_bump_is_changed_not_resolved_and_opened(
+    tmp_path: Path,
+) -> None:
+    # DT 4.12+: a re-upload into the same project gives the bumped component a new UUID, and
+    # deletes the old row; diff before --by printed 4 resolved + 4 opened for this
+    document = _document(PHP)
+    later = copy.deepcopy(document)
+    later["meta"]["timestamp"] = _later(document["meta"]["timestamp"], 3600)
+    component = str(uuid.uuid5(uuid.NAMESPACE_URL, "phpseclib 3.0.50"))
+    for row in later["findings"]:
+        if row["component"]["name"] == "phpseclib":
+            row["component"] |= {
+                "uuid": component,
+                "version": "3.0.50",
+                "purl": "pkg:composer/phpseclib/phpseclib@3.0.50",
+            }
+            row["matrix"] = (
+                f"{document['project']['uuid']}:{component}:{row['vulnerability']['uuid']}"
+            )
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_bytes(orjson.dumps(document))
+    new.write_bytes(orjson.dumps(later))
+    result = run("diff", str(old), str(new))
+    assert result.returncode == 0, result.stderr
+    events = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert [e["type"] for e in events] == ["dtrack-worker.finding.changed.v2"] * 2
+    assert {_changes(e)["component.version"] for e in events} == {("3.0.49", "3.0.50")}
+    by_project = run("diff", str(old), str(new), "--by", "project").stdout.splitlines()
+    assert (
+        sorted(orjson.loads(line)["type"] for line in by_project)
+        == ["dtrack-worker.finding.opened.v1"] * 4 + ["dtrack-worker.finding.resolved.v1"] * 4
+    )
