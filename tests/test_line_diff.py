@@ -171,7 +171,7 @@ def test_by_project_prints_what_diff_printed_before_lines(name: str, tmp_path: P
 
 
 def test_an_unchanged_next_version_is_no_change_though_every_uuid_is_new() -> None:
-    # DT: a new project, new component rows; keyed by matrix this was 8 resolved + 13 opened
+    # DT: a new project, new component rows; keyed by matrix, every finding left and came back
     for name in (PHP, NPM, STATES):
         document = _document(name)
         assert _events(document, next_version(document, "2")) == []
