@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import orjson
+
 from worker.core import events, jobs
 
 
@@ -19,3 +21,38 @@ def test_event_constants_match_the_finding_event_schema(contracts):
 def test_job_constants_match_the_job_schema(contracts):
     assert contracts.job.schema["$id"] == jobs.JOB_SCHEMA
     assert contracts.job.schema["properties"]["type"]["const"] == jobs.JOB_TYPE
+
+
+def test_line_change_constants_match_the_v2_schema_and_v2_is_v1_plus_identity(contracts):
+    from worker.core.change_events import KINDS
+    from worker.core.line_change_events import LINE_CHANGE_EVENT_SCHEMA, line_change_type
+    from worker.core.tracking import TRACKED
+
+    v1, v2 = contracts.finding_change.schema, contracts.line_change.schema
+    assert v2["$id"] == LINE_CHANGE_EVENT_SCHEMA
+    assert v2["properties"]["dataschema"]["const"] == LINE_CHANGE_EVENT_SCHEMA
+    assert v2["properties"]["type"]["enum"] == [line_change_type(kind) for kind in KINDS]
+    data1, data2 = v1["$defs"]["data"]["properties"], v2["$defs"]["data"]["properties"]
+    # every v1 key but finding_key (now finding_id) is in v2, the same but for change
+    assert set(data1) - set(data2) == {"finding_key"}
+    for key in set(data1) - {"finding_key", "change", "project"}:
+        assert data2[key] == data1[key], key
+    fields = data2["change"]["properties"]["changes"]["items"]["properties"]["field"]["enum"]
+    assert fields == [*TRACKED, "epss", "component.version", "component.purl", "instances"]
+
+
+def test_a_v1_change_event_is_not_a_v2_one(contracts):
+    from tests.test_line_diff import GOLDEN, PHP
+
+    line = (GOLDEN / f"{PHP}.by-project.jsonl").read_bytes().splitlines()[0]
+    event = orjson.loads(line)
+    assert contracts.finding_change.problems(event) == ()
+    pointers = {problem.pointer for problem in contracts.line_change.problems(event)}
+    assert {"/type", "/subject", "/dataschema", "/data"} <= pointers
+
+
+def test_the_filter_example_of_a_v2_event_is_a_valid_v2_event(contracts):
+    from worker.core import selection
+
+    (example,) = selection.line_examples()
+    assert contracts.line_change.problems(example) == ()

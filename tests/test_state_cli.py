@@ -23,7 +23,9 @@ EMPTIED = FPF / "real" / "defectdojo__many_findings_with_empty_alias.json"
 
 
 def test_diff_of_two_real_exports_shows_each_change_with_old_and_new(contracts):
-    result = run("diff", str(ALIAS), str(SCORED), "--source", "https://dt.example")
+    result = run(
+        "diff", str(ALIAS), str(SCORED), "--by", "project", "--source", "https://dt.example"
+    )
     assert result.returncode == 0, result.stderr
     events = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert len(events) == 12
@@ -38,21 +40,29 @@ def test_diff_of_two_real_exports_shows_each_change_with_old_and_new(contracts):
 
 
 def test_diff_ignores_aliases_that_went_away_and_names_what_left(tmp_path: Path):
-    assert run("diff", str(ALIAS), str(EMPTIED)).stdout == b""  # only additions count
+    assert (
+        run("diff", str(ALIAS), str(EMPTIED), "--by", "project").stdout == b""
+    )  # only additions count
     document = orjson.loads(ALIAS.read_bytes())
     left = document["findings"].pop(0)["matrix"]
     shrunk = tmp_path / "shrunk.json"
     shrunk.write_bytes(orjson.dumps(document))
-    result = run("diff", str(ALIAS), str(shrunk))
+    result = run("diff", str(ALIAS), str(shrunk), "--by", "project")
     (event,) = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert (event["subject"], event["data"]["change"]["reason"]) == (left, "not_in_export")
-    back = run("diff", str(shrunk), str(ALIAS))
+    back = run("diff", str(shrunk), str(ALIAS), "--by", "project")
     (event,) = [orjson.loads(line) for line in back.stdout.splitlines()]
     assert event["data"]["change"]["kind"] == "opened"
 
 
 def test_diff_refuses_exports_of_two_projects_and_invalid_files(tmp_path: Path):
-    result = run("diff", str(ALIAS), str(FPF / "real" / "defectdojo__deptrack_php_4.14.1.json"))
+    result = run(
+        "diff",
+        str(ALIAS),
+        str(FPF / "real" / "defectdojo__deptrack_php_4.14.1.json"),
+        "--by",
+        "project",
+    )
     assert result.returncode == 1
     assert b"the two exports are of different projects" in result.stderr
     broken = tmp_path / "broken.json"

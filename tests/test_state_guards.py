@@ -477,9 +477,10 @@ def test_diff_with_new_older_than_old_follows_the_stale_rule(tmp_path: Path):
     document["findings"].pop()
     new = tmp_path / "new.json"
     new.write_bytes(orjson.dumps(document))
-    result = run("diff", str(old), str(new))
+    result = run("diff", str(old), str(new), "--by", "project")  # --by line: test_line_diff.py
     assert result.returncode == 1
     assert result.stdout == b""
     assert b"NEW is older than OLD" in result.stderr
     assert b"stale" in result.stderr
-    assert run("diff", str(new), str(old)).returncode == 0  # the right way round: one opened
+    # the right way round: one opened
+    assert run("diff", str(new), str(old), "--by", "project").returncode == 0

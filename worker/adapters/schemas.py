@@ -23,6 +23,7 @@ FILES = {
     "job": "job.v1.schema.json",
     "finding_event": "finding-event.v1.schema.json",
     "finding_change": "finding-change.v1.schema.json",
+    "line_change": "finding-change.v2.schema.json",
     "service_event": "service-event.v1.schema.json",
 }
 
@@ -34,6 +35,7 @@ class Contracts:
     job: Contract
     finding_event: Contract
     finding_change: Contract
+    line_change: Contract  # finding-change.v2: the change events of a line
     service_event: Contract
 
 

@@ -7,9 +7,9 @@ import math
 import sys
 import textwrap
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from worker import __version__
 from worker.core import output
@@ -145,15 +145,20 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def output_from(args: argparse.Namespace, environ: Mapping[str, str]) -> Output:
+def output_from(
+    args: argparse.Namespace,
+    environ: Mapping[str, str],
+    tried: Sequence[Mapping[str, Any]] | None = None,
+) -> Output:
     """The offline commands' output: the options, else the variables (ConfigError, exit 2,
-    for a filter that does not compile or fails on an example event)."""
+    for a filter that does not compile or fails on every example event; ``tried``: examples
+    of the events the command prints, by default those the workers publish)."""
     settings = output_settings(environ)
     chosen = OutputSettings(
         format=args.format or settings.format,
         filter=args.filter if args.filter is not None else settings.filter,
     )
-    return output.from_settings(chosen, __version__, filter_name=filter_name(args))
+    return output.from_settings(chosen, __version__, filter_name=filter_name(args), tried=tried)
 
 
 def filter_name(args: argparse.Namespace) -> str:

@@ -22,24 +22,42 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         commands,
         "diff",
         run,
-        help="print the finding changes between two exports of a project (JSON lines)",
+        help="print the finding changes between two exports (versions of a project) as JSON lines",
         description=(
-            "Compare two FPF exports of one project and print, one per line, the change events "
-            "the workers would publish had they applied OLD and then NEW: opened, changed "
-            "(with each field's old and new value), resolved, reopened. Offline: no state store, "
-            "no DT (a finding missing from NEW is resolved; only DT can tell it was suppressed). "
-            "Exit 1 when a file is not a valid export, the two are of different projects, or "
-            "NEW is older than OLD (the service's stale rule: it would change nothing)."
+            "Compare two FPF exports and print, one per line, the change events between them. "
+            "--by line (the default): OLD and NEW are two versions of one project line (the same "
+            "project name; DT makes each version its own project with new UUIDs); findings are "
+            "matched by package and vulnerability (a GHSA and its CVE are one finding, a library "
+            "present in two versions is one finding with two instances), so a version bump that "
+            "keeps a vulnerability is 'changed' with component.version and component.purl old "
+            "and new, not resolved + opened; events are finding-change.v2 (docs/events.md). "
+            "--by project: today's per-project comparison (the same project uuid), events "
+            "finding-change.v1, as the live stream publishes them. "
+            "Offline: no state store, no DT (a finding missing from NEW is resolved; only DT "
+            "can tell it was suppressed, unless NEW lists it suppressed, as DT's findings API "
+            "with ?suppressed=true does). Exit 1 when a file is not a valid export, the two are "
+            "of different lines (or projects, with --by project), or NEW is older than OLD "
+            "(the service's stale rule: it would change nothing)."
         ),
         examples="""
-            dtrack-worker diff findings-monday.fpf findings-tuesday.fpf
-            dtrack-worker diff old.fpf new.fpf | jq -r '.type + " " + .subject'
-            dtrack-worker diff old.fpf new.fpf | jq 'select(.data.change.kind == "changed")'
+            dtrack-worker diff app-1.4.0.fpf app-1.5.0.fpf
+            dtrack-worker diff old.fpf new.fpf | jq -r '[.data.change.kind, .data.package.key,
+                .data.vulnerability_id] | join(" ")'
+            dtrack-worker diff old.fpf new.fpf | jq -c 'select(.data.change.kind == "changed")
+                | .data.change.changes'
+            dtrack-worker diff findings-monday.fpf findings-tuesday.fpf --by project
             dtrack-worker diff old.fpf new.fpf --format ocsf
         """,
     )
     parser.add_argument("old", metavar="OLD", help="the earlier export, or - for stdin")
     parser.add_argument("new", metavar="NEW", help="the later export")
+    parser.add_argument(
+        "--by",
+        choices=("line", "project"),
+        default="line",
+        help="line (default): two versions of one project line, finding-change.v2 events; "
+        "project: two exports of one DT project, finding-change.v1 events",
+    )
     parser.add_argument("--source", help="the DT instance named in each event's source")
     parser.add_argument("--dt-timezone", metavar="ZONE", help="the DT server's time zone")
     add_output_options(parser)
@@ -47,9 +65,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from worker.adapters import schemas, timezones  # the compiled validator: see common.py
-    from worker.core import diff
+    from worker.core import diff, line_change_events, line_diff, selection
 
-    shown = output_from(args, environ)  # a bad filter stops here, before any input is read
+    # a bad filter stops here, before any input is read; it is tried on what will be printed
+    tried = selection.line_examples() if args.by == "line" else None
+    shown = output_from(args, environ, tried)
     zone = timezones.zone(args.dt_timezone or environ.get("DTRACK_WORKER_DT_TIMEZONE", "UTC"))
     source = args.source or environ.get("DTRACK_WORKER_SOURCE") or None
     try:
@@ -57,7 +77,12 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         with old:
             new = read_input(args.new, sys.stdin.buffer)
             with new:
-                events = diff.diff(old.raw, new.raw, schemas.load().fpf, source=source, zone=zone)
+                contract = schemas.load().fpf
+                if args.by == "project":
+                    events = diff.diff(old.raw, new.raw, contract, source=source, zone=zone)
+                else:
+                    found = line_diff.diff(old.raw, new.raw, contract, source=source, zone=zone)
+                    events = line_change_events.of_diff(found)
     except OSError as exc:
         print(f"dtrack-worker diff: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_INVALID

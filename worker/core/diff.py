@@ -28,6 +28,21 @@ def _as_stored(
     return [(row["matrix"], tracked(row), epss(row), finding.parts(row, zone)) for row in rows]
 
 
+def refuse_stale(before: fpf.Export, after: fpf.Export) -> None:
+    """InvalidExport when ``after`` was taken before ``before``: the service's stale rule."""
+    if epoch(after.exported_at) < epoch(before.exported_at):
+        raise InvalidExport(
+            "NEW is older than OLD: the service would find it stale and change nothing",
+            problems=(
+                Problem(
+                    "/meta/timestamp",
+                    f"OLD was taken at {before.exported_at}, NEW at {after.exported_at}: "
+                    "name the earlier export first",
+                ),
+            ),
+        )
+
+
 def diff(
     old: split.Raw, new: split.Raw, contract: Contract, *, source: str | None, zone: tzinfo
 ) -> list[Event]:
@@ -61,17 +76,7 @@ def diff(
                 Problem("/project/uuid", f"OLD is {before.project_uuid}, NEW {after.project_uuid}"),
             ),
         )
-    if epoch(after.exported_at) < epoch(before.exported_at):  # the service's stale rule
-        raise InvalidExport(
-            "NEW is older than OLD: the service would find it stale and change nothing",
-            problems=(
-                Problem(
-                    "/meta/timestamp",
-                    f"OLD was taken at {before.exported_at}, NEW at {after.exported_at}: "
-                    "name the earlier export first",
-                ),
-            ),
-        )
+    refuse_stale(before, after)
     gone = disappeared(priors, (entry.key for entry in seen))
     wanted = needed(priors, seen, gone)
     plan = detect(

@@ -80,7 +80,20 @@ class Grouped:
 
 def finding_id(line: Line, package: Package, vulnerability: str) -> str:
     """A line finding's stable id: a UUIDv5 of line key, package key and vulnerability id."""
-    return ids.uuid5(LINE_ID_NAMESPACE, f"finding\n{line.key}\n{package.key}\n{vulnerability}")
+    return _FindingIds(line)(package, vulnerability)
+
+
+class _FindingIds:
+    """``finding_id`` for many findings of one line: the line's key is escaped (and hashed)
+    once, not once per finding."""
+
+    __slots__ = ("_prefix",)
+
+    def __init__(self, line: Line) -> None:
+        self._prefix = ids.Uuid5Prefix(LINE_ID_NAMESPACE, f"finding\n{line.key}\n")
+
+    def __call__(self, package: Package, vulnerability: str) -> str:
+        return self._prefix(f"{package.key}\n{vulnerability}")
 
 
 def group(
@@ -109,16 +122,26 @@ def group(
     members: dict[tuple[str, str], list[Instance]] = {}
     packages: dict[str, Package] = {}
     tokens_of: dict[str, set[str]] = {}
+    # many rows share a component (one per vulnerability): its purl is parsed once
+    by_component: dict[tuple[object, ...], Package] = {}
     for row, found in seen.values():
-        package = of_component(row["component"])
+        component = row["component"]
+        names = tuple(  # of_component reads anything but text as absent; so does the key
+            v if isinstance(v, str) else None
+            for v in (component.get(k) for k in ("purl", "group", "name", "cpe"))
+        )
+        package = by_component.get(names)
+        if package is None:
+            package = by_component[names] = of_component(component)
         packages[package.key] = package
         anchor = found.own or min(found.links, default=None)
         stable = assignment.ids[anchor] if anchor else _no_id(row)
         tokens_of.setdefault(stable, set()).update(found.all)
         members.setdefault((package.key, stable), []).append(_instance(row, project_version))
+    finding_ids = _FindingIds(line)
     findings = [
         LineFinding(
-            id=finding_id(line, packages[package_key], stable),
+            id=finding_ids(packages[package_key], stable),
             line=line,
             package=packages[package_key],
             vulnerability=stable,
@@ -170,26 +193,29 @@ class InstanceDiff:
 
 
 def diff_instances(before: Sequence[Instance], after: Sequence[Instance]) -> InstanceDiff:
-    """Pair the instances of a finding across two exports: by matrix; then, among the rest of
-    one DT vulnerability (a GHSA row with a GHSA row), in version order (the lowest old version
-    moved to the lowest new one); then the rest in version order. The surplus is added or
-    removed."""
+    """Pair the instances of a finding across two exports: by matrix; then an unchanged
+    component of one DT vulnerability (same version and purl, a new UUID); then, among the rest
+    of one DT vulnerability (a GHSA row with a GHSA row), in version order (the lowest old
+    version moved to the lowest new one); then the rest in version order. The surplus is added
+    or removed."""
     old_by = {i.matrix: i for i in before}
     new_by = {i.matrix: i for i in after}
     kept = tuple(new_by[m] for m in sorted(old_by.keys() & new_by.keys()))
-    old = sorted((i for m, i in old_by.items() if m not in new_by), key=_order)
-    new = sorted((i for m, i in new_by.items() if m not in old_by), key=_order)
+    old = sorted((i for m, i in old_by.items() if m not in new_by), key=version_order)
+    new = sorted((i for m, i in new_by.items() if m not in old_by), key=version_order)
     moved: list[Move] = []
-    for same_vulnerability in (True, False):
+    # an unchanged component under a new UUID (a new project version) first: a library present
+    # twice that lost one copy must not look like the lost copy bumped onto the other
+    for same in (_unchanged, _same_vulnerability, _any):
         for b in list(old):
-            a = next((n for n in new if not same_vulnerability or _vuln(n) == _vuln(b)), None)
+            a = next((n for n in new if same(b, n)), None)
             if a is not None:
                 moved.append(Move(b, a))
                 old.remove(b)
                 new.remove(a)
     return InstanceDiff(
         kept=kept,
-        moved=tuple(sorted(moved, key=lambda m: _order(m.before))),
+        moved=tuple(sorted(moved, key=lambda m: version_order(m.before))),
         added=tuple(new),
         removed=tuple(old),
     )
@@ -199,7 +225,22 @@ def _vuln(instance: Instance) -> tuple[str, str]:
     return instance.source, instance.vuln_id
 
 
-def _order(instance: Instance) -> tuple[tuple[tuple[int, int | str], ...], str]:
+def _unchanged(before: Instance, after: Instance) -> bool:
+    return _vuln(before) == _vuln(after) and (before.component_version, before.purl) == (
+        after.component_version,
+        after.purl,
+    )
+
+
+def _same_vulnerability(before: Instance, after: Instance) -> bool:
+    return _vuln(before) == _vuln(after)
+
+
+def _any(before: Instance, after: Instance) -> bool:
+    return True
+
+
+def version_order(instance: Instance) -> tuple[tuple[tuple[int, int | str], ...], str]:
     """Version order, good enough for pairing: numeric parts as numbers, the rest as text."""
     parts = (instance.component_version or "").replace("-", ".").split(".")
     return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts), instance.matrix

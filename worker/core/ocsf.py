@@ -106,7 +106,7 @@ def _finding_info(
     data: dict[str, Any], change: dict[str, Any] | None, subject: str, at: int
 ) -> dict[str, Any]:
     info: dict[str, Any] = {
-        "uid": data["finding_key"],
+        "uid": data["finding_id"] if "finding_id" in data else data["finding_key"],  # v2, v1
         "title": subject,
         "types": ["Vulnerability"],
         "data_sources": ["Dependency-Track"],

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import orjson
 
@@ -92,12 +92,17 @@ AS_MADE = Output()  # every event, as a CloudEvent: the default
 
 
 def from_settings(
-    settings: OutputSettings, product_version: str, *, filter_name: str = "DTRACK_WORKER_FILTER"
+    settings: OutputSettings,
+    product_version: str,
+    *,
+    filter_name: str = "DTRACK_WORKER_FILTER",
+    tried: Sequence[Mapping[str, Any]] | None = None,
 ) -> Output:
-    """The filter, compiled (ConfigError for a bad one), and the format of finding events."""
+    """The filter, compiled (ConfigError for a bad one; tried on ``tried``, the example events
+    of what will be judged, by default those the workers publish), and the format."""
     expression = settings.filter
     return Output(
         format=settings.format,
-        filter=Filter(expression, name=filter_name) if expression else None,
+        filter=Filter(expression, name=filter_name, tried=tried) if expression else None,
         product_version=product_version,
     )

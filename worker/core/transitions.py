@@ -101,10 +101,12 @@ def needed(priors: Mapping[str, Prior], seen: Sequence[Seen], gone: Iterable[str
     return keys | set(gone)
 
 
-def _changes(
-    old: Mapping[str, Any], new: Mapping[str, Any], old_epss: float | None, current: Current,
-    delta: float | None,
+def tracked_changes(
+    old: Mapping[str, Any], new: Mapping[str, Any], old_epss: float | None,
+    new_epss: float | None, delta: float | None,
 ) -> tuple[tuple[str, Any, Any], ...]:  # fmt: skip
+    """(field, old, new) for each tracked field that changed (aliases: only additions), and
+    EPSS when it moved at least ``delta``: what a ``changed`` transition reports."""
     found = []
     for name in TRACKED:
         before, after = old.get(name), new[name]
@@ -113,8 +115,8 @@ def _changes(
                 found.append((name, before or [], after))
         elif before != after:
             found.append((name, before, after))
-    if epss_moved(old_epss, current.epss, delta):
-        found.append(("epss", old_epss, current.epss))
+    if epss_moved(old_epss, new_epss, delta):
+        found.append(("epss", old_epss, new_epss))
     return tuple(found)
 
 
@@ -174,7 +176,7 @@ def _present(
     if before.status != "open":
         write = dataclasses.replace(write, first_seen=min(before.first_seen, now))
         return write, _transition("reopened", current, write, before.status, ())
-    changes = _changes(before.tracked, current.tracked, before.epss, current, delta)
+    changes = tracked_changes(before.tracked, current.tracked, before.epss, current.epss, delta)
     moved = epss_moved(before.epss, current.epss, delta)
     write = dataclasses.replace(
         write,
