@@ -498,3 +498,47 @@ def test_a_reupload_into_the_same_project_with_a_bump_is_changed_not_resolved_an
         sorted(orjson.loads(line)["type"] for line in by_project)
         == ["dtrack-worker.finding.opened.v1"] * 4 + ["dtrack-worker.finding.resolved.v1"] * 4
     )
+
+
+def _probe_document() -> Document:
+    """REVIEW-2 M1's rows in a real export: p has CVE-2024-1001 and CVE-2024-1002, no aliases;
+    another component, q, has a GHSA whose aliases are both CVEs."""
+    document = _document(PHP)
+    template = next(r for r in document["findings"] if r["vulnerability"]["source"] == "NVD")
+    project = document["project"]["uuid"]
+
+    def row(name: str, vuln_id: str, source: str, aliases: list[Any]) -> dict[str, Any]:
+        out = copy.deepcopy(template)
+        component = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{project}/{name}"))
+        vulnerability = str(uuid.uuid5(uuid.NAMESPACE_URL, vuln_id))
+        out["component"].update(
+            uuid=component, name=name, group=None, version="1", purl=f"pkg:npm/{name}@1"
+        )
+        out["vulnerability"].update(
+            vulnId=vuln_id, source=source, aliases=aliases, uuid=vulnerability
+        )
+        out["matrix"] = f"{project}:{component}:{vulnerability}"
+        return out
+
+    document["findings"] = [
+        row("p", "CVE-2024-1001", "NVD", []),
+        row("p", "CVE-2024-1002", "NVD", []),
+        row(
+            "q",
+            "GHSA-aaaa-bbbb-cccc",
+            "GITHUB",
+            [{"cveId": "CVE-2024-1001"}, {"cveId": "CVE-2024-1002"}],
+        ),
+    ]
+    return document
+
+
+def test_one_cve_of_a_package_fixed_resolves_though_another_components_ghsa_names_both() -> None:
+    old = _probe_document()
+    fixed = next_version(old, "2", keep=lambda r: r["vulnerability"]["vulnId"] != "CVE-2024-1002")
+    events = _events(old, fixed)
+    assert _kinds(events) == [("resolved", "pkg:npm/p", "CVE-2024-1002")]
+    assert events[0]["data"]["change"]["reason"] == "not_in_export"
+    assert _kinds(_events(fixed, next_version(old, "3", seconds=7200))) == [
+        ("opened", "pkg:npm/p", "CVE-2024-1002")
+    ]

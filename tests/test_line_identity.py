@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from worker.core import ids, vulnid
 from worker.core.line_findings import (
     Instance,
+    Unjoined,
     diff_instances,
     finding_id,
     group,
@@ -177,7 +178,7 @@ def test_an_alias_withdrawn_splits_the_group_and_the_own_token_keeps_the_id() ->
 def test_known_ids_carry_into_line_findings() -> None:
     rows = [r for r in _rows(PHP) if r["vulnerability"]["source"] == "GITHUB"]  # GHSAs alone
     before = group(LINE, rows)
-    after = group(LINE, _rows(PHP), before.assignment.known)  # their CVE rows appear
+    after = group(LINE, _rows(PHP), before.known)  # their CVE rows appear
     assert {f.id for f in after.findings} == {f.id for f in before.findings}
     assert {f.vulnerability for f in after.findings} == {f.vulnerability for f in before.findings}
 
@@ -196,12 +197,50 @@ def test_ids_once_given_stay_while_their_groups_only_grow(sets: list[frozenset[s
     assert again.ids == first.ids
     assert again.merges == ()
     assert again.splits == ()
-    # one group gaining a new token (even a lower CVE) keeps its id, and so do the others
-    grown = vulnid.assign(first.known, vulnid.groups([*sets, frozenset({*sets[0], "CVE-2000-1"})]))
+    # one group gaining a new token keeps its id, and so do the others: a lower CVE when it
+    # has none (a GHSA learning its CVE), else a GHSA (a second CVE would be another group)
+    grouping = vulnid.grouping(sets)
+    grows = next(g for g in grouping.groups if min(sets[0]) in g)
+    unjoined = any(set(c.tokens) == grows for c in grouping.conflicts)
+    new = "GHSA-zzzz-zzzz-zzzz" if unjoined or any(map(vulnid.is_cve, grows)) else "CVE-2000-1"
+    grown = vulnid.assign(first.known, vulnid.groups([*sets, frozenset({min(grows), new})]))
     assert grown.merges == ()
     assert grown.splits == ()
     assert {t: grown.ids[t] for t in first.ids} == first.ids
-    assert grown.ids["CVE-2000-1"] == first.ids[min(sets[0])]
+    assert grown.ids[new] == first.ids[min(sets[0])]
+
+
+MORE_TOKENS = [*TOKENS, "CVE-2026-3", "GHSA-dddd-eeee-ffff", "OSV:Y"]
+
+
+@given(
+    st.lists(st.frozensets(st.sampled_from(MORE_TOKENS), min_size=1), min_size=1, max_size=8),
+    st.randoms(use_true_random=False),
+)
+def test_no_alias_group_holds_two_cves_in_any_order(
+    sets: list[frozenset[str]], random: Any
+) -> None:
+    found = vulnid.grouping(sets)
+    every = set().union(*sets)
+    assert sorted(t for g in found.groups for t in g) == sorted(every)  # a partition
+    assert all(sum(map(vulnid.is_cve, g)) <= 1 for g in found.groups)
+    shuffled = [frozenset(random.sample(sorted(s), len(s))) for s in sets]
+    random.shuffle(shuffled)
+    assert vulnid.grouping(shuffled) == found
+    # a union with at most one CVE is joined as before; every refused join is reported
+    for joined in vulnid._union(sets):
+        cves = {t for t in joined if vulnid.is_cve(t)}
+        if len(cves) <= 1:
+            assert joined in found.groups
+        else:  # each CVE in a group of its own making; a group left with none is reported
+            inner = [g for g in found.groups if g <= joined]
+            assert sorted(t for g in inner for t in g if vulnid.is_cve(t)) == sorted(cves)
+            reported = {frozenset(c.tokens) for c in found.conflicts}
+            assert all(g in reported for g in inner if not any(map(vulnid.is_cve, g)))
+    # and no CVE is ever given another CVE's id, whatever ids were known before
+    known = {t: random.choice(MORE_TOKENS) for t in every if random.random() < 0.5}
+    ids = vulnid.assign(known, found.groups).known
+    assert all(ids[c] == c or not vulnid.is_cve(ids[c]) for c in every if vulnid.is_cve(c))
 
 
 # --- a version series of one line ------------------------------------------------------------
@@ -232,8 +271,8 @@ def _next_version(rows: list[dict[str, Any]], project: str, bump: int) -> list[d
 def test_a_version_series_keeps_every_line_finding_id(name: str) -> None:
     rows = _rows(name)
     first = group(LINE, rows)
-    second = group(LINE, _next_version(rows, str(uuid.uuid4()), 1), first.assignment.known)
-    third = group(LINE, _next_version(rows, str(uuid.uuid4()), 2), second.assignment.known)
+    second = group(LINE, _next_version(rows, str(uuid.uuid4()), 1), first.known)
+    third = group(LINE, _next_version(rows, str(uuid.uuid4()), 2), second.known)
     assert [f.id for f in second.findings] == [f.id for f in first.findings]
     assert [f.id for f in third.findings] == [f.id for f in first.findings]
     matrices = {i.matrix for f in first.findings for i in f.instances}
@@ -337,3 +376,84 @@ def test_a_row_repeated_for_another_attribution_is_the_same_instance() -> None:
     once = group(LINE, rows).findings
     twice = group(LINE, [*rows, again]).findings
     assert [(f.id, f.instances) for f in twice] == [(f.id, f.instances) for f in once]
+
+
+# --- alias groups never join distinct CVEs (REVIEW-2 M1) ------------------------------------
+
+PROJECT = "11111111-1111-4111-8111-111111111111"
+P_UUID = "22222222-2222-4222-8222-222222222222"
+Q_UUID = "33333333-3333-4333-8333-333333333333"
+GHSA_OF_TWO = "GHSA-aaaa-bbbb-cccc"
+
+
+def _row(
+    component: str, purl: str, vuln_id: str, source: str, aliases: list[Any]
+) -> dict[str, Any]:
+    return {
+        "matrix": f"{PROJECT}:{component}:{vuln_id}",
+        "component": {
+            "uuid": component,
+            "name": purl.split("/")[-1].split("@")[0],
+            "purl": purl,
+            "version": "1",
+        },
+        "vulnerability": {
+            "vulnId": vuln_id,
+            "source": source,
+            "aliases": aliases,
+            "uuid": vuln_id,
+            "severity": "HIGH",
+        },
+        "attribution": {},
+    }
+
+
+def _probe_rows() -> list[dict[str, Any]]:
+    """/tmp/rv2_lines.py's rows: p has two CVEs; q's GHSA names both of them."""
+    return [
+        _row(P_UUID, "pkg:npm/p@1", "CVE-2024-1001", "NVD", []),
+        _row(P_UUID, "pkg:npm/p@1", "CVE-2024-1002", "NVD", []),
+        _row(
+            Q_UUID,
+            "pkg:npm/q@1",
+            GHSA_OF_TWO,
+            "GITHUB",
+            [{"cveId": "CVE-2024-1001"}, {"cveId": "CVE-2024-1002"}],
+        ),
+    ]
+
+
+def _shown(findings: Any) -> list[tuple[str, str, list[str]]]:
+    return sorted(
+        (f.package.key, f.vulnerability, [i.vuln_id for i in f.instances]) for f in findings
+    )
+
+
+def test_another_components_ghsa_naming_two_cves_does_not_join_them() -> None:
+    grouped = group(LINE, _probe_rows(), project_version="1")
+    assert _shown(grouped.findings) == [
+        ("pkg:npm/p", "CVE-2024-1001", ["CVE-2024-1001"]),
+        ("pkg:npm/p", "CVE-2024-1002", ["CVE-2024-1002"]),
+        ("pkg:npm/q", GHSA_OF_TWO, [GHSA_OF_TWO]),
+    ]
+    p_1002 = next(f for f in grouped.findings if f.vulnerability == "CVE-2024-1002")
+    assert p_1002.aliases == ("CVE-2024-1002",)  # nothing of q's leaks into p's finding
+    # reported: the GHSA would have joined two CVEs, so it joined nothing
+    assert grouped.unjoined == (
+        Unjoined("pkg:npm/q", (GHSA_OF_TWO,), ("CVE-2024-1001", "CVE-2024-1002")),
+    )
+    # the stored ids: no CVE is kept under another CVE
+    assert grouped.known["pkg:npm/p"] == {
+        "CVE-2024-1001": "CVE-2024-1001",
+        "CVE-2024-1002": "CVE-2024-1002",
+    }
+    assert grouped.known["pkg:npm/q"][GHSA_OF_TWO] == GHSA_OF_TWO
+
+
+def test_a_cve_never_takes_the_id_of_another_cve() -> None:
+    # GHSA-x was CVE-2026-1's; DT corrected its alias to CVE-2026-2 (CVE-2026-1 not in this export)
+    known = {"CVE-2026-1": "CVE-2026-1", GHSA_OF_TWO: "CVE-2026-1"}
+    moved = vulnid.assign(known, [frozenset({GHSA_OF_TWO, "CVE-2026-2"})])
+    assert moved.ids == {GHSA_OF_TWO: "CVE-2026-2", "CVE-2026-2": "CVE-2026-2"}
+    assert moved.known["CVE-2026-2"] == "CVE-2026-2"
+    assert moved.known["CVE-2026-1"] == "CVE-2026-1"

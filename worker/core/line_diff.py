@@ -89,7 +89,7 @@ def diff(
     # FPF exports carry no project group (DT 4.x has none): a line is its name here
     line = Line(after.source, "", after.project_name)
     earlier = group(line, old_rows, project_version=before.project_version)
-    later = group(line, new_rows, earlier.assignment.known, project_version=after.project_version)
+    later = group(line, new_rows, earlier.known, project_version=after.project_version)
     compared = _Compared(
         {row["matrix"]: row for row in old_rows},
         {row["matrix"]: row for row in new_rows},
@@ -119,7 +119,7 @@ class _Compared:
             transition = self._arrived(after) if before is None else self._compared(before, after)
             if transition is not None:
                 found.append(transition)
-        absorbed = _absorbed(later.assignment.merges)
+        absorbed = _absorbed(later.assignments)
         for before in earlier.findings:
             if before.id not in new_by and _status(before, self.old_rows) == "open":
                 into = _merged_into(before, absorbed, later.findings)
@@ -248,15 +248,23 @@ def _summaries(instances: Sequence[Instance]) -> list[dict[str, Any]]:
     return [dataclasses.asdict(i) for i in sorted(instances, key=version_order)]
 
 
-def _absorbed(merges: Sequence[vulnid.Merge]) -> dict[str, str]:
-    return {gone: merge.kept for merge in merges for gone in merge.absorbed}
+def _absorbed(assignments: Mapping[str, vulnid.Assignment]) -> dict[tuple[str, str], str]:
+    """(package key, absorbed id) -> kept id: merges are per package, as alias groups are."""
+    return {
+        (package, gone): merge.kept
+        for package, assignment in assignments.items()
+        for merge in assignment.merges
+        for gone in merge.absorbed
+    }
 
 
 def _merged_into(
-    before: LineFinding, absorbed: Mapping[str, str], findings: Sequence[LineFinding]
+    before: LineFinding,
+    absorbed: Mapping[tuple[str, str], str],
+    findings: Sequence[LineFinding],
 ) -> str | None:
     """The NEW line finding of the same package whose vulnerability absorbed ``before``'s."""
-    kept = absorbed.get(before.vulnerability)
+    kept = absorbed.get((before.package.key, before.vulnerability))
     if kept is None:
         return None
     return next(

@@ -70,12 +70,28 @@ class LineFinding:
         }
 
 
+Known = Mapping[str, Mapping[str, str]]  # package key -> token -> vulnerability id
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Unjoined:
+    """A join refused in one package (``vulnid.Conflict``): ``tokens`` would have made the
+    distinct ``cves`` one vulnerability, so they are a line finding's group of their own."""
+
+    package: str  # the package key
+    tokens: tuple[str, ...]
+    cves: tuple[str, ...]
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Grouped:
-    """An export's line findings (by id order) and the alias assignment that keyed them."""
+    """An export's line findings (by id order), the alias assignment of each package that
+    keyed them, the joins refused, and the line's ids to keep for the next export."""
 
     findings: tuple[LineFinding, ...]
-    assignment: vulnid.Assignment
+    assignments: Mapping[str, vulnid.Assignment]  # by package key, this export's packages
+    unjoined: tuple[Unjoined, ...]
+    known: Known  # the earlier map, this export's packages updated
 
 
 def finding_id(line: Line, package: Package, vulnerability: str) -> str:
@@ -96,36 +112,39 @@ class _FindingIds:
         return self._prefix(f"{package.key}\n{vulnerability}")
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Seen:
+    row: Mapping[str, Any]
+    found: vulnid.Identifiers
+    package: Package
+
+
 def group(
     line: Line,
     rows: Iterable[Mapping[str, Any]],
-    known: Mapping[str, str] | None = None,
+    known: Known | None = None,
     *,
     project_version: str | None = None,
 ) -> Grouped:
     """The line findings of one export's (schema-valid) finding rows.
 
-    ``known``: the line's earlier token -> vulnerability id map (``vulnid.assign``); without
-    it, ids are those a first export would get. ``project_version``: the export's
-    ``project.version``, kept on each instance. Rows repeating a matrix (one per attribution)
-    are one instance.
+    ``known``: the line's earlier ids (``Grouped.known``: package key -> token -> id, as
+    ``vulnid.assign`` keeps them); without it, ids are those a first export would get.
+    ``project_version``: the export's ``project.version``, kept on each instance. Rows
+    repeating a matrix (one per attribution) are one instance.
+
+    Alias groups are made per package: a finding is (package, vulnerability), so another
+    component's GHSA naming two CVEs must not join this package's two CVE findings.
     """
-    seen: dict[str, tuple[Mapping[str, Any], vulnid.Identifiers]] = {}
-    for row in rows:
-        matrix = row["matrix"]
-        if matrix not in seen:
-            vuln = row["vulnerability"]
-            found = vulnid.identifiers(vuln.get("source"), vuln["vulnId"], vuln.get("aliases"))
-            seen[matrix] = (row, found)
-    alias_groups = vulnid.groups(found.links for _, found in seen.values())
-    assignment = vulnid.assign(known or {}, alias_groups)
-    members: dict[tuple[str, str], list[Instance]] = {}
-    packages: dict[str, Package] = {}
-    tokens_of: dict[str, set[str]] = {}
+    seen: dict[str, _Seen] = {}
     # many rows share a component (one per vulnerability): its purl is parsed once
     by_component: dict[tuple[object, ...], Package] = {}
-    for row, found in seen.values():
-        component = row["component"]
+    for row in rows:
+        matrix = row["matrix"]
+        if matrix in seen:
+            continue
+        vuln, component = row["vulnerability"], row["component"]
+        found = vulnid.identifiers(vuln.get("source"), vuln["vulnId"], vuln.get("aliases"))
         names = tuple(  # of_component reads anything but text as absent; so does the key
             v if isinstance(v, str) else None
             for v in (component.get(k) for k in ("purl", "group", "name", "cpe"))
@@ -133,11 +152,27 @@ def group(
         package = by_component.get(names)
         if package is None:
             package = by_component[names] = of_component(component)
-        packages[package.key] = package
+        seen[matrix] = _Seen(row, found, package)
+    by_package: dict[str, list[vulnid.Identifiers]] = {}
+    packages: dict[str, Package] = {}
+    for entry in seen.values():
+        by_package.setdefault(entry.package.key, []).append(entry.found)
+        packages[entry.package.key] = entry.package
+    earlier = known or {}
+    assignments: dict[str, vulnid.Assignment] = {}
+    unjoined: list[Unjoined] = []
+    for key in sorted(by_package):
+        grouping = vulnid.grouping(found.links for found in by_package[key])
+        assignments[key] = vulnid.assign(earlier.get(key, {}), grouping.groups)
+        unjoined.extend(Unjoined(key, c.tokens, c.cves) for c in grouping.conflicts)
+    members: dict[tuple[str, str], list[Instance]] = {}
+    tokens_of: dict[tuple[str, str], set[str]] = {}
+    for entry in seen.values():
+        found, key = entry.found, entry.package.key
         anchor = found.own or min(found.links, default=None)
-        stable = assignment.ids[anchor] if anchor else _no_id(row)
-        tokens_of.setdefault(stable, set()).update(found.all)
-        members.setdefault((package.key, stable), []).append(_instance(row, project_version))
+        stable = assignments[key].ids[anchor] if anchor else _no_id(entry.row)
+        tokens_of.setdefault((key, stable), set()).update(found.all)
+        members.setdefault((key, stable), []).append(_instance(entry.row, project_version))
     finding_ids = _FindingIds(line)
     findings = [
         LineFinding(
@@ -145,12 +180,17 @@ def group(
             line=line,
             package=packages[package_key],
             vulnerability=stable,
-            aliases=tuple(sorted(tokens_of[stable])),
+            aliases=tuple(sorted(tokens_of[(package_key, stable)])),
             instances=tuple(sorted(instances, key=lambda i: i.matrix)),
         )
         for (package_key, stable), instances in members.items()
     ]
-    return Grouped(tuple(sorted(findings, key=lambda f: f.id)), assignment)
+    return Grouped(
+        findings=tuple(sorted(findings, key=lambda f: f.id)),
+        assignments=assignments,
+        unjoined=tuple(unjoined),
+        known={**earlier, **{key: a.known for key, a in assignments.items()}},
+    )
 
 
 def _no_id(row: Mapping[str, Any]) -> str:

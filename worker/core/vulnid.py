@@ -3,13 +3,13 @@
 DT keeps one vulnerability row per (source, vulnId): a CVE and its GHSA are two rows, and one
 component gets two findings for what is one vulnerability. Here every identifier a finding names
 (its own ``vulnId`` and its aliases) is a *token*; findings whose tokens overlap are one alias
-group (union-find over one export; only CVE and GHSA aliases join, see ``Identifiers.links``).
-A group's id is its CVE if it has one, else its GHSA, else
-``SOURCE:vulnId``.
+group (union-find over one package's findings of one export; only CVE and GHSA aliases
+join, see ``Identifiers.links``; never two distinct CVEs, see ``grouping``). A group's id is
+its CVE if it has one, else its GHSA, else ``SOURCE:vulnId``.
 
 Aliases grow: a GHSA learns its CVE weeks later. The id must not change then, so a line keeps
-the ids it gave (``known``: token -> id) and ``assign`` reuses them; only a group no token of
-which was ever seen gets a fresh id. See docs/lines.md, "Alias growth".
+the ids it gave (``known``: token -> id, one map per package) and ``assign`` reuses them;
+only a group no token of which was ever seen gets a fresh id. See docs/lines.md, "Alias growth".
 """
 
 from __future__ import annotations
@@ -112,9 +112,75 @@ def preferred(group: Iterable[str]) -> str:
     return (ghsas or members)[0]
 
 
+def is_cve(token: str) -> bool:
+    return _CVE.fullmatch(token) is not None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Conflict:
+    """Tokens that would have joined distinct CVEs into one group (a GHSA naming two CVEs):
+    ``tokens`` became a group of their own (empty when CVEs named each other directly), each
+    of ``cves`` stayed apart."""
+
+    tokens: tuple[str, ...]
+    cves: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Grouping:
+    """The alias groups (sorted by their lowest token) and the joins refused on the way."""
+
+    groups: tuple[frozenset[str], ...]
+    conflicts: tuple[Conflict, ...]
+
+
+def grouping(token_sets: Iterable[frozenset[str]]) -> Grouping:
+    """The alias groups: token sets (``Identifiers.links``) joined wherever they share a token,
+    but never two distinct CVEs. Two CVEs are two vulnerabilities, even when a GHSA names both.
+
+    Where union-find would join several CVEs, each CVE keeps its own group. The other tokens
+    of that union are joined among themselves (never through a CVE), and each part goes to
+    the one CVE it names directly. A part that names several CVEs stays a group of its own
+    and is reported as a ``Conflict``. Every step is a set operation, so the result does not
+    depend on the order of the sets or of their tokens.
+    """
+    sets = [frozenset(s) for s in token_sets]
+    found: list[frozenset[str]] = []
+    conflicts: list[Conflict] = []
+    for joined in _union(sets):
+        cves = frozenset(t for t in joined if is_cve(t))
+        if len(cves) < 2:
+            found.append(joined)
+            continue
+        inside = [s for s in sets if s & joined]  # a set is wholly in one union
+        parts = {c: {c} for c in cves}
+        for rest in _union([s - cves for s in inside if s - cves]):
+            named = sorted({t for s in inside if s & rest for t in s & cves})
+            if len(named) == 1:
+                parts[named[0]] |= rest
+            else:
+                found.append(rest)
+                conflicts.append(Conflict(tuple(sorted(rest)), tuple(named)))
+        for s in inside:
+            if len(s & cves) > 1 and not s - cves:  # CVEs naming each other, nothing else
+                conflicts.append(Conflict((), tuple(sorted(s))))
+        found.extend(frozenset(p) for p in parts.values())
+    return Grouping(
+        tuple(sorted(found, key=min)), tuple(sorted(set(conflicts), key=_conflict_order))
+    )
+
+
+def _conflict_order(conflict: Conflict) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return conflict.tokens, conflict.cves
+
+
 def groups(token_sets: Iterable[frozenset[str]]) -> list[frozenset[str]]:
-    """The alias groups: token sets (``Identifiers.links``) joined wherever they share a
-    token (union-find), sorted."""
+    """``grouping``'s groups alone."""
+    return list(grouping(token_sets).groups)
+
+
+def _union(token_sets: Iterable[frozenset[str]]) -> list[frozenset[str]]:
+    """Token sets joined wherever they share a token (union-find), sorted."""
     parent: dict[str, str] = {}
 
     def root(t: str) -> str:
@@ -169,6 +235,8 @@ def assign(known: Mapping[str, str], alias_groups: Sequence[frozenset[str]]) -> 
 
     * No token known: the group's ``preferred`` id.
     * Tokens known under one id: that id, even if the group now has a better one (a CVE).
+    * Never another CVE: a group holding a CVE ignores earlier ids that are other CVEs, so no
+      CVE is ever stored under another CVE.
     * Tokens known under several ids: the groups merged; the ``preferred`` of those ids is kept.
     * One id claimed by several groups (an alias withdrawn): the group holding the id's own
       token keeps it (else the group first in order); the others get their ``preferred`` id,
@@ -178,7 +246,14 @@ def assign(known: Mapping[str, str], alias_groups: Sequence[frozenset[str]]) -> 
     merges: list[Merge] = []
     chosen: list[tuple[frozenset[str], str]] = []
     for group in alias_groups:
-        earlier = sorted({known[t] for t in group if t in known})
+        cves = {t for t in group if is_cve(t)}
+        # a group holding a CVE never takes another CVE as its id: that id was another
+        # vulnerability's, and a token that carried it (a GHSA) was moved by DT to this one
+        earlier = sorted(
+            e
+            for e in {known[t] for t in group if t in known}
+            if not (cves and is_cve(e) and e not in cves)
+        )
         stable = preferred(earlier) if earlier else preferred(group)
         if len(earlier) > 1:
             merges.append(Merge(stable, tuple(e for e in earlier if e != stable)))
