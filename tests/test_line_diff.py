@@ -508,7 +508,7 @@ def _probe_document() -> Document:
     project = document["project"]["uuid"]
 
     def row(name: str, vuln_id: str, source: str, aliases: list[Any]) -> dict[str, Any]:
-        out = copy.deepcopy(template)
+        out: dict[str, Any] = copy.deepcopy(template)
         component = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{project}/{name}"))
         vulnerability = str(uuid.uuid5(uuid.NAMESPACE_URL, vuln_id))
         out["component"].update(
