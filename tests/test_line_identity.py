@@ -457,3 +457,27 @@ def test_a_cve_never_takes_the_id_of_another_cve() -> None:
     assert moved.ids == {GHSA_OF_TWO: "CVE-2026-2", "CVE-2026-2": "CVE-2026-2"}
     assert moved.known["CVE-2026-2"] == "CVE-2026-2"
     assert moved.known["CVE-2026-1"] == "CVE-2026-1"
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_the_refused_join_is_the_same_in_any_order_of_findings_and_aliases(
+    data: st.DataObject,
+) -> None:
+    rows = [
+        *_probe_rows(),  # and q's own CVE row, with the GHSA as its alias: still apart from p's
+        _row(Q_UUID, "pkg:npm/q@1", "CVE-2024-1001", "NVD", [{"ghsaId": GHSA_OF_TWO}]),
+    ]
+    order = data.draw(st.permutations(range(len(rows))))
+    expected = group(LINE, rows)
+    again = group(LINE, _shuffled(rows, list(order), data.draw(st.booleans())))
+    assert [(f.id, f.aliases, f.instances) for f in again.findings] == [
+        (f.id, f.aliases, f.instances) for f in expected.findings
+    ]
+    assert again.unjoined == expected.unjoined
+    assert _shown(expected.findings) == [
+        ("pkg:npm/p", "CVE-2024-1001", ["CVE-2024-1001"]),
+        ("pkg:npm/p", "CVE-2024-1002", ["CVE-2024-1002"]),
+        ("pkg:npm/q", "CVE-2024-1001", ["CVE-2024-1001"]),
+        ("pkg:npm/q", GHSA_OF_TWO, [GHSA_OF_TWO]),
+    ]
