@@ -27,6 +27,8 @@ CWES = "data.vulnerability.cwes"
 EXPENSIVE = "a + b + c + d + e + f > 0"  # true, after 24^6 (190 million) steps on 24 CWEs
 for variable in "fedcba":
     EXPENSIVE = f"{CWES}.all({variable}, {EXPENSIVE})"
+# false, after 24^3 (13,824) steps on 24 CWEs: milliseconds an event, far within its budget
+MODERATE = f"{CWES}.exists(a, {CWES}.exists(b, {CWES}.exists(c, a + b + c < 0)))"
 
 
 def _event(**vulnerability: Any) -> bytes:
@@ -78,7 +80,7 @@ async def test_verdicts_come_in_order_from_one_process(started):
 
 
 async def test_an_event_over_budget_is_judged_so_and_the_next_process_takes_the_rest(started):
-    judge = await started(EXPENSIVE, budget=0.3)
+    judge = await started(EXPENSIVE, budget=2.0)  # SLOW takes minutes
     first = judge.pid
     assert await judge.verdicts([HIGH, SLOW, LOW]) == [PASS, FAILURES["over_budget"], PASS]
     assert judge.started == 2
@@ -86,6 +88,20 @@ async def test_an_event_over_budget_is_judged_so_and_the_next_process_takes_the_
     with pytest.raises(ProcessLookupError):
         os.kill(first, 0)  # killed and reaped
     assert await judge.verdicts([HIGH]) == [PASS]
+
+
+async def test_a_request_longer_than_any_cap_still_judges_every_event_within_budget(
+    started, monkeypatch
+):
+    # the per-event budget is the only limit: a request of many events, each well within
+    # it, gets every event's real verdict however long the request takes in all (a cap on
+    # the request, here as small as it goes, published the rest unfiltered as over_budget)
+    import worker.adapters.filter_process as filter_process
+
+    monkeypatch.setattr(filter_process, "REQUEST_SECONDS", 0.05, raising=False)
+    judge = await started(MODERATE, budget=5.0)
+    assert await judge.verdicts([SLOW] * 60 + [HIGH]) == [FILTER_OUT] * 60 + [FILTER_OUT]
+    assert judge.started == 1
 
 
 async def test_a_process_that_dies_judges_only_the_event_it_was_on(started):

@@ -25,9 +25,9 @@ from worker.core.selection import FAILURES, VERDICTS, Verdict
 BOOT_SECONDS = 30.0  # to start Python, import cel and compile: 0.1 s, far more on a busy host
 STOP_SECONDS = 2.0  # for a child to exit once its input is closed, before it is killed
 RETRY_SECONDS = 5.0  # after a child failed to start, events are judged evaluator_failed meanwhile
-# The longest one request may take, whatever its size: past it, the events left are judged
-# over_budget unevaluated. The relay renews its 30 s lease on a project between batches.
-REQUEST_SECONDS = 10.0
+# No cap on a request as a whole: only an event over its own budget is judged over_budget (a
+# cap published the rest of a long batch unfiltered). The relay keeps its lease on a project
+# renewed while a batch is judged.
 
 
 @dataclasses.dataclass(slots=True)
@@ -96,17 +96,13 @@ class FilterProcess:
     async def verdicts(self, events: Sequence[bytes]) -> list[Verdict]:
         """One verdict per event, in order; never raises for what an event or the child does."""
         async with self._lock:  # taken even for no events: requests keep their order
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + REQUEST_SECONDS
             verdicts: list[Verdict] = []
             try:
                 while (left := len(events) - len(verdicts)) > 0:
-                    if loop.time() >= deadline:
-                        verdicts += [FAILURES["over_budget"]] * left
-                    elif self._child is None and not await self._restart():
+                    if self._child is None and not await self._restart():
                         verdicts += [FAILURES["evaluator_failed"]] * left
                     else:
-                        verdicts += await self._request(events[len(verdicts) :], deadline)
+                        verdicts += await self._request(events[len(verdicts) :])
             finally:
                 self.pending = 0
             return verdicts
@@ -122,7 +118,7 @@ class FilterProcess:
             return False
         return True
 
-    async def _request(self, events: Sequence[bytes], deadline: float) -> list[Verdict]:
+    async def _request(self, events: Sequence[bytes]) -> list[Verdict]:
         """Verdicts for a prefix of ``events``: all of them, or up to the one the child was
         on when it went over budget or died (judged so; the child is gone then). None when
         a child that had judged events before died before this request: the caller starts
@@ -140,7 +136,7 @@ class FilterProcess:
         except (ConnectionError, RuntimeError):  # its pipe is closed: it died
             failure = "evaluator_failed"
         else:
-            failure = await self._answers(child, wanted, deadline, answers)
+            failure = await self._answers(child, wanted, answers)
         if failure:
             written, _ = await self._stop(kill=True)
             answers += written  # judged before it was killed, or died
@@ -151,15 +147,13 @@ class FilterProcess:
             verdicts.append(FAILURES[failure])
         return verdicts
 
-    async def _answers(
-        self, child: _Child, wanted: int, deadline: float, answers: bytearray
-    ) -> str:
+    async def _answers(self, child: _Child, wanted: int, answers: bytearray) -> str:
         """The child's answers into ``answers`` as they come; what stopped them short
         (over_budget, evaluator_failed), else ""."""
         loop = asyncio.get_running_loop()
         self.pending = wanted
         try:
-            async with asyncio.timeout_at(min(loop.time() + self._budget, deadline)) as budget:
+            async with asyncio.timeout_at(loop.time() + self._budget) as budget:
                 while len(answers) < wanted:
                     chunk = await child.stdout.read(wanted - len(answers))
                     if not chunk:
@@ -167,7 +161,7 @@ class FilterProcess:
                     answers += chunk
                     child.answered = True
                     self.pending = wanted - len(answers)
-                    budget.reschedule(min(loop.time() + self._budget, deadline))
+                    budget.reschedule(loop.time() + self._budget)
         except TimeoutError:
             return "over_budget"
         except BaseException:  # cancelled mid-request: the pipes are out of step

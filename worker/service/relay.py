@@ -26,7 +26,7 @@ from worker.adapters import tracing
 from worker.adapters.broker import Broker
 from worker.adapters.metrics import WorkerMetrics
 from worker.adapters.state.queries import OutboxRow
-from worker.adapters.state.store import Store
+from worker.adapters.state.store import LEASE_SECONDS, Store
 from worker.core.errors import TransientError
 from worker.core.output import AS_MADE, Output
 from worker.service import collector, outgoing
@@ -143,13 +143,25 @@ class Relay:
                 break
             if not await self._store.lease(project, self._owner):
                 continue  # another relay has it
+            keeper = asyncio.create_task(self._keep_lease(project))
             try:
                 with collector.paused():  # thousands of messages and futures, no cycles
                     published |= await self._project(project)
             finally:
+                keeper.cancel()
+                await asyncio.gather(keeper, return_exceptions=True)
                 with contextlib.suppress(TransientError):
                     await self._store.release(project, self._owner)
         return published
+
+    async def _keep_lease(self, project: str) -> None:
+        """The lease renewed while a batch takes long (the filter judges each event within
+        its budget, a batch of them may take minutes); a lost lease ends the project at the
+        next batch."""
+        while True:
+            await asyncio.sleep(LEASE_SECONDS / 3)
+            with contextlib.suppress(TransientError):  # the next renewal may get through
+                await self._store.lease(project, self._owner)
 
     async def _project(self, project: str) -> bool:
         """Publish the project's rows in sequence; while a batch waits for its confirms, the
