@@ -142,7 +142,7 @@ def test_rabbitmq_definitions_match_the_topology_the_code_declares():
     definitions = json.loads((DEPLOY / "rabbitmq" / "definitions.json").read_text())
     settings = Settings.from_env({})  # the defaults: prefix dtrack, 3 replicas, a 10 s delay
     expected = topology.configured(settings.broker, delays=(10,)).definitions()
-    for part in ("exchanges", "queues", "bindings"):
+    for part in ("exchanges", "queues", "bindings", "policies"):
         assert definitions[part] == expected[part], part
     conf = (DEPLOY / "rabbitmq" / "rabbitmq.conf").read_text()
     assert "load_definitions = /etc/rabbitmq/definitions.json" in conf

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,11 @@ from aio_pika.abc import AbstractIncomingMessage
 from tests.fake_dt import Fault
 from tests.harness import REAL, TOKEN, notification, post
 from tests.rabbit import AMQP_URL, temporary_topology, unique_prefix
+from tests.tcpproxy import TcpProxy
 from worker.adapters import amqp, frames
 from worker.adapters import broker as broker_module
 from worker.adapters.broker import Broker
+from worker.adapters.parked import Parked
 from worker.core import topology
 from worker.core.budget import budget_of, consumer_timeout_ms
 from worker.core.config import Settings
@@ -200,3 +203,124 @@ async def test_the_worker_starts_consuming_after_an_unexpected_exception(serve, 
         while not await ready():  # noqa: ASYNC110 - the answer of the service under test
             await asyncio.sleep(0.1)
     assert failing.calls == 2
+
+
+class Sniffer(TcpProxy):
+    """A proxy to RabbitMQ that keeps what clients send, per connection: the AMQP methods a
+    worker uses, read off the wire."""
+
+    def __init__(self, target_port: int) -> None:
+        super().__init__(target_port)
+        self.sent: dict[int, bytearray] = {}
+
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        if sink.transport.get_extra_info("peername")[1] != self.target[1]:
+            return await super()._pipe(source, sink)  # the broker's side: as it is
+        kept = self.sent.setdefault(id(source), bytearray())
+        original = source.read
+
+        async def read(size: int = -1) -> bytes:
+            chunk = await original(size)
+            kept.extend(chunk)
+            return chunk
+
+        source.read = read  # type: ignore[method-assign,assignment]
+        return await super()._pipe(source, sink)
+
+    def methods(self) -> list[tuple[int, int, bytes]]:
+        """Every method frame clients sent: (class id, method id, arguments)."""
+        found = []
+        for data in self.sent.values():
+            at = 8 if data.startswith(b"AMQP") else 0  # the protocol header
+            while at + 7 <= len(data):
+                kind, size = data[at], int.from_bytes(data[at + 3 : at + 7])
+                payload = bytes(data[at + 7 : at + 7 + size])
+                if kind == 1 and len(payload) >= 4:
+                    found.append(
+                        (int.from_bytes(payload[:2]), int.from_bytes(payload[2:4]), payload[4:])
+                    )
+                at += 7 + size + 1
+        return found
+
+
+BASIC, REJECT, NACK = 60, 90, 120
+
+
+@pytest.fixture
+async def sniffer() -> AsyncIterator[Sniffer]:
+    proxy = Sniffer(5672)
+    async with proxy:  # set up before serve, so it closes after it
+        yield proxy
+
+
+async def test_a_job_that_could_not_be_settled_goes_back_with_basic_reject(sniffer, serve, dt):
+    # RabbitMQ 4.3+ counts basic.reject in x-delivery-count and basic.nack not: the job's
+    # attempt count rises only with reject (on 3.10 and 4.0-4.2 both count)
+    url = f"amqp://guest:guest@127.0.0.1:{sniffer.port}/"
+    client, topo, _, _ = await serve(max_attempts="5", dt_http_attempts="1", amqp_url=url)
+    async with await aio_pika.connect(AMQP_URL) as connection:
+        channel = await connection.channel()  # the first retry tier refuses every copy
+        await channel.queue_delete(topo.retry_queues[0].name)
+        full = await channel.declare_queue(
+            topo.retry_queues[0].name,
+            durable=True,
+            arguments={"x-max-length": 0, "x-overflow": "reject-publish"},
+        )
+        await full.bind(topo.jobs_exchange.name, "retry.5s")
+    project = str(uuid.uuid4())
+    dt.exports[project] = REAL
+    dt.always[project] = Fault(503)
+    await post(client, project)
+    await _taken(topo.retry_queues[1].name, 1)  # returned once, then retried further
+    returns = [
+        (method, arguments)
+        for kind, method, arguments in sniffer.methods()
+        if kind == BASIC and method in (REJECT, NACK)
+    ]
+    assert [method for method, _ in returns] == [REJECT], returns
+    assert returns[0][1][-1] & 1  # requeue
+
+
+async def _rabbitmqctl(*arguments: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        "rabbitmqctl", *arguments, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, (out + err).decode()
+
+
+async def test_a_job_over_the_brokers_delivery_limit_is_parked_not_dropped():
+    # RabbitMQ 4.x gives quorum queues a delivery limit (20 by default) and drops what goes
+    # over it unless the queue dead-letters: the jobs queue's policy parks it instead
+    prefix = unique_prefix()
+    async with temporary_topology(prefix) as topo:
+        policy = topo.jobs_policy
+        definition = policy.definition | {"delivery-limit": 1}  # 20 returns take too long
+        async with await aio_pika.connect(AMQP_URL) as connection:
+            await amqp.declare(connection, topo)
+            channel = await connection.channel()
+            await _rabbitmqctl(
+                "set_policy",
+                "--apply-to",
+                policy.apply_to,
+                "--priority",
+                str(policy.priority),
+                policy.name,
+                policy.pattern,
+                orjson.dumps(definition).decode(),
+            )
+            try:
+                await channel.default_exchange.publish(
+                    aio_pika.Message(b"{}", message_id="a-job"), routing_key=topo.jobs_queue.name
+                )
+                jobs = await channel.get_queue(topo.jobs_queue.name, ensure=False)
+                for _ in range(20):  # returned until the broker takes it away
+                    message = await jobs.get(fail=False, timeout=5)
+                    if message is None:
+                        break
+                    await message.reject(requeue=True)
+                (parked,) = await _taken(topo.parked_queue.name, 1)
+            finally:
+                await _rabbitmqctl("clear_policy", policy.name)
+    assert parked.message_id == "a-job"
+    assert Parked.of(parked).reason == "delivery_limit"

@@ -189,13 +189,14 @@ class Worker:
         except TransientError as exc:  # could not even retry or park it: the broker refuses
             # Back to the queue after a pause: its next delivery is its next attempt
             # (job_messages.attempt), so it still ends parked; DT is not asked again at once.
+            # basic.reject, not nack: RabbitMQ 4.3+ counts only a reject in x-delivery-count.
             pause = job_messages.unsettled_seconds(attempt)
             fields["error"] = str(exc)  # the refusal; the job's own error was logged before
             log.error("job.unsettled", retry_in_s=pause, **fields)
             self._metrics.jobs.labels(outcome="unsettled").inc()
             await asyncio.sleep(pause)
             with contextlib.suppress(*BROKER_ERRORS):  # a closed channel returns it anyway
-                await message.nack(requeue=True)
+                await message.reject(requeue=True)
             return
         except BROKER_ERRORS as exc:  # the channel went while we acked: RabbitMQ redelivers it
             fields["error"] = f"{type(exc).__name__}: {exc}"
