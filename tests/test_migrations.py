@@ -129,6 +129,19 @@ async def test_a_store_migrated_before_checksums_gets_them_recorded_on_the_next_
     }
 
 
+async def test_read_commands_and_check_read_a_store_migrated_before_checksums(state_url):
+    # the pre-flight before a rollout: the new release's status and check against the live
+    # store, which the previous release migrated (no checksum column); reads never add it
+    assert (await cli("state", "migrate", env=_env(state_url)))[0] == 0
+    _run(state_url, "ALTER TABLE schema_migrations DROP COLUMN checksum")
+    code, out, err = await cli("status", env=_env(state_url))
+    assert code == 0, out + err
+    found = await checks.state(Settings.from_env(_env(state_url)).state)
+    assert found.ok, found.line()
+    columns = _rows(state_url, "SELECT * FROM schema_migrations LIMIT 1")
+    assert len(columns[0]) == 3  # version, name, applied_at: still the old layout
+
+
 def test_two_migrations_with_one_number_are_refused(tmp_path: Path):
     folder = _folder(
         tmp_path,

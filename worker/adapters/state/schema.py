@@ -110,9 +110,11 @@ def pending_migrations(
     for a store this release cannot run on."""
     shipped = migrations(folder)
     cursor = connection.cursor()
-    if not _columns(cursor, dialect):
+    columns = _columns(cursor, dialect)
+    if not columns:
         return [migration.number for migration in shipped]
-    applied = _applied(cursor)
+    # a store of a release before checksums has no such column: reads never add it
+    applied = _applied(cursor, checksums="checksum" in columns)
     _refuse_mismatch(applied, shipped)
     return [migration.number for migration in shipped if migration.number not in applied]
 
@@ -175,8 +177,9 @@ def _prepare(cursor: Any, dialect: Dialect) -> None:
         raise
 
 
-def _applied(cursor: Any) -> dict[int, Applied]:
-    cursor.execute(f"SELECT version, name, checksum FROM {TABLE}")
+def _applied(cursor: Any, *, checksums: bool = True) -> dict[int, Applied]:
+    checksum = "checksum" if checksums else "NULL"
+    cursor.execute(f"SELECT version, name, {checksum} FROM {TABLE}")
     return {int(row[0]): Applied(row[1], row[2]) for row in cursor.fetchall()}
 
 
