@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, settings_from
 from worker.core import topology
 from worker.core.config import Settings
-from worker.core.errors import ConfigError, ProjectGone, SuspiciousExport
+from worker.core.errors import ConfigError, GuardPending, ProjectGone, SuspiciousExport
 
 if TYPE_CHECKING:
     from worker.adapters.dtrack import DtClient
@@ -158,7 +158,7 @@ async def _baseline(
                         force=force,
                         release=raw.release,
                     )
-            except (SuspiciousExport, ProjectGone) as exc:
+            except (SuspiciousExport, GuardPending, ProjectGone) as exc:
                 refused.append(f"{project}: not recorded: {exc}")
                 continue
             if outcome == "stale":  # the store holds a later export: recording would go back

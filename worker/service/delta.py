@@ -10,7 +10,8 @@ publishes them). The job is acked after the commit; a crash anywhere loses nothi
 4. when findings disappeared, ask DT once which of them are suppressed;
 5. read the full stored state of the findings that changed or left, and detect transitions;
 6. an export that would resolve most open findings unexplained by DT's facts is held back
-   (``SuspiciousExport``: the job parks) unless forced;
+   (``SuspiciousExport``: the job parks; ``GuardPending`` while DT's facts only lag: the
+   job is retried) unless forced;
 7. commit findings, outbox rows and the project row in one transaction, if no other worker
    wrote the project meanwhile (else start again from 1).
 """
@@ -37,7 +38,7 @@ from worker.core.dates import epoch
 from worker.core.errors import PermanentError
 from worker.core.fpf import UNKNOWN, ProjectFacts
 from worker.core.jobs import Job, utc_timestamp
-from worker.core.mass_resolve import BomFacts, Guard, Tally
+from worker.core.mass_resolve import BomFacts, Guard, Tally, Unexplained
 from worker.core.tracking import Comparison, Seen
 from worker.core.transitions import (
     Transition,
@@ -252,15 +253,19 @@ class Deltas:
         try:  # asked only now: an export that trips the guard is rare
             about = BomFacts.of(await self._dt.project(project_uuid))
         except PermanentError as exc:  # the key may not see projects: then nothing explains it
-            reason: str | None = f"DT's facts about the project could not be read ({exc})"
+            reason: Unexplained | None = Unexplained(
+                f"DT's facts about the project could not be read ({exc})"
+            )
         else:
             since = None if last is None else epoch(last)
             reason = mass_resolve.unexplained(
                 about, since=since, exported=epoch(export.exported_at)
             )
         if reason is not None:
-            await self._store.record_outcome(project_uuid, "suspicious_export")
-            raise self._options.guard.refusal(tally, reason, project_uuid, export.exported_at)
+            refusal = self._options.guard.refusal(tally, reason, project_uuid, export.exported_at)
+            if not reason.pending:  # a pending one is retried: its outcome comes then
+                await self._store.record_outcome(project_uuid, "suspicious_export")
+            raise refusal
 
     async def gone(self, job: Job, job_ref: dict[str, Any]) -> int:
         """DT confirmed the project is gone: its open findings resolve, then project.gone."""
