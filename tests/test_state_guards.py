@@ -124,6 +124,7 @@ def test_the_guard_trips_over_its_share_and_minimum_only():
     assert guard.trips(Tally(opened=13, resolving=12))  # 92 %
     assert not guard.trips(Tally(opened=13, resolving=11))  # 85 %
     assert not guard.trips(Tally(opened=4, resolving=4))  # 100 %, but fewer than 5
+    assert guard.trips(Tally(opened=4, resolving=4, emptied=True))  # DT's hiccup: any size
     assert guard.trips(Tally(opened=5, resolving=5))
     assert not Guard(None, 1).trips(Tally(opened=1000, resolving=1000))
 
@@ -198,6 +199,21 @@ async def test_an_empty_export_and_findings_list_park_and_force_applies_them(pro
     assert test_state._kinds(await p.changes()) == ["resolved"] * 13
 
 
+async def test_an_empty_export_and_list_are_held_back_whatever_the_minimum(project):
+    # DT's hiccup (export and findings list both empty) hits every project at once: one with
+    # fewer open findings than the minimum must not have them all resolved and reopened
+    small = await project()
+    await sync(small, export(small.uuid, 1, lambda d: d.update(findings=d["findings"][:2])))
+    await small.events()
+    with pytest.raises(errors.PermanentError) as parked:
+        await sync(small, export(small.uuid, 2, emptied))
+    assert "2 of 2 open findings would resolve" in str(parked.value)
+    assert await small.events() == []
+    assert await open_count(small) == 2
+    _facts(small, lastBomImport=1.5, lastVulnerabilityAnalysis=1.8)  # a new BOM, analysed
+    assert await sync(small, export(small.uuid, 2, emptied)) == ("done", 2)
+
+
 def _facts(p: Project, **fields: Any) -> None:
     """What DT's project API says of the project: 10:00:<n> for n, in epoch milliseconds."""
     facts = {"uuid": p.uuid, "name": "acme", "active": True, "tags": []}
@@ -244,9 +260,10 @@ async def test_a_mass_fix_passes_only_when_dt_explains_it(project, facts, passes
 
 async def test_small_projects_and_ordinary_fixes_pass_the_guard(project):
     small = await project()
-    await sync(small, export(small.uuid, 1, lambda d: d.update(findings=d["findings"][:1])))
+    await sync(small, export(small.uuid, 1, lambda d: d.update(findings=d["findings"][:4])))
     await small.events()
-    assert await sync(small, export(small.uuid, 2, emptied)) == ("done", 1)  # 1 fixed: fine
+    moved = export(small.uuid, 2, lambda d: d.update(findings=d["findings"][4:5]))
+    assert await sync(small, moved) == ("done", 5)  # 4 fixed, 1 new: under the minimum
 
     p = await project()
     await sync(p, export(p.uuid, 1))

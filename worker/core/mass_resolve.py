@@ -26,24 +26,30 @@ class Tally:
 
     opened: int
     resolving: int
+    # the export and DT's findings list both empty: DT's hiccup signature, which a restart
+    # gives every project at once, small ones included (the minimum does not apply)
+    emptied: bool = False
 
     @classmethod
-    def of(cls, priors: Mapping[str, Prior], transitions: Iterable[Transition]) -> Tally:
+    def of(
+        cls, priors: Mapping[str, Prior], transitions: Iterable[Transition], *, emptied: bool
+    ) -> Tally:
         return cls(
             opened=sum(prior.status == "open" for prior in priors.values()),
             resolving=sum(transition.kind == "resolved" for transition in transitions),
+            emptied=emptied,
         )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Guard:
     share: float | None  # more than this share of the open findings resolving trips it; None: off
-    minimum: int  # fewer findings resolving than this never trip it (a small project's fix)
+    minimum: int  # fewer resolving never trip it (a small project's fix), but for an emptied
 
     def trips(self, tally: Tally) -> bool:
         return (
             self.share is not None
-            and tally.resolving >= self.minimum
+            and (tally.emptied or tally.resolving >= self.minimum)
             and tally.resolving > self.share * tally.opened
         )
 

@@ -173,8 +173,9 @@ class Deltas:
             epss_delta=options.epss_delta,
             retracted=job.retracted_finding,
         )
-        if not mode.force and len(gone) >= options.guard.minimum:  # else nothing to count
-            tally = Tally.of(state.priors, plan.transitions)
+        emptied = export.finding_count == 0 and not listed  # DT's hiccup: any project size
+        if not mode.force and (emptied or len(gone) >= options.guard.minimum):  # else none
+            tally = Tally.of(state.priors, plan.transitions, emptied=emptied)
             await self._guard(project_uuid, tally, last, export)
         silent = mode.silent or (options.baseline and not state.known)
         transitions = [] if silent else plan.transitions
