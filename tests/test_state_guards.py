@@ -178,6 +178,22 @@ async def test_a_stamp_within_the_tolerance_is_trusted(project):
     assert await sync(p, at(p.uuid, time.time(), fewer(1))) == ("stale", 0)
 
 
+async def test_an_untrusted_stamp_after_a_trusted_one_ahead_is_applied_not_stale(project):
+    # DT's zone-less stamps read an hour off: one export just within the tolerance (trusted,
+    # stored), the next just past it (applied as received, an hour earlier): its order is
+    # unknowable, it must not be stale until the host's clock passes the first one
+    p = await project()  # tolerance 1 h
+    assert await sync(p, at(p.uuid, time.time() + 3600 - 5)) == ("done", 13)
+    await p.events()
+    first = (await p.store.projects(p.uuid))[0].last_exported_at
+    assert first is not None
+    assert await sync(p, at(p.uuid, time.time() + 3600 + 5, fewer(1))) == ("done", 1)
+    assert test_state._kinds(await p.changes()) == ["resolved"]
+    (report,) = await p.store.projects(p.uuid)
+    assert report.last_exported_at is not None
+    assert epoch(report.last_exported_at) > epoch(first)  # after the one it follows
+
+
 # -- the mass-resolve guard -------------------------------------------------------------------
 
 

@@ -152,12 +152,13 @@ class Deltas:
                 project=project_uuid,
                 release=release,
             )
-        stamp = clock_skew.applied(export.exported_at, received, options.clock_skew_tolerance)
+        tolerance = options.clock_skew_tolerance
+        last = clock_skew.stored(state.last_exported_at, received, tolerance)
+        stamp = clock_skew.applied(export.exported_at, received, tolerance, last)
         if stamp != export.exported_at:  # a DT clock error: applied, never left to freeze it
             log.warning("state.clock_skew", project_uuid=project_uuid, applied_as=stamp,
                         exported_at=export.exported_at)  # fmt: skip
             self._metrics.clock_skewed.inc()
-        last = clock_skew.stored(state.last_exported_at, received, options.clock_skew_tolerance)
         if last is not None and epoch(stamp) < epoch(last):
             await self._store.record_outcome(project_uuid, "stale")
             return "stale", 0
