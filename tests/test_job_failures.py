@@ -14,6 +14,7 @@ from typing import Any
 import aio_pika
 import orjson
 import pytest
+import yaml
 from aio_pika.abc import AbstractIncomingMessage
 
 from tests.fake_dt import Fault
@@ -156,6 +157,15 @@ def test_the_compose_brokers_consumer_timeout_is_above_the_default_job_budget():
     conf = (Path(__file__).parent.parent / "deploy" / "rabbitmq" / "rabbitmq.conf").read_text()
     (line,) = [line for line in conf.splitlines() if line.startswith("consumer_timeout")]
     assert int(line.split("=")[1]) >= consumer_timeout_ms(Settings.from_env({}))
+
+
+def test_the_kubernetes_brokers_consumer_timeout_is_above_the_default_job_budget():
+    manifest = Path(__file__).parent.parent / "deploy" / "kubernetes" / "base" / "rabbitmq.yaml"
+    (cluster,) = yaml.safe_load_all(manifest.read_text())
+    conf = cluster["spec"]["rabbitmq"]["additionalConfig"]
+    lines = [line for line in conf.splitlines() if line.startswith("consumer_timeout")]
+    assert len(lines) == 1, conf
+    assert int(lines[0].split("=")[1]) >= consumer_timeout_ms(Settings.from_env({}))
 
 
 class Once:
