@@ -252,9 +252,9 @@ async def state(settings: StateSettings) -> Check:
 
 
 def _unusable_fix(usable: Usable) -> str:
-    if usable.detail.startswith("disk full"):
+    if usable.category == "disk full":
         return "free space on the store's disk (or grow it): jobs wait and retry meanwhile"
-    if usable.detail.startswith("read-only"):
+    if usable.category == "read-only":
         return (
             "make the store writable for this user: the file and its directory (SQLite), the "
             "mount, or the database's and role's default_transaction_read_only (PostgreSQL)"
