@@ -388,6 +388,20 @@ async def test_every_counted_row_is_read_whatever_page_size_comes_back(dt: FakeD
     assert len(rows) == len({row["matrix"] for row in rows}) == 281
 
 
+async def test_a_list_that_repeats_a_row_while_paged_is_a_retry(dt: FakeDt):
+    # a list that grows while it is paged shifts a row onto the next page: the rows read reach
+    # the count, the findings do not (one was never seen)
+    project_uuid = str(uuid.uuid4())
+    dt.exports[project_uuid] = REAL
+    rows = _suppressed(project_uuid, 281 - 13 - 1)
+    rows.insert(150, rows[149])  # 281 rows, 280 findings
+    dt.suppressed[project_uuid] = rows
+    dt.page_cap = 100
+    async with _client(dt) as client:
+        with pytest.raises(errors.DtUnavailable, match="280 findings of the 281"):
+            await client.findings(project_uuid)
+
+
 async def test_a_whole_list_cut_by_a_proxy_is_never_taken_for_the_list(dt: FakeDt):
     project_uuid = str(uuid.uuid4())
     dt.exports[project_uuid] = REAL

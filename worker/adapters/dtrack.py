@@ -200,8 +200,13 @@ class DtClient:
                 if len(items) < size or not fresh:
                     return list(found.values())
                 continue
-            if read >= total:
+            if len(found) >= total:
                 return list(found.values())
+            if read >= total:  # as many rows as counted, fewer findings: one repeated, one unseen
+                raise Retry(
+                    f"GET /{path}: read {len(found)} findings of the {total} DT counted, in "
+                    f"{read} rows (the list changed while it was paged)"
+                )
             if not fresh or read % len(items):  # nothing new: a list repeated, not paged
                 raise Retry(
                     f"GET /{path}: read {read} of the {total} findings DT counted "
