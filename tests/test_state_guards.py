@@ -517,6 +517,15 @@ async def test_resync_after_a_future_stamp_and_of_an_unknown_project(
     assert await sync(p, at(p.uuid, time.time(), fewer(1))) == ("done", 1)
 
 
+async def test_resync_of_a_mistyped_store_path_creates_nothing(dt: FakeDt, tmp_path: Path):
+    typo = tmp_path / "var" / "lib" / "dtrack-workr" / "state.sqlite3"
+    env = _store_env(dt, f"sqlite:///{typo}")
+    code, out, err = await cli("state", "resync", str(uuid.uuid4()), env=env)
+    assert code != 0, out + err
+    assert f"no state store at {typo}" in err, err
+    assert not (tmp_path / "var").exists()  # neither the file nor its directory made
+
+
 # -- diff -------------------------------------------------------------------------------------
 
 

@@ -194,11 +194,13 @@ async def _resync(
     projects and the events published."""
     from worker.adapters.state.store import Store
 
-    async with Store.open(settings.state) as store:
+    # first only read (StoreMissing for a mistyped path: no file, directory or migration made)
+    async with Store.open(settings.state, existing=True) as store:
         known = await store.all_projects()
-        unknown = [] if every else sorted({p.lower() for p in projects} - set(known))
-        if unknown:  # refused before anything is written: no project is made up
-            return unknown, (0, 0)
+    unknown = [] if every else sorted({p.lower() for p in projects} - set(known))
+    if unknown:  # refused before anything is written: no project is made up
+        return unknown, (0, 0)
+    async with Store.open(settings.state) as store:
         return [], await _republish(settings, store, known if every else projects)
 
 
