@@ -148,6 +148,28 @@ async def test_normalize_prints_what_the_filter_fails_on_and_says_so_once(tmp_pa
     assert "index_out_of_range: 13" in err
 
 
+async def test_diff_prints_what_the_filter_fails_on_and_says_so_once(tmp_path: Path):
+    new = orjson.loads(_without_aliases())
+    old = orjson.loads(_without_aliases())
+    old["findings"] = []
+    old["meta"]["timestamp"] = "2020-01-01T00:00:00Z"  # before NEW: not stale
+    (tmp_path / "old.fpf").write_bytes(orjson.dumps(old))
+    (tmp_path / "new.fpf").write_bytes(orjson.dumps(new))
+    code, out, err = await cli(
+        "diff",
+        str(tmp_path / "old.fpf"),
+        str(tmp_path / "new.fpf"),
+        "--filter",
+        FAILING["index_out_of_range"],
+        env={},
+    )
+    assert code == 0, err
+    assert len(out.splitlines()) == 13  # every opened event, printed all the same
+    assert err.count("could not be evaluated") == 1, err
+    assert "diff: --filter could not be evaluated on 13 of 13 finding events" in err
+    assert "index_out_of_range: 13" in err
+
+
 async def test_an_expensive_filter_leaves_the_loop_free_and_publishes_the_event(serve, dt: FakeDt):
     client, topo, events, _ = await serve(filter=EXPENSIVE, filter_budget_ms="2000")
     project = str(uuid.uuid4())
