@@ -367,7 +367,7 @@ async def test_a_findings_list_read_short_is_a_retry_never_a_resolution(project,
     _listed(p, 187, hidden)  # 12 + 187 + 1 = 200 rows served
     dt.uncounted = 81  # DT counts 281: the third page comes back empty
     dt.page_cap = 100
-    with pytest.raises(errors.TransientError, match="200 of the 281"):
+    with pytest.raises(errors.TransientError, match="read 200 findings of the 281"):
         await sync(p, export(p.uuid, 2, fewer(1)))
     assert await p.events() == []
     assert await open_count(p) == 13
@@ -408,7 +408,9 @@ async def test_a_whole_list_cut_by_a_proxy_is_never_taken_for_the_list(dt: FakeD
     dt.suppressed[project_uuid] = _suppressed(project_uuid, 281 - 13)
     dt.paged, dt.page_cap = False, 100  # DT 4.x ignores paging; the proxy cuts every answer
     async with _client(dt) as client:
-        with pytest.raises(errors.DtUnavailable, match="read 200 of the 281"):
+        with pytest.raises(
+            errors.DtUnavailable, match="read 100 findings of the 281 DT counted, in 200 rows"
+        ):
             await client.findings(project_uuid)
 
 
