@@ -33,7 +33,7 @@ class Migration:
     number: int
     name: str
     text: str
-    checksum: str  # sha256 of the file as shipped
+    checksum: str  # sha256 of the file as shipped, with LF line ends
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -55,7 +55,7 @@ def migrations(folder: Traversable | None = None) -> list[Migration]:
                 f"the state store's migrations {found[number].name} and {entry.name} share "
                 f"number {number}: reinstall dtrack-worker"
             )
-        raw = entry.read_bytes()
+        raw = entry.read_bytes().replace(b"\r\n", b"\n")  # a CRLF checkout is the same file
         found[number] = Migration(number, entry.name, raw.decode(), hashlib.sha256(raw).hexdigest())
     if not found:
         raise ConfigError("the state store's migrations are missing: reinstall dtrack-worker")
