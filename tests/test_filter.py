@@ -209,7 +209,7 @@ async def test_a_filter_for_change_events_alone_is_accepted(serve, dt: FakeDt, t
 
 async def test_a_reason_is_logged_once_then_at_most_once_a_minute_with_the_count():
     now = 0.0
-    judge = filtering.Judge(FAILING["index_out_of_range"], 5.0, clock=lambda: now)
+    judge = filtering.ProcessJudge(FAILING["index_out_of_range"], 5.0, clock=lambda: now)
     snapshot = selection.examples()[0]
     fine = orjson.dumps(snapshot)
     bare = orjson.dumps(snapshot | {"data": snapshot["data"] | {"vulnerability": {"aliases": []}}})

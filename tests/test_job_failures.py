@@ -26,8 +26,8 @@ from worker.adapters import broker as broker_module
 from worker.adapters.broker import Broker
 from worker.adapters.parked import Parked
 from worker.core import topology
-from worker.core.budget import budget_of, consumer_timeout_ms
 from worker.core.config import Settings
+from worker.core.job_budget import budget_of, consumer_timeout_ms
 
 pytestmark = pytest.mark.rabbitmq
 

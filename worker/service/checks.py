@@ -24,7 +24,7 @@ from worker.adapters.state.store import (
     StoreMissing,
     Usable,
 )
-from worker.core import budget
+from worker.core import job_budget
 from worker.core.config import PREFIX, DtSettings, Settings, StateSettings
 from worker.core.errors import DtMisconfigured, DtRejected, DtUnavailable
 from worker.core.topology import Topology
@@ -112,9 +112,9 @@ def consumer_timeout(version: str, settings: Settings) -> Check:
     """Whether the workers' job budget (their x-consumer-timeout) is in force on a broker of
     ``version`` (the oldest node's); when the broker ignores it, its own consumer_timeout
     applies, which AMQP does not show: a warning, with the value to set."""
-    wanted = budget.consumer_timeout_ms(settings)
+    wanted = job_budget.consumer_timeout_ms(settings)
     minutes = f"{wanted / 60000:.0f} min"
-    if wanted <= budget.RABBITMQ_DEFAULT_SECONDS * 1000:
+    if wanted <= job_budget.RABBITMQ_DEFAULT_SECONDS * 1000:
         return Check("consumer timeout", True, f"the job budget ({minutes}) is within 30 min")
     if takes_consumer_timeout(version):
         return Check(

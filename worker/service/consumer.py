@@ -64,7 +64,7 @@ class WorkerOptions:
     snapshots: bool = True  # publish every finding of every export (DTRACK_WORKER_EMIT)
     output: Output = AS_MADE  # the filter and the format of finding events
     scope: Scope = EVERYTHING  # which projects are worked for
-    # RabbitMQ's delivery timeout for our consumer, above the job budget (worker.core.budget)
+    # RabbitMQ's delivery timeout for our consumer, above the job budget (worker.core.job_budget)
     consumer_timeout_ms: int | None = None
 
 
