@@ -14,6 +14,7 @@ from typing import Any
 import aio_pika
 import orjson
 import pytest
+import structlog
 import yaml
 from aio_pika.abc import AbstractIncomingMessage
 
@@ -21,7 +22,7 @@ from tests.fake_dt import Fault
 from tests.harness import REAL, TOKEN, notification, post
 from tests.rabbit import AMQP_URL, temporary_topology, unique_prefix
 from tests.tcpproxy import TcpProxy
-from worker.adapters import amqp, frames
+from worker.adapters import amqp, frames, supervise
 from worker.adapters import broker as broker_module
 from worker.adapters.broker import Broker
 from worker.adapters.parked import Parked
@@ -213,6 +214,29 @@ async def test_the_worker_starts_consuming_after_an_unexpected_exception(serve, 
         while not await ready():  # noqa: ASYNC110 - the answer of the service under test
             await asyncio.sleep(0.1)
     assert failing.calls == 2
+
+
+async def test_the_subscribe_loop_backs_off_doubling_its_pause(serve, monkeypatch):
+    # the issue: "log, back off, retry"; a pause fixed at 1 s logged a traceback every second
+    monkeypatch.setattr(supervise, "FIRST_PAUSE_SECONDS", 0.05)  # the doubling, not the wait
+    calls = 0
+    original = Broker.consume
+
+    async def failing(self: Broker, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls <= 3:
+            raise KeyError("a bug while subscribing")
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Broker, "consume", failing)
+    with structlog.testing.capture_logs() as lines:
+        client, _, _, _ = await serve()
+        async with asyncio.timeout(10):  # fails the test if the worker never becomes ready
+            while (await client.get("/readyz")).status != 200:  # noqa: ASYNC110 - its answer
+                await asyncio.sleep(0.05)
+    failed = [line for line in lines if line["event"] == "worker.subscribe_failed"]
+    assert [line.get("retry_in_s") for line in failed] == [0.05, 0.1, 0.2], failed
 
 
 class Sniffer(TcpProxy):
