@@ -25,6 +25,10 @@ from worker.core.selection import FAILURES, VERDICTS, Verdict
 BOOT_SECONDS = 30.0  # to start Python, import cel and compile: 0.1 s, far more on a busy host
 STOP_SECONDS = 2.0  # for a child to exit once its input is closed, before it is killed
 RETRY_SECONDS = 5.0  # after a child failed to start, events are judged evaluator_failed meanwhile
+# The child's address space (RLIMIT_AS; it starts at about 25 MB): an expression that builds
+# lists or strings of gigabytes fails (evaluation_error, or the child aborts: evaluator_failed)
+# instead of the pod's OOM killer picking the worker.
+MEMORY_BYTES = 512 * 2**20
 # No cap on a request as a whole: only an event over its own budget is judged over_budget (a
 # cap published the rest of a long batch unfiltered). The relay keeps its lease on a project
 # renewed while a batch is judged.
@@ -41,9 +45,10 @@ class _Child:
 class FilterProcess:
     """One evaluator process for one expression; ``verdicts`` serves one request at a time."""
 
-    def __init__(self, expression: str, budget: float) -> None:
+    def __init__(self, expression: str, budget: float, memory_bytes: int = MEMORY_BYTES) -> None:
         self._expression = expression
         self._budget = budget  # seconds an event may take
+        self._memory = memory_bytes  # the child's address space
         self._child: _Child | None = None
         self._lock = asyncio.Lock()  # one request on the pipes at a time, first come first served
         self._retry_at = 0.0
@@ -62,6 +67,7 @@ class FilterProcess:
                 sys.executable,
                 "-m",
                 filter_child.__name__,
+                str(self._memory),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,  # read once it ended: it writes nothing else
