@@ -86,12 +86,9 @@ def _deltas(events: Any, project: str) -> list[dict[str, Any]]:
     ]
 
 
-async def test_a_failing_filter_in_delta_mode_publishes_every_event_and_blocks_no_project(
-    serve, dt: FakeDt, state_url: str
-):
-    client, topo, events, _ = await serve(
-        emit="delta", state_url=state_url, filter=FAILING["index_out_of_range"]
-    )
+async def _bare_and_usual(client: Any, dt: FakeDt, events: Any) -> tuple[str, str]:
+    """Two projects synced to the end: one whose findings have no aliases (the filter fails on
+    each), one of the real export; their uuids."""
     bare, usual = str(uuid.uuid4()), str(uuid.uuid4())
     dt.exports[bare] = _without_aliases()
     dt.exports[usual] = REAL
@@ -100,6 +97,16 @@ async def test_a_failing_filter_in_delta_mode_publishes_every_event_and_blocks_n
     await eventually(
         lambda: {first["job_id"], second["job_id"]} <= set(events.summaries()), within=20
     )
+    return bare, usual
+
+
+async def test_a_failing_filter_in_delta_mode_publishes_every_event_and_blocks_no_project(
+    serve, dt: FakeDt, state_url: str
+):
+    client, topo, events, _ = await serve(
+        emit="delta", state_url=state_url, filter=FAILING["index_out_of_range"]
+    )
+    bare, usual = await _bare_and_usual(client, dt, events)
     assert len(_deltas(events, bare)) == 13  # each failed the filter: published all the same
     assert len(_deltas(events, usual)) == 13  # 12 passed, 1 without aliases failed
     assert await _metric(client, "dtrack_worker_filter_events_total", outcome="error") == 14
@@ -115,14 +122,7 @@ async def test_a_failing_filter_in_snapshot_mode_publishes_every_event(
 ):
     with structlog.testing.capture_logs() as lines:
         client, topo, events, _ = await serve(filter=FAILING[reason])
-        bare, usual = str(uuid.uuid4()), str(uuid.uuid4())
-        dt.exports[bare] = _without_aliases()
-        dt.exports[usual] = REAL
-        (first,) = (await post(client, bare))["jobs"]
-        (second,) = (await post(client, usual, 1))["jobs"]
-        await eventually(
-            lambda: {first["job_id"], second["job_id"]} <= set(events.summaries()), within=20
-        )
+        bare, usual = await _bare_and_usual(client, dt, events)
     assert len(events.findings(bare)) == 13
     assert len(events.findings(usual)) == 13
     assert await _metric(client, "dtrack_worker_filter_events_total", outcome="error") == 14

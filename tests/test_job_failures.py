@@ -6,6 +6,7 @@ come back after an unexpected exception."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -29,6 +30,7 @@ from worker.adapters.parked import Parked
 from worker.core import topology
 from worker.core.config import Settings
 from worker.core.job_budget import budget_of, consumer_timeout_ms
+from worker.service import job_messages
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -90,8 +92,16 @@ async def test_a_bug_in_the_workers_publish_path_parks_the_job_at_once(serve, dt
 
 
 async def test_a_retry_copy_that_cannot_be_published_backs_off_and_keeps_the_attempt_count(
-    serve, dt, figures
+    serve, dt, figures, monkeypatch
 ):
+    decided: list[float] = []  # when the worker chose its pause: before it went back
+    chosen = job_messages.unsettled_seconds
+
+    def unsettled_seconds(attempt: int) -> float:
+        decided.append(time.time())
+        return chosen(attempt)
+
+    monkeypatch.setattr(job_messages, "unsettled_seconds", unsettled_seconds)
     client, topo, _, _ = await serve(max_attempts="5", dt_http_attempts="1")
     first_tier, second_tier = topo.retry_queues[0].name, topo.retry_queues[1].name
     async with await aio_pika.connect(AMQP_URL) as connection:
@@ -105,8 +115,9 @@ async def test_a_retry_copy_that_cannot_be_published_backs_off_and_keeps_the_att
     project = str(uuid.uuid4())
     dt.exports[project] = REAL
     dt.always[project] = Fault(503)  # every attempt fails: a retry each time
-    (job,) = (await post(client, project))["jobs"]
-    (copy,) = await _taken(second_tier, 1)  # the redelivered job's retry, to the next tier
+    with structlog.testing.capture_logs() as lines:
+        (job,) = (await post(client, project))["jobs"]
+        (copy,) = await _taken(second_tier, 1)  # the redelivered job's retry, to the next tier
     fetches = dt.fetches_of(project)
     metrics = await (await client.get("/metrics")).text()
     (unsettled,) = [
@@ -124,7 +135,9 @@ async def test_a_retry_copy_that_cannot_be_published_backs_off_and_keeps_the_att
     assert attempt == 3  # attempt 1 refused, attempt 2 retried: the 3rd next
     assert unsettled.endswith(" 1.0")  # counted, not swallowed
     assert len(fetches) == 2  # one fetch per attempt
-    assert pause >= 1.0  # backed off before the job went back
+    (refused,) = [line for line in lines if line["event"] == "job.unsettled"]
+    assert refused["retry_in_s"] == 1.0  # the pause it took: logged with the refusal
+    assert fetches[0].started <= decided[0] <= fetches[1].started  # then DT asked again
 
 
 async def _consumer_arguments(queue: str) -> list[dict[str, Any]]:

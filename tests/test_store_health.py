@@ -254,11 +254,30 @@ async def test_another_writer_holding_sqlites_lock_counts_as_a_store_that_takes_
 ):
     url = f"sqlite:///{tmp_path}/state.sqlite3"
     async with Store.open(_settings(url).state) as store:
-        writer = sqlite3.connect(tmp_path / "state.sqlite3", isolation_level=None)
-        try:
-            writer.execute("BEGIN IMMEDIATE")  # a job's transaction, in another process say
+        with _writer(tmp_path / "state.sqlite3"):  # a job's transaction, in another process say
             usable = await store.usable(max_age=0)
-            writer.execute("ROLLBACK")
-        finally:
-            writer.close()
     assert (usable.ok, usable.detail) == (True, "writable")
+
+
+async def test_the_room_is_asked_even_while_another_writer_holds_sqlites_lock():
+    # the lock held says the store takes writes; the disk under it may still be full
+    with tiny_disk("4m") as disk:
+        url = f"sqlite:///{disk.path}/state.sqlite3"
+        async with Store.open(_settings(url).state) as store:
+            disk.fill()
+            with _writer(disk.path / "state.sqlite3"):
+                usable = await store.usable(max_age=0)
+            disk.empty()
+    assert (usable.ok, usable.category) == (False, "disk full"), usable
+
+
+@contextlib.contextmanager
+def _writer(path: Path) -> Iterator[None]:
+    """Another connection holding SQLite's write lock meanwhile."""
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        yield
+        writer.execute("ROLLBACK")
+    finally:
+        writer.close()
