@@ -1,7 +1,8 @@
-"""The outbox relay's stop (worker.service.relay), in this process against the real RabbitMQ
-(through a proxy the test can cut), SQLite and PostgreSQL: while the grace lasts a hiccup is
-waited out, never taken for the end; and a store that hangs on a delete cannot hold the stop
-past the halt."""
+"""The outbox relay (worker.service.relay), in this process against the real RabbitMQ (through
+a proxy the test can cut or slow), SQLite and PostgreSQL: its lease on a project is kept while
+a batch takes longer than the lease; at the stop, while the grace lasts a hiccup is waited out,
+never taken for the end; and a store that hangs on a delete cannot hold the stop past the
+halt."""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ from tests.tcpproxy import TcpProxy
 from tests.test_state import export
 from worker.adapters.broker import Broker
 from worker.adapters.metrics import WorkerMetrics
+from worker.adapters.state import store as store_module
 from worker.core import topology
 from worker.core.config import Settings
+from worker.service import relay as relay_module
 from worker.service.relay import Relay
 
 pytestmark = pytest.mark.rabbitmq
@@ -99,3 +102,41 @@ async def test_a_delete_that_hangs_cannot_hold_the_stop_past_the_halt(project, s
     finally:
         await blocker.execute("ROLLBACK")  # the delete in its thread goes through now
         await blocker.close()
+
+
+async def test_the_lease_is_kept_while_a_batch_takes_longer_than_it(project, monkeypatch):
+    # a batch may take long (the filter judges each event within its budget; here RabbitMQ's
+    # confirms are slow): another relay must not take the project meanwhile, or it would
+    # publish the same rows out of order beside this one
+    monkeypatch.setattr(store_module, "LEASE_SECONDS", 0.5)
+    monkeypatch.setattr(relay_module, "LEASE_SECONDS", 0.5, raising=False)
+    p = await project()
+    assert await p.sync(export(p.uuid, 1)) == ("done", 13)
+    proxy = TcpProxy(5672)
+    async with proxy, _broker(f"amqp://guest:guest@127.0.0.1:{proxy.port}/") as broker:
+        relay = Relay(p.store, broker, WorkerMetrics.create())
+        proxy.latency = 1.0  # each way: the batch's confirms come 2 s after it was written
+        taken = asyncio.Event()  # the relay holds the project: the other's tries begin
+        lease = p.store.lease
+
+        async def spied(project_uuid: str, owner: str) -> bool:
+            held = bool(await lease(project_uuid, owner))
+            if held and owner != "another-relay":
+                taken.set()
+            return held
+
+        monkeypatch.setattr(p.store, "lease", spied)
+        passing = asyncio.ensure_future(relay.drain())
+        tries = 0
+        try:
+            async with asyncio.timeout(5):
+                await taken.wait()
+            while not passing.done():  # another relay tries all along the batch (2 s and more)
+                assert not await p.store.lease(p.uuid, "another-relay"), f"lapsed: try {tries}"
+                tries += 1
+                await asyncio.sleep(0.1)
+        finally:
+            proxy.latency = 0.0
+            await passing
+    assert tries >= 15, tries  # the batch outlasted the lease several times over
+    assert await _rows(p) == 0
