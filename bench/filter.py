@@ -8,7 +8,7 @@ a snapshot round), through a cheap filter three ways, taken in turns, best of N:
 
 * "in the loop": ``Output.prepare(items)``, the filter evaluated where it is called: the workers'
   path before issue 25, and the offline commands' path still;
-* "evaluator process": ``Judge.verdicts`` (the filter in its own process, off the loop) then
+* "evaluator process": ``ProcessJudge.verdicts`` (the filter in its own process, off the loop) then
   ``Output.prepare(items, verdicts)``: the workers' path now;
 * "no filter": ``Output.prepare`` without one, for scale.
 
@@ -31,7 +31,7 @@ from worker.core import fpf
 from worker.core.batches import Serialized
 from worker.core.output import Output
 from worker.core.selection import Filter
-from worker.service.filtering import Judge
+from worker.service.filtering import ProcessJudge
 
 CHEAP = 'data.vulnerability.severity in ["critical", "high"] || data.vulnerability.kev == true'
 
@@ -87,7 +87,7 @@ async def main() -> None:
     items: list[Serialized] = [(e.routing_key, e.body, e.id, e.type) for e in export.events()]
     batches = [items[at : at + options.batch] for at in range(0, len(items), options.batch)]
     chosen = Filter(CHEAP)
-    judge = Judge(CHEAP, budget=1.0)
+    judge = ProcessJudge(CHEAP, budget=1.0)
     await judge.start()
     in_loop = Output(filter=chosen)
     judged = Output(filter=chosen, judge=judge)

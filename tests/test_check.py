@@ -6,11 +6,13 @@ from __future__ import annotations
 import re
 import socket
 
+import aio_pika
 import pytest
 
 from tests.fake_dt import API_KEY, FakeDt
 from tests.rabbit import AMQP_URL, temporary_topology, unique_prefix
 from tests.test_operations import cli
+from worker.service import checks
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -44,7 +46,8 @@ async def test_check_passes_when_everything_is_there_and_prints_one_line_each(
         alias = await cli("doctor", env=env)
     assert code == 0, out + err
     assert alias[0] == 0
-    lines = out.splitlines()
+    # the consumer timeout's line (a warning and its fix on a broker before 3.11.15): its own test
+    lines = [line for line in out.splitlines() if "consumer timeout" not in line.replace("_", " ")]
     free = re.fullmatch(r"ok    spool: exports spooled in /tmp \(([\d.]+) GiB free; .*", lines[3])
     assert free is not None, out
     assert lines == [
@@ -55,9 +58,44 @@ async def test_check_passes_when_everything_is_there_and_prints_one_line_each(
         "once: DTRACK_WORKER_DT_CONCURRENCY x DTRACK_WORKER_MAX_EXPORT)",
         f"ok    dt: Dependency-Track 4.14.3 at {dt.url}",
         "ok    api key: team 'dtrack-worker' has VIEW_PORTFOLIO, VIEW_VULNERABILITY",
-        "6 passed, 0 failed",
+        "7 passed, 0 failed",
     ]
     figures("check (all pass):\n    " + "\n    ".join(lines))
+
+
+async def _broker_version() -> str:
+    async with await aio_pika.connect(AMQP_URL) as connection:
+        assert connection.transport is not None
+        version = connection.transport.connection.server_properties["version"]
+    return version.decode() if isinstance(version, bytes) else str(version)
+
+
+async def test_check_says_whether_the_broker_takes_the_workers_consumer_timeout(dt, tmp_path):
+    # the default job budget (about 102 min) is over RabbitMQ's default consumer timeout (30
+    # min); a broker before 3.11.15 ignores the worker's own x-consumer-timeout
+    prefix = unique_prefix()
+    async with temporary_topology(prefix):
+        env = _env(prefix, dt, f"sqlite:///{tmp_path}/state.sqlite3")
+        assert (await cli("topology", env=env))[0] == 0
+        code, out, err = await cli("check", "--receiver-only", env=env)
+    assert code == 0, out + err
+    version = await _broker_version()
+    (line,) = [line for line in out.splitlines() if "consumer timeout:" in line]
+    if checks.takes_consumer_timeout(version):
+        assert line.startswith(f"ok    consumer timeout: RabbitMQ {version} takes"), out
+    else:
+        assert line.startswith(f"warn  consumer timeout: RabbitMQ {version} ignores"), out
+        fix = out.splitlines()[out.splitlines().index(line) + 1]
+        assert "consumer_timeout = 6120000" in fix, out
+
+
+@pytest.mark.parametrize(
+    ("version", "takes"),
+    [("3.10.8", False), ("3.11.14", False), ("3.11.15", True), ("3.12.0", True),
+     ("4.3.7", True), ("4.0.0-beta.1", True), ("", False), ("weird", False)],
+)  # fmt: skip
+def test_the_versions_that_take_a_consumers_own_timeout(version, takes):
+    assert checks.takes_consumer_timeout(version) is takes
 
 
 @pytest.mark.parametrize(

@@ -142,7 +142,7 @@ def test_rabbitmq_definitions_match_the_topology_the_code_declares():
     definitions = json.loads((DEPLOY / "rabbitmq" / "definitions.json").read_text())
     settings = Settings.from_env({})  # the defaults: prefix dtrack, 3 replicas, a 10 s delay
     expected = topology.configured(settings.broker, delays=(10,)).definitions()
-    for part in ("exchanges", "queues", "bindings"):
+    for part in ("exchanges", "queues", "bindings", "policies"):
         assert definitions[part] == expected[part], part
     conf = (DEPLOY / "rabbitmq" / "rabbitmq.conf").read_text()
     assert "load_definitions = /etc/rabbitmq/definitions.json" in conf
@@ -193,7 +193,12 @@ def test_the_deployments_are_locked_down_probed_and_given_time_to_drain(rendered
         assert container["resources"]["limits"]
         assert container["image"] == "ghcr.io/example/dtrack-worker:0.1.0"
         if deployment["metadata"]["name"] == "dtrack-worker-worker":
-            assert pod["terminationGracePeriodSeconds"] > grace
+            # the HTTP site's own shutdown first (up to 10 s for requests in flight), then the
+            # grace for the drain and the relay, then the relay's halt (publish timeout + 5 s)
+            # and as long again for a delete that hangs
+            publish = float(config.get("DTRACK_WORKER_PUBLISH_TIMEOUT", "5"))
+            worst = 10 + grace + 2 * (publish + 5)
+            assert pod["terminationGracePeriodSeconds"] > worst, worst
         assert deployment["metadata"]["namespace"] == "dtrack"
         mounts = {m["mountPath"] for m in container["volumeMounts"]}
         assert any(config[key].startswith(tuple(mounts)) for key in config if key.endswith("_FILE"))

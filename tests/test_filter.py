@@ -86,12 +86,9 @@ def _deltas(events: Any, project: str) -> list[dict[str, Any]]:
     ]
 
 
-async def test_a_failing_filter_in_delta_mode_publishes_every_event_and_blocks_no_project(
-    serve, dt: FakeDt, state_url: str
-):
-    client, topo, events, _ = await serve(
-        emit="delta", state_url=state_url, filter=FAILING["index_out_of_range"]
-    )
+async def _bare_and_usual(client: Any, dt: FakeDt, events: Any) -> tuple[str, str]:
+    """Two projects synced to the end: one whose findings have no aliases (the filter fails on
+    each), one of the real export; their uuids."""
     bare, usual = str(uuid.uuid4()), str(uuid.uuid4())
     dt.exports[bare] = _without_aliases()
     dt.exports[usual] = REAL
@@ -100,6 +97,16 @@ async def test_a_failing_filter_in_delta_mode_publishes_every_event_and_blocks_n
     await eventually(
         lambda: {first["job_id"], second["job_id"]} <= set(events.summaries()), within=20
     )
+    return bare, usual
+
+
+async def test_a_failing_filter_in_delta_mode_publishes_every_event_and_blocks_no_project(
+    serve, dt: FakeDt, state_url: str
+):
+    client, topo, events, _ = await serve(
+        emit="delta", state_url=state_url, filter=FAILING["index_out_of_range"]
+    )
+    bare, usual = await _bare_and_usual(client, dt, events)
     assert len(_deltas(events, bare)) == 13  # each failed the filter: published all the same
     assert len(_deltas(events, usual)) == 13  # 12 passed, 1 without aliases failed
     assert await _metric(client, "dtrack_worker_filter_events_total", outcome="error") == 14
@@ -115,14 +122,7 @@ async def test_a_failing_filter_in_snapshot_mode_publishes_every_event(
 ):
     with structlog.testing.capture_logs() as lines:
         client, topo, events, _ = await serve(filter=FAILING[reason])
-        bare, usual = str(uuid.uuid4()), str(uuid.uuid4())
-        dt.exports[bare] = _without_aliases()
-        dt.exports[usual] = REAL
-        (first,) = (await post(client, bare))["jobs"]
-        (second,) = (await post(client, usual, 1))["jobs"]
-        await eventually(
-            lambda: {first["job_id"], second["job_id"]} <= set(events.summaries()), within=20
-        )
+        bare, usual = await _bare_and_usual(client, dt, events)
     assert len(events.findings(bare)) == 13
     assert len(events.findings(usual)) == 13
     assert await _metric(client, "dtrack_worker_filter_events_total", outcome="error") == 14
@@ -145,6 +145,28 @@ async def test_normalize_prints_what_the_filter_fails_on_and_says_so_once(tmp_pa
     assert "Traceback" not in err
     assert err.count("could not be evaluated") == 1, err
     assert "--filter could not be evaluated on 13 of 13 finding events" in err
+    assert "index_out_of_range: 13" in err
+
+
+async def test_diff_prints_what_the_filter_fails_on_and_says_so_once(tmp_path: Path):
+    new = orjson.loads(_without_aliases())
+    old = orjson.loads(_without_aliases())
+    old["findings"] = []
+    old["meta"]["timestamp"] = "2020-01-01T00:00:00Z"  # before NEW: not stale
+    (tmp_path / "old.fpf").write_bytes(orjson.dumps(old))
+    (tmp_path / "new.fpf").write_bytes(orjson.dumps(new))
+    code, out, err = await cli(
+        "diff",
+        str(tmp_path / "old.fpf"),
+        str(tmp_path / "new.fpf"),
+        "--filter",
+        FAILING["index_out_of_range"],
+        env={},
+    )
+    assert code == 0, err
+    assert len(out.splitlines()) == 13  # every opened event, printed all the same
+    assert err.count("could not be evaluated") == 1, err
+    assert "diff: --filter could not be evaluated on 13 of 13 finding events" in err
     assert "index_out_of_range: 13" in err
 
 
@@ -187,7 +209,7 @@ async def test_a_filter_for_change_events_alone_is_accepted(serve, dt: FakeDt, t
 
 async def test_a_reason_is_logged_once_then_at_most_once_a_minute_with_the_count():
     now = 0.0
-    judge = filtering.Judge(FAILING["index_out_of_range"], 5.0, clock=lambda: now)
+    judge = filtering.ProcessJudge(FAILING["index_out_of_range"], 5.0, clock=lambda: now)
     snapshot = selection.examples()[0]
     fine = orjson.dumps(snapshot)
     bare = orjson.dumps(snapshot | {"data": snapshot["data"] | {"vulnerability": {"aliases": []}}})

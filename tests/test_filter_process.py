@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
+from worker.adapters import filter_process
 from worker.adapters.filter_process import FilterProcess
 from worker.core import selection
 from worker.core.errors import PermanentError
@@ -27,6 +28,8 @@ CWES = "data.vulnerability.cwes"
 EXPENSIVE = "a + b + c + d + e + f > 0"  # true, after 24^6 (190 million) steps on 24 CWEs
 for variable in "fedcba":
     EXPENSIVE = f"{CWES}.all({variable}, {EXPENSIVE})"
+# false, after 24^3 (13,824) steps on 24 CWEs: milliseconds an event, far within its budget
+MODERATE = f"{CWES}.exists(a, {CWES}.exists(b, {CWES}.exists(c, a + b + c < 0)))"
 
 
 def _event(**vulnerability: Any) -> bytes:
@@ -48,6 +51,10 @@ async def _until(check: Callable[[], bool], what: str) -> None:
         raise AssertionError(f"waited 10 s for {what}") from None
 
 
+def _limits(pid: int) -> str:
+    return Path(f"/proc/{pid}/limits").read_text()
+
+
 def _environ(pid: int) -> bytes:
     return Path(f"/proc/{pid}/environ").read_bytes()
 
@@ -56,8 +63,8 @@ def _environ(pid: int) -> bytes:
 async def started() -> AsyncIterator[Callable[..., Any]]:
     processes: list[FilterProcess] = []
 
-    async def start(expression: str, budget: float = 5.0) -> FilterProcess:
-        process = FilterProcess(expression, budget)
+    async def start(expression: str, budget: float = 5.0, **options: Any) -> FilterProcess:
+        process = FilterProcess(expression, budget, **options)
         processes.append(process)
         await process.start()
         return process
@@ -78,7 +85,7 @@ async def test_verdicts_come_in_order_from_one_process(started):
 
 
 async def test_an_event_over_budget_is_judged_so_and_the_next_process_takes_the_rest(started):
-    judge = await started(EXPENSIVE, budget=0.3)
+    judge = await started(EXPENSIVE, budget=2.0)  # SLOW takes minutes
     first = judge.pid
     assert await judge.verdicts([HIGH, SLOW, LOW]) == [PASS, FAILURES["over_budget"], PASS]
     assert judge.started == 2
@@ -86,6 +93,40 @@ async def test_an_event_over_budget_is_judged_so_and_the_next_process_takes_the_
     with pytest.raises(ProcessLookupError):
         os.kill(first, 0)  # killed and reaped
     assert await judge.verdicts([HIGH]) == [PASS]
+
+
+async def test_a_request_longer_than_any_cap_still_judges_every_event_within_budget(
+    started, monkeypatch
+):
+    # the per-event budget is the only limit: a request of many events, each well within
+    # it, gets every event's real verdict however long the request takes in all (a cap on
+    # the request, here as small as it goes, published the rest unfiltered as over_budget)
+    monkeypatch.setattr(filter_process, "REQUEST_SECONDS", 0.05, raising=False)
+    judge = await started(MODERATE, budget=5.0)
+    assert await judge.verdicts([SLOW] * 60 + [HIGH]) == [FILTER_OUT] * 60 + [FILTER_OUT]
+    assert judge.started == 1
+
+
+async def test_the_evaluator_runs_under_a_memory_limit(started):
+    judge = await started(CHEAP)
+    assert judge.pid is not None
+    limits = _limits(judge.pid)
+    (line,) = [line for line in limits.splitlines() if line.startswith("Max address space")]
+    soft = line.split()[3]
+    assert soft.isdigit(), line  # "unlimited" would let it take the pod's memory
+    assert int(soft) == filter_process.MEMORY_BYTES
+
+
+async def test_an_event_over_the_memory_limit_is_judged_so_and_the_next_is_judged(started):
+    # 20 MB of text concatenated eight times: about 300 MB at its peak, under a 160 MiB limit
+    big = _event(description="x" * 20_000_000)
+    text = "data.vulnerability.description"
+    judge = await started(f"size({' + '.join([text] * 8)}) > 0", memory_bytes=160 * 2**20)
+    failed, after = await judge.verdicts([big, HIGH])
+    # cel fails on its own (a Python MemoryError inside it) or aborts (its Rust allocator):
+    # either way the event is published as an error and the next one is judged
+    assert failed in (FAILURES["evaluation_error"], FAILURES["evaluator_failed"]), failed
+    assert after == PASS
 
 
 async def test_a_process_that_dies_judges_only_the_event_it_was_on(started):

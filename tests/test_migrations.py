@@ -129,6 +129,37 @@ async def test_a_store_migrated_before_checksums_gets_them_recorded_on_the_next_
     }
 
 
+async def test_read_commands_and_check_read_a_store_migrated_before_checksums(state_url):
+    # the pre-flight before a rollout: the new release's status and check against the live
+    # store, which the previous release migrated (no checksum column); reads never add it
+    assert (await cli("state", "migrate", env=_env(state_url)))[0] == 0
+    _run(state_url, "ALTER TABLE schema_migrations DROP COLUMN checksum")
+    code, out, err = await cli("status", env=_env(state_url))
+    assert code == 0, out + err
+    found = await checks.state(Settings.from_env(_env(state_url)).state)
+    assert found.ok, found.line()
+    columns = _rows(state_url, "SELECT * FROM schema_migrations LIMIT 1")
+    assert len(columns[0]) == 3  # version, name, applied_at: still the old layout
+
+
+def test_a_migration_checked_out_with_crlf_line_ends_has_the_same_checksum(tmp_path: Path):
+    # git's autocrlf on Windows: the same migration, other line ends; a store it migrated
+    # from LF files must not be refused as "changed after it was applied"
+    text = "CREATE TABLE one (id INTEGER PRIMARY KEY);\nCREATE TABLE two (id INTEGER);\n"
+    (tmp_path / "lf").mkdir()
+    (tmp_path / "crlf").mkdir()
+    lf = schema.migrations(_folder(tmp_path / "lf", {"0001_one.sql": text}))
+    crlf = schema.migrations(
+        _folder(tmp_path / "crlf", {"0001_one.sql": text.replace("\n", "\r\n")})
+    )
+    assert crlf[0].checksum == lf[0].checksum == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_git_checks_migrations_out_with_lf_line_ends():
+    attributes = (Path(__file__).parent.parent / ".gitattributes").read_text().splitlines()
+    assert "*.sql text eol=lf" in attributes
+
+
 def test_two_migrations_with_one_number_are_refused(tmp_path: Path):
     folder = _folder(
         tmp_path,

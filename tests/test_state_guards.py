@@ -124,6 +124,7 @@ def test_the_guard_trips_over_its_share_and_minimum_only():
     assert guard.trips(Tally(opened=13, resolving=12))  # 92 %
     assert not guard.trips(Tally(opened=13, resolving=11))  # 85 %
     assert not guard.trips(Tally(opened=4, resolving=4))  # 100 %, but fewer than 5
+    assert guard.trips(Tally(opened=4, resolving=4, emptied=True))  # DT's hiccup: any size
     assert guard.trips(Tally(opened=5, resolving=5))
     assert not Guard(None, 1).trips(Tally(opened=1000, resolving=1000))
 
@@ -177,6 +178,22 @@ async def test_a_stamp_within_the_tolerance_is_trusted(project):
     assert await sync(p, at(p.uuid, time.time(), fewer(1))) == ("stale", 0)
 
 
+async def test_an_untrusted_stamp_after_a_trusted_one_ahead_is_applied_not_stale(project):
+    # DT's zone-less stamps read an hour off: one export just within the tolerance (trusted,
+    # stored), the next just past it (applied as received, an hour earlier): its order is
+    # unknowable, it must not be stale until the host's clock passes the first one
+    p = await project()  # tolerance 1 h
+    assert await sync(p, at(p.uuid, time.time() + 3600 - 5)) == ("done", 13)
+    await p.events()
+    first = (await p.store.projects(p.uuid))[0].last_exported_at
+    assert first is not None
+    assert await sync(p, at(p.uuid, time.time() + 3600 + 5, fewer(1))) == ("done", 1)
+    assert test_state._kinds(await p.changes()) == ["resolved"]
+    (report,) = await p.store.projects(p.uuid)
+    assert report.last_exported_at is not None
+    assert epoch(report.last_exported_at) > epoch(first)  # after the one it follows
+
+
 # -- the mass-resolve guard -------------------------------------------------------------------
 
 
@@ -198,6 +215,21 @@ async def test_an_empty_export_and_findings_list_park_and_force_applies_them(pro
     assert test_state._kinds(await p.changes()) == ["resolved"] * 13
 
 
+async def test_an_empty_export_and_list_are_held_back_whatever_the_minimum(project):
+    # DT's hiccup (export and findings list both empty) hits every project at once: one with
+    # fewer open findings than the minimum must not have them all resolved and reopened
+    small = await project()
+    await sync(small, export(small.uuid, 1, lambda d: d.update(findings=d["findings"][:2])))
+    await small.events()
+    with pytest.raises(errors.PermanentError) as parked:
+        await sync(small, export(small.uuid, 2, emptied))
+    assert "2 of 2 open findings would resolve" in str(parked.value)
+    assert await small.events() == []
+    assert await open_count(small) == 2
+    _facts(small, lastBomImport=1.5, lastVulnerabilityAnalysis=1.8)  # a new BOM, analysed
+    assert await sync(small, export(small.uuid, 2, emptied)) == ("done", 2)
+
+
 def _facts(p: Project, **fields: Any) -> None:
     """What DT's project API says of the project: 10:00:<n> for n, in epoch milliseconds."""
     facts = {"uuid": p.uuid, "name": "acme", "active": True, "tags": []}
@@ -211,14 +243,15 @@ def _facts(p: Project, **fields: Any) -> None:
 @pytest.mark.parametrize(
     ("facts", "passes"),
     [
-        ({"lastBomImport": 3, "lastVulnerabilityAnalysis": 4}, True),  # a new BOM, analysed
-        ({"lastBomImport": 3}, True),  # DT before 4.13 does not say when analysis finished
-        ({"lastBomImport": 3, "lastVulnerabilityAnalysis": 2}, False),  # still analysing
-        ({"lastBomImport": 0, "lastVulnerabilityAnalysis": 4}, False),  # no new BOM
-        ({"lastBomImport": 3, "lastVulnerabilityAnalysis": 4, "active": False}, False),
-        ({}, False),  # DT knows of no BOM import at all
+        ({"lastBomImport": 3, "lastVulnerabilityAnalysis": 4}, "applied"),  # new BOM, analysed
+        ({"lastBomImport": 3}, "applied"),  # DT before 4.13 does not say when analysis ended
+        ({"lastBomImport": 3, "lastVulnerabilityAnalysis": 2}, "retried"),  # still analysing
+        ({"lastBomImport": 6, "lastVulnerabilityAnalysis": 7}, "retried"),  # BOM after export
+        ({"lastBomImport": 0, "lastVulnerabilityAnalysis": 4}, "parked"),  # no new BOM
+        ({"lastBomImport": 3, "lastVulnerabilityAnalysis": 4, "active": False}, "parked"),
+        ({}, "parked"),  # DT knows of no BOM import at all
     ],
-    ids=["analysed", "dt-4.12", "analysing", "no-new-bom", "inactive", "no-bom"],
+    ids=["analysed", "dt-4.12", "analysing", "bom-newer", "no-new-bom", "inactive", "no-bom"],
 )
 async def test_a_mass_fix_passes_only_when_dt_explains_it(project, facts, passes):
     p = await project()
@@ -226,22 +259,27 @@ async def test_a_mass_fix_passes_only_when_dt_explains_it(project, facts, passes
     await p.events()
     _facts(p, **facts)
     fixed = export(p.uuid, 5, fewer(12))  # 12 of 13 gone: 92 %
-    if passes:
+    if passes == "applied":
         assert await sync(p, fixed) == ("done", 12)
         assert test_state._kinds(await p.changes()) == ["resolved"] * 12
         return
-    with pytest.raises(errors.PermanentError) as parked:
-        await sync(p, fixed)
-    assert job_messages.park_reason(parked.value) == "suspicious_export"
+    if passes == "retried":  # DT's facts will catch up within minutes: the retry tiers wait
+        with pytest.raises(errors.TransientError):
+            await sync(p, fixed)
+    else:  # an operator's look is needed
+        with pytest.raises(errors.PermanentError) as parked:
+            await sync(p, fixed)
+        assert job_messages.park_reason(parked.value) == "suspicious_export"
     assert await p.events() == []
     assert await open_count(p) == 13
 
 
 async def test_small_projects_and_ordinary_fixes_pass_the_guard(project):
     small = await project()
-    await sync(small, export(small.uuid, 1, lambda d: d.update(findings=d["findings"][:1])))
+    await sync(small, export(small.uuid, 1, lambda d: d.update(findings=d["findings"][:4])))
     await small.events()
-    assert await sync(small, export(small.uuid, 2, emptied)) == ("done", 1)  # 1 fixed: fine
+    moved = export(small.uuid, 2, lambda d: d.update(findings=d["findings"][4:5]))
+    assert await sync(small, moved) == ("done", 5)  # 4 fixed, 1 new: under the minimum
 
     p = await project()
     await sync(p, export(p.uuid, 1))
@@ -329,7 +367,7 @@ async def test_a_findings_list_read_short_is_a_retry_never_a_resolution(project,
     _listed(p, 187, hidden)  # 12 + 187 + 1 = 200 rows served
     dt.uncounted = 81  # DT counts 281: the third page comes back empty
     dt.page_cap = 100
-    with pytest.raises(errors.TransientError, match="200 of the 281"):
+    with pytest.raises(errors.TransientError, match="read 200 findings of the 281"):
         await sync(p, export(p.uuid, 2, fewer(1)))
     assert await p.events() == []
     assert await open_count(p) == 13
@@ -350,13 +388,29 @@ async def test_every_counted_row_is_read_whatever_page_size_comes_back(dt: FakeD
     assert len(rows) == len({row["matrix"] for row in rows}) == 281
 
 
+async def test_a_list_that_repeats_a_row_while_paged_is_a_retry(dt: FakeDt):
+    # a list that grows while it is paged shifts a row onto the next page: the rows read reach
+    # the count, the findings do not (one was never seen)
+    project_uuid = str(uuid.uuid4())
+    dt.exports[project_uuid] = REAL
+    rows = _suppressed(project_uuid, 281 - 13 - 1)
+    rows.insert(150, rows[149])  # 281 rows, 280 findings
+    dt.suppressed[project_uuid] = rows
+    dt.page_cap = 100
+    async with _client(dt) as client:
+        with pytest.raises(errors.DtUnavailable, match="280 findings of the 281"):
+            await client.findings(project_uuid)
+
+
 async def test_a_whole_list_cut_by_a_proxy_is_never_taken_for_the_list(dt: FakeDt):
     project_uuid = str(uuid.uuid4())
     dt.exports[project_uuid] = REAL
     dt.suppressed[project_uuid] = _suppressed(project_uuid, 281 - 13)
     dt.paged, dt.page_cap = False, 100  # DT 4.x ignores paging; the proxy cuts every answer
     async with _client(dt) as client:
-        with pytest.raises(errors.DtUnavailable, match="read 200 of the 281"):
+        with pytest.raises(
+            errors.DtUnavailable, match="read 100 findings of the 281 DT counted, in 200 rows"
+        ):
             await client.findings(project_uuid)
 
 
@@ -463,6 +517,15 @@ async def test_resync_after_a_future_stamp_and_of_an_unknown_project(
     assert await p.store.projects(unknown) == []  # refused: nothing made up
     # and the project is no longer frozen: the next export applies
     assert await sync(p, at(p.uuid, time.time(), fewer(1))) == ("done", 1)
+
+
+async def test_resync_of_a_mistyped_store_path_creates_nothing(dt: FakeDt, tmp_path: Path):
+    typo = tmp_path / "var" / "lib" / "dtrack-workr" / "state.sqlite3"
+    env = _store_env(dt, f"sqlite:///{typo}")
+    code, out, err = await cli("state", "resync", str(uuid.uuid4()), env=env)
+    assert code != 0, out + err
+    assert f"no state store at {typo}" in err, err
+    assert not (tmp_path / "var").exists()  # neither the file nor its directory made
 
 
 # -- diff -------------------------------------------------------------------------------------

@@ -205,12 +205,12 @@ class DtClient:
                 if len(items) < size or not fresh:
                     return list(found.values())
                 continue
-            if read >= total:
+            if len(found) >= total:  # findings, not rows: a list growing while paged repeats one
                 return list(found.values())
-            if not fresh or read % len(items):  # nothing new: a list repeated, not paged
+            if not fresh or read % len(items) or read >= total:  # nothing new, or not lined up
                 raise Retry(
-                    f"GET /{path}: read {read} of the {total} findings DT counted "
-                    f"(page {page} had {len(items)} rows)"
+                    f"GET /{path}: read {len(found)} findings of the {total} DT counted, in "
+                    f"{read} rows (page {page} had {len(items)} rows)"
                 )
             size = len(items)  # a page capped (by a proxy, or DT): the next ones at that size
         raise Retry(f"GET /{path}: {read} rows in {MAX_FINDING_PAGES} pages, and not all yet")

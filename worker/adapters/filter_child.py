@@ -12,6 +12,7 @@ expression is compiled, then one byte per event as soon as it is judged (its ind
 from __future__ import annotations
 
 import os
+import resource
 import struct
 import sys
 import types
@@ -50,6 +51,9 @@ def _frame(stream: BinaryIO) -> bytes | None:
 
 
 def main() -> int:
+    if len(sys.argv) > 1:  # the address space it may use: a MemoryError past it, not the OOM
+        limit = int(sys.argv[1])
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     # cel's package imports its command-line tool (prompt_toolkit: 160 ms, 20 MB); never used
     # here, and each restart after an event over budget would pay for it
     sys.modules.setdefault("cel.cli", types.ModuleType("cel.cli"))

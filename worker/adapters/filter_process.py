@@ -25,9 +25,13 @@ from worker.core.selection import FAILURES, VERDICTS, Verdict
 BOOT_SECONDS = 30.0  # to start Python, import cel and compile: 0.1 s, far more on a busy host
 STOP_SECONDS = 2.0  # for a child to exit once its input is closed, before it is killed
 RETRY_SECONDS = 5.0  # after a child failed to start, events are judged evaluator_failed meanwhile
-# The longest one request may take, whatever its size: past it, the events left are judged
-# over_budget unevaluated. The relay renews its 30 s lease on a project between batches.
-REQUEST_SECONDS = 10.0
+# The child's address space (RLIMIT_AS; it starts at about 25 MB): an expression that builds
+# lists or strings of gigabytes fails (evaluation_error, or the child aborts: evaluator_failed)
+# instead of the pod's OOM killer picking the worker.
+MEMORY_BYTES = 512 * 2**20
+# No cap on a request as a whole: only an event over its own budget is judged over_budget (a
+# cap published the rest of a long batch unfiltered). The relay keeps its lease on a project
+# renewed while a batch is judged.
 
 
 @dataclasses.dataclass(slots=True)
@@ -41,9 +45,10 @@ class _Child:
 class FilterProcess:
     """One evaluator process for one expression; ``verdicts`` serves one request at a time."""
 
-    def __init__(self, expression: str, budget: float) -> None:
+    def __init__(self, expression: str, budget: float, memory_bytes: int = MEMORY_BYTES) -> None:
         self._expression = expression
         self._budget = budget  # seconds an event may take
+        self._memory = memory_bytes  # the child's address space
         self._child: _Child | None = None
         self._lock = asyncio.Lock()  # one request on the pipes at a time, first come first served
         self._retry_at = 0.0
@@ -62,6 +67,7 @@ class FilterProcess:
                 sys.executable,
                 "-m",
                 filter_child.__name__,
+                str(self._memory),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,  # read once it ended: it writes nothing else
@@ -96,17 +102,13 @@ class FilterProcess:
     async def verdicts(self, events: Sequence[bytes]) -> list[Verdict]:
         """One verdict per event, in order; never raises for what an event or the child does."""
         async with self._lock:  # taken even for no events: requests keep their order
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + REQUEST_SECONDS
             verdicts: list[Verdict] = []
             try:
                 while (left := len(events) - len(verdicts)) > 0:
-                    if loop.time() >= deadline:
-                        verdicts += [FAILURES["over_budget"]] * left
-                    elif self._child is None and not await self._restart():
+                    if self._child is None and not await self._restart():
                         verdicts += [FAILURES["evaluator_failed"]] * left
                     else:
-                        verdicts += await self._request(events[len(verdicts) :], deadline)
+                        verdicts += await self._request(events[len(verdicts) :])
             finally:
                 self.pending = 0
             return verdicts
@@ -122,7 +124,7 @@ class FilterProcess:
             return False
         return True
 
-    async def _request(self, events: Sequence[bytes], deadline: float) -> list[Verdict]:
+    async def _request(self, events: Sequence[bytes]) -> list[Verdict]:
         """Verdicts for a prefix of ``events``: all of them, or up to the one the child was
         on when it went over budget or died (judged so; the child is gone then). None when
         a child that had judged events before died before this request: the caller starts
@@ -140,7 +142,7 @@ class FilterProcess:
         except (ConnectionError, RuntimeError):  # its pipe is closed: it died
             failure = "evaluator_failed"
         else:
-            failure = await self._answers(child, wanted, deadline, answers)
+            failure = await self._answers(child, wanted, answers)
         if failure:
             written, _ = await self._stop(kill=True)
             answers += written  # judged before it was killed, or died
@@ -151,15 +153,13 @@ class FilterProcess:
             verdicts.append(FAILURES[failure])
         return verdicts
 
-    async def _answers(
-        self, child: _Child, wanted: int, deadline: float, answers: bytearray
-    ) -> str:
+    async def _answers(self, child: _Child, wanted: int, answers: bytearray) -> str:
         """The child's answers into ``answers`` as they come; what stopped them short
         (over_budget, evaluator_failed), else ""."""
         loop = asyncio.get_running_loop()
         self.pending = wanted
         try:
-            async with asyncio.timeout_at(min(loop.time() + self._budget, deadline)) as budget:
+            async with asyncio.timeout_at(loop.time() + self._budget) as budget:
                 while len(answers) < wanted:
                     chunk = await child.stdout.read(wanted - len(answers))
                     if not chunk:
@@ -167,7 +167,7 @@ class FilterProcess:
                     answers += chunk
                     child.answered = True
                     self.pending = wanted - len(answers)
-                    budget.reschedule(min(loop.time() + self._budget, deadline))
+                    budget.reschedule(loop.time() + self._budget)
         except TimeoutError:
             return "over_budget"
         except BaseException:  # cancelled mid-request: the pipes are out of step

@@ -49,13 +49,19 @@ class Parked:
         headers: dict[str, Any] = dict(message.headers or {})
         return cls(
             id=message.message_id or "(no id)",
-            reason=str(headers.get("x-park-reason", "?")),
+            reason=str(headers.get("x-park-reason") or _dead_lettered(headers)),
             error=urls.redact(str(headers.get("x-park-error", ""))),  # parked by any version
             attempts=_attempts(headers.get("x-attempt")),
             parked_at=str(headers.get("x-parked-at", "")),
             problems=str(headers["x-park-problems"]) if "x-park-problems" in headers else None,
             body=message.body,
         )
+
+
+def _dead_lettered(headers: dict[str, Any]) -> str:
+    """Why RabbitMQ parked it itself (the jobs queue's policy: ``delivery_limit``), else "?"."""
+    reason = headers.get("x-first-death-reason")
+    return reason.decode() if isinstance(reason, bytes) else str(reason or "?")
 
 
 def _attempts(value: object) -> int:

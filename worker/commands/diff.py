@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from collections.abc import Mapping
 
 from worker.commands.common import (
@@ -13,8 +14,10 @@ from worker.commands.common import (
     add_output_options,
     output_from,
     read_input,
+    report_unevaluated,
 )
 from worker.core.errors import InvalidExport
+from worker.core.selection import Verdict
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -92,8 +95,14 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_INVALID
     out = sys.stdout.buffer
+    counted: Counter[Verdict] = Counter()
     for event in events:
-        line = shown.line(event.body, event.type) if shown.transforms else event.body
-        if line is not None:
+        if not shown.transforms:
+            out.write(event.body + b"\n")
+            continue
+        kept, verdicts = shown.prepare([("", event.body, "", event.type)])
+        counted.update(verdicts)
+        for _, line, _, _ in kept:
             out.write(line + b"\n")
+    report_unevaluated("diff", args, counted)  # as normalize: failures said once, on stderr
     return EXIT_OK

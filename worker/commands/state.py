@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, settings_from
 from worker.core import topology
 from worker.core.config import Settings
-from worker.core.errors import ConfigError, ProjectGone, SuspiciousExport
+from worker.core.errors import ConfigError, GuardPending, ProjectGone, SuspiciousExport
 
 if TYPE_CHECKING:
     from worker.adapters.dtrack import DtClient
@@ -158,7 +158,7 @@ async def _baseline(
                         force=force,
                         release=raw.release,
                     )
-            except (SuspiciousExport, ProjectGone) as exc:
+            except (SuspiciousExport, GuardPending, ProjectGone) as exc:
                 refused.append(f"{project}: not recorded: {exc}")
                 continue
             if outcome == "stale":  # the store holds a later export: recording would go back
@@ -194,11 +194,13 @@ async def _resync(
     projects and the events published."""
     from worker.adapters.state.store import Store
 
-    async with Store.open(settings.state) as store:
+    # first only read (StoreMissing for a mistyped path: no file, directory or migration made)
+    async with Store.open(settings.state, existing=True) as store:
         known = await store.all_projects()
-        unknown = [] if every else sorted({p.lower() for p in projects} - set(known))
-        if unknown:  # refused before anything is written: no project is made up
-            return unknown, (0, 0)
+    unknown = [] if every else sorted({p.lower() for p in projects} - set(known))
+    if unknown:  # refused before anything is written: no project is made up
+        return unknown, (0, 0)
+    async with Store.open(settings.state) as store:
         return [], await _republish(settings, store, known if every else projects)
 
 

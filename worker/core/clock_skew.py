@@ -3,7 +3,8 @@ tolerance (DTRACK_WORKER_CLOCK_SKEW_TOLERANCE). Pure: the caller passes the host
 
 A project's exports are ordered by their ``meta.timestamp`` (the stale rule). One stamped years
 ahead by a DT with a wrong clock would make every later export look older, so such a stamp is
-replaced by the time the worker received the export, and a stored one is ignored.
+replaced by the time the worker received the export (or just after the stamp stored, when
+that one is ahead of the host within the tolerance), and a stored one is ignored.
 """
 
 from __future__ import annotations
@@ -16,9 +17,15 @@ def trusted(stamp: str, now: float, tolerance: float) -> bool:
     return epoch(stamp) <= now + tolerance
 
 
-def applied(stamp: str, now: float, tolerance: float) -> str:
-    """The stamp to apply an export with: its own, or ``now`` when it is not trusted."""
-    return stamp if trusted(stamp, now, tolerance) else received(now)
+def applied(stamp: str, now: float, tolerance: float, last: str | None = None) -> str:
+    """The stamp to apply an export with: its own, or ``now`` when it is not trusted, but
+    after ``last`` (the trusted stamp stored, which may be up to the tolerance ahead of
+    ``now``): an untrusted stamp's order is unknowable, so it is never stale."""
+    if trusted(stamp, now, tolerance):
+        return stamp
+    if last is not None and epoch(last) >= now:
+        return received(epoch(last) + 0.001)
+    return received(now)
 
 
 def stored(stamp: str | None, now: float, tolerance: float) -> str | None:

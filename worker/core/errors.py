@@ -14,6 +14,7 @@
     + SuspiciousExport       would resolve most of a project's findings, unexplained by DT
   x TransientError           may succeed later: answer 503, retry with a delay
     + DtUnavailable          DT timed out, was unreachable, or answered 429/5xx
+    + GuardPending           the mass-resolve guard waits for DT's facts to catch up
 
 Details travel as attributes (``problems``), never encoded in the message text.
 """
@@ -109,6 +110,12 @@ class ProjectGone(PermanentError):
 class SuspiciousExport(PermanentError):
     """An export that would resolve more of a project's open findings than the mass-resolve
     guard allows, while DT's facts do not explain it: parked, applied only when forced."""
+
+
+class GuardPending(TransientError):
+    """An export the mass-resolve guard holds back only until DT's facts catch up (its BOM's
+    analysis still running, or a BOM imported after the export was taken): retried through
+    the retry tiers, parked ``attempts_exhausted`` if it persists."""
 
 
 class DtUnavailable(TransientError):

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from worker.core.dates import epoch, instant
-from worker.core.errors import SuspiciousExport
+from worker.core.errors import GuardPending, SuspiciousExport
 from worker.core.tracking import Prior
 from worker.core.transitions import Transition
 
@@ -26,35 +26,46 @@ class Tally:
 
     opened: int
     resolving: int
+    # the export and DT's findings list both empty: DT's hiccup signature, which a restart
+    # gives every project at once, small ones included (the minimum does not apply)
+    emptied: bool = False
 
     @classmethod
-    def of(cls, priors: Mapping[str, Prior], transitions: Iterable[Transition]) -> Tally:
+    def of(
+        cls, priors: Mapping[str, Prior], transitions: Iterable[Transition], *, emptied: bool
+    ) -> Tally:
         return cls(
             opened=sum(prior.status == "open" for prior in priors.values()),
             resolving=sum(transition.kind == "resolved" for transition in transitions),
+            emptied=emptied,
         )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Guard:
     share: float | None  # more than this share of the open findings resolving trips it; None: off
-    minimum: int  # fewer findings resolving than this never trip it (a small project's fix)
+    minimum: int  # fewer resolving never trip it (a small project's fix), but for an emptied
 
     def trips(self, tally: Tally) -> bool:
         return (
             self.share is not None
-            and tally.resolving >= self.minimum
+            and (tally.emptied or tally.resolving >= self.minimum)
             and tally.resolving > self.share * tally.opened
         )
 
     def refusal(
-        self, tally: Tally, reason: str, project: str, exported_at: str
-    ) -> SuspiciousExport:
+        self, tally: Tally, reason: Unexplained, project: str, exported_at: str
+    ) -> SuspiciousExport | GuardPending:
         # the counts first: `parked list` shows the first 100 characters
-        return SuspiciousExport(
+        said = (
             f"{tally.resolving} of {tally.opened} open findings would resolve (over the "
-            f"{(self.share or 0) * 100:g}% guard) and DT does not explain it: {reason} (project "
-            f"{project}, export taken at {exported_at}). Once checked, apply it anyway with "
+            f"{(self.share or 0) * 100:g}% guard) and DT does not explain it"
+        )
+        where = f"(project {project}, export taken at {exported_at})"
+        if reason.pending:
+            return GuardPending(f"{said} yet: {reason.text} {where}; tried again later")
+        return SuspiciousExport(
+            f"{said}: {reason.text} {where}. Once checked, apply it anyway with "
             "`dtrack-worker parked replay --force JOB` (or `state baseline --force`)"
         )
 
@@ -94,30 +105,41 @@ def _moment(value: Any) -> float | None:
     return None if text is None else epoch(text)
 
 
-def unexplained(facts: BomFacts, *, since: float | None, exported: float) -> str | None:
+@dataclasses.dataclass(frozen=True, slots=True)
+class Unexplained:
+    """Why DT's facts do not explain an export's resolutions; ``pending``: only not yet (DT
+    is still analysing, or took a BOM after the export), which passes by itself in minutes."""
+
+    text: str
+    pending: bool = False
+
+
+def unexplained(facts: BomFacts, *, since: float | None, exported: float) -> Unexplained | None:
     """Why DT's facts do not explain findings resolving between the export applied at
     ``since`` and the one taken at ``exported``; None when they do."""
     if not facts.listed:
-        return "DT does not list the project"
+        return Unexplained("DT does not list the project")
     if facts.active is False:
-        return "the project is inactive in DT"
+        return Unexplained("the project is inactive in DT")
     bom = facts.last_bom_import
     if bom is None:
-        return "DT records no BOM import for the project"
+        return Unexplained("DT records no BOM import for the project")
     if since is not None and bom <= since:
-        return (
+        return Unexplained(
             f"no BOM was imported since the last export applied ({_iso(since)}): the last "
             f"at {_iso(bom)}"
         )
     if bom > exported:
-        return (
+        return Unexplained(
             f"the last BOM ({_iso(bom)}) was imported after this export was taken "
-            f"({_iso(exported)})"
+            f"({_iso(exported)})",
+            pending=True,
         )
     if facts.last_analysis is not None and facts.last_analysis < bom:
-        return (
+        return Unexplained(
             f"the analysis of the BOM imported at {_iso(bom)} has not finished "
-            f"(the last analysis ended {_iso(facts.last_analysis)})"
+            f"(the last analysis ended {_iso(facts.last_analysis)})",
+            pending=True,
         )
     return None
 

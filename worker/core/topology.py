@@ -8,6 +8,7 @@ draws it.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable
 from typing import Any, Literal, NotRequired, TypedDict
 
@@ -78,6 +79,25 @@ def _holding(name: str, back_to: str, ttl_ms: int | None = None, key: str = JOB_
     return Queue(name, arguments)
 
 
+# Returns of one job the broker takes before it parks the job itself (RabbitMQ 4.x gives
+# quorum queues a limit of 20 and drops what goes over it unless the queue dead-letters). A
+# worker parks a job after DTRACK_WORKER_MAX_ATTEMPTS (at most 100) attempts; returns at a
+# drain or while RabbitMQ refuses the retry copy count too on 3.x and 4.0-4.2.
+DELIVERY_LIMIT = 120
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Policy:
+    """A RabbitMQ policy: how arguments are given to a queue that already exists (a durable
+    queue's own arguments cannot change once declared; a policy's can, and apply at once)."""
+
+    name: str
+    pattern: str
+    definition: dict[str, Any]
+    apply_to: Literal["queues"] = "queues"
+    priority: int = 0
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Topology:
     prefix: str
@@ -91,6 +111,27 @@ class Topology:
     events_exchange: Exchange
     unrouted_exchange: Exchange
     unrouted_queue: Queue
+
+    @property
+    def jobs_policy(self) -> Policy:
+        """The jobs queue's policy: a job over the broker's delivery limit is parked (reason
+        ``delivery_limit`` in its x-death header), never dropped."""
+        jobs = self.jobs_queue.name
+        return Policy(
+            name=jobs,
+            pattern=f"^{re.escape(jobs)}$",
+            definition={
+                "delivery-limit": DELIVERY_LIMIT,
+                "dead-letter-exchange": self.jobs_exchange.name,
+                "dead-letter-routing-key": PARKED_KEY,
+                "dead-letter-strategy": "at-least-once",
+                "overflow": "reject-publish",  # required by at-least-once dead-lettering
+            },
+        )
+
+    @property
+    def policies(self) -> tuple[Policy, ...]:
+        return (self.jobs_policy,)
 
     def delay_queue_name(self, seconds: float) -> str:
         """The name of the queue that holds jobs for a coalescing delay of ``seconds``."""
@@ -166,6 +207,17 @@ class Topology:
                     "arguments": {},
                 }
                 for binding in self.bindings
+            ],
+            "policies": [
+                {
+                    "name": policy.name,
+                    "vhost": "/",
+                    "pattern": policy.pattern,
+                    "apply-to": policy.apply_to,
+                    "priority": policy.priority,
+                    "definition": policy.definition,
+                }
+                for policy in self.policies
             ],
         }
 

@@ -24,12 +24,14 @@ from worker.adapters.state.store import (
     StoreMissing,
     Usable,
 )
+from worker.core import job_budget
 from worker.core.config import PREFIX, DtSettings, Settings, StateSettings
 from worker.core.errors import DtMisconfigured, DtRejected, DtUnavailable
 from worker.core.topology import Topology
 from worker.core.urls import redact
 
 NEEDED_PERMISSIONS = ("VIEW_PORTFOLIO", "VIEW_VULNERABILITY")
+TAKES_CONSUMER_TIMEOUT = (3, 11, 15)  # the first RabbitMQ honouring x-consumer-timeout
 CHECK_SECONDS = 10.0  # per check: a check answers in seconds or says it could not
 
 
@@ -39,8 +41,13 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
+    warning: bool = False  # passes, but what it cannot see from here needs a look
 
     def line(self) -> str:
+        if self.ok and self.warning:
+            return f"warn  {self.name}: {self.detail}" + (
+                f"\n      fix: {self.fix}" if self.fix else ""
+            )
         if self.ok:
             return f"ok    {self.name}: {self.detail}"
         return f"FAIL  {self.name}: {self.detail}" + (
@@ -51,11 +58,13 @@ class Check:
 async def broker(settings: Settings, topology: Topology) -> list[Check]:
     """Every node reachable, and the topology declared on the cluster."""
     results = []
+    versions = []
     for url in settings.broker.urls:
         shown = redact(url.reveal())
         try:
             async with asyncio.timeout(CHECK_SECONDS):
                 connection = await aio_pika.connect(url.reveal(), timeout=CHECK_SECONDS)
+                versions.append(_version_of(connection))
                 await connection.close()
         except CONNECT_ERRORS as exc:
             results.append(
@@ -71,7 +80,59 @@ async def broker(settings: Settings, topology: Topology) -> list[Check]:
             results.append(Check("rabbitmq", True, f"{shown} answers"))
     if any(result.ok for result in results):
         results.append(await _topology(settings, topology))
+        results.append(consumer_timeout(min(versions, key=_release), settings))
     return results
+
+
+def _version_of(connection: aio_pika.abc.AbstractConnection) -> str:
+    """The node's RabbitMQ version, from the connection's server properties."""
+    transport = getattr(connection, "transport", None)
+    properties = transport.connection.server_properties if transport is not None else {}
+    version = properties.get("version", "")
+    return version.decode(errors="replace") if isinstance(version, bytes) else str(version)
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """(major, minor, patch) of a RabbitMQ version ("4.0.0-beta.1": 4, 0, 0); () if none."""
+    numbers = []
+    for part in version.split("-")[0].split(".")[:3]:
+        if not part.isdigit():
+            return ()
+        numbers.append(int(part))
+    return tuple(numbers)
+
+
+def takes_consumer_timeout(version: str) -> bool:
+    """Whether RabbitMQ ``version`` honours a consumer's own x-consumer-timeout."""
+    release = _release(version)
+    return bool(release) and release >= TAKES_CONSUMER_TIMEOUT
+
+
+def consumer_timeout(version: str, settings: Settings) -> Check:
+    """Whether the workers' job budget (their x-consumer-timeout) is in force on a broker of
+    ``version`` (the oldest node's); when the broker ignores it, its own consumer_timeout
+    applies, which AMQP does not show: a warning, with the value to set."""
+    wanted = job_budget.consumer_timeout_ms(settings)
+    minutes = f"{wanted / 60000:.0f} min"
+    if wanted <= job_budget.RABBITMQ_DEFAULT_SECONDS * 1000:
+        return Check("consumer timeout", True, f"the job budget ({minutes}) is within 30 min")
+    if takes_consumer_timeout(version):
+        return Check(
+            "consumer timeout",
+            True,
+            f"RabbitMQ {version} takes the workers' x-consumer-timeout ({minutes}, the job budget)",
+        )
+    return Check(
+        "consumer timeout",
+        True,
+        f"RabbitMQ {version or '(version unknown)'} ignores the workers' x-consumer-timeout "
+        f"(taken from 3.11.15 on): its own consumer_timeout applies (30 min unless set), and "
+        f"the job budget is {minutes}",
+        f"set consumer_timeout = {wanted} or more in rabbitmq.conf (compose: "
+        "deploy/rabbitmq/rabbitmq.conf; Kubernetes: the RabbitmqCluster's additionalConfig), "
+        "or run RabbitMQ 3.12 or later",
+        warning=True,
+    )
 
 
 async def _topology(settings: Settings, topology: Topology) -> Check:
@@ -191,9 +252,9 @@ async def state(settings: StateSettings) -> Check:
 
 
 def _unusable_fix(usable: Usable) -> str:
-    if usable.detail.startswith("disk full"):
+    if usable.category == "disk full":
         return "free space on the store's disk (or grow it): jobs wait and retry meanwhile"
-    if usable.detail.startswith("read-only"):
+    if usable.category == "read-only":
         return (
             "make the store writable for this user: the file and its directory (SQLite), the "
             "mount, or the database's and role's default_transaction_read_only (PostgreSQL)"

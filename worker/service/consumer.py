@@ -20,7 +20,7 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 from opentelemetry.trace import SpanKind
 
-from worker.adapters import tracing
+from worker.adapters import supervise, tracing
 from worker.adapters.amqp import BROKER_ERRORS, copy_of
 from worker.adapters.broker import Broker
 from worker.adapters.metrics import WorkerMetrics
@@ -64,7 +64,7 @@ class WorkerOptions:
     snapshots: bool = True  # publish every finding of every export (DTRACK_WORKER_EMIT)
     output: Output = AS_MADE  # the filter and the format of finding events
     scope: Scope = EVERYTHING  # which projects are worked for
-    # RabbitMQ's delivery timeout for our consumer, above the job budget (worker.core.budget)
+    # RabbitMQ's delivery timeout for our consumer, above the job budget (worker.core.job_budget)
     consumer_timeout_ms: int | None = None
 
 
@@ -101,24 +101,26 @@ class Worker:
         self._starter = asyncio.create_task(self._start_when_ready(), name="worker-start")
 
     async def _start_when_ready(self) -> None:
+        pause = supervise.FIRST_PAUSE_SECONDS  # doubled per failure, as the broker's loop
         while True:
             while not self._broker.ready:  # noqa: ASYNC110 - the broker reconnects on its own
                 await asyncio.sleep(0.1)
             try:  # bounded: a broker that accepts the connection may still not answer
                 async with asyncio.timeout(SUBSCRIBE_SECONDS):
+                    arguments = job_messages.consumer_arguments(self._options.consumer_timeout_ms)
                     self._subscription = await self._broker.consume(
                         self._broker.topology.jobs_queue,
                         self._on_message,
                         prefetch=self._options.prefetch,
-                        arguments=job_messages.consumer_arguments(
-                            self._options.consumer_timeout_ms
-                        ),
+                        arguments=arguments,
                     )
                 break
             except Exception as exc:  # the broker away, or a bug (traceback): tried again
                 bug = not isinstance(exc, (*BROKER_ERRORS, TransientError))
-                log.warning("worker.subscribe_failed", error=repr(exc), exc_info=bug)
-                await asyncio.sleep(1.0)
+                log.warning("worker.subscribe_failed", error=repr(exc), exc_info=bug,
+                            retry_in_s=pause)  # fmt: skip
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, supervise.MAX_PAUSE_SECONDS)
         self.consuming = True
         queue, timeout = self._broker.topology.jobs_queue.name, self._options.consumer_timeout_ms
         log.info("worker.consuming", queue=queue, consumer_timeout_ms=timeout)
@@ -187,15 +189,15 @@ class Worker:
         try:
             outcome = await self._settle(message, attempt, fields)
         except TransientError as exc:  # could not even retry or park it: the broker refuses
-            # Back to the queue after a pause: its next delivery is its next attempt
-            # (job_messages.attempt), so it still ends parked; DT is not asked again at once.
+            # Back after a pause, rejected (RabbitMQ 4.3+ counts only a reject): its next
+            # delivery is its next attempt (job_messages.attempt); it still ends parked.
             pause = job_messages.unsettled_seconds(attempt)
             fields["error"] = str(exc)  # the refusal; the job's own error was logged before
             log.error("job.unsettled", retry_in_s=pause, **fields)
             self._metrics.jobs.labels(outcome="unsettled").inc()
             await asyncio.sleep(pause)
             with contextlib.suppress(*BROKER_ERRORS):  # a closed channel returns it anyway
-                await message.nack(requeue=True)
+                await message.reject(requeue=True)
             return
         except BROKER_ERRORS as exc:  # the channel went while we acked: RabbitMQ redelivers it
             fields["error"] = f"{type(exc).__name__}: {exc}"

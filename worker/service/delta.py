@@ -10,7 +10,8 @@ publishes them). The job is acked after the commit; a crash anywhere loses nothi
 4. when findings disappeared, ask DT once which of them are suppressed;
 5. read the full stored state of the findings that changed or left, and detect transitions;
 6. an export that would resolve most open findings unexplained by DT's facts is held back
-   (``SuspiciousExport``: the job parks) unless forced;
+   (``SuspiciousExport``: the job parks; ``GuardPending`` while DT's facts only lag: the
+   job is retried) unless forced;
 7. commit findings, outbox rows and the project row in one transaction, if no other worker
    wrote the project meanwhile (else start again from 1).
 """
@@ -37,7 +38,7 @@ from worker.core.dates import epoch
 from worker.core.errors import PermanentError
 from worker.core.fpf import UNKNOWN, ProjectFacts
 from worker.core.jobs import Job, utc_timestamp
-from worker.core.mass_resolve import BomFacts, Guard, Tally
+from worker.core.mass_resolve import BomFacts, Guard, Tally, Unexplained
 from worker.core.tracking import Comparison, Seen
 from worker.core.transitions import (
     Transition,
@@ -151,12 +152,13 @@ class Deltas:
                 project=project_uuid,
                 release=release,
             )
-        stamp = clock_skew.applied(export.exported_at, received, options.clock_skew_tolerance)
+        tolerance = options.clock_skew_tolerance
+        last = clock_skew.stored(state.last_exported_at, received, tolerance)
+        stamp = clock_skew.applied(export.exported_at, received, tolerance, last)
         if stamp != export.exported_at:  # a DT clock error: applied, never left to freeze it
             log.warning("state.clock_skew", project_uuid=project_uuid, applied_as=stamp,
                         exported_at=export.exported_at)  # fmt: skip
             self._metrics.clock_skewed.inc()
-        last = clock_skew.stored(state.last_exported_at, received, options.clock_skew_tolerance)
         if last is not None and epoch(stamp) < epoch(last):
             await self._store.record_outcome(project_uuid, "stale")
             return "stale", 0
@@ -172,8 +174,9 @@ class Deltas:
             epss_delta=options.epss_delta,
             retracted=job.retracted_finding,
         )
-        if not mode.force and len(gone) >= options.guard.minimum:  # else nothing to count
-            tally = Tally.of(state.priors, plan.transitions)
+        emptied = export.finding_count == 0 and not listed  # DT's hiccup: any project size
+        if not mode.force and (emptied or len(gone) >= options.guard.minimum):  # else none
+            tally = Tally.of(state.priors, plan.transitions, emptied=emptied)
             await self._guard(project_uuid, tally, last, export)
         silent = mode.silent or (options.baseline and not state.known)
         transitions = [] if silent else plan.transitions
@@ -252,15 +255,19 @@ class Deltas:
         try:  # asked only now: an export that trips the guard is rare
             about = BomFacts.of(await self._dt.project(project_uuid))
         except PermanentError as exc:  # the key may not see projects: then nothing explains it
-            reason: str | None = f"DT's facts about the project could not be read ({exc})"
+            reason: Unexplained | None = Unexplained(
+                f"DT's facts about the project could not be read ({exc})"
+            )
         else:
             since = None if last is None else epoch(last)
             reason = mass_resolve.unexplained(
                 about, since=since, exported=epoch(export.exported_at)
             )
         if reason is not None:
-            await self._store.record_outcome(project_uuid, "suspicious_export")
-            raise self._options.guard.refusal(tally, reason, project_uuid, export.exported_at)
+            refusal = self._options.guard.refusal(tally, reason, project_uuid, export.exported_at)
+            if not reason.pending:  # a pending one is retried: its outcome comes then
+                await self._store.record_outcome(project_uuid, "suspicious_export")
+            raise refusal
 
     async def gone(self, job: Job, job_ref: dict[str, Any]) -> int:
         """DT confirmed the project is gone: its open findings resolve, then project.gone."""

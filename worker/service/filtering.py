@@ -25,7 +25,7 @@ log = structlog.get_logger(__name__)
 LOG_EVERY = 60.0  # seconds between two lines for the same reason
 
 
-class Judge:
+class ProcessJudge:
     """The filter's verdicts from its evaluator process (outputs.Judge), failures logged."""
 
     def __init__(
@@ -79,7 +79,7 @@ def output(settings: OutputSettings, product_version: str) -> Output:
     shown = outputs.from_settings(settings, product_version)
     if shown.filter is None:
         return shown
-    judge = Judge(shown.filter.expression, settings.filter_budget)
+    judge = ProcessJudge(shown.filter.expression, settings.filter_budget)
     return dataclasses.replace(shown, judge=judge)
 
 
@@ -88,7 +88,7 @@ async def running(shown: Output, metrics: WorkerMetrics) -> AsyncIterator[None]:
     """The judge's evaluator process while the worker runs (PermanentError if it cannot
     start); what the filter cannot be evaluated on, of the example events, logged."""
     judge = shown.judge
-    if shown.filter is None or not isinstance(judge, Judge):
+    if shown.filter is None or not isinstance(judge, ProcessJudge):
         yield
         return
     for example in shown.filter.unevaluable:

@@ -46,7 +46,7 @@ def unsettled_seconds(attempt: int) -> float:
 
 
 def consumer_arguments(timeout_ms: int | None) -> dict[str, int] | None:
-    """basic.consume's arguments for the jobs queue: the delivery timeout (worker.core.budget)."""
+    """basic.consume's arguments for the jobs queue: the delivery timeout (core.job_budget)."""
     return None if timeout_ms is None else {"x-consumer-timeout": timeout_ms}
 
 

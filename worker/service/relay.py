@@ -26,7 +26,7 @@ from worker.adapters import tracing
 from worker.adapters.broker import Broker
 from worker.adapters.metrics import WorkerMetrics
 from worker.adapters.state.queries import OutboxRow
-from worker.adapters.state.store import Store
+from worker.adapters.state.store import LEASE_SECONDS, Store
 from worker.core.errors import TransientError
 from worker.core.output import AS_MADE, Output
 from worker.service import collector, outgoing
@@ -37,6 +37,7 @@ BATCH = 1000  # rows published with their confirms in flight together (more with
 PROJECTS_PER_PASS = 50
 IDLE_SECONDS = 1.0  # a pass at least this often, woken sooner by a commit of this process
 HALT_SECONDS = 10.0  # after the grace: for the confirms of the batches in flight
+FINISHING_PAUSE = 0.2  # while the grace lasts: between tries past a hiccup (a reconnect...)
 
 
 class Relay:
@@ -108,20 +109,19 @@ class Relay:
             log.info("relay.stopped", left=0, unconfirmed=self._unconfirmed)
 
     async def _run(self) -> None:
-        pause = IDLE_SECONDS
-        while True:
+        pause: float | None = IDLE_SECONDS
+        while pause is not None:
             if not self._finishing:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(pause):
                         await self._wake.wait()
             self._wake.clear()
             try:
+                if self._finishing and not self._broker.ready:  # a reconnect under way
+                    raise TransientError("RabbitMQ is not connected")
                 busy = await self.drain()
             except TransientError as exc:  # the store or RabbitMQ is away: try again later
-                log.warning("relay.paused", error=str(exc))
-                if self._finishing:
-                    return
-                pause = min(pause * 2, 10.0)
+                pause = await self._hiccup(exc, pause)
                 continue
             except Exception:  # a bug: logged, the relay goes on
                 log.exception("relay.failed")
@@ -133,6 +133,19 @@ class Relay:
                 return
             pause = 0.0 if busy else IDLE_SECONDS
 
+    async def _hiccup(self, exc: TransientError, pause: float) -> float | None:
+        """The pause after a hiccup, or None to stop: while finishing, it is tried again soon
+        until the grace is over (a reconnect, a publish timeout), never taken for the end."""
+        if self._halting:
+            return None
+        if self._finishing:
+            if pause != FINISHING_PAUSE:  # once per streak: the tries come every 0.2 s
+                log.warning("relay.paused", error=str(exc), finishing=True)
+            await asyncio.sleep(FINISHING_PAUSE)
+            return FINISHING_PAUSE
+        log.warning("relay.paused", error=str(exc))
+        return min(pause * 2, 10.0)
+
     async def drain(self) -> bool:
         """One pass: publish what waits, project by project; True if anything was published."""
         if not self._broker.ready:
@@ -143,13 +156,25 @@ class Relay:
                 break
             if not await self._store.lease(project, self._owner):
                 continue  # another relay has it
+            keeper = asyncio.create_task(self._keep_lease(project))
             try:
                 with collector.paused():  # thousands of messages and futures, no cycles
                     published |= await self._project(project)
             finally:
+                keeper.cancel()
+                await asyncio.gather(keeper, return_exceptions=True)
                 with contextlib.suppress(TransientError):
                     await self._store.release(project, self._owner)
         return published
+
+    async def _keep_lease(self, project: str) -> None:
+        """The lease renewed while a batch takes long (the filter judges each event within
+        its budget, a batch of them may take minutes); a lost lease ends the project at the
+        next batch."""
+        while True:
+            await asyncio.sleep(LEASE_SECONDS / 3)
+            with contextlib.suppress(TransientError):  # the next renewal may get through
+                await self._store.lease(project, self._owner)
 
     async def _project(self, project: str) -> bool:
         """Publish the project's rows in sequence; while a batch waits for its confirms, the
@@ -158,7 +183,7 @@ class Relay:
         store = self._store
         size = max(BATCH, self._broker.events_per_round)
         rows = await store.outbox_batch(project, size)
-        window = _Window(store, self._metrics)
+        window = _Window(store, self._metrics, self._halt_seconds)
         try:
             while rows and not self._halting:
                 ahead = asyncio.create_task(store.outbox_batch(project, size, rows[-1][5]))
@@ -200,9 +225,10 @@ class Relay:
 class _Window:
     """One project's batches in flight, in order, and the deletes of those confirmed."""
 
-    def __init__(self, store: Store, metrics: WorkerMetrics) -> None:
+    def __init__(self, store: Store, metrics: WorkerMetrics, halt_seconds: float) -> None:
         self._store = store
         self._metrics = metrics
+        self._halt_seconds = halt_seconds  # the longest a cancelled relay waits for a delete
         self.flying: collections.deque[tuple[list[OutboxRow], asyncio.Future[None]]]
         self.flying = collections.deque()
         self.deleting: asyncio.Task[None] | None = None  # the last delete, after the others
@@ -244,8 +270,23 @@ class _Window:
         if kept:
             self._delete(kept)
         if self.deleting is not None:
-            await asyncio.shield(self.deleting)
+            task = asyncio.current_task()
+            if task is None or not task.cancelling():
+                await asyncio.shield(self.deleting)
+            else:  # the stop cancelled the relay: a store that hangs must not hold it for ever
+                try:
+                    async with asyncio.timeout(self._halt_seconds):
+                        await asyncio.shield(self.deleting)
+                except TimeoutError:
+                    self.deleting.add_done_callback(_abandoned)
         return unconfirmed
+
+
+def _abandoned(deleting: asyncio.Task[None]) -> None:
+    """A delete the stop no longer waited for: how it ended, logged (its rows, if it failed,
+    are published again by the next start)."""
+    if not deleting.cancelled() and (error := deleting.exception()) is not None:
+        log.warning("relay.delete_failed", error=str(error))
 
 
 def _succeeded(sending: asyncio.Future[None]) -> bool:

@@ -27,7 +27,7 @@ from worker.adapters.listen import listening_socket
 from worker.adapters.metrics import ReceiverMetrics, WorkerMetrics
 from worker.adapters.state.store import Store
 from worker.adapters.timezones import zone
-from worker.core import budget, topology
+from worker.core import job_budget, topology
 from worker.core.config import Settings
 from worker.service import checks, collector, filtering, queue_gauges, receiver
 from worker.service.backfill import backfill
@@ -107,7 +107,7 @@ def _worker(
         snapshots=settings.state.snapshots,
         output=filtering.output(settings.output, __version__),
         scope=settings.worker.scope,
-        consumer_timeout_ms=budget.consumer_timeout_ms(settings),
+        consumer_timeout_ms=job_budget.consumer_timeout_ms(settings),
     )
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:

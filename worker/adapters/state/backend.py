@@ -159,6 +159,14 @@ def describe(exc: BaseException) -> str:
     "read-only"), then the driver's words (their first line)."""
     text = urls.redact(str(exc).strip())  # drivers quote URLs, passwords and all
     detail = f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+    kind = category(exc)
+    return f"{kind} ({detail})" if kind in ("disk full", "read-only") else detail
+
+
+def category(exc: BaseException) -> str:
+    """What a database error means for the store, without the driver's words (which may
+    carry part of a password): "disk full", "read-only", "unreachable" (the server or the
+    file cannot be reached or opened), else "error"."""
     code = getattr(exc, "sqlite_errorcode", None)
     primary = code & 0xFF if isinstance(code, int) else None
     if (
@@ -166,14 +174,20 @@ def describe(exc: BaseException) -> str:
         or primary == sqlite3.SQLITE_FULL
         or (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT))
     ):
-        return f"disk full ({detail})"
+        return "disk full"
     if (
         isinstance(exc, psycopg.errors.ReadOnlySqlTransaction)
         or primary == sqlite3.SQLITE_READONLY
         or (isinstance(exc, OSError) and exc.errno == errno.EROFS)
     ):
-        return f"read-only ({detail})"
-    return detail
+        return "read-only"
+    if (
+        type(exc) is psycopg.OperationalError  # a connection that failed; its subclasses are not
+        or primary == sqlite3.SQLITE_CANTOPEN
+        or isinstance(exc, OSError)
+    ):
+        return "unreachable"
+    return "error"
 
 
 def probe(connection: Any, dialect: Dialect, path: Path | None) -> None:

@@ -33,7 +33,7 @@ class Migration:
     number: int
     name: str
     text: str
-    checksum: str  # sha256 of the file as shipped
+    checksum: str  # sha256 of the file as shipped, with LF line ends
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -55,7 +55,7 @@ def migrations(folder: Traversable | None = None) -> list[Migration]:
                 f"the state store's migrations {found[number].name} and {entry.name} share "
                 f"number {number}: reinstall dtrack-worker"
             )
-        raw = entry.read_bytes()
+        raw = entry.read_bytes().replace(b"\r\n", b"\n")  # a CRLF checkout is the same file
         found[number] = Migration(number, entry.name, raw.decode(), hashlib.sha256(raw).hexdigest())
     if not found:
         raise ConfigError("the state store's migrations are missing: reinstall dtrack-worker")
@@ -110,9 +110,11 @@ def pending_migrations(
     for a store this release cannot run on."""
     shipped = migrations(folder)
     cursor = connection.cursor()
-    if not _columns(cursor, dialect):
+    columns = _columns(cursor, dialect)
+    if not columns:
         return [migration.number for migration in shipped]
-    applied = _applied(cursor)
+    # a store of a release before checksums has no such column: reads never add it
+    applied = _applied(cursor, checksums="checksum" in columns)
     _refuse_mismatch(applied, shipped)
     return [migration.number for migration in shipped if migration.number not in applied]
 
@@ -175,8 +177,9 @@ def _prepare(cursor: Any, dialect: Dialect) -> None:
         raise
 
 
-def _applied(cursor: Any) -> dict[int, Applied]:
-    cursor.execute(f"SELECT version, name, checksum FROM {TABLE}")
+def _applied(cursor: Any, *, checksums: bool = True) -> dict[int, Applied]:
+    checksum = "checksum" if checksums else "NULL"
+    cursor.execute(f"SELECT version, name, {checksum} FROM {TABLE}")
     return {int(row[0]): Applied(row[1], row[2]) for row in cursor.fetchall()}
 
 

@@ -51,8 +51,11 @@ class Usable:
     """Whether the store takes writes now, and if not, why ("disk full (...)", ...)."""
 
     ok: bool
-    detail: str
+    detail: str  # for the log and `check`: with the driver's words
     checked_at: float  # time.monotonic()
+    # for /readyz, which needs no token: "writable", "disk full", "read-only", "unreachable",
+    # "no answer", "schema refused", "closed" or "error"; never the driver's words
+    category: str = "writable"
 
 
 class Store:
@@ -177,22 +180,33 @@ class Store:
         return await asyncio.shield(self._probing)
 
     async def _probe(self) -> Usable:
+        kind, problem = "writable", "writable"
         if self._refused is not None:
-            problem: str | None = self._refused
+            kind, problem = "schema refused", self._refused
         else:
             try:
                 async with asyncio.timeout(backend.PROBE_SECONDS):
-                    problem = await asyncio.get_running_loop().run_in_executor(
+                    failed = await asyncio.get_running_loop().run_in_executor(
                         self._probes, self._probe_unit
                     )
+                if failed is not None:
+                    kind, problem = backend.category(failed), backend.describe(failed)
             except TimeoutError:
-                problem = f"no answer within {backend.PROBE_SECONDS:g} s"
+                kind, problem = "no answer", f"no answer within {backend.PROBE_SECONDS:g} s"
             except RuntimeError:  # the store closed while asked: the service is stopping
-                problem = "closed"
-        self._usable = Usable(problem is None, problem or "writable", time.monotonic())
-        return self._usable
+                kind, problem = "closed", "closed"
+        before, now = self._usable, Usable(kind == "writable", problem, time.monotonic(), kind)
+        if before is None or before.category != kind:  # the detail goes here, not to /readyz
+            if now.ok:
+                log.info("state.usable", store=self.display_url)
+            else:
+                log.warning("state.unusable", store=self.display_url, category=kind,
+                            detail=problem)  # fmt: skip
+        self._usable = now
+        return now
 
-    def _probe_unit(self) -> str | None:
+    def _probe_unit(self) -> BaseException | None:
+        """What a job's write would meet now, or None when it would succeed."""
         retry = getattr(self._local, "connection", None) is not None  # it may have broken since
         while True:
             try:
@@ -200,7 +214,7 @@ class Store:
             except backend.PROBE_ERRORS as exc:
                 self._forget()
                 if not retry:
-                    return backend.describe(exc)
+                    return exc
                 retry = False  # once more, on a new connection (a server restarted, say)
             else:
                 return None
