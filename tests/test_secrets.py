@@ -321,6 +321,8 @@ async def test_a_failed_postgresql_connection_is_logged_without_its_password(url
                 "DTRACK_WORKER_DT_URL": "http://127.0.0.1:9",
                 "DTRACK_WORKER_DT_API_KEY": "k",
                 "DTRACK_WORKER_WEBHOOK_TOKEN": TOKEN,
+                # the store never answers: the drain would retry it for the whole grace
+                "DTRACK_WORKER_SHUTDOWN_GRACE": "1",
             },
         ) as service,
     ):
