@@ -26,10 +26,11 @@ import pytest
 from bench.synthetic import export_bytes
 from tests.harness import TOKEN, Events, listen, notification
 from tests.rabbit import AMQP_URL, depth, eventually, temporary_topology, unique_prefix
+from tests.state_db import fresh_database
 from tests.tcpproxy import TcpProxy
 from worker.adapters.broker import Broker
 from worker.adapters.metrics import WorkerMetrics
-from worker.adapters.state import backend, schema
+from worker.adapters.state import backend, queries, schema
 from worker.adapters.state.store import Apply, Store
 from worker.core import outbox_rounds
 from worker.core.config import Settings
@@ -297,3 +298,29 @@ async def test_a_worker_killed_after_committing_rounds_loses_nothing(processes, 
     assert len(changes) == len({e["id"] for e in changes}) == 1200
     await eventually(lambda: not _committed(store), within=10)
     assert await depth(topo.jobs_queue.name, topo.parked_queue.name) == 0
+
+
+def test_postgresql_stores_rounds_compressed_with_lz4() -> None:
+    with fresh_database() as url:
+        connection = backend.connector(url)()
+        try:
+            schema.migrate(connection, backend.dialect_of(url))
+        finally:
+            connection.close()
+        # pglz took most of a first sync's commit; this server is built with lz4
+        assert _rows(
+            url,
+            "SELECT attcompression FROM pg_attribute "
+            "WHERE attrelid = 'outbox'::regclass AND attname = 'body'",
+        ) == [("l",)]
+
+
+def test_the_depth_gauges_read_an_index_not_the_rounds(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/state.sqlite3"
+    connection = backend.connector(url)()
+    try:
+        schema.migrate(connection, backend.dialect_of(url))
+        plan = connection.execute(f"EXPLAIN QUERY PLAN {queries.OUTBOX_DEPTH}").fetchall()
+    finally:
+        connection.close()
+    assert "USING COVERING INDEX outbox_waiting" in " ".join(str(row[-1]) for row in plan)

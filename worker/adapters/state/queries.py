@@ -383,8 +383,12 @@ def delete_outbox(cursor: Any, dialect: Dialect, ids: Sequence[int]) -> None:
         )
 
 
+# an index holds both columns (migration 0005): no round's body is read
+OUTBOX_DEPTH = "SELECT COALESCE(SUM(COALESCE(events, 1)), 0), MIN(created_at) FROM outbox"
+
+
 def outbox_depth(cursor: Any, dialect: Dialect) -> tuple[int, float | None]:
     """Events waiting (a round counts its events), and when the oldest was written."""
-    cursor.execute("SELECT COALESCE(SUM(COALESCE(events, 1)), 0), MIN(created_at) FROM outbox")
+    cursor.execute(OUTBOX_DEPTH)
     count, oldest = cursor.fetchone()
     return int(count), oldest
