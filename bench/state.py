@@ -1,6 +1,7 @@
 """Benchmark: the change stream's path through the state store (not a test).
 
     .venv/bin/python -m bench.state [--sizes 10000,50000] [--backends sqlite,postgresql]
+        [--repeat 2]
 
 For each size and store, in one run:
 
@@ -11,11 +12,12 @@ For each size and store, in one run:
 * 1% changed: the same with 1% of the findings re-scored (their transitions committed).
 * first sync: an empty store, every finding opened, from bytes to RabbitMQ's last confirm (the
   relay publishing the outbox), against today's snapshot mode in the same run (bytes to the last
-  confirm of every finding event, in rounds as the worker sends them), best of two each, taken
-  in turns. Target: >= 0.7x its events/s. A second line splits the best first sync into its
-  commit (bytes to committed state and outbox rows) and its relay (outbox to the last
-  confirm), each with this process's CPU time (threads included): the relay alone costs about
-  what the whole snapshot does.
+  confirm of every finding event, in rounds as the worker sends them), best of ``--repeat``
+  each, taken in turns. Target: >= 0.6x its events/s (issue 28). A second line splits the best
+  first sync into its commit (bytes to committed state and outbox rounds) and its relay
+  (outbox to the last confirm), each with this process's CPU time (threads included) and, on
+  PostgreSQL, its server processes' (read from /proc: the server is local): the relay waits on
+  RabbitMQ storing the messages about as long as the whole snapshot does.
 * peak RSS: a fresh process applying the unchanged re-export, read from a mapped file as a
   worker reads its spooled export; its growth over its baseline divided by the export's bytes.
   Target: <= 3x.
@@ -29,6 +31,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import os
 import subprocess
 import sys
 import tempfile
@@ -121,7 +124,9 @@ async def timed(run: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
-async def measure(backend: str, size: int, broker: Broker, folder: Path) -> dict[str, float]:
+async def measure(
+    backend: str, size: int, broker: Broker, folder: Path, repeat: int = 2
+) -> dict[str, float]:
     first, unchanged, changed = (variant(size, 1), variant(size, 2), variant(size, 3, 0.01))
     loads = min_time(lambda: orjson.loads(unchanged), 5)
     contract = schemas.load().fpf
@@ -138,7 +143,7 @@ async def measure(backend: str, size: int, broker: Broker, folder: Path) -> dict
 
     counter = iter(range(1_000_000))
     figures["snapshot"] = figures["first sync"] = float("inf")
-    for _ in range(2):  # best of two each, in turns: this VM's speed drifts
+    for _ in range(repeat):  # best of N each, in turns: this VM's speed drifts
         figures["snapshot"] = min(figures["snapshot"], await timed(snapshot))
         await purge(broker)  # events nobody consumes pile up in the unrouted queue
         with database(backend, folder) as url:
@@ -149,16 +154,20 @@ async def measure(backend: str, size: int, broker: Broker, folder: Path) -> dict
                     deltas: Deltas = deltas, relay: Relay = relay, phases: dict[str, float] = phases
                 ) -> None:
                     made, ref = job(next(counter))
+                    server = server_cpu(url)
                     started, cpu = time.perf_counter(), time.process_time()
                     await deltas.export(made, first, started, ref)
                     committed, committed_cpu = time.perf_counter(), time.process_time()
+                    server_committed = server_cpu(url)
                     while await relay.drain():
                         pass
                     phases.update(
                         commit=committed - started,
                         commit_cpu=committed_cpu - cpu,
+                        commit_server_cpu=server_committed - server,
                         relay=time.perf_counter() - committed,
                         relay_cpu=time.process_time() - committed_cpu,
+                        relay_server_cpu=server_cpu(url) - server_committed,
                     )
 
                 took = await timed(first_sync)
@@ -195,6 +204,29 @@ async def purge(broker: Broker) -> None:
         queue = await channel.get_queue(broker.topology.unrouted_queue.name, ensure=False)
         await queue.purge()
     await asyncio.sleep(2)
+
+
+def server_cpu(url: str) -> float:
+    """CPU seconds used so far by the PostgreSQL server processes of ``url``'s database (the
+    store's connections), read from /proc: the server here is local. 0 for SQLite, whose work
+    is this process's."""
+    if not url.startswith("postgresql"):
+        return 0.0
+    with psycopg.connect(url, autocommit=True) as connection:
+        pids = [
+            row[0]
+            for row in connection.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+        ]
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):  # a connection that closed meanwhile
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
 
 
 def min_time(run: Callable[[], object], repeat: int) -> float:
@@ -240,6 +272,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,50000")
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument(
+        "--repeat", type=int, default=2, help="first syncs and snapshots, best of (default 2)"
+    )
     args = parser.parse_args()
     prefix = f"bench-state-{uuid.uuid4().hex[:6]}"
     settings = Settings.from_env({"DTRACK_WORKER_PREFIX": prefix, "DTRACK_WORKER_AMQP_URL": AMQP})
@@ -256,7 +291,7 @@ async def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             for backend in args.backends.split(","):
                 for size in (int(n) for n in args.sizes.split(",")):
-                    f = await measure(backend, size, broker, Path(folder))
+                    f = await measure(backend, size, broker, Path(folder), args.repeat)
                     print(
                         f"{backend:>10} {size:>8} {f['bytes'] / 1e6:>6.1f} "
                         f"{f['loads'] * 1e3:>8.1f} {f['unchanged'] * 1e3:>12.1f} "
@@ -267,10 +302,12 @@ async def main() -> None:
                     )
                     print(
                         f"{'':>10} first sync, its best run: commit {f['first sync commit']:.2f} s "
-                        f"(this process's CPU {f['first sync commit_cpu']:.2f} s), relay "
-                        f"{f['first sync relay']:.2f} s (CPU {f['first sync relay_cpu']:.2f} s); "
-                        f"0.7x the snapshot's events/s needs it all within "
-                        f"{f['snapshot'] / 0.7:.2f} s",
+                        f"(this process's CPU {f['first sync commit_cpu']:.2f} s, the database "
+                        f"server's {f['first sync commit_server_cpu']:.2f} s), relay "
+                        f"{f['first sync relay']:.2f} s (CPU {f['first sync relay_cpu']:.2f} s, "
+                        f"server {f['first sync relay_server_cpu']:.2f} s); "
+                        f"0.6x the snapshot's events/s needs it all within "
+                        f"{f['snapshot'] / 0.6:.2f} s",
                         flush=True,
                     )
     finally:

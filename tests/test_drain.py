@@ -131,8 +131,10 @@ class Lines:
 
 
 def _outbox_rows(path: Path) -> int:
+    """The events waiting in the outbox: a row of a round counts its events (issue 28)."""
     with contextlib.closing(sqlite3.connect(path)) as db:
-        return int(db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        query = "SELECT COALESCE(SUM(COALESCE(events, 1)), 0) FROM outbox"
+        return int(db.execute(query).fetchone()[0])
 
 
 def _changes_of(events: Any, project: str) -> list[dict[str, Any]]:

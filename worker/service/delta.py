@@ -32,7 +32,7 @@ import structlog
 from worker.adapters import tracing
 from worker.adapters.metrics import WorkerMetrics
 from worker.adapters.state.store import Apply, StateMoved, StateUnavailable, Store
-from worker.core import clock_skew, events, fpf, mass_resolve, split
+from worker.core import clock_skew, events, fpf, mass_resolve, outbox_rounds, split
 from worker.core.change_events import KINDS, ChangeEvents
 from worker.core.dates import epoch
 from worker.core.errors import PermanentError
@@ -214,13 +214,14 @@ class Deltas:
                 sequence=sequence,
             )
 
-        def numbered(first: int) -> list[events.Event]:
+        def numbered(first: int) -> list[outbox_rounds.Round]:
             made = [changes.event(t, first + n) for n, t in enumerate(transitions)]
             made.append(summary(first + len(made)))
-            return made
+            return outbox_rounds.framed(made)
 
-        # Serialized on a thread of their own while the store writes the findings: the next
-        # sequence is known, since the commit happens only if nobody wrote the project since.
+        # Serialized and framed in outbox rounds on a thread of their own while the store
+        # writes the findings: the next sequence is known, since the commit happens only if
+        # nobody wrote the project since.
         first = state.sequence + 1
         ahead = _EVENTS.submit(numbered, first)
         outcome = "baseline" if silent else "done"
@@ -300,10 +301,12 @@ class Deltas:
                 version=None,
                 expected_revision=None,  # the lock serializes; resolving twice finds none open
                 writes=plan.writes,
-                events=lambda first: [
-                    *(changes.event(t, first + n) for n, t in enumerate(plan.transitions)),
-                    announcement(first + len(plan.transitions)),
-                ],
+                events=lambda first: outbox_rounds.framed(
+                    [
+                        *(changes.event(t, first + n) for n, t in enumerate(plan.transitions)),
+                        announcement(first + len(plan.transitions)),
+                    ]
+                ),
                 exported_at=None,
                 outcome="gone",
                 now=now,
@@ -335,9 +338,9 @@ class Deltas:
                 version=None,
                 expected_revision=None,
                 writes=(),
-                events=lambda first: [
-                    changes.event(t, first + n) for n, t in enumerate(transitions)
-                ],
+                events=lambda first: outbox_rounds.framed(
+                    [changes.event(t, first + n) for n, t in enumerate(transitions)]
+                ),
                 exported_at=None,
                 outcome="resync",
                 now=time.time(),

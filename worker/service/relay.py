@@ -2,14 +2,17 @@
 
 One runs in every worker process. A project's rows go out in sequence order, by one relay at a
 time (a lease in the store, renewed while it works): with several relays a ``resolved`` never
-overtakes the ``opened`` it follows. A row is deleted only after RabbitMQ confirmed it, so a
-relay that dies between the two republishes on the next pass the same events, with the same
-ids: consumers de-duplicate on the id.
+overtakes the ``opened`` it follows. A row holds a round of a job's events (up to
+``outbox_rounds.ROUND``; a row of an older release, one event) and is deleted only after
+RabbitMQ confirmed every event of it, so a relay that dies between the two, or a round
+confirmed in part, republishes the whole round on the next pass, with the same ids: consumers
+de-duplicate on the id.
 
 On SIGTERM (``finish``) the relay publishes what waits, the rows of the jobs the drain just
 finished among them, until the outbox is empty or the shutdown grace is over. Then it writes no
 new batch, waits (at most ``halt_seconds``) for the confirms of those in flight, deletes what
-RabbitMQ confirmed, and logs how many rows it left: a stop never republishes what was confirmed.
+RabbitMQ confirmed, and logs how many events it left: a stop never republishes what was
+confirmed.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from worker.service import collector, outgoing
 
 log = structlog.get_logger(__name__)
 
-BATCH = 1000  # rows published with their confirms in flight together (more with event batches)
+BATCH = 1000  # events published with their confirms in flight together (whole rounds: up to 1499)
 PROJECTS_PER_PASS = 50
 IDLE_SECONDS = 1.0  # a pass at least this often, woken sooner by a commit of this process
 HALT_SECONDS = 10.0  # after the grace: for the confirms of the batches in flight
@@ -186,7 +189,7 @@ class Relay:
         window = _Window(store, self._metrics, self._halt_seconds)
         try:
             while rows and not self._halting:
-                ahead = asyncio.create_task(store.outbox_batch(project, size, rows[-1][5]))
+                ahead = asyncio.create_task(store.outbox_batch(project, size, rows[-1].sequence))
                 window.flying.append((rows, asyncio.ensure_future(self._publish(rows))))
                 try:
                     if len(window.flying) >= outgoing.WINDOW:
@@ -211,13 +214,10 @@ class Relay:
         with tracing.span(
             "relay outbox",
             context=Context(),  # a new trace: rows of many jobs go out together
-            links=tracing.links_to(row[6] for row in rows),
+            links=tracing.links_to(row.trace_parent for row in rows),
             attributes={"dtrack_worker.events": len(rows)} if tracing.enabled() else None,
         ):
-            items = [
-                (routing_key, body, event_id, type_)
-                for _, event_id, type_, routing_key, body, _, _ in rows
-            ]
+            items = [(row.routing_key, row.body, row.event_id, row.type) for row in rows]
             # what the filter keeps out is deleted with the rest, never sent
             await outgoing.send(self._broker, self._output, self._metrics, items)
 
@@ -233,10 +233,13 @@ class _Window:
         self.flying = collections.deque()
         self.deleting: asyncio.Task[None] | None = None  # the last delete, after the others
 
-    def _delete(self, ids: list[int]) -> asyncio.Task[None]:
+    def _delete(self, rows: list[OutboxRow]) -> asyncio.Task[None]:
         """A delete after the ones before it, made before anything else is awaited and never
-        cancelled with the relay: a confirmed batch is deleted whatever stops the relay."""
+        cancelled with the relay: a confirmed batch is deleted whatever stops the relay.
+        ``rows`` are events: a round's row goes once all of its events are confirmed (a batch
+        holds whole rounds)."""
         after = self.deleting
+        ids = list(dict.fromkeys(row.id for row in rows))
 
         async def delete() -> None:
             if after is not None:
@@ -244,7 +247,7 @@ class _Window:
             await self._store.delete_outbox(ids)
 
         self.deleting = asyncio.create_task(delete())
-        self._metrics.outbox_published.inc(len(ids))
+        self._metrics.outbox_published.inc(len(rows))
         return self.deleting
 
     async def confirmed(self) -> None:
@@ -253,18 +256,18 @@ class _Window:
         await sending
         self.flying.popleft()
         previous = self.deleting
-        self._delete([row[0] for row in done])
+        self._delete(done)
         if previous is not None:
             await asyncio.shield(previous)
 
     async def close(self) -> int:
         """After a failed batch, a halt or a cancel: the batches written after it are not
         waited for; those confirmed but not yet taken from the window are deleted all the
-        same. How many rows went without a confirm."""
+        same. How many events went without a confirm."""
         for _, sending in self.flying:
             sending.cancel()
         await asyncio.gather(*(sending for _, sending in self.flying), return_exceptions=True)
-        kept = [row[0] for rows, sending in self.flying if _succeeded(sending) for row in rows]
+        kept = [row for rows, sending in self.flying if _succeeded(sending) for row in rows]
         unconfirmed = sum(len(rows) for rows, s in self.flying if not _succeeded(s))
         self.flying.clear()
         if kept:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from worker.adapters.state.backend import Dialect, rollback
-from worker.core.events import SEVERITY_RANK, Event
+from worker.core import outbox_rounds
+from worker.core.events import SEVERITY_RANK
+from worker.core.outbox_rounds import Round
 from worker.core.tracking import Prior
 from worker.core.transitions import Stored, Write
 
@@ -116,8 +118,9 @@ class Apply:
     version: str | None
     expected_revision: int | None  # None: no check (a command's write)
     writes: Sequence[Write]
-    # the events, numbered from the given sequence: transitions, then e.g. the summary
-    events: Callable[[int], Sequence[Event]]
+    # the events, numbered from the given sequence (transitions, then e.g. the summary), in
+    # outbox rounds: ``outbox_rounds.framed``
+    events: Callable[[int], Sequence[Round]]
     exported_at: str | None  # recorded as the last applied export, when given
     outcome: str
     now: float
@@ -147,33 +150,35 @@ def apply(cursor: Any, dialect: Dialect, work: Apply) -> Committed:
         if work.writes:
             _write_findings(cursor, dialect, work.project, work.writes, fresh=work.fresh)
         first = sequence + 1
-        events = work.events(first)
-        if events:
+        rounds = work.events(first)
+        events = sum(r.events for r in rounds)
+        if rounds:  # a row per round of events, numbered as the events are
             _insert(
                 cursor,
                 dialect,
                 "outbox (project, sequence, event_id, type, routing_key, body, created_at, "
-                "trace_parent)",
+                "trace_parent, events)",
                 [
                     (
                         work.project,
-                        first + n,
-                        e.id,
-                        e.type,
-                        e.routing_key,
-                        e.body,
+                        first + r.offset,
+                        r.event_id,
+                        r.type,
+                        r.routing_key,
+                        r.body,
                         work.now,
                         work.trace_parent,
+                        r.events,
                     )
-                    for n, e in enumerate(events)
+                    for r in rounds
                 ],
             )
-        _update_project(cursor, dialect, work, revision, sequence + len(events))
+        _update_project(cursor, dialect, work, revision, sequence + events)
         cursor.execute("COMMIT")
     except BaseException:
         rollback(cursor)  # never in place of the error (SQLite rolls back a full disk itself)
         raise
-    return Committed((first, sequence + len(events)), len(events))
+    return Committed((first, sequence + events), events)
 
 
 COPY_FROM = 500  # rows: from here on PostgreSQL takes them by COPY, not INSERT by INSERT
@@ -190,7 +195,7 @@ _UPSERT = (
 )
 
 
-_OUTBOX_TYPES = ("text", "int8", "text", "text", "text", "bytea", "float8", "text")
+_OUTBOX_TYPES = ("text", "int8", "text", "text", "text", "bytea", "float8", "text", "int4")
 _FINDING_TYPES = (
     "text", "text", "text", "text", "text", "text", "float8", "text", "float8", "float8", "float8"
 )  # fmt: skip
@@ -321,27 +326,53 @@ def release(cursor: Any, dialect: Dialect, project: str, owner: str) -> None:
     )
 
 
-OutboxRow = tuple[int, str, str, str, bytes, int, str | None]
+class OutboxRow(NamedTuple):
+    """One event waiting in the outbox: ``id`` is its row's (a round's events share it)."""
+
+    id: int
+    event_id: str
+    type: str
+    routing_key: str
+    body: bytes
+    sequence: int
+    trace_parent: str | None
 
 
 def outbox_batch(
     cursor: Any, dialect: Dialect, project: str, limit: int, after: int = 0
 ) -> list[OutboxRow]:
-    """(id, event id, type, routing key, body, sequence, trace parent) of the project's oldest
-    rows past sequence ``after``, in sequence."""
+    """The events of the project's oldest rows past sequence ``after``, in sequence: whole
+    rows, starting within ``limit`` sequence numbers of the first (at most ``limit`` rows of
+    the one-event form, ``limit + ROUND - 1`` events of rounds)."""
     cursor.execute(
         dialect.sql(
-            "SELECT id, event_id, type, routing_key, body, sequence, trace_parent FROM outbox "
-            "WHERE project = %s AND sequence > %s ORDER BY sequence LIMIT %s"
+            "SELECT id, event_id, type, routing_key, body, sequence, trace_parent, events "
+            "FROM outbox WHERE project = %s AND sequence > %s AND sequence < "
+            "(SELECT MIN(sequence) FROM outbox WHERE project = %s AND sequence > %s) + %s "
+            "ORDER BY sequence LIMIT %s"
         ),
-        (project, after, limit),
+        (project, after, project, after, limit, limit),
     )
-    return [(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6]) for r in cursor.fetchall()]
+    found: list[OutboxRow] = []
+    for row_id, event_id, type_, key, body, sequence, trace, events in cursor.fetchall():
+        if events is None:  # a row of the form before rounds: one event, its body as is
+            found.append(OutboxRow(row_id, event_id, type_, key, bytes(body), sequence, trace))
+            continue
+        try:
+            made = outbox_rounds.decode(bytes(body), events)
+        except outbox_rounds.CorruptRound as exc:
+            raise outbox_rounds.CorruptRound(f"outbox row {row_id}: {exc}") from None
+        found += (
+            OutboxRow(row_id, e.id, e.type, e.routing_key, e.body, sequence + n, trace)
+            for n, e in enumerate(made)
+        )
+    return found
 
 
 def delete_outbox(cursor: Any, dialect: Dialect, ids: Sequence[int]) -> None:
+    ids = sorted(set(ids))  # a round's events name its row each
     if dialect.name == "postgresql":  # one array parameter, however many ids
-        cursor.execute("DELETE FROM outbox WHERE id = ANY(%s)", (list(ids),))
+        cursor.execute("DELETE FROM outbox WHERE id = ANY(%s)", (ids,))
         return
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
@@ -352,8 +383,12 @@ def delete_outbox(cursor: Any, dialect: Dialect, ids: Sequence[int]) -> None:
         )
 
 
+# an index holds both columns (migration 0005): no round's body is read
+OUTBOX_DEPTH = "SELECT COALESCE(SUM(COALESCE(events, 1)), 0), MIN(created_at) FROM outbox"
+
+
 def outbox_depth(cursor: Any, dialect: Dialect) -> tuple[int, float | None]:
-    """Rows waiting, and when the oldest was written."""
-    cursor.execute("SELECT COUNT(*), MIN(created_at) FROM outbox")
+    """Events waiting (a round counts its events), and when the oldest was written."""
+    cursor.execute(OUTBOX_DEPTH)
     count, oldest = cursor.fetchone()
     return int(count), oldest
