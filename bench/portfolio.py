@@ -44,6 +44,8 @@ from bench.receiver import BODY, TOKEN, delete_topology, free_port
 from bench.state import database
 from bench.synthetic import rescored_bytes
 from bench.worker import fake_dt
+from worker.adapters.state import space
+from worker.adapters.state.backend import connector, dialect_of
 from worker.core import topology
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
@@ -137,6 +139,18 @@ def size_of(url: str, folder: Path) -> tuple[int, store_size.Sizes]:
     return sizes.total, sizes
 
 
+def reclaim(url: str) -> int:
+    """Free pages given back, as the workers' background step does (SQLite): all of them."""
+    connection = connector(url, create=False)()
+    try:
+        total = 0
+        while (step := space.reclaim(connection.cursor(), dialect_of(url))).pages:
+            total += step.pages
+        return total
+    finally:
+        connection.close()
+
+
 async def main(count: int, backend: str) -> None:
     folder = Path(tempfile.mkdtemp(prefix="portfolio-"))
     try:
@@ -202,7 +216,9 @@ async def run(count: int, url: str, folder: Path) -> None:
         await connection.close()
         await runner.cleanup()
         await delete_topology(prefix)
-    state_bytes, sizes = size_of(url, folder)
+    state_bytes, breakdown = size_of(url, folder)
+    reclaimed = reclaim(url)
+    after_bytes, after = size_of(url, folder)
 
     predicted = {
         "burst": per_job * count + FIRST_SYNC_S_PER_FINDING * burst.findings,
@@ -230,7 +246,14 @@ async def run(count: int, url: str, folder: Path) -> None:
         f"state store: {state_bytes / 1e6:.0f} MB, {state_bytes / burst.findings:.0f} bytes "
         f"per finding; events {burst.event_bytes / max(burst.events, 1):.0f} bytes each"
     )
-    print("\n".join(sizes.lines()))
+    print("\n".join(breakdown.lines()))
+    if reclaimed:
+        print(
+            f"after the workers gave back {reclaimed} free pages (state/space.py, in the "
+            f"background once the outbox is empty): {after_bytes / 1e6:.0f} MB, "
+            f"{after_bytes / burst.findings:.0f} bytes per finding"
+        )
+        print("\n".join(after.lines()))
 
 
 if __name__ == "__main__":

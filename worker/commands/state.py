@@ -17,7 +17,7 @@ from worker.core.errors import ConfigError, ProjectGone, SuspiciousExport
 
 if TYPE_CHECKING:
     from worker.adapters.dtrack import DtClient
-    from worker.adapters.state.store import Store
+    from worker.adapters.state.store import Compacted, Store
     from worker.service.delta import Deltas
     from worker.service.relay import Relay
 
@@ -32,7 +32,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         run,
         help="the finding state store: migrate, baseline projects, resync a consumer",
         description=(
-            "migrate: apply the state store's migrations (the workers do it at start too). "
+            "migrate: apply the state store's migrations (the workers do it at start too), then "
+            "pack the findings an older release stored in full, a project at a time while "
+            "workers run. "
             "baseline: record the current findings of projects without publishing events, for "
             "a downstream that already has them (fetches each export from DT); a project whose "
             "export is older than the one the store holds, or that the mass-resolve guard "
@@ -68,8 +70,13 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     started = time.monotonic()
     code = EXIT_OK
     if args.action == "migrate":
-        applied = asyncio.run(_migrate(settings))
+        applied, compacted = asyncio.run(_migrate(settings))
         print(f"state store {settings.state.display_url}: applied {applied or 'nothing: current'}")
+        if compacted.findings:
+            print(
+                f"packed {compacted.findings} findings of {compacted.projects} projects stored "
+                "in full by an older release"
+            )
     elif args.action == "baseline":
         count, refused = asyncio.run(
             _baseline(settings, args.projects, every=args.all, force=args.force)
@@ -90,11 +97,12 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return code
 
 
-async def _migrate(settings: Settings) -> list[int]:
+async def _migrate(settings: Settings) -> tuple[list[int], Compacted]:
     from worker.adapters.state.store import Store
 
     async with Store.open(settings.state, migrate=False) as store:
-        return await store.migrate()
+        applied = await store.migrate()
+        return applied, await store.compact()
 
 
 def _deltas(settings: Settings, store: Store, dt: Any, relay: Relay | None = None) -> Deltas:
