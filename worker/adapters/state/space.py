@@ -37,8 +37,9 @@ def reclaim(cursor: Any, dialect: Dialect, pages: int = SLICE_PAGES) -> Reclaime
     cursor.execute("SELECT 1 FROM outbox LIMIT 1")
     if cursor.fetchone() is not None:
         return Reclaimed(0, free)
-    cursor.execute(f"PRAGMA incremental_vacuum({int(pages)})")
-    cursor.fetchall()  # the pages are moved as the statement steps
+    # sqlite3's execute steps a statement without result columns once, one page given back:
+    # executescript steps it to its end
+    cursor.connection.executescript(f"PRAGMA incremental_vacuum({int(pages)});")
     left = _free(cursor)
     return Reclaimed(free - left, left)
 
