@@ -217,7 +217,9 @@ async def run(count: int, url: str, folder: Path) -> None:
         await runner.cleanup()
         await delete_topology(prefix)
     state_bytes, breakdown = size_of(url, folder)
+    started = time.perf_counter()
     reclaimed = reclaim(url)
+    reclaim_seconds = time.perf_counter() - started
     after_bytes, after = size_of(url, folder)
 
     predicted = {
@@ -250,7 +252,8 @@ async def run(count: int, url: str, folder: Path) -> None:
     if reclaimed:
         print(
             f"after the workers gave back {reclaimed} free pages (state/space.py, in the "
-            f"background once the outbox is empty): {after_bytes / 1e6:.0f} MB, "
+            f"background once the outbox is empty; {reclaim_seconds:.1f} s in all): "
+            f"{after_bytes / 1e6:.0f} MB, "
             f"{after_bytes / burst.findings:.0f} bytes per finding"
         )
         print("\n".join(after.lines()))

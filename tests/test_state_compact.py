@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import shutil
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ import pytest
 
 from tests.fake_dt import FakeDt
 from tests.state_db import fresh_database
-from tests.test_migrations import SHIPPED
+from tests.test_migrations import SHIPPED, _env
+from tests.test_operations import cli
 from tests.test_state import REAL, Project, export
 from tests.test_state import project as project  # the fixture
 from worker.adapters.state import backend, packing, schema, space
@@ -91,7 +93,13 @@ def _legacy_schema(url: str, tmp_path: Path) -> None:
     for path in SHIPPED.glob("*.sql"):
         if int(path.name[:4]) in LEGACY:
             shutil.copy(path, folder / path.name)
-    connection = backend.connector(url)()
+    file = backend.sqlite_path(url)
+    # as the release before created it: SQLite's file without incremental auto-vacuum
+    connection: Any = (
+        backend.connector(url)()
+        if file is None
+        else sqlite3.connect(file, isolation_level=None, check_same_thread=False)
+    )
     try:
         assert schema.migrate(connection, backend.dialect_of(url), folder) == list(LEGACY)
     finally:
@@ -162,16 +170,24 @@ async def test_a_store_of_the_release_before_keeps_its_state_and_gives_the_same_
     await _copy_as_legacy(reference, state_url, legacy_url)
     assert _rows(legacy_url, "SELECT COUNT(*) FROM findings") == [(13,)]
 
+    sqlite = legacy_url.startswith("sqlite:")
+    if packed:
+        code, out, err = await cli("state", "migrate", env=_env(legacy_url))
+        assert code == 0, err
+        assert "applied [4]" in out, out
+        assert "packed 13 findings of 1 projects stored in full by an older release" in out
+        assert ("rewrote the SQLite file" in out) is sqlite, out
     migrated = await project(state_url=legacy_url)  # a worker's start: migration 0004 applied
     migrated.uuid = reference.uuid
     assert _rows(legacy_url, "SELECT MAX(version) FROM schema_migrations") == [(4,)]
     if packed:
-        compacted = await migrated.store.compact()
-        assert (compacted.projects, compacted.findings) == (1, 13)
         assert _rows(
             legacy_url, "SELECT COUNT(*) FROM findings WHERE snapshot = '' AND tracked = ''"
         ) == [(13,)]
         assert (await migrated.store.compact()).findings == 0  # nothing left to pack
+        if sqlite:  # rewritten with incremental auto-vacuum, from now on
+            assert _rows(legacy_url, "PRAGMA auto_vacuum") == [(space.INCREMENTAL,)]
+            assert not await migrated.store.rewrite()  # once
     else:
         assert _rows(legacy_url, "SELECT COUNT(*) FROM findings WHERE packed IS NULL") == [(13,)]
     await _same_state(reference, state_url, migrated, legacy_url)

@@ -34,7 +34,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description=(
             "migrate: apply the state store's migrations (the workers do it at start too), then "
             "pack the findings an older release stored in full, a project at a time while "
-            "workers run. "
+            "workers run; a SQLite store an older release created is then rewritten once "
+            "(VACUUM: jobs wait meanwhile) to give the space back. "
             "baseline: record the current findings of projects without publishing events, for "
             "a downstream that already has them (fetches each export from DT); a project whose "
             "export is older than the one the store holds, or that the mass-resolve guard "
@@ -70,13 +71,15 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     started = time.monotonic()
     code = EXIT_OK
     if args.action == "migrate":
-        applied, compacted = asyncio.run(_migrate(settings))
+        applied, compacted, rewritten = asyncio.run(_migrate(settings))
         print(f"state store {settings.state.display_url}: applied {applied or 'nothing: current'}")
         if compacted.findings:
             print(
                 f"packed {compacted.findings} findings of {compacted.projects} projects stored "
                 "in full by an older release"
             )
+        if rewritten:
+            print("rewrote the SQLite file without its free space (VACUUM), once")
     elif args.action == "baseline":
         count, refused = asyncio.run(
             _baseline(settings, args.projects, every=args.all, force=args.force)
@@ -97,12 +100,13 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return code
 
 
-async def _migrate(settings: Settings) -> tuple[list[int], Compacted]:
+async def _migrate(settings: Settings) -> tuple[list[int], Compacted, bool]:
     from worker.adapters.state.store import Store
 
     async with Store.open(settings.state, migrate=False) as store:
         applied = await store.migrate()
-        return applied, await store.compact()
+        compacted = await store.compact()
+        return applied, compacted, await store.rewrite()
 
 
 def _deltas(settings: Settings, store: Store, dt: Any, relay: Relay | None = None) -> Deltas:

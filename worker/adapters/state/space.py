@@ -4,7 +4,9 @@ The outbox holds a burst's events until the relay has published them: a first sy
 projects leaves 110 MB of free pages in the file once they are (4 KB per finding, twice what
 the findings take, bench.portfolio). A store this release creates has SQLite's incremental
 auto-vacuum; the workers give the free pages back a slice at a time, once the outbox is empty
-(while the relay catches up, the backlog would only take them again)."""
+(while the relay catches up, the backlog would only take them again). A store an older release
+created is rewritten once by `dtrack-worker state migrate` (``rewrite``): its findings packed
+in place leave their pages part empty, which only a rewrite gives back."""
 
 from __future__ import annotations
 
@@ -47,3 +49,18 @@ def reclaim(cursor: Any, dialect: Dialect, pages: int = SLICE_PAGES) -> Reclaime
 def _free(cursor: Any) -> int:
     cursor.execute("PRAGMA freelist_count")
     return int(cursor.fetchone()[0])
+
+
+def rewrite(cursor: Any, dialect: Dialect) -> bool:
+    """SQLite's VACUUM, once, for a store created without incremental auto-vacuum: the file
+    rewritten without its free space, and with incremental auto-vacuum from now on. Holds the
+    write lock while it runs (workers' jobs wait, up to the busy timeout, then retry); needs
+    free disk for a copy of the store. False when there is nothing to do (PostgreSQL too)."""
+    if dialect.name != "sqlite":
+        return False
+    cursor.execute("PRAGMA auto_vacuum")
+    if cursor.fetchone()[0] == INCREMENTAL:
+        return False
+    cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")  # applied by the VACUUM
+    cursor.execute("VACUUM")
+    return True

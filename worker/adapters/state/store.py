@@ -249,6 +249,10 @@ class Store:
         """Give free pages back to the filesystem, a slice (SQLite; see ``space``)."""
         return await self._run(space.reclaim, space.SLICE_PAGES)
 
+    async def rewrite(self) -> bool:
+        """A SQLite store an older release created, rewritten once (``space.rewrite``)."""
+        return await self._run(space.rewrite)
+
     async def state(self, project: str) -> ProjectState:
         return await self._run(queries.read_state, project)
 
