@@ -51,15 +51,20 @@ def _free(cursor: Any) -> int:
     return int(cursor.fetchone()[0])
 
 
-def rewrite(cursor: Any, dialect: Dialect) -> bool:
-    """SQLite's VACUUM, once, for a store created without incremental auto-vacuum: the file
-    rewritten without its free space, and with incremental auto-vacuum from now on. Holds the
-    write lock while it runs (workers' jobs wait, up to the busy timeout, then retry); needs
-    free disk for a copy of the store. False when there is nothing to do (PostgreSQL too)."""
+def rewrite(cursor: Any, dialect: Dialect, *, full: bool = False) -> bool:
+    """The store's findings rewritten without their free space. SQLite: VACUUM, once, for a
+    store created without incremental auto-vacuum (which it has from then on), or whenever
+    ``full``. PostgreSQL: only when ``full``, ``VACUUM FULL findings``. Either holds a lock for
+    its duration (SQLite's write lock, the findings table's on PostgreSQL): workers' jobs wait,
+    and past SQLite's busy timeout are retried; the disk needs room for a copy. False when
+    nothing was done."""
     if dialect.name != "sqlite":
-        return False
+        if full:
+            cursor.execute("VACUUM FULL findings")
+            cursor.execute("ANALYZE findings")
+        return full
     cursor.execute("PRAGMA auto_vacuum")
-    if cursor.fetchone()[0] == INCREMENTAL:
+    if cursor.fetchone()[0] == INCREMENTAL and not full:
         return False
     cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")  # applied by the VACUUM
     cursor.execute("VACUUM")

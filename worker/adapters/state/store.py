@@ -249,9 +249,9 @@ class Store:
         """Give free pages back to the filesystem, a slice (SQLite; see ``space``)."""
         return await self._run(space.reclaim, space.SLICE_PAGES)
 
-    async def rewrite(self) -> bool:
-        """A SQLite store an older release created, rewritten once (``space.rewrite``)."""
-        return await self._run(space.rewrite)
+    async def rewrite(self, *, full: bool = False) -> bool:
+        """The findings rewritten without their free space (``space.rewrite``)."""
+        return await self._run(lambda cursor, dialect: space.rewrite(cursor, dialect, full=full))
 
     async def state(self, project: str) -> ProjectState:
         return await self._run(queries.read_state, project)
