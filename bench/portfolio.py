@@ -2,6 +2,7 @@
 re-analysis wave, measured beside what the model of docs/capacity.md predicts (not a test).
 
     .venv/bin/python -m bench.soak --portfolio 1000      # or: python -m bench.portfolio 1000
+    .venv/bin/python -m bench.portfolio 100 --backend postgresql
 
 A fake DT (aiohttp, in this process) serves one synthetic export per project, 50 to 500
 findings each (bench/synthetic.py, drawn from a fixed seed); one `dtrack-worker serve`
@@ -14,7 +15,8 @@ subprocess (receiver and worker, EMIT=delta, SQLite state) takes the webhooks. T
    re-scored (the daily wave).
 
 For each wave it prints the measured duration, jobs/s, events and event bytes beside the
-model's prediction, then the state store's size per finding.
+model's prediction, then the state store's size per finding, and where its bytes go (tables,
+indexes, free pages, WAL: bench/store_size.py).
 """
 
 from __future__ import annotations
@@ -37,9 +39,13 @@ import aiohttp
 import orjson
 from aio_pika.abc import AbstractIncomingMessage
 
+from bench import store_size
 from bench.receiver import BODY, TOKEN, delete_topology, free_port
+from bench.state import database
 from bench.synthetic import rescored_bytes
 from bench.worker import fake_dt
+from worker.adapters.state import space
+from worker.adapters.state.backend import connector, dialect_of
 from worker.core import topology
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
@@ -124,18 +130,40 @@ async def run_wave(
     return wave
 
 
-def size_of(folder: Path) -> int:
-    """Bytes of the state store's files (database, WAL), then the folder is removed."""
-    size = sum(path.stat().st_size for path in folder.iterdir())
-    shutil.rmtree(folder)
-    return size
+def size_of(url: str, folder: Path) -> tuple[int, store_size.Sizes]:
+    """Bytes of the state store (SQLite: its files, database and WAL; PostgreSQL: its tables,
+    indexes and TOAST), and where they go."""
+    sizes = store_size.measure(url)
+    if url.startswith("sqlite:"):
+        return sum(path.stat().st_size for path in folder.iterdir()), sizes
+    return sizes.total, sizes
 
 
-async def main(count: int) -> None:
+def reclaim(url: str) -> int:
+    """Free pages given back, as the workers' background step does (SQLite): all of them."""
+    connection = connector(url, create=False)()
+    try:
+        total = 0
+        while (step := space.reclaim(connection.cursor(), dialect_of(url))).pages:
+            total += step.pages
+        return total
+    finally:
+        connection.close()
+
+
+async def main(count: int, backend: str) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="portfolio-"))
+    try:
+        with database(backend, folder) as url:
+            await run(count, url, folder)
+    finally:
+        shutil.rmtree(folder)
+
+
+async def run(count: int, url: str, folder: Path) -> None:
     rng = random.Random(17)
     exports: dict[str, bytes] = {}
     runner, dt_url = await fake_dt(exports)
-    folder = Path(tempfile.mkdtemp(prefix="portfolio-"))
     prefix = f"portfolio-{uuid.uuid4().hex[:8]}"
     port = free_port()
     env = dict(os.environ) | {
@@ -146,7 +174,7 @@ async def main(count: int) -> None:
         "DTRACK_WORKER_LISTEN": f"127.0.0.1:{port}",
         "DTRACK_WORKER_COALESCE_SECONDS": "0",
         "DTRACK_WORKER_EMIT": "delta",
-        "DTRACK_WORKER_STATE_URL": f"sqlite:///{folder}/state.sqlite3",
+        "DTRACK_WORKER_STATE_URL": url,
         "DTRACK_WORKER_LOG_LEVEL": "WARNING",
     }
     tiny = [str(uuid.uuid4()) for _ in range(20)]
@@ -188,13 +216,18 @@ async def main(count: int) -> None:
         await connection.close()
         await runner.cleanup()
         await delete_topology(prefix)
-    state_bytes = size_of(folder)
+    state_bytes, breakdown = size_of(url, folder)
+    started = time.perf_counter()
+    reclaimed = reclaim(url)
+    reclaim_seconds = time.perf_counter() - started
+    after_bytes, after = size_of(url, folder)
 
     predicted = {
         "burst": per_job * count + FIRST_SYNC_S_PER_FINDING * burst.findings,
         "re-analysis": per_job * count + RESCORED_S_PER_FINDING * wave.findings,
     }
-    print(f"{os.cpu_count()} cores; one serve process (SQLite state), fake DT and RabbitMQ here")
+    store = "SQLite" if url.startswith("sqlite:") else "PostgreSQL"
+    print(f"{os.cpu_count()} cores; one serve process ({store} state), fake DT and RabbitMQ here")
     print(f"{count} projects, {burst.findings} findings, exports {export_bytes / 1e6:.0f} MB")
     print(f"model: {per_job * 1e3:.1f} ms per job (calibration), "
           f"{FIRST_SYNC_S_PER_FINDING * 1e6:.0f} us per finding opened, "
@@ -215,9 +248,20 @@ async def main(count: int) -> None:
         f"state store: {state_bytes / 1e6:.0f} MB, {state_bytes / burst.findings:.0f} bytes "
         f"per finding; events {burst.event_bytes / max(burst.events, 1):.0f} bytes each"
     )
+    print("\n".join(breakdown.lines()))
+    if reclaimed:
+        print(
+            f"after the workers gave back {reclaimed} free pages (state/space.py, in the "
+            f"background once the outbox is empty; {reclaim_seconds:.1f} s in all): "
+            f"{after_bytes / 1e6:.0f} MB, "
+            f"{after_bytes / burst.findings:.0f} bytes per finding"
+        )
+        print("\n".join(after.lines()))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("projects", type=int, nargs="?", default=1000)
-    asyncio.run(main(parser.parse_args().projects))
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.projects, arguments.backend))

@@ -17,7 +17,7 @@ from worker.core.errors import ConfigError, GuardPending, ProjectGone, Suspiciou
 
 if TYPE_CHECKING:
     from worker.adapters.dtrack import DtClient
-    from worker.adapters.state.store import Store
+    from worker.adapters.state.store import Compacted, Store
     from worker.service.delta import Deltas
     from worker.service.relay import Relay
 
@@ -32,7 +32,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         run,
         help="the finding state store: migrate, baseline projects, resync a consumer",
         description=(
-            "migrate: apply the state store's migrations (the workers do it at start too). "
+            "migrate: apply the state store's migrations (the workers do it at start too), then "
+            "pack the findings an older release stored in full, a project at a time while "
+            "workers run; a SQLite store an older release created is then rewritten once "
+            "(VACUUM: jobs wait meanwhile) to give the space back (on PostgreSQL, with "
+            "--rewrite only: VACUUM FULL of the findings table, jobs wait meanwhile). "
             "baseline: record the current findings of projects without publishing events, for "
             "a downstream that already has them (fetches each export from DT); a project whose "
             "export is older than the one the store holds, or that the mass-resolve guard "
@@ -43,6 +47,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         ),
         examples="""
             dtrack-worker state migrate
+            dtrack-worker state migrate --rewrite         # give the packed rows' space back
             dtrack-worker state baseline --all            # before the first webhook arrives
             dtrack-worker state resync 3f6c0b2e-...       # one project's consumer lost its copy
         """,
@@ -55,21 +60,34 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="baseline: record exports even past the mass-resolve guard",
     )
+    parser.add_argument(
+        "--rewrite",
+        action="store_true",
+        help=(
+            "migrate: rewrite the findings without their free space after packing them "
+            "(SQLite: VACUUM, done once anyway for a store an older release created; "
+            "PostgreSQL: VACUUM FULL findings). Jobs wait meanwhile: see docs/state.md"
+        ),
+    )
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     import asyncio  # ssl, sockets, logging: not for --help (see common.py)
 
     settings = settings_from(environ, log=True)
-    if args.action != "migrate" and not args.all and not args.projects:
-        raise ConfigError(f"state {args.action}: name project uuids, or --all")
-    if args.force and args.action != "baseline":
-        raise ConfigError(f"state {args.action}: --force is for baseline only")
+    _refuse_misused(args)
     started = time.monotonic()
     code = EXIT_OK
     if args.action == "migrate":
-        applied = asyncio.run(_migrate(settings))
+        applied, compacted, rewritten = asyncio.run(_migrate(settings, full=args.rewrite))
         print(f"state store {settings.state.display_url}: applied {applied or 'nothing: current'}")
+        if compacted.findings:
+            print(
+                f"packed {compacted.findings} findings of {compacted.projects} projects stored "
+                "in full by an older release"
+            )
+        if rewritten:
+            print("rewrote the findings without their free space (VACUUM)")
     elif args.action == "baseline":
         count, refused = asyncio.run(
             _baseline(settings, args.projects, every=args.all, force=args.force)
@@ -90,11 +108,22 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return code
 
 
-async def _migrate(settings: Settings) -> list[int]:
+def _refuse_misused(args: argparse.Namespace) -> None:
+    if args.action != "migrate" and not args.all and not args.projects:
+        raise ConfigError(f"state {args.action}: name project uuids, or --all")
+    if args.force and args.action != "baseline":
+        raise ConfigError(f"state {args.action}: --force is for baseline only")
+    if args.rewrite and args.action != "migrate":
+        raise ConfigError(f"state {args.action}: --rewrite is for migrate only")
+
+
+async def _migrate(settings: Settings, *, full: bool) -> tuple[list[int], Compacted, bool]:
     from worker.adapters.state.store import Store
 
     async with Store.open(settings.state, migrate=False) as store:
-        return await store.migrate()
+        applied = await store.migrate()
+        compacted = await store.compact()
+        return applied, compacted, await store.rewrite(full=full)
 
 
 def _deltas(settings: Settings, store: Store, dt: Any, relay: Relay | None = None) -> Deltas:

@@ -40,6 +40,7 @@ from worker.service.queue_gauges import QueueGauges
 from worker.service.reconcile import Reconciler
 from worker.service.relay import Relay
 from worker.service.state_metrics import StateGauges, refresh_forever
+from worker.service.store_space import reclaim_forever
 
 log = structlog.get_logger(__name__)
 
@@ -142,6 +143,7 @@ def _worker(
                 await relay.start()
                 stack.push_async_callback(relay.stop)  # a start that failed half-way
                 gauges = refresh_forever(StateGauges.create(registry), store)
+                reclaiming = reclaim_forever(store)
             directory = Directory(dt, settings.worker.project_cache_seconds)
             running = Worker(broker, dt, contracts, metrics, options, deltas, directory)
             workers.append(running)
@@ -151,7 +153,7 @@ def _worker(
                 _background(queue_gauges.refresh_forever(QueueGauges.create(registry), broker)),
             ]
             if deltas is not None:
-                background.append(_background(gauges))
+                background += [_background(gauges), _background(reclaiming)]
             reconciler = None
             if (interval := settings.worker.reconcile_interval) is not None:
                 reconciler = Reconciler(

@@ -132,6 +132,11 @@ def connector(url: str, *, create: bool = True) -> Callable[[], Any]:
                 check_same_thread=False,
             )
             if create:  # persistent in the file: a reader leaves it as it is
+                # a new file only (an existing one keeps its mode; setting it again would
+                # take the write lock): free pages can be given back (state/space.py), e.g.
+                # the outbox's after a first sync
+                if connection.execute("PRAGMA page_count").fetchone()[0] == 0:
+                    connection.execute("PRAGMA auto_vacuum=INCREMENTAL")
                 connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")  # acked jobs must survive a crash
             connection.execute("PRAGMA foreign_keys=ON")

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from worker.adapters.state import packing
 from worker.adapters.state.backend import Dialect, rollback
 from worker.core import outbox_rounds
 from worker.core.events import SEVERITY_RANK
@@ -58,21 +59,23 @@ def read_state(cursor: Any, dialect: Dialect, project: str) -> ProjectState:
 
 
 _STORED_COLUMNS = (
-    "finding_key, status, severity, fingerprint, tracked, epss, snapshot, first_seen, "
+    "finding_key, status, severity, fingerprint, tracked, epss, snapshot, packed, first_seen, "
     "opened_at, resolved_at"
 )
 
 
 def _stored(row: Sequence[Any]) -> Stored:
-    key, status, severity, digest, tracked, epss, snapshot, first, opened, resolved = row
+    key, status, severity, digest, tracked, epss, text, packed, first, opened, resolved = row
+    # a row with its snapshot as JSON: an older release wrote it (and it is read from that)
+    snapshot = orjson.loads(text) if text else packing.unpack(key, bytes(packed))
     return Stored(
         key=key,
         status=status,
         severity=severity,
         fingerprint=digest,
-        tracked=orjson.loads(tracked),
+        tracked=packing.tracked_of(tracked, snapshot),
         epss=epss,
-        snapshot=orjson.loads(snapshot),
+        snapshot=snapshot,
         first_seen=first,
         opened_at=opened,
         resolved_at=resolved,
@@ -132,6 +135,7 @@ class Apply:
 def apply(cursor: Any, dialect: Dialect, work: Apply) -> Committed:
     """The whole write in one transaction, under the project's lock."""
     sql = dialect.sql
+    rows = finding_rows(work.project, work.writes)  # packed before the lock is taken
     cursor.execute(dialect.begin)
     try:
         cursor.execute(
@@ -147,8 +151,8 @@ def apply(cursor: Any, dialect: Dialect, work: Apply) -> Committed:
         revision, sequence = cursor.fetchone()
         if work.expected_revision is not None and revision != work.expected_revision:
             raise StateMoved(work.project)
-        if work.writes:
-            _write_findings(cursor, dialect, work.project, work.writes, fresh=work.fresh)
+        if rows:
+            _write_findings(cursor, dialect, rows, fresh=work.fresh)
         first = sequence + 1
         rounds = work.events(first)
         events = sum(r.events for r in rounds)
@@ -183,13 +187,14 @@ def apply(cursor: Any, dialect: Dialect, work: Apply) -> Committed:
 
 COPY_FROM = 500  # rows: from here on PostgreSQL takes them by COPY, not INSERT by INSERT
 _FINDING_COLUMNS = (
-    "project, finding_key, status, severity, fingerprint, tracked, epss, snapshot, first_seen, "
-    "opened_at, resolved_at"
+    "project, finding_key, status, severity, fingerprint, tracked, epss, snapshot, packed, "
+    "first_seen, opened_at, resolved_at"
 )
 _UPSERT = (
     " ON CONFLICT (project, finding_key) DO UPDATE SET status = excluded.status, "
     "severity = excluded.severity, fingerprint = excluded.fingerprint, "
     "tracked = excluded.tracked, epss = excluded.epss, snapshot = excluded.snapshot, "
+    "packed = excluded.packed, "
     "first_seen = excluded.first_seen, opened_at = excluded.opened_at, "
     "resolved_at = excluded.resolved_at"
 )
@@ -197,7 +202,8 @@ _UPSERT = (
 
 _OUTBOX_TYPES = ("text", "int8", "text", "text", "text", "bytea", "float8", "text", "int4")
 _FINDING_TYPES = (
-    "text", "text", "text", "text", "text", "text", "float8", "text", "float8", "float8", "float8"
+    "text", "text", "text", "text", "text", "text", "float8", "text", "bytea", "float8", "float8",
+    "float8",
 )  # fmt: skip
 
 
@@ -218,25 +224,33 @@ def _insert(cursor: Any, dialect: Dialect, target: str, rows: Sequence[tuple[Any
     cursor.executemany(dialect.sql(f"INSERT INTO {target} VALUES ({marks})"), rows)
 
 
-def _write_findings(
-    cursor: Any, dialect: Dialect, project: str, writes: Sequence[Write], *, fresh: bool
-) -> None:
-    rows = [
+FindingRow = tuple[Any, ...]  # the values of _FINDING_COLUMNS
+
+
+def finding_rows(project: str, writes: Sequence[Write]) -> list[FindingRow]:
+    """The rows of ``writes`` as stored: compact (``packing``), the snapshot column empty."""
+    return [
         (
             project,
             w.key,
             w.status,
             w.severity,
             w.fingerprint,
-            orjson.dumps(w.tracked).decode(),
+            packing.tracked_column(w.tracked, w.snapshot),
             w.epss,
-            orjson.dumps(w.snapshot).decode(),
+            "",
+            packing.pack(w.key, w.snapshot),
             w.first_seen,
             w.opened_at,
             w.resolved_at,
         )
         for w in writes
     ]
+
+
+def _write_findings(
+    cursor: Any, dialect: Dialect, rows: Sequence[FindingRow], *, fresh: bool
+) -> None:
     if dialect.name == "postgresql" and len(rows) >= COPY_FROM:
         if fresh:  # nothing to conflict with: straight in
             _copy(cursor, f"findings ({_FINDING_COLUMNS})", _FINDING_TYPES, rows)
@@ -250,7 +264,7 @@ def _write_findings(
             f"SELECT {_FINDING_COLUMNS} FROM findings_in{_UPSERT}"
         )
         return
-    marks = ", ".join(["%s"] * 11)
+    marks = ", ".join(["%s"] * len(_FINDING_TYPES))
     cursor.executemany(
         dialect.sql(f"INSERT INTO findings ({_FINDING_COLUMNS}) VALUES ({marks}){_UPSERT}"), rows
     )

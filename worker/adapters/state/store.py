@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from worker.adapters.state import backend, queries, reports, schema
+from worker.adapters.state import backend, compaction, queries, reports, schema, space
 from worker.adapters.state.backend import DB_ERRORS, StateUnavailable, StoreMissing
 from worker.adapters.state.queries import Apply, Committed, ProjectState, StateMoved
 from worker.adapters.state.reports import Selector
@@ -35,6 +35,7 @@ USABLE_CACHE_SECONDS = 2.0  # /readyz probes at most this often
 __all__ = [
     "Apply",
     "Committed",
+    "Compacted",
     "ProjectState",
     "SchemaRefused",
     "Selector",
@@ -44,6 +45,14 @@ __all__ = [
     "StoreMissing",
     "Usable",
 ]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Compacted:
+    """What ``Store.compact`` packed."""
+
+    projects: int
+    findings: int
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -236,6 +245,27 @@ class Store:
         return await self._run(
             lambda cursor, dialect: schema.pending_migrations(cursor.connection, dialect)
         )
+
+    async def compact(self) -> Compacted:
+        """Pack the rows an older release wrote (``compaction``), a batch per unit of work:
+        the workers' jobs take their turns in between."""
+        projects = await self._run(compaction.legacy_projects)
+        findings = 0
+        for project in projects:
+            while True:
+                done = await self._run(compaction.compact_batch, project, compaction.BATCH)
+                findings += done
+                if done < compaction.BATCH:
+                    break
+        return Compacted(len(projects), findings)
+
+    async def reclaim(self) -> space.Reclaimed:
+        """Give free pages back to the filesystem, a slice (SQLite; see ``space``)."""
+        return await self._run(space.reclaim, space.SLICE_PAGES)
+
+    async def rewrite(self, *, full: bool = False) -> bool:
+        """The findings rewritten without their free space (``space.rewrite``)."""
+        return await self._run(lambda cursor, dialect: space.rewrite(cursor, dialect, full=full))
 
     async def state(self, project: str) -> ProjectState:
         return await self._run(queries.read_state, project)
