@@ -101,6 +101,7 @@ class ReceiverSettings:
     max_body: int
     body_timeout: float  # to read a whole request body
     header_timeout: float = 10.0  # to read a request's line and headers
+    keepalive_timeout: float = 75.0  # an idle kept-alive connection is closed after it
     trigger_groups: frozenset[str]
     coalesce_seconds: float
     scope: Scope = EVERYTHING  # projects out of it are answered ignored, never enqueued
@@ -328,6 +329,7 @@ def _receiver(env: Env, project_scope: Scope) -> ReceiverSettings:
         max_body=env.size("MAX_BODY", 64 * MIB, minimum=KIB, maximum=GIB),
         body_timeout=env.number("BODY_TIMEOUT", 30.0, minimum=0.1, maximum=600),
         header_timeout=env.number("HEADER_TIMEOUT", 10.0, minimum=0.1, maximum=600),
+        keepalive_timeout=env.number("KEEPALIVE_TIMEOUT", 75.0, minimum=0.1, maximum=3600),
         trigger_groups=_groups(env.optional("TRIGGER_GROUPS")),
         coalesce_seconds=env.number(
             "COALESCE_SECONDS", 10.0, minimum=0, maximum=MAX_COALESCE_SECONDS

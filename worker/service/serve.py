@@ -28,7 +28,7 @@ from worker.adapters.metrics import ReceiverMetrics, WorkerMetrics
 from worker.adapters.state.store import Store
 from worker.adapters.timezones import zone
 from worker.core import budget, topology
-from worker.core.config import Settings
+from worker.core.config import ReceiverSettings, Settings
 from worker.service import checks, collector, filtering, queue_gauges, receiver
 from worker.service.backfill import backfill
 from worker.service.console import serving as console
@@ -233,9 +233,7 @@ def run(settings: Settings, *, receive: bool, work: bool, reuse_port: bool = Fal
     loop = _loop()
     collector.tune_for_service()
     try:
-        loop.run_until_complete(
-            _serve(app, sock, settings.worker.shutdown_grace, config.header_timeout)
-        )
+        loop.run_until_complete(_serve(app, sock, settings.worker.shutdown_grace, config))
         loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
         loop.close()
@@ -272,7 +270,7 @@ def _starting_fields(settings: Settings, *, receive: bool, work: bool) -> dict[s
 
 
 async def _serve(
-    app: web.Application, sock: socket.socket, grace: float, header_timeout: float
+    app: web.Application, sock: socket.socket, grace: float, config: ReceiverSettings
 ) -> None:
     """Run ``app`` on ``sock`` until the first SIGTERM/SIGINT; later signals change nothing."""
     loop = asyncio.get_running_loop()
@@ -290,7 +288,8 @@ async def _serve(
     # the site's own shutdown waits for open requests; the worker drains within its grace
     runner = JsonErrorsRunner(
         app,
-        header_timeout=header_timeout,
+        header_timeout=config.header_timeout,
+        keepalive_timeout=config.keepalive_timeout,  # aiohttp's default is an hour
         access_log=None,
         handle_signals=False,
         shutdown_timeout=10,
