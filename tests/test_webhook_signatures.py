@@ -8,6 +8,7 @@ import base64
 import gzip
 import hashlib
 import hmac
+import subprocess
 from typing import Any
 
 import orjson
@@ -16,12 +17,13 @@ import structlog
 
 from tests import test_receiver
 from tests.dt5_notifications import documents, protobuf_of
+from tests.harness import SCRIPT, _free_port
 from tests.rabbit import drain
 from tests.test_receiver import BOM_PROCESSED, TOKEN, bom_processed
 from worker.commands import run as run_command
 from worker.commands.common import with_file_secrets
 from worker.core import signatures
-from worker.core.config import Settings
+from worker.core.config import SECRET_VARIABLES, Settings
 from worker.core.errors import ConfigError
 
 pytestmark = pytest.mark.rabbitmq
@@ -202,6 +204,31 @@ def test_the_signing_secrets_can_come_from_files(tmp_path):
     )
     secrets = Settings.from_env(environ).receiver.signing_secrets
     assert [secret.reveal() for secret in secrets] == [SECRET, OLD_SECRET]
+
+
+@pytest.mark.parametrize("name", SECRET_VARIABLES)
+def test_an_empty_secret_file_is_refused_naming_its_variable(tmp_path, name):
+    """Review 2 M3: an unpopulated secret mount must not read as "not set" (for the signing
+    secret, that turned signature checking off without a word)."""
+    (tmp_path / "empty").write_text(" \n")
+    variable = f"DTRACK_WORKER_{name}_FILE"
+    with pytest.raises(ConfigError, match=f"^{variable}: {tmp_path}/empty is empty") as caught:
+        with_file_secrets({variable: str(tmp_path / "empty")})
+    assert "set the secret in it" in str(caught.value)
+
+
+def test_the_receiver_refuses_to_start_with_an_empty_signing_secret_file(tmp_path):
+    (tmp_path / "empty").write_text("")
+    assert SCRIPT
+    done = subprocess.run(
+        [SCRIPT, "receiver"],
+        env={"PATH": "/usr/bin:/bin", "DTRACK_WORKER_WEBHOOK_TOKEN": TOKEN,
+             "DTRACK_WORKER_WEBHOOK_SIGNING_SECRET_FILE": str(tmp_path / "empty"),
+             "DTRACK_WORKER_LISTEN": f"127.0.0.1:{_free_port()}"},
+        capture_output=True, text=True, timeout=20, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"DTRACK_WORKER_WEBHOOK_SIGNING_SECRET_FILE: {tmp_path}/empty is empty" in done.stderr
 
 
 @pytest.mark.parametrize(

@@ -48,9 +48,12 @@ def with_file_secrets(environ: Mapping[str, str]) -> dict[str, str]:
         if environ.get(variable, "").strip():
             raise ConfigError(f"set {variable} or {file_variable}, not both")
         try:
-            resolved[variable] = Path(path).read_text().strip()
+            value = Path(path).read_text().strip()
         except OSError as exc:
             raise ConfigError(f"{file_variable}: cannot read {path}: {exc.strerror}") from None
+        if not value:  # an unpopulated secret mount: "" would read as "not set" (review 2 M3)
+            raise ConfigError(f"{file_variable}: {path} is empty; set the secret in it")
+        resolved[variable] = value
     return resolved
 
 
