@@ -18,7 +18,7 @@ from worker.core.events import DATA_CONTENT_TYPE, SPEC_VERSION, Event
 from worker.core.ids import Uuid5Prefix
 from worker.core.transitions import Transition
 
-CHANGE_EVENT_SCHEMA = "urn:dtrack-worker:schema:finding-change:1.1.0"
+CHANGE_EVENT_SCHEMA = "urn:dtrack-worker:schema:finding-change:1.2.0"
 KINDS = ("opened", "changed", "resolved", "suppressed", "reopened")
 # Namespace of transition ids (a fixed UUIDv4): changing it would change every id emitted.
 CHANGE_ID_NAMESPACE = uuid.UUID("9a3c1f57-2d4e-4b8a-8f61-0c7d5e2b9f13")
