@@ -81,23 +81,30 @@ def settings_from(environ: Mapping[str, str], *, log: bool = False) -> Settings:
     return settings
 
 
-MAX_SECONDS = 1e9  # about 31 years: any longer is a mistake
+# a shorter timeout fails before anything could answer (1e-300 was accepted, review 2 L1)
+MIN_SECONDS, MAX_SECONDS = 0.1, 1e9  # the longest: about 31 years, any longer is a mistake
+# a lower rate is one job per 1000 s or slower: 1e-320 made 1/rate infinite, a sleep forever
+MIN_RATE, MAX_RATE = 0.001, 1e6
 
 
 def seconds(raw: str) -> float:
-    """An argparse type: a positive, finite number of seconds (``-5``, ``nan``, ``inf``
-    refused with exit 2, naming the option)."""
+    """An argparse type: a number of seconds within [MIN_SECONDS, MAX_SECONDS] (``-5``, ``nan``,
+    ``inf``, ``1e-300`` refused with exit 2, naming the option)."""
     value = _number(raw)
-    if value is None or not 0 < value <= MAX_SECONDS:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a positive number of seconds")
+    if value is None or not MIN_SECONDS <= value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"{raw!r} is not a number of seconds from {MIN_SECONDS:g} to {MAX_SECONDS:g}"
+        )
     return value
 
 
-def positive_number(raw: str) -> float:
-    """An argparse type: a positive, finite number."""
+def rate(raw: str) -> float:
+    """An argparse type: jobs per second within [MIN_RATE, MAX_RATE]."""
     value = _number(raw)
-    if value is None or not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a positive number")
+    if value is None or not MIN_RATE <= value <= MAX_RATE:
+        raise argparse.ArgumentTypeError(
+            f"{raw!r} is not a number of jobs per second from {MIN_RATE:g} to {MAX_RATE:g}"
+        )
     return value
 
 
