@@ -47,6 +47,8 @@ SECRET_VARIABLES = (
 # Webhook tokens our docs and help show as examples (README's quick start: change-me; the
 # receiver's --help: s3cret), and their like: anyone who read them can send webhooks.
 EXAMPLE_TOKENS = frozenset({"change-me", "changeme", "s3cret", "secret", "token", "password"})
+# an HMAC key is only as strong as it is long: 16 characters, as for the console token
+MIN_SIGNING_SECRET = 16
 MAX_COALESCE_SECONDS = 3600.0  # a delay queue per value; an hour is far past any useful burst
 KIB, MIB, GIB = 2**10, 2**20, 2**30
 
@@ -114,6 +116,20 @@ class ReceiverSettings:
         """The token is one the docs show as an example (warned about at start)."""
         token = self.webhook_token
         return token is not None and token.reveal().strip().lower() in EXAMPLE_TOKENS
+
+    @property
+    def weak_signing_secrets(self) -> dict[str, str]:
+        """Variable -> ``example`` (a value the docs show) or ``short`` (fewer than
+        MIN_SIGNING_SECRET characters), for the secrets warned about at start."""
+        names = (f"{PREFIX}WEBHOOK_SIGNING_SECRET", f"{PREFIX}WEBHOOK_SIGNING_SECRET_PREVIOUS")
+        weak: dict[str, str] = {}
+        for name, secret in zip(names, self.signing_secrets, strict=False):
+            value = secret.reveal().strip()
+            if value.lower() in EXAMPLE_TOKENS:
+                weak[name] = "example"
+            elif len(value) < MIN_SIGNING_SECRET:
+                weak[name] = "short"
+        return weak
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

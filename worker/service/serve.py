@@ -229,6 +229,20 @@ def run(settings: Settings, *, receive: bool, work: bool, reuse_port: bool = Fal
             message="DTRACK_WORKER_WEBHOOK_TOKEN is an example from the docs: anyone who read "
             "them can send webhooks; set a random one (openssl rand -hex 24) here and in DT",
         )
+    for variable, weakness in (config.weak_signing_secrets if receive else {}).items():
+        log.warning(
+            "receiver.weak_signing_secret",
+            variable=variable,
+            weakness=weakness,
+            message=f"{variable} is "
+            + (
+                "an example from the docs"
+                if weakness == "example"
+                else "shorter than 16 characters"
+            )
+            + ": anyone who guesses it can sign webhooks; set a random one (openssl rand -hex 24) "
+            "here and in DT",
+        )
     log.info(f"{mode}.starting", **_starting_fields(settings, receive=receive, work=work))
     loop = _loop()
     collector.tune_for_service()
