@@ -77,7 +77,9 @@ def settings_from(environ: Mapping[str, str], *, log: bool = False) -> Settings:
 
         chosen = bool(environ.get(f"{PREFIX}LOG_FORMAT", "").strip())
         json = settings.log_format == "json" and (chosen or not sys.stderr.isatty())
-        logs.configure(settings.log_level, json=json, stream=sys.stderr)
+        logs.configure(
+            settings.log_level, json=json, stream=sys.stderr, secrets=settings.secret_values()
+        )
     return settings
 
 

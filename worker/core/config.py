@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
+from urllib.parse import quote
 
 from worker.core import scope, signatures, urls
 from worker.core.batches import MAX_BATCH
@@ -247,6 +248,23 @@ class Settings:
     log_level: str
     log_format: str  # "json" or "console"
     console: ConsoleSettings = dataclasses.field(default_factory=lambda: ConsoleSettings())
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured secret's value: the tokens, keys and signing secrets, and the
+        passwords inside the broker, state and DT URLs (decoded, and as written). For the log
+        lines' last line of defence, which masks them wherever they show up."""
+        found: list[str] = []
+        secrets = (self.dt.api_key, self.receiver.webhook_token, self.console.token)
+        for secret in (*secrets, *self.receiver.signing_secrets):
+            if secret is not None:
+                found.append(secret.reveal())
+        addresses = [url.reveal() for url in (*self.broker.urls, self.state.url)]
+        for address in [*addresses, *([self.dt.url] if self.dt.url else [])]:
+            taken = urls.connection_secrets(address)
+            for password in (taken.password, taken.sslpassword):
+                if password:
+                    found.extend({password, quote(password, safe="")})
+        return tuple(dict.fromkeys(value for value in found if value.strip()))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
