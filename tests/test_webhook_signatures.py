@@ -4,6 +4,7 @@ parsed or decompressed (receiver on loopback, real RabbitMQ; settings; the heade
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import gzip
 import hashlib
@@ -91,6 +92,23 @@ async def test_one_byte_changed_after_signing_is_401(receiver):
         assert (await _post(client, bytes(changed), signature)).status == 401, position
     assert (await _post(client, BOM_PROCESSED, signature)).status == 202
     assert len(await drain(topo.jobs_queue.name)) == 1
+
+
+async def test_a_body_announced_over_the_limit_is_refused_before_it_is_read(receiver):
+    """Review 2 L2: signature alone, a forged but well-formed signature and a Content-Length
+    over MAX_BODY: 413 from the headers, nothing read or hashed (the body is never sent)."""
+    client, _, topo = await _signing_only(receiver, max_body="1KiB")
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    try:
+        writer.write(
+            b"POST /webhook HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            b"%s: %s\r\nContent-Length: 1025\r\n\r\n" % (HEADER.encode(), b"sha256=" + b"0" * 64)
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    finally:
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 413 "), head
+    assert await drain(topo.jobs_queue.name) == []
 
 
 async def test_a_compressed_body_is_checked_over_the_bytes_sent(receiver):
