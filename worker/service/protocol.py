@@ -28,6 +28,8 @@ from worker.service.http import json_response
 
 log = structlog.get_logger(__name__)
 
+DEFAULT_KEEPALIVE_TIMEOUT = 75.0  # DTRACK_WORKER_KEEPALIVE_TIMEOUT's default (nginx's)
+
 
 class _JsonErrors(web.RequestHandler):
     def __init__(self, manager: web.Server, *, header_timeout: float, **kwargs: Any) -> None:
@@ -129,6 +131,8 @@ class JsonErrorsRunner(web.AppRunner):
     whose headers do not arrive within ``header_timeout`` seconds."""
 
     def __init__(self, app: web.Application, *, header_timeout: float, **kwargs: Any) -> None:
+        # never aiohttp's hour, even for a runner built without the setting
+        kwargs.setdefault("keepalive_timeout", DEFAULT_KEEPALIVE_TIMEOUT)
         super().__init__(app, **kwargs)
         self._header_timeout = header_timeout
 
