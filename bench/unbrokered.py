@@ -49,7 +49,7 @@ def main() -> None:
     collector.tune_for_service()
     try:
         loop.run_until_complete(
-            _serve(app, sock, settings.worker.shutdown_grace, settings.receiver.header_timeout)
+            _serve(app, sock, settings.worker.shutdown_grace, settings.receiver)
         )
     finally:
         loop.close()

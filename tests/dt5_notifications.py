@@ -165,7 +165,13 @@ def _built() -> dict[str, tuple[str, Any]]:
         "built__NEW_VULNERABILITIES_SUMMARY": ("NEW_VULNERABILITIES_SUMMARY", summary),
         "built__NEW_POLICY_VIOLATIONS_SUMMARY": ("NEW_POLICY_VIOLATIONS_SUMMARY", violations),
         "built__USER_CREATED": ("USER_CREATED", user),
+        "built__USER_DELETED": ("USER_DELETED", user),
+    } | {  # the system groups DT sends without a subject, as DATASOURCE_MIRRORING (review 2 L6)
+        f"built__{group}": (group, None) for group in SYSTEM_GROUPS
     }
+
+
+SYSTEM_GROUPS = ("ANALYZER", "CONFIGURATION", "FILE_SYSTEM", "INTEGRATION", "REPOSITORY")
 
 
 _FROM_FIXTURES = (
@@ -198,7 +204,9 @@ def documents() -> dict[str, dict[str, Any]]:
         found[name] = {
             "notification": {
                 "level": "LEVEL_INFORMATIONAL",
-                "scope": "SCOPE_SYSTEM" if group.startswith("USER_") else "SCOPE_PORTFOLIO",
+                "scope": "SCOPE_SYSTEM"
+                if group.startswith("USER_") or group in SYSTEM_GROUPS
+                else "SCOPE_PORTFOLIO",
                 "group": f"GROUP_{group}",
                 "timestamp": TIMESTAMP,
                 "title": group.replace("_", " ").title(),

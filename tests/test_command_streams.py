@@ -106,7 +106,9 @@ async def test_a_command_logs_for_people_when_its_stderr_is_a_terminal(tmp_path)
 
 # -- --timeout: a positive, finite number of seconds -------------------------------------------
 
-BAD_SECONDS = ["-5", "0", "nan", "inf", "1e400", "soon"]
+# 1e-300 and 0.05: positive, but a timeout that fails at once (review 2 L1)
+BAD_SECONDS = ["-5", "0", "nan", "inf", "1e400", "soon", "1e-300", "0.05"]
+SECONDS_RANGE = "is not a number of seconds from 0.1 to 1e+09"
 
 
 @pytest.mark.parametrize("value", BAD_SECONDS)
@@ -118,7 +120,7 @@ async def test_sync_refuses_a_timeout_that_is_no_positive_number_of_seconds(dt: 
             "sync", project, "--wait", "--timeout", value, env=_env(prefix, dt)
         )
         assert code == 2, out + err
-        assert f"argument --timeout: {value!r} is not a positive number of seconds" in err, err
+        assert f"argument --timeout: {value!r} {SECONDS_RANGE}" in err, err
         assert "Traceback" not in err
         assert await depth(topo.jobs_queue.name) == 0  # nothing queued
 
@@ -129,13 +131,14 @@ async def test_tail_refuses_a_timeout_that_is_no_positive_number_of_seconds(dt: 
     async with temporary_topology(prefix):  # gone afterwards, had tail run
         code, out, err = await cli("tail", "--timeout", value, env=_env(prefix, dt))
     assert code == 2, out + err
-    assert f"argument --timeout: {value!r} is not a positive number of seconds" in err, err
+    assert f"argument --timeout: {value!r} {SECONDS_RANGE}" in err, err
 
 
-@pytest.mark.parametrize("value", ["-5", "0", "nan", "inf"])
-async def test_backfill_refuses_a_rate_that_is_no_positive_number(dt: FakeDt, value):
+# 1e-320 and 0.0001: positive, but 1/rate is infinite or hours (review 2 L1)
+@pytest.mark.parametrize("value", ["-5", "0", "nan", "inf", "1e-320", "0.0001"])
+async def test_backfill_refuses_a_rate_out_of_its_range(dt: FakeDt, value):
     prefix = unique_prefix()
     async with temporary_topology(prefix):  # gone afterwards, had backfill run
         code, out, err = await cli("backfill", "--rate", value, env=_env(prefix, dt))
     assert code == 2, out + err
-    assert f"argument --rate: {value!r} is not a positive number" in err, err
+    assert f"argument --rate: {value!r} is not a number of jobs per second from 0.001" in err, err

@@ -13,6 +13,8 @@ import pytest
 
 from tests.harness import SCRIPT, _free_port
 from tests.rabbit import AMQP_URL, temporary_topology, unique_prefix
+from tests.test_hardening_cli import running
+from tests.test_hardening_receiver import closed_when_idle, kept_alive
 from worker.commands.common import with_file_secrets
 from worker.core.config import Settings
 from worker.core.errors import ConfigError
@@ -180,3 +182,34 @@ async def test_serve_runs_on_when_the_default_console_port_is_taken(tmp_path: Pa
     assert "DTRACK_WORKER_CONSOLE_LISTEN=127.0.0.1:8090: cannot listen there" in out
     assert "serve.starting" in out
     assert code == 0, out
+
+
+async def test_the_console_listener_times_out_silent_and_idle_connections():
+    """Review 2 H1: the console is a listener too. A connection that sends nothing gets 408
+    after DTRACK_WORKER_HEADER_TIMEOUT; one idle after a complete request is closed after
+    DTRACK_WORKER_KEEPALIVE_TIMEOUT; both before any login."""
+    port = _free_port()
+    env = {
+        "DTRACK_WORKER_CONSOLE_LISTEN": f"127.0.0.1:{port}",
+        "DTRACK_WORKER_CONSOLE_TOKEN": "console-token-0123456789",
+        "DTRACK_WORKER_HEADER_TIMEOUT": "0.5",
+        "DTRACK_WORKER_KEEPALIVE_TIMEOUT": "1",
+    }
+    async with running("console", env) as console:
+        async with asyncio.timeout(30):
+            while "console.starting" not in console.text:
+                assert console.process.returncode is None, console.text
+                await asyncio.sleep(0.05)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            answer = await asyncio.wait_for(reader.read(), 10)
+        except TimeoutError:
+            pytest.fail("a silent connection to the console was still open after 10 s")
+        finally:
+            writer.close()
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        reader, writer = await kept_alive(port, "/static/console.css")
+        try:
+            await closed_when_idle(reader, within=10, setting="KEEPALIVE_TIMEOUT=1")
+        finally:
+            writer.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from worker.core import events, jobs
+from worker.core import change_events, events, jobs
 
 
 def test_event_constants_match_the_finding_event_schema(contracts):
@@ -56,3 +56,31 @@ def test_the_filter_example_of_a_v2_event_is_a_valid_v2_event(contracts):
 
     (example,) = selection.line_examples()
     assert contracts.line_change.problems(example) == ()
+
+
+# the change reasons each published finding-change schema version accepts: an event claiming a
+# version must be valid against that version's schema, so a new reason needs a new version
+PUBLISHED_CHANGE_REASONS = {
+    "1.1.0": ["not_in_export", "project_deleted", None],
+}
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def test_change_event_constants_match_the_finding_change_schema(contracts):
+    """Review 2 M4: ``retracted_by_dt`` was added while the events still claimed 1.1.0."""
+    schema = contracts.finding_change.schema
+    assert schema["$id"] == change_events.CHANGE_EVENT_SCHEMA
+    assert schema["properties"]["dataschema"]["const"] == change_events.CHANGE_EVENT_SCHEMA
+    version = schema["x-schema-version"]
+    assert schema["$id"].endswith(f":{version}")
+    change = schema["$defs"]["data"]["properties"]["change"]["properties"]
+    reasons = change["reason"]["enum"]
+    for published, published_reasons in PUBLISHED_CHANGE_REASONS.items():
+        if sorted(map(str, reasons)) != sorted(map(str, published_reasons)):
+            assert _version(version) > _version(published), (
+                f"the change reasons {reasons} differ from those of the published {published} "
+                f"({published_reasons}), yet the schema still says {version}"
+            )

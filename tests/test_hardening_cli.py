@@ -455,3 +455,36 @@ async def test_a_webhook_token_from_the_docs_examples_is_warned_about_at_start(t
         (line,) = [line for line in service.lines() if line["event"] == "receiver.example_token"]
         assert line["level"] == "warning"
         assert token not in service.text
+
+
+# -- review 2 L3: signing secrets are checked as the token is --------------------------------------
+
+STRONG = "9c4b1e7a2f6d8035be71"
+
+
+@pytest.mark.parametrize(
+    ("current", "previous", "warned"),
+    [
+        ("change-me", None, {"DTRACK_WORKER_WEBHOOK_SIGNING_SECRET": "example"}),
+        ("Qz7#kx", None, {"DTRACK_WORKER_WEBHOOK_SIGNING_SECRET": "short"}),
+        (STRONG, "Secret", {"DTRACK_WORKER_WEBHOOK_SIGNING_SECRET_PREVIOUS": "example"}),
+        (STRONG, None, {}),
+    ],
+)
+async def test_a_weak_signing_secret_is_warned_about_at_start(current, previous, warned):
+    prefix = unique_prefix()
+    env = {"DTRACK_WORKER_PREFIX": prefix, "DTRACK_WORKER_AMQP_URL": AMQP_URL,
+           "DTRACK_WORKER_WEBHOOK_SIGNING_SECRET": current}  # fmt: skip
+    if previous is not None:
+        env["DTRACK_WORKER_WEBHOOK_SIGNING_SECRET_PREVIOUS"] = previous
+    async with temporary_topology(prefix), running("receiver", env) as service:
+        await service.ready()  # started, its signal handlers in place
+        service.process.send_signal(signal.SIGTERM)
+        assert await service.wait() == 0
+    lines = [line for line in service.lines() if line["event"] == "receiver.weak_signing_secret"]
+    found = {line["variable"]: line["weakness"] for line in lines}
+    assert found == warned, service.text
+    assert all(line["level"] == "warning" for line in lines)
+    for secret in (current, previous):
+        if secret is not None:
+            assert secret not in service.text

@@ -305,3 +305,62 @@ async def test_a_client_that_never_finishes_its_headers_is_disconnected(figures)
         + ", ".join(f"{s:.2f} s" for s in seen)
         + " (nothing sent; half a request line and headers; a second request's first line)"
     )
+
+
+# -- review 2 H1: an idle kept-alive connection is closed after DTRACK_WORKER_KEEPALIVE_TIMEOUT --
+
+
+async def kept_alive(port: int, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection that sent one complete GET and read its whole answer; then it stays idle."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n" % path.encode())
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+    assert head.startswith(b"HTTP/1.1 200 "), head
+    assert b"connection: close" not in head.lower(), head  # kept alive
+    length = next(
+        int(line.split(b":")[1]) for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )  # fmt: skip
+    await reader.readexactly(length)
+    return reader, writer
+
+
+async def closed_when_idle(reader: asyncio.StreamReader, *, within: float, setting: str) -> float:
+    """Seconds until the server closed the idle connection (without sending anything)."""
+    started = asyncio.get_running_loop().time()
+    try:
+        rest = await asyncio.wait_for(reader.read(), within)
+    except TimeoutError:
+        pytest.fail(f"an idle kept-alive connection was still open after {within} s ({setting})")
+    assert rest == b"", rest  # closed quietly: no answer to a request never made
+    return asyncio.get_running_loop().time() - started
+
+
+async def test_an_idle_kept_alive_connection_is_closed(figures):
+    """One complete request, then nothing: the header timeout does not run (no request began),
+    so the keep-alive timeout must close it, not aiohttp's default hour. A client that comes
+    back within the keep-alive timeout is answered on the same connection."""
+    prefix = unique_prefix()
+    async with (
+        temporary_topology(prefix),
+        running(
+            "receiver",
+            {"DTRACK_WORKER_PREFIX": prefix, "DTRACK_WORKER_AMQP_URL": AMQP_URL,
+             "DTRACK_WORKER_WEBHOOK_TOKEN": TOKEN, "DTRACK_WORKER_HEADER_TIMEOUT": "30",
+             "DTRACK_WORKER_KEEPALIVE_TIMEOUT": "1"},
+        ) as service,
+    ):  # fmt: skip
+        await service.ready()
+        reader, writer = await kept_alive(service.port, "/healthz")
+        try:
+            after = await closed_when_idle(reader, within=10, setting="KEEPALIVE_TIMEOUT=1")
+        finally:
+            writer.close()
+        # back within the keep-alive timeout: the same connection answers
+        reader, writer = await kept_alive(service.port, "/healthz")
+        await asyncio.sleep(0.2)  # idle, but for less than the 1 s keep-alive timeout
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        writer.close()
+        assert head.startswith(b"HTTP/1.1 200 "), head
+    figures(f"keep-alive timeout 1 s: an idle connection closed after {after:.2f} s")

@@ -92,6 +92,18 @@ def test_the_prometheusrule_carries_the_same_groups_as_the_rules_file():
     assert custom["spec"] == yaml.safe_load(RULES.read_text())
 
 
+def test_the_unauthorized_alert_names_both_credentials():
+    """Review 2 L8: a wrong signature counts as unauthorized too; the alert must say so."""
+    rules = [
+        rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]
+    ]
+    (alert,) = [rule for rule in rules if rule.get("alert") == "DtrackWorkerWebhookUnauthorized"]
+    text = alert["annotations"]["summary"] + alert["annotations"]["description"]
+    for credential in ("DTRACK_WORKER_WEBHOOK_TOKEN", "DTRACK_WORKER_WEBHOOK_SIGNING_SECRET"):
+        assert credential in text, text
+    assert "signature" in alert["annotations"]["summary"]
+
+
 def test_a_broken_rule_fails_promtool(tmp_path: Path):
     """promtool is a real check here, not a formality."""
     broken = tmp_path / "broken.yaml"

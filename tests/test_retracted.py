@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from tests.dt5_notifications import protobuf_of
-from tests.fake_dt import FakeDt
+from tests.fake_dt import FakeDt, Fault
 from tests.harness import REAL, TOKEN, post
 from tests.rabbit import eventually
 
@@ -83,3 +83,34 @@ async def test_the_retracted_finding_resolves_as_retracted_by_dt_and_only_it(
         retracted["matrix"]: "retracted_by_dt",
         also_gone["matrix"]: "not_in_export",
     }
+
+
+async def test_each_retraction_of_a_coalesced_burst_is_labelled(serve, dt: FakeDt, state_url):
+    """Review 2 M2: DT retracts several findings of a project in one re-analysis; the first
+    job's fetch stands in for the others (coalesced), and must label each finding they name."""
+    client, _, events, _ = await serve(emit="delta", state_url=state_url, coalesce_seconds="0.3")
+    project = str(uuid.uuid4())
+    document = orjson.loads(REAL)
+    document["project"]["uuid"] = project
+    for finding in document["findings"]:  # the fixture's keys, moved to this project
+        finding["matrix"] = ":".join([project, *finding["matrix"].split(":")[1:]])
+    dt.exports[project] = orjson.dumps(document)
+    (first,) = (await post(client, project))["jobs"]
+    await eventually(lambda: first["job_id"] in events.summaries(), within=20)
+
+    document["meta"]["timestamp"] = "2026-12-01T00:00:00Z"
+    burst = [document["findings"].pop(), document["findings"].pop()]
+    dt.exports[project] = orjson.dumps(document)
+    # DT answers the next export slowly: the second job arrives while the first one's fetch,
+    # which started after both were accepted (0.3 s coalescing delay), is still running
+    dt.faults[project] = [Fault(delay=2)]
+    for finding in burst:
+        response = await client.post(
+            "/webhook",
+            data=orjson.dumps(retraction(project, finding)),
+            headers={"X-Api-Key": TOKEN, "Content-Type": "application/json"},
+        )
+        assert response.status == 202, await response.text()
+    await eventually(lambda: len(_resolved(events, project)) == 2, within=20)
+    assert _resolved(events, project) == {f["matrix"]: "retracted_by_dt" for f in burst}
+    assert len(dt.fetches_of(project)) == 2  # the first export, then one for the burst

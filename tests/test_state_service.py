@@ -274,3 +274,31 @@ async def test_two_summaries_of_exports_stamped_the_same_second_have_two_ids(
     one, two = events.summaries()[first["job_id"]], events.summaries()[second["job_id"]]
     assert one["time"] == two["time"]  # the same second
     assert one["id"] != two["id"]
+
+
+async def test_changes_of_exports_stamped_the_same_second_have_distinct_ids(
+    serve, dt: FakeDt, tmp_path
+):
+    """Review 2 L8: a finding that changes in two exports of one second makes two `changed`
+    events; with the export's stamp alone in their ids, they shared one, and a consumer that
+    de-duplicates on ids dropped the second change."""
+    client, _, events, _ = await serve(emit="delta", state_url=f"sqlite:///{tmp_path}/s.db")
+    project = str(uuid.uuid4())
+    document = orjson.loads(REAL)
+    dt.exports[project] = orjson.dumps(document)
+    jobs = [(await post(client, project))["jobs"][0]]
+    await eventually(lambda: jobs[0]["job_id"] in events.summaries(), within=20)
+    for n, severity in enumerate(("LOW", "CRITICAL"), start=1):  # the same meta.timestamp
+        document["findings"][0]["vulnerability"]["severity"] = severity
+        dt.exports[project] = orjson.dumps(document)
+        jobs.append((await post(client, project, n))["jobs"][0])
+        await eventually(lambda: jobs[-1]["job_id"] in events.summaries(), within=20)
+    changed = [
+        orjson.loads(m.body)
+        for m in events.messages
+        if (m.routing_key or "").startswith("delta.changed.") and project in m.body.decode()
+    ]
+    assert len(changed) == 2, changed
+    assert changed[0]["time"] == changed[1]["time"]  # the same second
+    assert changed[0]["subject"] == changed[1]["subject"]  # the same finding
+    assert changed[0]["id"] != changed[1]["id"]

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from tests import test_receiver
-from tests.dt5_notifications import documents, protobuf_of
+from tests.dt5_notifications import SYSTEM_GROUPS, documents, protobuf_of
 from tests.rabbit import drain
 from tests.test_receiver import TOKEN
 from worker.core import notifications
@@ -55,6 +55,8 @@ async def test_every_group_in_protobuf_gives_the_jobs_of_its_json_form(receiver,
     assert {name for name, (status, _) in answers.items() if status != 202} == {
         "v5pre__hyades-v0.6.0-test__GROUP_DATASOURCE_MIRRORING",
         "built__USER_CREATED",
+        "built__USER_DELETED",
+        *(f"built__{group}" for group in SYSTEM_GROUPS),
     }
     assert answers["built__NEW_VULNERABILITIES_SUMMARY"] == (202, 2)  # one job per project named
     assert answers["built__NEW_POLICY_VIOLATIONS_SUMMARY"] == (202, 2)

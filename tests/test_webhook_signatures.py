@@ -4,10 +4,12 @@ parsed or decompressed (receiver on loopback, real RabbitMQ; settings; the heade
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import gzip
 import hashlib
 import hmac
+import subprocess
 from typing import Any
 
 import orjson
@@ -16,12 +18,13 @@ import structlog
 
 from tests import test_receiver
 from tests.dt5_notifications import documents, protobuf_of
+from tests.harness import SCRIPT, _free_port
 from tests.rabbit import drain
 from tests.test_receiver import BOM_PROCESSED, TOKEN, bom_processed
 from worker.commands import run as run_command
 from worker.commands.common import with_file_secrets
 from worker.core import signatures
-from worker.core.config import Settings
+from worker.core.config import SECRET_VARIABLES, Settings
 from worker.core.errors import ConfigError
 
 pytestmark = pytest.mark.rabbitmq
@@ -89,6 +92,23 @@ async def test_one_byte_changed_after_signing_is_401(receiver):
         assert (await _post(client, bytes(changed), signature)).status == 401, position
     assert (await _post(client, BOM_PROCESSED, signature)).status == 202
     assert len(await drain(topo.jobs_queue.name)) == 1
+
+
+async def test_a_body_announced_over_the_limit_is_refused_before_it_is_read(receiver):
+    """Review 2 L2: signature alone, a forged but well-formed signature and a Content-Length
+    over MAX_BODY: 413 from the headers, nothing read or hashed (the body is never sent)."""
+    client, _, topo = await _signing_only(receiver, max_body="1KiB")
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    try:
+        writer.write(
+            b"POST /webhook HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            b"%s: %s\r\nContent-Length: 1025\r\n\r\n" % (HEADER.encode(), b"sha256=" + b"0" * 64)
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    finally:
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 413 "), head
+    assert await drain(topo.jobs_queue.name) == []
 
 
 async def test_a_compressed_body_is_checked_over_the_bytes_sent(receiver):
@@ -202,6 +222,31 @@ def test_the_signing_secrets_can_come_from_files(tmp_path):
     )
     secrets = Settings.from_env(environ).receiver.signing_secrets
     assert [secret.reveal() for secret in secrets] == [SECRET, OLD_SECRET]
+
+
+@pytest.mark.parametrize("name", SECRET_VARIABLES)
+def test_an_empty_secret_file_is_refused_naming_its_variable(tmp_path, name):
+    """Review 2 M3: an unpopulated secret mount must not read as "not set" (for the signing
+    secret, that turned signature checking off without a word)."""
+    (tmp_path / "empty").write_text(" \n")
+    variable = f"DTRACK_WORKER_{name}_FILE"
+    with pytest.raises(ConfigError, match=f"^{variable}: {tmp_path}/empty is empty") as caught:
+        with_file_secrets({variable: str(tmp_path / "empty")})
+    assert "set the secret in it" in str(caught.value)
+
+
+def test_the_receiver_refuses_to_start_with_an_empty_signing_secret_file(tmp_path):
+    (tmp_path / "empty").write_text("")
+    assert SCRIPT
+    done = subprocess.run(
+        [SCRIPT, "receiver"],
+        env={"PATH": "/usr/bin:/bin", "DTRACK_WORKER_WEBHOOK_TOKEN": TOKEN,
+             "DTRACK_WORKER_WEBHOOK_SIGNING_SECRET_FILE": str(tmp_path / "empty"),
+             "DTRACK_WORKER_LISTEN": f"127.0.0.1:{_free_port()}"},
+        capture_output=True, text=True, timeout=20, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"DTRACK_WORKER_WEBHOOK_SIGNING_SECRET_FILE: {tmp_path}/empty is empty" in done.stderr
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 import orjson
@@ -26,24 +27,48 @@ SHARED: list[Processor] = [
 ]
 
 
+# A configured secret shorter than this is not masked: masking "guest" or "a" would blank
+# ordinary words everywhere (a broker's password "guest" is its user name too), and where the
+# masks fall would itself spell the value out. Such values are refused (the console token) or
+# warned about (the webhook token, the signing secrets) where they are set.
+MIN_MASKED = 6
+_masked: tuple[str, ...] = ()  # the configured secrets' values, the longest first
+
+
+def configure_secrets(values: Iterable[str]) -> None:
+    """The exact values ``redact_credentials`` masks in every line (set once at start)."""
+    global _masked
+    kept = {value for value in values if len(value) >= MIN_MASKED}
+    _masked = tuple(sorted(kept, key=len, reverse=True))
+
+
 def redact_credentials(_: object, __: str, event: EventDict) -> EventDict:
     """The last line of defence: no password reaches a log line, whoever wrote it.
 
     Our own lines already show URLs redacted; this catches a library's message or exception
-    text (a rendered traceback included) that quotes a URL or a connection string.
+    text (a rendered traceback included) that quotes a URL or a connection string, and any
+    text holding a configured secret's value, in whatever form (YAML, a dict's repr, an
+    environment line): those are masked as they are, not found by their shape.
     """
     for key, value in event.items():
         kind = type(value)
         if kind is str:
-            event[key] = urls.redact(value)
+            event[key] = _redact(value)
         elif kind is dict or kind is list or kind is tuple:  # a traceback, as JSON renders it
             event[key] = _redacted(value)
     return event
 
 
+def _redact(text: str) -> str:
+    for secret in _masked:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return urls.redact(text)
+
+
 def _redacted(value: Any) -> Any:
     if type(value) is str:
-        return urls.redact(value)
+        return _redact(value)
     if isinstance(value, dict):
         return {key: _redacted(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
@@ -51,9 +76,16 @@ def _redacted(value: Any) -> Any:
     return value
 
 
-def configure(level: str = "INFO", *, json: bool = True, stream: TextIO | None = None) -> None:
+def configure(
+    level: str = "INFO",
+    *,
+    json: bool = True,
+    stream: TextIO | None = None,
+    secrets: Iterable[str] = (),
+) -> None:
     """Logging for the process; ``stream``: where lines go (stdout; stderr for commands that
-    print their own output)."""
+    print their own output); ``secrets``: the configured secrets' values, masked anywhere."""
+    configure_secrets(secrets)
     out = sys.stdout if stream is None else stream
     if json:
         exceptions = structlog.processors.ExceptionRenderer(

@@ -12,7 +12,7 @@ from worker.commands.common import (
     EXIT_INVALID,
     EXIT_OK,
     add_command,
-    positive_number,
+    rate,
     settings_from,
 )
 from worker.core import topology, urls
@@ -44,9 +44,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--tag", help="only projects with this tag")
     parser.add_argument(
         "--rate",
-        type=positive_number,
+        type=rate,
         metavar="N",
-        help="at most N jobs per second (default: no limit)",
+        help="at most N jobs per second, 0.001 to 1e6 (default: no limit)",
     )
     parser.add_argument(
         "--strict",

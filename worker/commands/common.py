@@ -48,9 +48,12 @@ def with_file_secrets(environ: Mapping[str, str]) -> dict[str, str]:
         if environ.get(variable, "").strip():
             raise ConfigError(f"set {variable} or {file_variable}, not both")
         try:
-            resolved[variable] = Path(path).read_text().strip()
+            value = Path(path).read_text().strip()
         except OSError as exc:
             raise ConfigError(f"{file_variable}: cannot read {path}: {exc.strerror}") from None
+        if not value:  # an unpopulated secret mount: "" would read as "not set" (review 2 M3)
+            raise ConfigError(f"{file_variable}: {path} is empty; set the secret in it")
+        resolved[variable] = value
     return resolved
 
 
@@ -74,27 +77,36 @@ def settings_from(environ: Mapping[str, str], *, log: bool = False) -> Settings:
 
         chosen = bool(environ.get(f"{PREFIX}LOG_FORMAT", "").strip())
         json = settings.log_format == "json" and (chosen or not sys.stderr.isatty())
-        logs.configure(settings.log_level, json=json, stream=sys.stderr)
+        logs.configure(
+            settings.log_level, json=json, stream=sys.stderr, secrets=settings.secret_values()
+        )
     return settings
 
 
-MAX_SECONDS = 1e9  # about 31 years: any longer is a mistake
+# a shorter timeout fails before anything could answer (1e-300 was accepted, review 2 L1)
+MIN_SECONDS, MAX_SECONDS = 0.1, 1e9  # the longest: about 31 years, any longer is a mistake
+# a lower rate is one job per 1000 s or slower: 1e-320 made 1/rate infinite, a sleep forever
+MIN_RATE, MAX_RATE = 0.001, 1e6
 
 
 def seconds(raw: str) -> float:
-    """An argparse type: a positive, finite number of seconds (``-5``, ``nan``, ``inf``
-    refused with exit 2, naming the option)."""
+    """An argparse type: a number of seconds within [MIN_SECONDS, MAX_SECONDS] (``-5``, ``nan``,
+    ``inf``, ``1e-300`` refused with exit 2, naming the option)."""
     value = _number(raw)
-    if value is None or not 0 < value <= MAX_SECONDS:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a positive number of seconds")
+    if value is None or not MIN_SECONDS <= value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"{raw!r} is not a number of seconds from {MIN_SECONDS:g} to {MAX_SECONDS:g}"
+        )
     return value
 
 
-def positive_number(raw: str) -> float:
-    """An argparse type: a positive, finite number."""
+def rate(raw: str) -> float:
+    """An argparse type: jobs per second within [MIN_RATE, MAX_RATE]."""
     value = _number(raw)
-    if value is None or not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a positive number")
+    if value is None or not MIN_RATE <= value <= MAX_RATE:
+        raise argparse.ArgumentTypeError(
+            f"{raw!r} is not a number of jobs per second from {MIN_RATE:g} to {MAX_RATE:g}"
+        )
     return value
 
 

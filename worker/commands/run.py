@@ -149,5 +149,9 @@ def _settings(
         settings.dt.require()
         timezones.zone(settings.dt.timezone)
     tracing.exporters_named(environ)  # a bad OTEL_* setting stops here, once
-    logs.configure(settings.log_level, json=settings.log_format == "json")
+    logs.configure(
+        settings.log_level,
+        json=settings.log_format == "json",
+        secrets=settings.secret_values(),
+    )
     return settings

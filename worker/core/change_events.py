@@ -2,8 +2,10 @@
 
 Each carries the finding as the finding events do, plus a ``change`` object, and the CloudEvents
 ``sequence`` extension: a per-project number that grows with every transition (zero-padded, so
-its text sorts as its number does). The same transition of the same export always has the same
-id, so a redelivered job or a re-published outbox row repeats it identically.
+its text sorts as its number does). The id is made of the export's stamp, the transition and its
+sequence: the same export applied to the same state always gives the same ids (a redelivered
+job, a re-published outbox row, another store fed the same exports), while two exports DT
+stamped in the same second, whose transitions take further sequence numbers, give distinct ids.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from worker.core.events import DATA_CONTENT_TYPE, SPEC_VERSION, Event
 from worker.core.ids import Uuid5Prefix
 from worker.core.transitions import Transition
 
-CHANGE_EVENT_SCHEMA = "urn:dtrack-worker:schema:finding-change:1.1.0"
+CHANGE_EVENT_SCHEMA = "urn:dtrack-worker:schema:finding-change:1.2.0"
 KINDS = ("opened", "changed", "resolved", "suppressed", "reopened")
 # Namespace of transition ids (a fixed UUIDv4): changing it would change every id emitted.
 CHANGE_ID_NAMESPACE = uuid.UUID("9a3c1f57-2d4e-4b8a-8f61-0c7d5e2b9f13")
@@ -63,7 +65,9 @@ class ChangeEvents:
         self._ids = Uuid5Prefix(CHANGE_ID_NAMESPACE, f"{source}\n{project['uuid']}\n{basis}\n")
 
     def event(self, transition: Transition, sequence: int) -> Event:
-        identifier = self._ids(f"{transition.key}\n{transition.kind}")
+        # the sequence too: DT stamps exports to the second, and two exports of one second
+        # changing one finding twice made two events of one id (review 2 L8)
+        identifier = self._ids(f"{transition.key}\n{transition.kind}\n{sequence}")
         parts = transition.parts
         resolved = transition.resolved_at
         data = {

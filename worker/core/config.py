@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
+from urllib.parse import quote
 
 from worker.core import scope, signatures, urls
 from worker.core.batches import MAX_BATCH
@@ -47,6 +48,8 @@ SECRET_VARIABLES = (
 # Webhook tokens our docs and help show as examples (README's quick start: change-me; the
 # receiver's --help: s3cret), and their like: anyone who read them can send webhooks.
 EXAMPLE_TOKENS = frozenset({"change-me", "changeme", "s3cret", "secret", "token", "password"})
+# an HMAC key is only as strong as it is long: 16 characters, as for the console token
+MIN_SIGNING_SECRET = 16
 MAX_COALESCE_SECONDS = 3600.0  # a delay queue per value; an hour is far past any useful burst
 KIB, MIB, GIB = 2**10, 2**20, 2**30
 
@@ -101,6 +104,7 @@ class ReceiverSettings:
     max_body: int
     body_timeout: float  # to read a whole request body
     header_timeout: float = 10.0  # to read a request's line and headers
+    keepalive_timeout: float = 75.0  # an idle kept-alive connection is closed after it
     trigger_groups: frozenset[str]
     coalesce_seconds: float
     scope: Scope = EVERYTHING  # projects out of it are answered ignored, never enqueued
@@ -113,6 +117,20 @@ class ReceiverSettings:
         """The token is one the docs show as an example (warned about at start)."""
         token = self.webhook_token
         return token is not None and token.reveal().strip().lower() in EXAMPLE_TOKENS
+
+    @property
+    def weak_signing_secrets(self) -> dict[str, str]:
+        """Variable -> ``example`` (a value the docs show) or ``short`` (fewer than
+        MIN_SIGNING_SECRET characters), for the secrets warned about at start."""
+        names = (f"{PREFIX}WEBHOOK_SIGNING_SECRET", f"{PREFIX}WEBHOOK_SIGNING_SECRET_PREVIOUS")
+        weak: dict[str, str] = {}
+        for name, secret in zip(names, self.signing_secrets, strict=False):
+            value = secret.reveal().strip()
+            if value.lower() in EXAMPLE_TOKENS:
+                weak[name] = "example"
+            elif len(value) < MIN_SIGNING_SECRET:
+                weak[name] = "short"
+        return weak
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -231,6 +249,23 @@ class Settings:
     log_format: str  # "json" or "console"
     console: ConsoleSettings = dataclasses.field(default_factory=lambda: ConsoleSettings())
 
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured secret's value: the tokens, keys and signing secrets, and the
+        passwords inside the broker, state and DT URLs (decoded, and as written). For the log
+        lines' last line of defence, which masks them wherever they show up."""
+        found: list[str] = []
+        secrets = (self.dt.api_key, self.receiver.webhook_token, self.console.token)
+        for secret in (*secrets, *self.receiver.signing_secrets):
+            if secret is not None:
+                found.append(secret.reveal())
+        addresses = [url.reveal() for url in (*self.broker.urls, self.state.url)]
+        for address in [*addresses, *([self.dt.url] if self.dt.url else [])]:
+            taken = urls.connection_secrets(address)
+            for password in (taken.password, taken.sslpassword):
+                if password:
+                    found.extend({password, quote(password, safe="")})
+        return tuple(dict.fromkeys(value for value in found if value.strip()))
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         env = Env(environ)
@@ -328,6 +363,7 @@ def _receiver(env: Env, project_scope: Scope) -> ReceiverSettings:
         max_body=env.size("MAX_BODY", 64 * MIB, minimum=KIB, maximum=GIB),
         body_timeout=env.number("BODY_TIMEOUT", 30.0, minimum=0.1, maximum=600),
         header_timeout=env.number("HEADER_TIMEOUT", 10.0, minimum=0.1, maximum=600),
+        keepalive_timeout=env.number("KEEPALIVE_TIMEOUT", 75.0, minimum=0.1, maximum=3600),
         trigger_groups=_groups(env.optional("TRIGGER_GROUPS")),
         coalesce_seconds=env.number(
             "COALESCE_SECONDS", 10.0, minimum=0, maximum=MAX_COALESCE_SECONDS

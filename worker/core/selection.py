@@ -107,7 +107,7 @@ def examples() -> list[dict[str, Any]]:
     }
     change = attributes | {
         "type": "dtrack-worker.finding.changed.v1",
-        "dataschema": "urn:dtrack-worker:schema:finding-change:1.1.0",
+        "dataschema": "urn:dtrack-worker:schema:finding-change:1.2.0",
         "sequence": "7",
         "data": copy.deepcopy(_FINDING) | {"change": dict(_CHANGE)},
     }

@@ -9,7 +9,7 @@ suppressed ones included, into transitions and the rows findings have afterwards
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from worker.core.finding import analyst_text
@@ -128,11 +128,11 @@ def detect(
     now: float,
     suppressions: Mapping[str, Suppression],
     epss_delta: float | None = None,
-    retracted: str | None = None,
+    retracted: Collection[str] = (),
 ) -> Plan:
     """Transitions and row writes for one export. ``stored``: the full state of the keys
     ``needed`` named; ``suppressions``: DT's list (suppressed included), for the gone keys;
-    ``retracted``: the finding DT 5 said it retracted (VULNERABILITY_RETRACTED), if any."""
+    ``retracted``: the findings DT 5 said it retracted (VULNERABILITY_RETRACTED)."""
     transitions: list[Transition] = []
     writes: list[Write] = []
     for entry in seen:
@@ -149,7 +149,7 @@ def detect(
         listed = suppressions.get(key)
         if listed is not None and not listed.suppressed:
             continue  # DT lists it, unsuppressed: it came back after the export; next time
-        reason = "retracted_by_dt" if key == retracted else "not_in_export"
+        reason = "retracted_by_dt" if key in retracted else "not_in_export"
         transition, write = _left(before, listed, now, reason)
         transitions.append(transition)
         writes.append(write)

@@ -13,7 +13,7 @@ import contextlib
 import gc
 import time
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from typing import Any, Protocol
 
 import structlog
@@ -262,12 +262,11 @@ class Worker:
             return "out_of_scope"
         # nothing awaited between the freshness check and the fetch's start: coalescing
         # depends on it (a lookup in between let a burst's jobs all pass the check)
-        accepted = datetime.fromisoformat(job.accepted_at)
-        if await self._freshness.covered(job.project_uuid, accepted):
+        if await self._freshness.covers(job):
             self._metrics.coalesced.inc()
             return "coalesced"
         started = time.perf_counter()
-        with self._freshness.fetching(job.project_uuid):
+        with self._freshness.fetching(job.project_uuid) as fetch:
             try:
                 raw = await self._dt.fetch_export(job.project_uuid, arrived=progress.fetched)
             except ProjectGone:
@@ -295,6 +294,7 @@ class Worker:
                         job_messages.job_ref(job),
                         facts=facts,
                         release=raw.release,
+                        retracted=fetch.retracted(),  # this job's and those it stands in for
                     )
         return outcome
 

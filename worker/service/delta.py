@@ -105,18 +105,18 @@ class Deltas:
         force: bool = False,
         facts: ProjectFacts = UNKNOWN,
         release: split.Release = split.keep,
+        retracted: frozenset[str] = frozenset(),
     ) -> tuple[str, int]:
         """Apply an export; returns the outcome (done, stale, baseline) and its transitions.
 
         ``silent``: record the findings without events (``state baseline``); ``force`` (or a
         forced job): apply it even where the mass-resolve guard would raise SuspiciousExport;
         ``facts``: the project's tags and activity, for the events; ``release``: see
-        ``fpf.read``."""
+        ``fpf.read``; ``retracted``: findings DT said it retracted, besides the job's own."""
+        mode = _Mode(silent, force or job.forced, retracted)
         for _ in range(ATTEMPTS):
             with collector.paused():
-                outcome = await self._attempt(
-                    job, raw, started, job_ref, _Mode(silent, force or job.forced), facts, release
-                )
+                outcome = await self._attempt(job, raw, started, job_ref, mode, facts, release)
             if outcome is not None:
                 return outcome
             log.info("state.moved", project_uuid=job.project_uuid)
@@ -172,7 +172,7 @@ class Deltas:
             now=epoch(stamp),
             suppressions=listed,
             epss_delta=options.epss_delta,
-            retracted=job.retracted_finding,
+            retracted=mode.retracted.union(filter(None, [job.retracted_finding])),
         )
         emptied = export.finding_count == 0 and not listed  # DT's hiccup: any project size
         if not mode.force and (emptied or len(gone) >= options.guard.minimum):  # else none
@@ -381,6 +381,7 @@ class Deltas:
 class _Mode:
     silent: bool  # state baseline: no events
     force: bool  # past the mass-resolve guard
+    retracted: frozenset[str] = frozenset()  # findings DT said it retracted (coalesced jobs')
 
 
 def utc_timestamp_of(moment: float) -> str:

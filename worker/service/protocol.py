@@ -9,9 +9,9 @@ is the one place they pass; the runner below builds the server with a handler th
 aiohttp has no timeout for a request's line and headers: a connection that sends nothing, or
 half a header, is held until its keep-alive timeout (3630 s by default) runs out. The handler
 below times them: from the connection's start for its first request, from the first byte
-after the previous request's body for each later one (an idle kept-alive connection waits as
-aiohttp lets it). When the headers are not all there in time, it answers 408 in JSON and closes
-the connection.
+after the previous request's body for each later one. An idle kept-alive connection is left
+to aiohttp's keep-alive timeout, which the runners set from DTRACK_WORKER_KEEPALIVE_TIMEOUT.
+When the headers are not all there in time, it answers 408 in JSON and closes the connection.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from aiohttp.web_request import BaseRequest
 from worker.service.http import json_response
 
 log = structlog.get_logger(__name__)
+
+DEFAULT_KEEPALIVE_TIMEOUT = 75.0  # DTRACK_WORKER_KEEPALIVE_TIMEOUT's default (nginx's)
 
 
 class _JsonErrors(web.RequestHandler):
@@ -129,6 +131,8 @@ class JsonErrorsRunner(web.AppRunner):
     whose headers do not arrive within ``header_timeout`` seconds."""
 
     def __init__(self, app: web.Application, *, header_timeout: float, **kwargs: Any) -> None:
+        # never aiohttp's hour, even for a runner built without the setting
+        kwargs.setdefault("keepalive_timeout", DEFAULT_KEEPALIVE_TIMEOUT)
         super().__init__(app, **kwargs)
         self._header_timeout = header_timeout
 

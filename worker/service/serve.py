@@ -28,7 +28,7 @@ from worker.adapters.metrics import ReceiverMetrics, WorkerMetrics
 from worker.adapters.state.store import Store
 from worker.adapters.timezones import zone
 from worker.core import job_budget, topology
-from worker.core.config import Settings
+from worker.core.config import ReceiverSettings, Settings
 from worker.service import checks, collector, filtering, queue_gauges, receiver
 from worker.service.backfill import backfill
 from worker.service.console import serving as console
@@ -231,13 +231,25 @@ def run(settings: Settings, *, receive: bool, work: bool, reuse_port: bool = Fal
             message="DTRACK_WORKER_WEBHOOK_TOKEN is an example from the docs: anyone who read "
             "them can send webhooks; set a random one (openssl rand -hex 24) here and in DT",
         )
+    for variable, weakness in (config.weak_signing_secrets if receive else {}).items():
+        log.warning(
+            "receiver.weak_signing_secret",
+            variable=variable,
+            weakness=weakness,
+            message=f"{variable} is "
+            + (
+                "an example from the docs"
+                if weakness == "example"
+                else "shorter than 16 characters"
+            )
+            + ": anyone who guesses it can sign webhooks; set a random one (openssl rand -hex 24) "
+            "here and in DT",
+        )
     log.info(f"{mode}.starting", **_starting_fields(settings, receive=receive, work=work))
     loop = _loop()
     collector.tune_for_service()
     try:
-        loop.run_until_complete(
-            _serve(app, sock, settings.worker.shutdown_grace, config.header_timeout)
-        )
+        loop.run_until_complete(_serve(app, sock, settings.worker.shutdown_grace, config))
         loop.run_until_complete(loop.shutdown_asyncgens())
     finally:
         loop.close()
@@ -274,7 +286,7 @@ def _starting_fields(settings: Settings, *, receive: bool, work: bool) -> dict[s
 
 
 async def _serve(
-    app: web.Application, sock: socket.socket, grace: float, header_timeout: float
+    app: web.Application, sock: socket.socket, grace: float, config: ReceiverSettings
 ) -> None:
     """Run ``app`` on ``sock`` until the first SIGTERM/SIGINT; later signals change nothing."""
     loop = asyncio.get_running_loop()
@@ -292,7 +304,8 @@ async def _serve(
     # the site's own shutdown waits for open requests; the worker drains within its grace
     runner = JsonErrorsRunner(
         app,
-        header_timeout=header_timeout,
+        header_timeout=config.header_timeout,
+        keepalive_timeout=config.keepalive_timeout,  # aiohttp's default is an hour
         access_log=None,
         handle_signals=False,
         shutdown_timeout=10,

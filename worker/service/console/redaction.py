@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from worker.core import urls
 from worker.core.config import Settings
@@ -32,16 +32,7 @@ class Scrubber:
 
     @classmethod
     def of(cls, settings: Settings, *extra: str) -> Scrubber:
-        secrets = [*extra]
-        for url in (*settings.broker.urls, settings.state.url):
-            secrets.extend(_passwords(url.reveal()))
-        tokens = (settings.dt.api_key, settings.receiver.webhook_token, settings.console.token)
-        for secret in tokens:
-            if secret is not None:
-                secrets.append(secret.reveal())
-        if settings.dt.url:
-            secrets.extend(_passwords(settings.dt.url))
-        return cls(secrets)
+        return cls([*extra, *settings.secret_values()])  # the log lines' list: one source
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
@@ -54,15 +45,3 @@ class Scrubber:
     def finalize(self, value: object) -> object:
         """Jinja's ``finalize``: every printed string, before it is escaped."""
         return self(value) if isinstance(value, str) else value
-
-
-def _passwords(url: str) -> list[str]:
-    found = []
-    for part in url.split(","):
-        try:
-            password = urlsplit(part.strip()).password
-        except ValueError:
-            continue
-        if password:
-            found.append(password)
-    return found

@@ -22,6 +22,7 @@ from worker.adapters.listen import listening_socket
 from worker.core.config import PREFIX, Settings
 from worker.core.errors import ConfigError
 from worker.service.console.app import create_app
+from worker.service.protocol import JsonErrorsRunner
 
 log = structlog.get_logger(__name__)
 
@@ -78,6 +79,19 @@ def _announce(settings: Settings, token: str, generated: bool) -> None:
         )
 
 
+def _runner(settings: Settings, token: str) -> web.AppRunner:
+    """The console's runner: the webhook listener's header and keep-alive timeouts hold here
+    too (a plain AppRunner holds a silent or idle connection for an hour, before any login)."""
+    return JsonErrorsRunner(
+        create_app(settings, token),
+        header_timeout=settings.receiver.header_timeout,
+        keepalive_timeout=settings.receiver.keepalive_timeout,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=SHUTDOWN_SECONDS,
+    )
+
+
 Lifecycle = Callable[[web.Application], AsyncIterator[None]]
 
 
@@ -86,12 +100,7 @@ def alongside(settings: Settings, sock: socket.socket) -> Lifecycle:
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         token, generated = token_of(settings)
-        runner = web.AppRunner(
-            create_app(settings, token),
-            access_log=None,
-            handle_signals=False,
-            shutdown_timeout=SHUTDOWN_SECONDS,
-        )
+        runner = _runner(settings, token)
         await runner.setup()
         await web.SockSite(runner, sock).start()
         _announce(settings, token, generated)
@@ -117,12 +126,7 @@ async def _serve(settings: Settings, sock: socket.socket) -> None:
     for number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(number, stop.set)
     token, generated = token_of(settings)
-    runner = web.AppRunner(
-        create_app(settings, token),
-        access_log=None,
-        handle_signals=False,
-        shutdown_timeout=SHUTDOWN_SECONDS,
-    )
+    runner = _runner(settings, token)
     await runner.setup()
     try:
         await web.SockSite(runner, sock).start()
