@@ -1,9 +1,13 @@
-"""Shared test fixtures. The real DT data lives in ../shared/fixtures (see its MANIFEST.md)."""
+"""Shared test fixtures. The real DT data is in tests/fixtures (see its MANIFEST.md): the suite
+needs nothing outside this repository but the servers scripts/test starts on loopback."""
 
 from __future__ import annotations
 
 import gc
 import logging
+import os
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,12 +17,35 @@ import structlog
 from worker.adapters import schemas
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO.parent / "shared" / "fixtures"
+FIXTURES = REPO / "tests" / "fixtures"
 FPF = FIXTURES / "fpf"
 NOTIFICATIONS = FIXTURES / "notifications"
 
 if not (FIXTURES / "MANIFEST.md").is_file():  # a missing fixture tree must fail, never skip
-    raise RuntimeError(f"the shared DT fixtures are missing: expected them at {FIXTURES}")
+    raise RuntimeError(f"the DT fixtures are missing: expected them at {FIXTURES}")
+
+
+def _only_this_repository(event: str, args: tuple[object, ...]) -> None:
+    """A test that opens a file beside the repository (a folder shared on the team's own
+    machines, say) fails at once: a fresh clone has nothing there. Hidden folders beside it (a
+    home's .cache), the temporary folder and Python's own files are no concern."""
+    if event != "open" or not isinstance(args[0], str | bytes | os.PathLike):
+        return
+    path = os.path.abspath(os.fsdecode(args[0]))
+    if not path.startswith(_BESIDE) or path.startswith(_ALLOWED):
+        return
+    if path[len(_BESIDE) :].startswith("."):
+        return
+    raise PermissionError(f"a test opened {path}, outside the repository {REPO}")
+
+
+_BESIDE = os.path.join(REPO.parent, "")
+_ALLOWED = tuple(
+    os.path.join(os.path.abspath(folder), "")
+    for folder in (REPO, tempfile.gettempdir(), sys.prefix, sys.base_prefix, sys.exec_prefix)
+)
+if REPO.parent != REPO.parent.parent:  # a repository at / has nothing beside it to guard
+    sys.addaudithook(_only_this_repository)
 
 
 def fixture_files(folder: Path) -> list[Path]:
