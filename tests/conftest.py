@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import structlog
 
+from tests.rabbit import AMQP_URL
 from worker.adapters import schemas
 
 REPO = Path(__file__).resolve().parent.parent
@@ -113,6 +114,28 @@ def _no_unretrieved_task_exceptions() -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
     assert handler.messages == [], handler.messages
+
+
+# -- markers by fixture: -m 'not rabbitmq and not postgres' runs with neither server ---------
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> str:
+    """The live RabbitMQ's URL. A test that asks for it, or for a fixture that does (``serve``,
+    ``processes``), is marked ``rabbitmq``; ``postgres`` (tests/state_db.py) likewise."""
+    return AMQP_URL
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        if "rabbitmq" in names:
+            item.add_marker(pytest.mark.rabbitmq)
+        callspec = getattr(item, "callspec", None)
+        on_postgresql = callspec is not None and callspec.params.get("state_url") == "postgresql"
+        if "postgres" in names or on_postgresql:
+            item.add_marker(pytest.mark.postgres)
 
 
 # The service fixtures (fake DT, receiver and worker in-process) for every test module.

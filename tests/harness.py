@@ -25,10 +25,13 @@ import aiohttp
 import orjson
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from tests.conftest import FPF, NOTIFICATIONS
 from tests.fake_dt import API_KEY, FakeDt
 from tests.rabbit import AMQP_URL, eventually, temporary_topology, unique_prefix
+from tests.waiting import until
 from worker.core.config import Settings
 from worker.service import serve as service
 
@@ -93,7 +96,7 @@ async def dt() -> AsyncIterator[FakeDt]:
 
 
 @pytest.fixture
-async def serve(aiohttp_client, dt: FakeDt):
+async def serve(aiohttp_client, dt: FakeDt, rabbitmq: str):
     """Start ``serve`` (receiver and worker in one process) against the fake DT."""
     stack = contextlib.AsyncExitStack()
 
@@ -107,7 +110,7 @@ async def serve(aiohttp_client, dt: FakeDt):
                 "DTRACK_WORKER_COALESCE_SECONDS": "0",
                 # today's one event per finding; the change stream's tests say delta
                 "DTRACK_WORKER_EMIT": "snapshot",
-                "DTRACK_WORKER_AMQP_URL": AMQP_URL,
+                "DTRACK_WORKER_AMQP_URL": rabbitmq,
                 "DTRACK_WORKER_DT_URL": dt.url,
                 "DTRACK_WORKER_DT_API_KEY": API_KEY,
                 "DTRACK_WORKER_DT_BACKOFF_SECONDS": "0.05",
@@ -118,20 +121,24 @@ async def serve(aiohttp_client, dt: FakeDt):
         app, broker = service.build(settings, receive=True, work=work)
         client = await aiohttp_client(app)
         stack.push_async_callback(client.close)  # stop the service before its queues go
-        await eventually(lambda: broker.ready)
-
-        async def ready() -> bool:
-            return bool((await client.get("/readyz")).status == 200)
-
-        for _ in range(100):
-            if await ready():
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: broker.ready, what="the service connected to RabbitMQ")
+        await until(
+            lambda: readiness(client),
+            lambda answer: answer[0] == 200,
+            what="the service's /readyz answering 200",
+            errors=(aiohttp.ClientError, OSError),
+        )
         events = await stack.enter_async_context(listen(topo.events_exchange.name))
         return client, topo, events, settings
 
     async with stack:
         yield start
+
+
+async def readiness(client) -> tuple[int, str]:
+    """/readyz's status and body, of a test client (``serve``, a receiver)."""
+    response = await client.get("/readyz")
+    return response.status, await response.text()
 
 
 async def post(client, project: str, n: int = 0) -> dict[str, Any]:
@@ -201,61 +208,131 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-class Workers:
-    def __init__(self, prefix: str, dt: FakeDt) -> None:
-        self.prefix, self.dt = prefix, dt
-        self.processes: list[tuple[subprocess.Popen[bytes], int]] = []
+class WorkerProcess(subprocess.Popen[bytes]):
+    """A `dtrack-worker worker` subprocess whose output (stdout and stderr) goes to a file: no
+    pipe to fill up and block the worker however long it runs and whatever it logs."""
 
-    def start(self, **env: str) -> subprocess.Popen[bytes]:
+    def __init__(self, args: list[str], env: dict[str, str], log: Path, port: int) -> None:
+        self.log, self.port = log, port
+        with log.open("wb") as out:  # the child keeps its own descriptor
+            super().__init__(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def output(self) -> bytes:
+        """Everything the worker wrote so far."""
+        return self.log.read_bytes()
+
+    def communicate(  # type: ignore[override]
+        self, input: bytes | None = None, timeout: float | None = None
+    ) -> tuple[bytes, None]:
+        """As Popen's: wait for the exit, then its output (from the file)."""
+        assert input is None, "a worker reads no input"
+        self.wait(timeout)
+        return self.output(), None
+
+
+class Workers:
+    def __init__(self, prefix: str, dt: FakeDt, amqp_url: str, logs: Path) -> None:
+        self.prefix, self.dt, self.amqp_url, self.logs = prefix, dt, amqp_url, logs
+        self.processes: list[WorkerProcess] = []
+
+    def start(self, **env: str) -> WorkerProcess:
         assert SCRIPT
         port = _free_port()
         variables = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "DTRACK_WORKER_PREFIX": self.prefix,
-            "DTRACK_WORKER_AMQP_URL": AMQP_URL,
+            "DTRACK_WORKER_AMQP_URL": self.amqp_url,
             "DTRACK_WORKER_DT_URL": self.dt.url,
             "DTRACK_WORKER_DT_API_KEY": API_KEY,
             "DTRACK_WORKER_LISTEN": f"127.0.0.1:{port}",
             "DTRACK_WORKER_EMIT": "snapshot",
         } | {f"DTRACK_WORKER_{key.upper()}": value for key, value in env.items()}
-        process = subprocess.Popen(
-            [SCRIPT, "worker"], env=variables, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
-        self.processes.append((process, port))
+        log = self.logs / f"worker-{len(self.processes) + 1}.log"
+        process = WorkerProcess([SCRIPT, "worker"], variables, log, port)
+        self.processes.append(process)
         return process
 
     async def ready(self) -> None:
-        """Wait until every worker started and not yet stopped answers /readyz with 200."""
+        """Wait until every worker started and not yet stopped answers /readyz with 200; a
+        worker that exits meanwhile fails the test with its output."""
         async with aiohttp.ClientSession() as session:
-            for process, port in self.processes:
+            for process in self.processes:
                 if process.returncode is not None:  # stopped by the test
                     continue
-                for _ in range(300):
-                    assert process.poll() is None, process.stdout.read() if process.stdout else ""
-                    with contextlib.suppress(aiohttp.ClientError):
-                        async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
-                            if response.status == 200:
-                                break
-                    await asyncio.sleep(0.1)
-                else:
-                    raise AssertionError("a worker did not become ready")
+
+                async def probe(process: WorkerProcess = process) -> tuple[int, str]:
+                    if process.poll() is not None:
+                        output = process.output().decode(errors="replace")[-3000:]
+                        raise AssertionError(
+                            f"worker {process.pid} exited with {process.returncode}:\n{output}"
+                        )
+                    url = f"http://127.0.0.1:{process.port}/readyz"
+                    async with session.get(url) as response:
+                        return response.status, await response.text()
+
+                await until(
+                    probe,
+                    lambda answer: answer[0] == 200,
+                    what=f"worker {process.pid} answering /readyz on port {process.port}",
+                    within=30,
+                    every=0.1,
+                    errors=(aiohttp.ClientError, OSError),
+                )
+
+    async def settled(self) -> Counter[str]:
+        """The jobs settled so far by the running workers, by outcome (their /metrics)."""
+        outcomes: Counter[str] = Counter()
+        async with aiohttp.ClientSession() as session:
+            for process in self.processes:
+                if process.poll() is not None:
+                    continue
+                url = f"http://127.0.0.1:{process.port}/metrics"
+                async with session.get(url) as response:
+                    exposition = await response.text()
+                outcomes.update(
+                    {
+                        sample.labels["outcome"]: int(sample.value)
+                        for sample in samples(exposition, "dtrack_worker_jobs_total")
+                    }
+                )
+        return outcomes
 
     def stop_all(self) -> None:
-        for process, _ in self.processes:
+        for process in self.processes:
             if process.poll() is None:
                 process.kill()
-            with contextlib.suppress(Exception):
-                process.communicate(timeout=10)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=10)
+
+
+def samples(exposition: str, name: str) -> list[Sample]:
+    """The samples called ``name`` in a Prometheus text exposition."""
+    return [
+        sample
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name == name
+    ]
+
+
+async def enqueued(client) -> int:
+    """The jobs a receiver (a test client of it) has in RabbitMQ, from its /metrics."""
+    response = await client.get("/metrics")
+    exposition = await response.text()
+    return sum(int(s.value) for s in samples(exposition, "dtrack_worker_jobs_enqueued_total"))
 
 
 @pytest.fixture
-async def processes(aiohttp_client) -> AsyncIterator[tuple[Any, ...]]:
-    """A fake DT, a topology, `dtrack-worker worker` subprocesses on demand, and a receiver."""
+async def processes(
+    aiohttp_client, rabbitmq: str, tmp_path: Path
+) -> AsyncIterator[tuple[Any, ...]]:
+    """A fake DT, a topology, `dtrack-worker worker` subprocesses on demand (their output in
+    ``tmp_path``), and a receiver."""
     async with contextlib.AsyncExitStack() as stack:
         dt = await stack.enter_async_context(FakeDt())
         prefix = unique_prefix()
         topo = await stack.enter_async_context(temporary_topology(prefix))
-        workers = Workers(prefix, dt)
+        workers = Workers(prefix, dt, rabbitmq, tmp_path)
         stack.callback(workers.stop_all)
 
         async def receiver(**env: str):
@@ -263,14 +340,14 @@ async def processes(aiohttp_client) -> AsyncIterator[tuple[Any, ...]]:
                 {
                     "DTRACK_WORKER_PREFIX": prefix,
                     "DTRACK_WORKER_WEBHOOK_TOKEN": TOKEN,
-                    "DTRACK_WORKER_AMQP_URL": AMQP_URL,
+                    "DTRACK_WORKER_AMQP_URL": rabbitmq,
                 }
                 | {f"DTRACK_WORKER_{key.upper()}": value for key, value in env.items()}
             )
             app, broker = service.build(settings, receive=True, work=False)
             client = await aiohttp_client(app)
             stack.push_async_callback(client.close)  # stop the service before its queues go
-            await eventually(lambda: broker.ready)
+            await eventually(lambda: broker.ready, what="the receiver connected to RabbitMQ")
             events = await stack.enter_async_context(listen(topo.events_exchange.name))
             return client, events
 

@@ -125,6 +125,7 @@ async def _outbox_rows(url: str, *, within: float, expect: bool = True) -> list[
         await asyncio.sleep(0.1)
 
 
+@pytest.mark.postgres  # fresh_database(): a database of its own on the server
 async def test_postgresql_away_for_a_while_delays_jobs_and_loses_nothing(serve, dt: FakeDt):
     with fresh_database() as url:
         async with TcpProxy(5432) as proxy:
@@ -161,6 +162,7 @@ async def _first_retry(topo: Any) -> list[Any]:
     raise AssertionError("the job did not reach the retry tier")
 
 
+@pytest.mark.postgres  # fresh_database(): a database of its own on the server
 async def test_two_workers_on_postgresql_hammering_the_same_projects(processes, figures):
     """Interleaved exports of five projects, two worker processes: every transition published
     once, sequences 1..N per project without gap or repeat, the replay equal to the store."""
