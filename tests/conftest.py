@@ -41,11 +41,18 @@ def _only_this_repository(event: str, args: tuple[object, ...]) -> None:
 
 
 _BESIDE = os.path.join(REPO.parent, "")
+# exempt, unless one holds the repository's parent (a clone in /tmp/x/: all of /tmp would pass)
 _ALLOWED = tuple(
-    os.path.join(os.path.abspath(folder), "")
-    for folder in (REPO, tempfile.gettempdir(), sys.prefix, sys.base_prefix, sys.exec_prefix)
+    folder
+    for folder in (
+        os.path.join(os.path.abspath(path), "")
+        for path in (REPO, tempfile.gettempdir(), sys.prefix, sys.base_prefix, sys.exec_prefix)
+    )
+    if folder == os.path.join(REPO, "") or not _BESIDE.startswith(folder)
 )
-if REPO.parent != REPO.parent.parent:  # a repository at / has nothing beside it to guard
+# a clone at / or right in the temporary folder has no "beside" to tell from everything else
+GUARDED = REPO.parent not in (Path("/"), Path(tempfile.gettempdir()).resolve())
+if GUARDED:
     sys.addaudithook(_only_this_repository)
 
 
