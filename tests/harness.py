@@ -15,7 +15,7 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -50,11 +50,28 @@ def notification(project: str, n: int = 0) -> bytes:
     return orjson.dumps({"notification": body})
 
 
+CAUGHT_UP = "test.caught-up."  # routing keys of our own markers, never counted as events
+
+
 class Events:
     """Every event published, read by a queue of our own bound to ``#``."""
 
     def __init__(self) -> None:
         self.messages: list[AbstractIncomingMessage] = []
+        self.marks: set[str] = set()
+        self.publish_mark: Callable[[str], Awaitable[object]] | None = None
+
+    async def caught_up(self, within: float = 15) -> None:
+        """Until every event confirmed to its publisher before this call is in ``messages``:
+        a marker of ours, published to the same exchange now, lands behind them in our queue."""
+        assert self.publish_mark is not None
+        mark = uuid.uuid4().hex
+        await self.publish_mark(mark)
+        await eventually(
+            lambda: mark in self.marks,
+            what=f"our marker {mark} back from the events exchange",
+            within=within,
+        )
 
     def of(self, routing_key: str) -> list[dict[str, Any]]:
         return [orjson.loads(m.body) for m in self.messages if m.routing_key == routing_key]
@@ -80,11 +97,20 @@ async def listen(exchange: str) -> AsyncIterator[Events]:
         channel = await connection.channel()
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
         await queue.bind(exchange, "#")
+        events_exchange = await channel.get_exchange(exchange, ensure=False)
 
         async def collect(message: AbstractIncomingMessage) -> None:
-            events.messages.append(message)
+            key = message.routing_key or ""
+            if key.startswith(CAUGHT_UP):
+                events.marks.add(key.removeprefix(CAUGHT_UP))
+            else:
+                events.messages.append(message)
             await message.ack()
 
+        def publish_mark(mark: str) -> Awaitable[object]:
+            return events_exchange.publish(aio_pika.Message(b""), routing_key=CAUGHT_UP + mark)
+
+        events.publish_mark = publish_mark
         await queue.consume(collect)
         yield events
 
@@ -320,6 +346,32 @@ async def enqueued(client) -> int:
     response = await client.get("/metrics")
     exposition = await response.text()
     return sum(int(s.value) for s in samples(exposition, "dtrack_worker_jobs_enqueued_total"))
+
+
+async def all_jobs_settled(client, *, within: float = 30) -> Counter[str]:
+    """For ``serve`` (receiver and worker in one process, one /metrics): wait until every job
+    its webhooks enqueued has settled (a retry settles again later, so retries are left out);
+    then nothing is left that could publish or fetch. The outcomes, by name."""
+
+    async def state() -> tuple[int, Counter[str]]:
+        response = await client.get("/metrics")
+        exposition = await response.text()
+        jobs = sum(int(s.value) for s in samples(exposition, "dtrack_worker_jobs_enqueued_total"))
+        outcomes = Counter(
+            {
+                s.labels["outcome"]: int(s.value)
+                for s in samples(exposition, "dtrack_worker_jobs_total")
+            }
+        )
+        return jobs, outcomes
+
+    _, outcomes = await until(
+        state,
+        lambda seen: seen[1].total() - seen[1]["retried"] >= seen[0],
+        what="every job enqueued settled (jobs enqueued, outcomes)",
+        within=within,
+    )
+    return outcomes
 
 
 @pytest.fixture
