@@ -41,7 +41,7 @@ from worker.core import topology
 
 REPO = Path(__file__).resolve().parent.parent
 BODY = (
-    (REPO.parent / "shared/fixtures/notifications/v4__dt-docs-4.14.3__BOM_CONSUMED.json")
+    (REPO / "tests/fixtures/notifications/v4__dt-docs-4.14.3__BOM_CONSUMED.json")
     .read_text()
     .replace('"group": "BOM_CONSUMED"', '"group": "BOM_PROCESSED"')
 )

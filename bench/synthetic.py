@@ -1,6 +1,6 @@
 """Realistic synthetic FPF exports (DT 4.14 shape) for benchmarks and load tests.
 
-Shapes and value distributions follow the real exports in ../shared/fixtures/fpf/real: long
+Shapes and value distributions follow the real exports in tests/fixtures/fpf/real: long
 descriptions, most findings with aliases, CVSS v3/v4, EPSS, CWEs, v4 zone-less dates, a few
 analysed findings. Deterministic for a given seed.
 """

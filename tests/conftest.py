@@ -1,24 +1,59 @@
-"""Shared test fixtures. The real DT data lives in ../shared/fixtures (see its MANIFEST.md)."""
+"""Shared test fixtures. The real DT data is in tests/fixtures (see its MANIFEST.md): the suite
+needs nothing outside this repository but the servers scripts/test starts on loopback."""
 
 from __future__ import annotations
 
 import gc
 import logging
+import os
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import structlog
 
+from tests.rabbit import AMQP_URL
 from worker.adapters import schemas
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO.parent / "shared" / "fixtures"
+FIXTURES = REPO / "tests" / "fixtures"
 FPF = FIXTURES / "fpf"
 NOTIFICATIONS = FIXTURES / "notifications"
 
 if not (FIXTURES / "MANIFEST.md").is_file():  # a missing fixture tree must fail, never skip
-    raise RuntimeError(f"the shared DT fixtures are missing: expected them at {FIXTURES}")
+    raise RuntimeError(f"the DT fixtures are missing: expected them at {FIXTURES}")
+
+
+def _only_this_repository(event: str, args: tuple[object, ...]) -> None:
+    """A test that opens a file beside the repository (a folder shared on the team's own
+    machines, say) fails at once: a fresh clone has nothing there. Hidden folders beside it (a
+    home's .cache), the temporary folder and Python's own files are no concern."""
+    if event != "open" or not isinstance(args[0], str | bytes | os.PathLike):
+        return
+    path = os.path.abspath(os.fsdecode(args[0]))
+    if not path.startswith(_BESIDE) or path.startswith(_ALLOWED):
+        return
+    if path[len(_BESIDE) :].startswith("."):
+        return
+    raise PermissionError(f"a test opened {path}, outside the repository {REPO}")
+
+
+_BESIDE = os.path.join(REPO.parent, "")
+# exempt, unless one holds the repository's parent (a clone in /tmp/x/: all of /tmp would pass)
+_ALLOWED = tuple(
+    folder
+    for folder in (
+        os.path.join(os.path.abspath(path), "")
+        for path in (REPO, tempfile.gettempdir(), sys.prefix, sys.base_prefix, sys.exec_prefix)
+    )
+    if folder == os.path.join(REPO, "") or not _BESIDE.startswith(folder)
+)
+# a clone at / or right in the temporary folder has no "beside" to tell from everything else
+GUARDED = REPO.parent not in (Path("/"), Path(tempfile.gettempdir()).resolve())
+if GUARDED:
+    sys.addaudithook(_only_this_repository)
 
 
 def fixture_files(folder: Path) -> list[Path]:
@@ -86,6 +121,28 @@ def _no_unretrieved_task_exceptions() -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
     assert handler.messages == [], handler.messages
+
+
+# -- markers by fixture: -m 'not rabbitmq and not postgres' runs with neither server ---------
+
+
+@pytest.fixture(scope="session")
+def rabbitmq() -> str:
+    """The live RabbitMQ's URL. A test that asks for it, or for a fixture that does (``serve``,
+    ``processes``), is marked ``rabbitmq``; ``postgres`` (tests/state_db.py) likewise."""
+    return AMQP_URL
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        if "rabbitmq" in names:
+            item.add_marker(pytest.mark.rabbitmq)
+        callspec = getattr(item, "callspec", None)
+        on_postgresql = callspec is not None and callspec.params.get("state_url") == "postgresql"
+        if "postgres" in names or on_postgresql:
+            item.add_marker(pytest.mark.postgres)
 
 
 # The service fixtures (fake DT, receiver and worker in-process) for every test module.

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
+from tests.waiting import WaitedTooLong, describe, until
 from worker.core import topology
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -73,8 +74,19 @@ async def drain(queue_name: str, *, settle: float = 0.3) -> list[AbstractIncomin
     return messages
 
 
-async def eventually(check: Callable[[], bool], *, within: float = 15.0) -> None:
-    """Wait until ``check()`` holds; TimeoutError fails the test otherwise."""
-    async with asyncio.timeout(within):
-        while not check():  # noqa: ASYNC110 - polls state owned by other tasks, not an event
-            await asyncio.sleep(0.05)
+async def eventually(
+    check: Callable[[], bool],
+    *,
+    within: float = 15.0,
+    what: str | None = None,
+    seen: Callable[[], object] | None = None,
+) -> None:
+    """Wait until ``check()`` holds. Otherwise the test fails saying what it waited for (``what``,
+    else the lambda's source) and, with ``seen``, the state it last saw."""
+
+    try:
+        await until(check, what=what or describe(check), within=within)
+    except WaitedTooLong as exc:
+        if seen is None:
+            raise
+        raise WaitedTooLong(exc.what, within, seen()) from None

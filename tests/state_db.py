@@ -14,6 +14,13 @@ POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 BACKENDS = ("sqlite", "postgresql")
 
 
+@pytest.fixture(scope="session")
+def postgres() -> str:
+    """The live PostgreSQL server's URL (no database). A test that asks for it, or runs with
+    ``state_url`` on PostgreSQL, is marked ``postgres`` (tests/conftest.py)."""
+    return POSTGRES
+
+
 @pytest.fixture(params=BACKENDS)
 def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of an empty state store; the same test runs against both backends."""

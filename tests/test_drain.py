@@ -24,6 +24,7 @@ from tests.fake_dt import Fault
 from tests.harness import REAL, TOKEN, notification
 from tests.rabbit import depth, eventually
 from tests.tcpproxy import TcpProxy
+from tests.waiting import until
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -49,7 +50,7 @@ async def test_sigterm_during_a_slow_export_finishes_and_acks_the_job(processes,
     out, _ = await asyncio.to_thread(worker.communicate, timeout=30)
     assert worker.returncode == 0, out.decode()[-2000:]
     await eventually(lambda: job["job_id"] in events.summaries())
-    await asyncio.sleep(0.5)
+    # the only worker has exited, closing its connection: an unacked job would be back already
     assert await depth(topo.jobs_queue.name, topo.parked_queue.name) == 0  # acked, for good
     assert len(dt.fetches_of(project)) == 1  # never redelivered, never fetched again
     lines = _lines(out)
@@ -90,7 +91,9 @@ async def test_a_job_that_outlives_the_grace_goes_back_and_is_completed_once(pro
     workers.start()  # another worker takes the returned job
     await workers.ready()
     await eventually(lambda: job["job_id"] in events.summaries(), within=30)
-    await asyncio.sleep(1.0)
+    # the second worker settled the one job there is, and what it published is in hand
+    await until(workers.settled, lambda outcomes: outcomes.total() >= 1, what="the job settled")
+    await events.caught_up()
     summaries = [
         e for e in events.of("export.summary") if e["data"]["job"]["job_id"] == job["job_id"]
     ]

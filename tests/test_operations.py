@@ -17,6 +17,7 @@ import pytest
 from tests.fake_dt import API_KEY, FakeDt
 from tests.harness import REAL, post
 from tests.rabbit import AMQP_URL, drain, eventually
+from tests.waiting import until
 from worker.core import jobs
 
 pytestmark = pytest.mark.rabbitmq
@@ -126,11 +127,12 @@ async def test_a_parked_job_is_listed_shown_and_replayed_after_the_fix(serve, dt
         assert code == 0, err
         return out
 
-    for _ in range(100):
-        if job["job_id"] in await parked_list():
-            break
-        await asyncio.sleep(0.1)
-    listing = await parked_list()
+    listing = await until(
+        parked_list,
+        lambda out: job["job_id"] in out,
+        what=f"`parked list` naming job {job['job_id']}",
+        every=0.1,
+    )
     assert listing.startswith("1 parked job\n")
     assert f"{job['job_id']}  dt_rejected" in listing
     code, out, _ = await cli("parked", "show", job["job_id"], env=env)
@@ -158,10 +160,12 @@ async def test_purge_asks_first_and_deletes_only_what_it_is_told(serve, dt: Fake
         dt.exports[project] = REAL
         dt.forbidden.add(project)
         ids.append((await post(client, project))["jobs"][0]["job_id"])
-    for _ in range(100):
-        if (await cli("parked", "list", env=env))[1].startswith("2 parked jobs"):
-            break
-        await asyncio.sleep(0.1)
+    await until(
+        lambda: cli("parked", "list", env=env),
+        lambda result: result[1].startswith("2 parked jobs"),
+        what="`parked list` saying 2 parked jobs",
+        every=0.1,
+    )
 
     code, _, err = await cli("parked", "purge", "--all", env=env, stdin=b"")
     assert code == 2
@@ -172,7 +176,7 @@ async def test_purge_asks_first_and_deletes_only_what_it_is_told(serve, dt: Fake
     assert [message.message_id for message in remaining] == [ids[1]]
 
 
-async def test_reconcilers_on_many_workers_run_one_pass_at_a_time(dt: FakeDt):
+async def test_reconcilers_on_many_workers_run_one_pass_at_a_time(dt: FakeDt, rabbitmq: str):
     from tests.rabbit import temporary_topology, unique_prefix
     from worker.adapters.broker import Broker
     from worker.core import topology
@@ -181,40 +185,47 @@ async def test_reconcilers_on_many_workers_run_one_pass_at_a_time(dt: FakeDt):
     from worker.service.reconcile import Reconciler
 
     prefix = unique_prefix()
+    interval = 2.0  # a duplicate token is dropped within half of it: room for a slow start
     async with temporary_topology(prefix) as topo:
         settings = Settings.from_env(_env(prefix, dt))
         passes: list[tuple[float, float, int]] = []
+        running: set[int] = set()
+        overlaps: list[tuple[int, set[int]]] = []
         loop = asyncio.get_running_loop()
 
         def pass_of(n: int):
             async def run() -> Progress:
+                if running:  # seen by the pass itself, not by sampling from outside
+                    overlaps.append((n, set(running)))
+                running.add(n)
                 started = loop.time()
                 await asyncio.sleep(0.3)
+                running.discard(n)
                 passes.append((started, loop.time(), n))
                 return Progress()
 
             return run
 
         brokers = [Broker(settings.broker, topology.build(prefix)) for _ in range(3)]
-        reconcilers = [Reconciler(b, pass_of(n), interval=1.0) for n, b in enumerate(brokers)]
+        reconcilers = [Reconciler(b, pass_of(n), interval=interval) for n, b in enumerate(brokers)]
         for broker in brokers:
             await broker.start()
-        await eventually(lambda: all(b.ready for b in brokers))
+        await eventually(lambda: all(b.ready for b in brokers), what="three brokers connected")
         # three workers start together: each may seed a token; the duplicates are dropped
         await asyncio.gather(*(r.start() for r in reconcilers))
-        overlap = False
-        for _ in range(50):  # 5 s: about four intervals
-            overlap |= sum(r.running for r in reconcilers) > 1
-            await asyncio.sleep(0.1)
+        await eventually(lambda: len(passes) >= 3, within=15, seen=lambda: passes)
         for reconciler in reconcilers:
             await reconciler.stop()
         for broker in brokers:
             await broker.close()
 
-    assert not overlap
+    assert overlaps == []
     ordered = sorted(passes)
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(ordered))  # never together
-    assert 3 <= len(passes) <= 6  # about one pass per interval, not one per worker
+    # one pass per interval, not one per worker: the token waits an interval after each pass
+    # (a duplicate within half of one is dropped), where three tokens would follow each other
+    gaps = [b[0] - a[1] for a, b in itertools.pairwise(ordered)]
+    assert min(gaps) >= interval / 2, gaps
     assert topo.reconcile_queue.arguments.get("single_active_consumer") is True
 
 
@@ -225,12 +236,19 @@ async def test_the_service_reconciles_every_project_on_its_interval(serve, dt: F
     _, topo, events, _ = await serve(reconcile_interval="30s")
     # the first pass runs at once, maybe before our listener was bound: those events went to
     # the unrouted queue (kept, as every unbound event is)
-    summaries: list[dict[str, Any]] = []
-    for _ in range(100):
-        early = [orjson.loads(m.body) for m in await drain(topo.unrouted_queue.name, settle=0.1)]
-        summaries += [e for e in early if e["type"] == "dtrack-worker.export.summary.v1"]
-        if len(summaries) + len(events.summaries()) >= 3:
-            break
-    summaries += list(events.summaries().values())
-    assert len(summaries) == 3
-    assert {event["data"]["job"]["trigger"] for event in summaries} == {"RECONCILE"}
+    early: list[dict[str, Any]] = []
+
+    async def summaries() -> list[dict[str, Any]]:
+        taken = [orjson.loads(m.body) for m in await drain(topo.unrouted_queue.name, settle=0.1)]
+        early.extend(e for e in taken if e["type"] == "dtrack-worker.export.summary.v1")
+        return early + list(events.summaries().values())
+
+    await until(
+        summaries,
+        lambda found: len(found) >= 3,
+        what="3 export summaries, on the events exchange or in the unrouted queue",
+        within=30,
+    )
+    summaries_seen = await summaries()
+    assert len(summaries_seen) == 3
+    assert {event["data"]["job"]["trigger"] for event in summaries_seen} == {"RECONCILE"}

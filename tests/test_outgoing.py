@@ -24,7 +24,7 @@ from worker.service import outgoing
 
 
 @pytest.fixture
-async def wired() -> AsyncIterator[tuple[Broker, str]]:
+async def wired(rabbitmq: str) -> AsyncIterator[tuple[Broker, str]]:
     """A started Broker on its own topology, and a queue bound to its events exchange that
     refuses (nacks) what goes past its first 300 messages."""
     prefix = f"test-outgoing-{uuid.uuid4().hex[:8]}"

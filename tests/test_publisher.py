@@ -59,10 +59,10 @@ def test_a_short_string_over_255_bytes_is_refused() -> None:
 
 
 @pytest.fixture
-async def amqp() -> AsyncIterator[tuple[aiormq.Channel, str, str]]:
+async def amqp(rabbitmq: str) -> AsyncIterator[tuple[aiormq.Channel, str, str]]:
     """A confirming aiormq channel, a direct exchange and a queue bound with key ``k``."""
     name = f"test-publisher-{uuid.uuid4().hex[:10]}"
-    connection = await aio_pika.connect(AMQP_URL)
+    connection = await aio_pika.connect(rabbitmq)
     try:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         exchange = await channel.declare_exchange(name, aio_pika.ExchangeType.DIRECT)

@@ -21,7 +21,7 @@ import structlog
 from bench.synthetic import export_bytes
 from tests.conftest import FPF
 from tests.fake_dt import API_KEY, FakeDt, Fault
-from tests.harness import REAL, TOKEN, WebhookLoad, notification
+from tests.harness import REAL, TOKEN, WebhookLoad, all_jobs_settled, notification
 from tests.rabbit import depth, drain, eventually
 from tests.tcpproxy import TcpProxy
 
@@ -104,7 +104,8 @@ async def test_r2_every_dt_fault_ends_done_or_parked_with_its_reason(serve, dt: 
             )
             expected[(await response.json())["jobs"][0]["job_id"]] = outcome
     await _settled(topo, within=60)
-    await asyncio.sleep(0.5)
+    await all_jobs_settled(client)  # the last jobs' outcomes counted, their events in hand
+    await events.caught_up()
     outcomes: dict[str, str] = {}
     outcomes |= dict.fromkeys(events.summaries(), "done")
     outcomes |= {e["data"]["job"]["job_id"]: "gone" for e in events.of("project.gone")}

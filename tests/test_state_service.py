@@ -17,10 +17,11 @@ import psycopg
 import pytest
 
 from tests.fake_dt import FakeDt
-from tests.harness import REAL, TOKEN, notification, post
+from tests.harness import REAL, TOKEN, all_jobs_settled, notification, post
 from tests.rabbit import AMQP_URL, depth, drain, eventually
 from tests.state_db import POSTGRES, fresh_database
 from tests.tcpproxy import TcpProxy
+from tests.waiting import until
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -72,7 +73,8 @@ async def test_emit_both_publishes_snapshots_and_changes_with_one_summary(serve,
     dt.exports[project] = REAL
     (job,) = (await post(client, project))["jobs"]
     await eventually(lambda: job["job_id"] in events.summaries(), within=20)
-    await asyncio.sleep(0.3)
+    await all_jobs_settled(client)  # nothing left to publish: the counts below are final
+    await events.caught_up()
     assert len(events.findings(project)) == 13
     assert len(_changes(events, project)) == 13
     assert len(events.of("export.summary")) == 1
@@ -102,7 +104,15 @@ async def test_a_worker_killed_between_commit_and_publish_loses_nothing(processe
     workers.start(emit="delta", state_url=state)  # a new worker: its relay finds the rows
     await workers.ready()
     await eventually(lambda: len(events.of("export.summary")) >= 1, within=30)
-    await asyncio.sleep(1.0)  # the redelivered job: compared again, it changes nothing
+    # the redelivered job settled by the new worker (compared again, it changes nothing), the
+    # outbox relayed, and every event published by then in hand: what follows is final
+    await until(workers.settled, lambda outcomes: outcomes.total() >= 1, what="the job redone")
+    await until(
+        lambda: _outbox_rows(state, within=0, expect=False),
+        lambda rows: rows == [],
+        what="the outbox relayed to the end",
+    )
+    await events.caught_up()
     published = [orjson.loads(m.body) for m in events.messages]
     ids = [e["id"] for e in published]
     assert set(ids) >= {row_id for row_id, _ in committed}  # nothing lost, ids identical
@@ -125,6 +135,7 @@ async def _outbox_rows(url: str, *, within: float, expect: bool = True) -> list[
         await asyncio.sleep(0.1)
 
 
+@pytest.mark.postgres  # fresh_database(): a database of its own on the server
 async def test_postgresql_away_for_a_while_delays_jobs_and_loses_nothing(serve, dt: FakeDt):
     with fresh_database() as url:
         async with TcpProxy(5432) as proxy:
@@ -161,6 +172,7 @@ async def _first_retry(topo: Any) -> list[Any]:
     raise AssertionError("the job did not reach the retry tier")
 
 
+@pytest.mark.postgres  # fresh_database(): a database of its own on the server
 async def test_two_workers_on_postgresql_hammering_the_same_projects(processes, figures):
     """Interleaved exports of five projects, two worker processes: every transition published
     once, sequences 1..N per project without gap or repeat, the replay equal to the store."""
