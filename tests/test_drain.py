@@ -211,9 +211,11 @@ class ConfirmsHeld(TcpProxy):
         self._clients.add(writer)
         await super()._accept(reader, writer)
 
-    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, upstream: bool
+    ) -> None:
         if sink not in self._clients:  # the worker's side: untouched
-            await super()._pipe(source, sink)
+            await super()._pipe(source, sink, upstream)
             return
         try:  # RabbitMQ's side: frame by frame (type, channel, size, payload, end octet)
             while True:

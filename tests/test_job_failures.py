@@ -260,9 +260,11 @@ class Sniffer(TcpProxy):
         super().__init__(target_port)
         self.sent: dict[int, bytearray] = {}
 
-    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, upstream: bool
+    ) -> None:
         if sink.transport.get_extra_info("peername")[1] != self.target[1]:
-            return await super()._pipe(source, sink)  # the broker's side: as it is
+            return await super()._pipe(source, sink, upstream)  # the broker's side: as it is
         kept = self.sent.setdefault(id(source), bytearray())
         original = source.read
 
@@ -272,7 +274,7 @@ class Sniffer(TcpProxy):
             return chunk
 
         source.read = read  # type: ignore[method-assign,assignment]
-        return await super()._pipe(source, sink)
+        return await super()._pipe(source, sink, upstream)
 
     def methods(self) -> list[tuple[int, int, bytes]]:
         """Every method frame clients sent: (class id, method id, arguments)."""
