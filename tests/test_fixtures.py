@@ -17,12 +17,27 @@ PREFIXES = ("defectdojo__", "dependency-track-docs-", "v4__", "v5__", "v5pre__")
 OUTSIDE = re.compile(r"\.\./shared\b|\bshared/fixtures\b|REPO\.parent\s*/|parent\.parent\.parent")
 
 
+# DT's exports and notifications, which MANIFEST.md describes; the other folders (purl-spec's
+# test data, golden outputs of our own) carry their own notes (test below)
+DT_FOLDERS = ("fpf", "notifications")
+NOTES = ("README.md", "NOTICE.md")
+
+
 def _data_files() -> list[Path]:
     return sorted(
-        path
-        for path in FIXTURES.rglob("*")
-        if path.is_file() and path.name != "MANIFEST.md" and "LICENSES" not in path.parts
+        path for folder in DT_FOLDERS for path in (FIXTURES / folder).rglob("*") if path.is_file()
     )
+
+
+def test_every_other_fixture_folder_says_where_its_files_come_from():
+    others = [
+        path
+        for path in FIXTURES.iterdir()
+        if path.is_dir() and path.name not in (*DT_FOLDERS, "LICENSES", "__pycache__")
+    ]
+    assert others, "the purl and diff folders are expected here"
+    for folder in others:
+        assert any((folder / note).is_file() for note in NOTES), f"{folder} has no {NOTES}"
 
 
 def test_the_manifest_names_every_fixture_file_and_no_other():

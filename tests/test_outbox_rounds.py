@@ -30,7 +30,7 @@ from tests.state_db import fresh_database
 from tests.tcpproxy import TcpProxy
 from worker.adapters.broker import Broker
 from worker.adapters.metrics import WorkerMetrics
-from worker.adapters.state import backend, queries, schema
+from worker.adapters.state import backend, outbox_queries, schema
 from worker.adapters.state.store import Apply, Store
 from worker.core import outbox_rounds
 from worker.core.config import Settings
@@ -104,7 +104,7 @@ class Wired:
 
 
 @pytest.fixture
-async def wired(state_url: str) -> AsyncIterator[Callable[..., Any]]:
+async def wired(state_url: str, rabbitmq: str) -> AsyncIterator[Callable[..., Any]]:
     """``await wired(store=...)``: a Store (migrated), a started Broker on a topology of its
     own, its Relay, and every event published to the events exchange as received."""
     async with contextlib.AsyncExitStack() as stack:
@@ -300,7 +300,7 @@ async def test_a_worker_killed_after_committing_rounds_loses_nothing(processes, 
     assert await depth(topo.jobs_queue.name, topo.parked_queue.name) == 0
 
 
-def test_postgresql_stores_rounds_compressed_with_lz4() -> None:
+def test_postgresql_stores_rounds_compressed_with_lz4(postgres: str) -> None:
     with fresh_database() as url:
         connection = backend.connector(url)()
         try:
@@ -320,7 +320,7 @@ def test_the_depth_gauges_read_an_index_not_the_rounds(tmp_path: Path) -> None:
     connection = backend.connector(url)()
     try:
         schema.migrate(connection, backend.dialect_of(url))
-        plan = connection.execute(f"EXPLAIN QUERY PLAN {queries.OUTBOX_DEPTH}").fetchall()
+        plan = connection.execute(f"EXPLAIN QUERY PLAN {outbox_queries.OUTBOX_DEPTH}").fetchall()
     finally:
         connection.close()
     assert "USING COVERING INDEX outbox_waiting" in " ".join(str(row[-1]) for row in plan)

@@ -49,7 +49,9 @@ async def test_status_on_an_empty_sqlite_file_says_the_store_is_not_migrated(tmp
     assert sorted(os.listdir(tmp_path)) == ["state.sqlite3"]  # no WAL
 
 
-async def test_status_on_a_postgresql_database_never_migrated_says_so_and_creates_nothing():
+async def test_status_on_a_postgresql_database_never_migrated_says_so_and_creates_nothing(
+    postgres: str,
+):
     with fresh_database() as url:
         code, out, err = await cli("status", env=_env(url))
         assert (code, out) == (2, ""), out + err
@@ -62,7 +64,7 @@ async def test_status_on_a_postgresql_database_never_migrated_says_so_and_create
 
 
 @pytest.fixture
-def own_role() -> Iterator[str]:
+def own_role(postgres: str) -> Iterator[str]:
     """A login role with a database of its own name: libpq's default database when a URL names
     none (as postgres's is `postgres`), so what a command does there is seen, and dropped."""
     name = f"dtw_{uuid.uuid4().hex[:12]}"

@@ -28,7 +28,7 @@ from opentelemetry.context import Context
 from worker.adapters import tracing
 from worker.adapters.broker import Broker
 from worker.adapters.metrics import WorkerMetrics
-from worker.adapters.state.queries import OutboxRow
+from worker.adapters.state.outbox_queries import OutboxRow
 from worker.adapters.state.store import LEASE_SECONDS, Store
 from worker.core.errors import TransientError
 from worker.core.output import AS_MADE, Output

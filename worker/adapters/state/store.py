@@ -18,7 +18,15 @@ from typing import Any, TypeVar
 
 import structlog
 
-from worker.adapters.state import backend, compaction, queries, reports, schema, space
+from worker.adapters.state import (
+    backend,
+    compaction,
+    outbox_queries,
+    queries,
+    reports,
+    schema,
+    space,
+)
 from worker.adapters.state.backend import DB_ERRORS, StateUnavailable, StoreMissing
 from worker.adapters.state.queries import Apply, Committed, ProjectState, StateMoved
 from worker.adapters.state.reports import Selector
@@ -283,24 +291,24 @@ class Store:
         await self._run(queries.record_outcome, project, outcome, time.time())
 
     async def pending_projects(self, limit: int) -> list[str]:
-        return await self._run(queries.pending_projects, limit)
+        return await self._run(outbox_queries.pending_projects, limit)
 
     async def lease(self, project: str, owner: str) -> bool:
-        return await self._run(queries.lease, project, owner, time.time(), LEASE_SECONDS)
+        return await self._run(outbox_queries.lease, project, owner, time.time(), LEASE_SECONDS)
 
     async def release(self, project: str, owner: str) -> None:
-        await self._run(queries.release, project, owner)
+        await self._run(outbox_queries.release, project, owner)
 
     async def outbox_batch(
         self, project: str, limit: int, after: int = 0
-    ) -> list[queries.OutboxRow]:
-        return await self._run(queries.outbox_batch, project, limit, after)
+    ) -> list[outbox_queries.OutboxRow]:
+        return await self._run(outbox_queries.outbox_batch, project, limit, after)
 
     async def delete_outbox(self, ids: Sequence[int]) -> None:
-        await self._run(queries.delete_outbox, list(ids))
+        await self._run(outbox_queries.delete_outbox, list(ids))
 
     async def outbox_depth(self) -> tuple[int, float | None]:
-        return await self._run(queries.outbox_depth)
+        return await self._run(outbox_queries.outbox_depth)
 
     async def projects(self, project: str | Selector | None = None) -> list[reports.ProjectReport]:
         """Every project's report, the one of a uuid, or those a Selector names."""
