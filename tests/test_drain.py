@@ -9,8 +9,6 @@ import contextlib
 import signal
 import sqlite3
 import struct
-import subprocess
-import threading
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -21,7 +19,7 @@ import pytest
 
 from bench.synthetic import export_bytes
 from tests.fake_dt import Fault
-from tests.harness import REAL, TOKEN, notification
+from tests.harness import REAL, TOKEN, WorkerProcess, notification
 from tests.rabbit import depth, eventually
 from tests.tcpproxy import TcpProxy
 from tests.waiting import until
@@ -110,18 +108,15 @@ async def test_a_job_that_outlives_the_grace_goes_back_and_is_completed_once(pro
 
 
 class Lines:
-    """A process's stdout, read on a thread as it comes (its pipe never fills), as JSON lines."""
+    """A worker process's output (harness.WorkerProcess writes it to a file: no pipe to fill),
+    read as JSON lines."""
 
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+    def __init__(self, process: WorkerProcess) -> None:
         self.process = process
-        self.raw: list[bytes] = []
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
 
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.raw.append(line)
+    @property
+    def raw(self) -> list[bytes]:
+        return self.process.output().splitlines(keepends=True)
 
     def events(self, name: str) -> list[dict[str, Any]]:
         return [line for line in _lines(b"".join(self.raw)) if line.get("event") == name]
@@ -129,8 +124,7 @@ class Lines:
     async def exit(self, within: float = 30) -> bytes:
         """Wait for the process to exit; everything it printed."""
         await asyncio.to_thread(self.process.wait, within)
-        await asyncio.to_thread(self._thread.join, 5)
-        return b"".join(self.raw)
+        return self.process.output()
 
 
 def _outbox_rows(path: Path) -> int:
