@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import signal
 import socket
 import time
@@ -21,6 +22,7 @@ from tests.fake_dt import API_KEY, FakeDt, Fault
 from tests.harness import REAL, TOKEN, notification
 from tests.rabbit import AMQP_URL, drain, eventually, temporary_topology, unique_prefix
 from tests.test_operations import SCRIPT, _env, _portfolio, cli
+from tests.waiting import until
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -304,7 +306,12 @@ async def test_a_second_sigterm_during_a_drain_is_ignored_and_the_drain_finishes
             )
         await eventually(lambda: len(dt.fetches_of(project)) == 1)
         service.process.send_signal(signal.SIGTERM)
-        await asyncio.sleep(0.3)
+        # the second signal lands mid-drain: once the worker says it is draining its job
+        await until(
+            lambda: re.findall(r'"event":\s*"([^"]+)"', service.text),
+            lambda events: "worker.draining" in events,
+            what="the worker.draining log line after the first SIGTERM (the events logged)",
+        )
         service.process.send_signal(signal.SIGTERM)
         assert await service.wait() == 0, service.text
         assert await drain(topo.jobs_queue.name) == []  # settled: acked, not redelivered
