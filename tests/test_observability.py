@@ -285,21 +285,29 @@ async def _settled_scraped_and_evaluated(service: int, prometheus: int) -> None:
         )
         settled_at = time.time()
 
-        async def rounds() -> tuple[float, dict[str, float]]:
-            base = f"http://127.0.0.1:{prometheus}/api/v1"
+        async def scraped() -> float:
             async with session.get(f"{base}/targets") as response:
                 targets = (await response.json())["data"]["activeTargets"]
+            # no target yet: Prometheus has not read its scrape config yet
+            return max((_instant(target["lastScrape"]) for target in targets), default=0.0)
+
+        async def evaluated() -> dict[str, float]:
             async with session.get(f"{base}/rules") as response:
                 groups = (await response.json())["data"]["groups"]
-            scraped = max(_instant(target["lastScrape"]) for target in targets)
-            return scraped, {group["name"]: _instant(group["lastEvaluation"]) for group in groups}
+            return {group["name"]: _instant(group["lastEvaluation"]) for group in groups}
 
+        base = f"http://127.0.0.1:{prometheus}/api/v1"
+        scrape = await until(
+            scraped,
+            lambda at: at >= settled_at,
+            what=f"a scrape of the service after {settled_at:.3f} (Unix time of the last one)",
+            within=5 * SCRAPE_SECONDS,
+        )
         await until(
-            rounds,
-            lambda seen: seen[0] >= settled_at and all(at > seen[0] for at in seen[1].values()),
-            what=f"a scrape after {settled_at:.3f}, then every rule group evaluated after it "
-            "(Unix times of the last scrape, of each group's last evaluation)",
-            within=10 * SCRAPE_SECONDS,
+            evaluated,
+            lambda groups: bool(groups) and all(at > scrape for at in groups.values()),
+            what=f"every rule group evaluated after the scrape at {scrape:.3f} (Unix times)",
+            within=5 * SCRAPE_SECONDS,
         )
 
 
