@@ -48,14 +48,19 @@ class Running:
 
     async def ready(self) -> None:
         async with aiohttp.ClientSession() as session:
-            for _ in range(300):
-                assert self.process.returncode is None, self.text
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get(f"http://127.0.0.1:{self.port}/readyz") as response:
-                        if response.status == 200:
-                            return
-                await asyncio.sleep(0.1)
-        raise AssertionError("not ready: " + self.text)
+
+            async def answer() -> tuple[int, str]:
+                assert self.process.returncode is None, self.text  # exited: its output
+                async with session.get(f"http://127.0.0.1:{self.port}/readyz") as response:
+                    return response.status, await response.text()
+
+            await until(
+                answer,
+                lambda seen: seen[0] == 200,
+                what=f"/readyz on port {self.port} answering 200 (status, body)",
+                within=30,
+                errors=(aiohttp.ClientError, OSError),
+            )
 
     async def wait(self, within: float = 30) -> int:
         code = await asyncio.wait_for(self.process.wait(), within)
