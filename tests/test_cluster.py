@@ -17,7 +17,7 @@ from yarl import URL
 from tests.cluster import cluster
 from tests.conftest import FPF
 from tests.fake_dt import API_KEY, FakeDt
-from tests.harness import TOKEN, WebhookLoad
+from tests.harness import TOKEN, WebhookLoad, all_jobs_settled
 from tests.rabbit import eventually
 from worker.adapters import schemas
 from worker.core import fpf
@@ -115,7 +115,9 @@ async def test_r6_losing_the_connected_node_loses_nothing_accepted(aiohttp_clien
         async with asyncio.timeout(60):  # dead letters a lost node held are resent within 10 s
             while await nodes.messages(survivor, holding) > 0:  # noqa: ASYNC110 - broker state
                 await asyncio.sleep(0.5)
-        await asyncio.sleep(1.0)  # the last jobs' events and confirms
+        # a job acks after its events are confirmed, and counts as settled after its ack: once
+        # every enqueued job has settled, every event it published is in the listener's queue
+        await all_jobs_settled(client, within=60)
         await client.close()
         events = await _read_all(survivor.url, listener)
         parked = await _queued(survivor.url, [topo.parked_queue.name])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -116,16 +117,22 @@ async def _run(*args: str, env: dict[str, str], until: str) -> tuple[int | None,
     )
     assert process.stdout is not None
     lines: list[str] = []
+    running = True
     try:
         async with asyncio.timeout(30):
             while line := (await process.stdout.readline()).decode():
                 lines.append(line)
                 if until in line:
                     break
+            else:  # end of output: the command exited on its own; it is only waited for
+                running = False
     finally:
-        if process.returncode is None:
+        if running:
+            # os.kill, not process.terminate(): Popen.send_signal polls first (bpo-38630), and
+            # that waitpid reaps an exited child before asyncio's child watcher does, which then
+            # reports returncode 255 instead of the command's own exit code
             with contextlib.suppress(ProcessLookupError):
-                process.terminate()
+                os.kill(process.pid, signal.SIGTERM)
         await process.wait()
     return process.returncode, "".join(lines)
 

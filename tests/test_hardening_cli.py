@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import re
 import signal
 import socket
 import time
@@ -21,6 +23,7 @@ from tests.fake_dt import API_KEY, FakeDt, Fault
 from tests.harness import REAL, TOKEN, notification
 from tests.rabbit import AMQP_URL, drain, eventually, temporary_topology, unique_prefix
 from tests.test_operations import SCRIPT, _env, _portfolio, cli
+from tests.waiting import until
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -45,14 +48,19 @@ class Running:
 
     async def ready(self) -> None:
         async with aiohttp.ClientSession() as session:
-            for _ in range(300):
-                assert self.process.returncode is None, self.text
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get(f"http://127.0.0.1:{self.port}/readyz") as response:
-                        if response.status == 200:
-                            return
-                await asyncio.sleep(0.1)
-        raise AssertionError("not ready: " + self.text)
+
+            async def answer() -> tuple[int, str]:
+                assert self.process.returncode is None, self.text  # exited: its output
+                async with session.get(f"http://127.0.0.1:{self.port}/readyz") as response:
+                    return response.status, await response.text()
+
+            await until(
+                answer,
+                lambda seen: seen[0] == 200,
+                what=f"/readyz on port {self.port} answering 200 (status, body)",
+                within=30,
+                errors=(aiohttp.ClientError, OSError),
+            )
 
     async def wait(self, within: float = 30) -> int:
         code = await asyncio.wait_for(self.process.wait(), within)
@@ -279,7 +287,9 @@ async def test_a_second_sigterm_on_an_idle_serve_still_exits_0(dt: FakeDt):
         service.process.send_signal(signal.SIGTERM)
         await asyncio.sleep(0.05)
         with contextlib.suppress(ProcessLookupError):  # an idle serve may be gone already
-            service.process.send_signal(signal.SIGTERM)
+            # os.kill: Popen.send_signal would first reap an exited serve (bpo-38630's poll),
+            # and asyncio's child watcher would then report 255, not its exit code
+            os.kill(service.process.pid, signal.SIGTERM)
         assert await service.wait() == 0, service.text
     events = [line["event"] for line in service.lines()]
     assert "serve.stopped" in events
@@ -304,7 +314,12 @@ async def test_a_second_sigterm_during_a_drain_is_ignored_and_the_drain_finishes
             )
         await eventually(lambda: len(dt.fetches_of(project)) == 1)
         service.process.send_signal(signal.SIGTERM)
-        await asyncio.sleep(0.3)
+        # the second signal lands mid-drain: once the worker says it is draining its job
+        await until(
+            lambda: re.findall(r'"event":\s*"([^"]+)"', service.text),
+            lambda events: "worker.draining" in events,
+            what="the worker.draining log line after the first SIGTERM (the events logged)",
+        )
         service.process.send_signal(signal.SIGTERM)
         assert await service.wait() == 0, service.text
         assert await drain(topo.jobs_queue.name) == []  # settled: acked, not redelivered

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,9 @@ import yaml
 
 from tests.conftest import REPO
 from tests.fake_dt import API_KEY, FakeDt
-from tests.harness import REAL, SCRIPT, TOKEN, _free_port, _project, notification
+from tests.harness import REAL, SCRIPT, TOKEN, _free_port, _project, notification, samples
 from tests.rabbit import AMQP_URL, temporary_topology, unique_prefix
+from tests.waiting import until
 
 RULES = REPO / "deploy" / "prometheus" / "dtrack-worker.rules.yaml"
 RULE_TESTS = REPO / "tests" / "prometheus" / "rules_test.yaml"
@@ -119,32 +121,43 @@ def test_a_broken_rule_fails_promtool(tmp_path: Path):
 
 @contextlib.contextmanager
 def _process(
-    arguments: list[str], env: dict[str, str] | None = None
+    arguments: list[str], log: Path, env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(arguments, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    """A long-running server, its output in ``log`` (a file never fills up and blocks it, as
+    an unread pipe would)."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(arguments, env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
         yield process
     finally:
         if process.poll() is None:
             process.terminate()
         try:
-            process.communicate(timeout=20)
+            process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.communicate()
+            process.wait()
+
+
+def _exited(process: subprocess.Popen[bytes], log: Path) -> str:
+    return f"exited {process.returncode}: {log.read_text()}"
 
 
 async def _until_ok(
-    session: aiohttp.ClientSession, url: str, process: subprocess.Popen[bytes]
+    session: aiohttp.ClientSession, url: str, process: subprocess.Popen[bytes], log: Path
 ) -> None:
-    for _ in range(300):
-        assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
-        with contextlib.suppress(aiohttp.ClientError):
-            async with session.get(url) as response:
-                if response.status == 200:
-                    return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{url} never answered 200")
+    async def answer() -> tuple[int, str]:
+        assert process.poll() is None, _exited(process, log)
+        async with session.get(url) as response:
+            return response.status, (await response.text())[:300]
+
+    await until(
+        answer,
+        lambda seen: seen[0] == 200,
+        what=f"{url} answering 200 (status, body)",
+        within=30,
+        errors=(aiohttp.ClientError, OSError),
+    )
 
 
 @contextlib.asynccontextmanager
@@ -192,9 +205,17 @@ async def _running(tmp_path: Path, dt: FakeDt) -> AsyncIterator[tuple[int, int]]
         f"--web.listen-address=127.0.0.1:{prometheus_port}",
     ]
     async with temporary_topology(prefix), aiohttp.ClientSession() as session:
-        with _process([SCRIPT, "serve"], env) as service, _process(prometheus) as server:
-            await _until_ok(session, f"http://127.0.0.1:{service_port}/readyz", service)
-            await _until_ok(session, f"http://127.0.0.1:{prometheus_port}/-/ready", server)
+        service_log, server_log = tmp_path / "serve.log", tmp_path / "prometheus.log"
+        with (
+            _process([SCRIPT, "serve"], service_log, env) as service,
+            _process(prometheus, server_log) as server,
+        ):
+            await _until_ok(
+                session, f"http://127.0.0.1:{service_port}/readyz", service, service_log
+            )
+            await _until_ok(
+                session, f"http://127.0.0.1:{prometheus_port}/-/ready", server, server_log
+            )
             yield service_port, prometheus_port
             assert service.poll() is None
 
@@ -234,6 +255,62 @@ async def _traffic(port: int, dt: FakeDt) -> None:
             await asyncio.sleep(SCRAPE_SECONDS)
 
 
+def _instant(rfc3339: str) -> float:
+    """Prometheus's RFC 3339 times (nanoseconds, ``Z``) as Unix seconds."""
+    trimmed = re.sub(r"(\.\d{6})\d+", r"\1", rfc3339).replace("Z", "+00:00")
+    return datetime.fromisoformat(trimmed).timestamp()
+
+
+async def _settled_scraped_and_evaluated(service: int, prometheus: int) -> None:
+    """The signal the queries wait for: every job the traffic enqueued settled, then a scrape of
+    the service begun after that, then every rule group evaluated after that scrape."""
+    async with aiohttp.ClientSession() as session:
+
+        async def jobs() -> tuple[int, int]:
+            async with session.get(f"http://127.0.0.1:{service}/metrics") as response:
+                exposition = await response.text()
+            enqueued = samples(exposition, "dtrack_worker_jobs_enqueued_total")
+            outcomes = {
+                s.labels["outcome"]: int(s.value)
+                for s in samples(exposition, "dtrack_worker_jobs_total")
+            }
+            settled = sum(outcomes.values()) - outcomes.get("retried", 0)
+            return sum(int(s.value) for s in enqueued), settled
+
+        await until(
+            jobs,
+            lambda seen: seen[1] >= seen[0],
+            what="every job enqueued settled (enqueued, settled)",
+            within=60,
+        )
+        settled_at = time.time()
+
+        async def scraped() -> float:
+            async with session.get(f"{base}/targets") as response:
+                targets = (await response.json())["data"]["activeTargets"]
+            # no target yet: Prometheus has not read its scrape config yet
+            return max((_instant(target["lastScrape"]) for target in targets), default=0.0)
+
+        async def evaluated() -> dict[str, float]:
+            async with session.get(f"{base}/rules") as response:
+                groups = (await response.json())["data"]["groups"]
+            return {group["name"]: _instant(group["lastEvaluation"]) for group in groups}
+
+        base = f"http://127.0.0.1:{prometheus}/api/v1"
+        scrape = await until(
+            scraped,
+            lambda at: at >= settled_at,
+            what=f"a scrape of the service after {settled_at:.3f} (Unix time of the last one)",
+            within=5 * SCRAPE_SECONDS,
+        )
+        await until(
+            evaluated,
+            lambda groups: bool(groups) and all(at > scrape for at in groups.values()),
+            what=f"every rule group evaluated after the scrape at {scrape:.3f} (Unix times)",
+            within=5 * SCRAPE_SECONDS,
+        )
+
+
 async def _query(session: aiohttp.ClientSession, port: int, expression: str) -> list[Any]:
     async with session.get(
         f"http://127.0.0.1:{port}/api/v1/query", params={"query": expression}
@@ -267,7 +344,7 @@ def _exported_names(exposition: str) -> set[str]:
 async def test_a_real_prometheus_answers_every_dashboard_and_rule_expression(tmp_path: Path):
     async with FakeDt() as dt, _running(tmp_path, dt) as (service, prometheus):
         await _traffic(service, dt)
-        await asyncio.sleep(2 * SCRAPE_SECONDS)  # the last samples scraped, the rules evaluated
+        await _settled_scraped_and_evaluated(service, prometheus)
         async with aiohttp.ClientSession() as session:
             async with session.get(f"http://127.0.0.1:{service}/metrics") as response:
                 exposition = await response.text()

@@ -80,6 +80,9 @@ async def test_two_processes_share_the_port_and_stop_together_on_sigterm() -> No
     prefix, port = unique_prefix(), _free_port()
     async with temporary_topology(prefix) as topo, supervisor(prefix, port) as process:
         started = await _connected(process)
+        assert process.stdout is not None
+        # read on while the webhooks run: an unread pipe fills up and blocks the receivers' logging
+        rest = asyncio.create_task(process.stdout.read())
         await eventually(lambda: len(_children(process.pid)) == 2)
         for n in range(40):  # a connection each: the kernel spreads them over both
             async with (
@@ -94,8 +97,7 @@ async def test_two_processes_share_the_port_and_stop_together_on_sigterm() -> No
         assert await depth(topo.jobs_queue.name) == 40
         children = _children(process.pid)
         process.send_signal(signal.SIGTERM)
-        assert process.stdout is not None
-        output = started + await asyncio.wait_for(process.stdout.read(), 30)
+        output = started + await asyncio.wait_for(rest, 30)
         assert await process.wait() == 0
         assert not any(_alive(pid) for pid in children)
         assert output.count(b'"event":"receiver.stopped"') == 2

@@ -4,6 +4,7 @@ against the real RabbitMQ and the fake DT."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from tests.fake_dt import FakeDt
 from tests.harness import REAL, TOKEN, notification, post
 from tests.rabbit import drain, eventually
 from tests.test_operations import _env, cli
+from tests.waiting import until
 from worker.core import scope
 from worker.core.errors import DtUnavailable
 from worker.core.fpf import ProjectFacts
@@ -116,13 +118,16 @@ async def test_a_dt4_notification_without_tags_is_decided_by_the_worker(serve, d
     (kept,) = (await post(client, inside))["jobs"]  # v4: no tags, the receiver cannot tell
     assert len((await post(client, outside, 1))["jobs"]) == 1  # enqueued: the worker decides
     await eventually(lambda: kept["job_id"] in events.summaries(), within=20)
-    metrics = ""
-    for _ in range(100):
+
+    async def settled() -> list[str]:
         metrics = await (await client.get("/metrics")).text()
-        if 'dtrack_worker_jobs_total{outcome="out_of_scope"} 1.0' in metrics:
-            break
-        await _pause()
-    assert 'dtrack_worker_jobs_total{outcome="out_of_scope"} 1.0' in metrics
+        return re.findall(r"^dtrack_worker_jobs_total\{.*$", metrics, re.MULTILINE)
+
+    await until(
+        settled,
+        lambda lines: 'dtrack_worker_jobs_total{outcome="out_of_scope"} 1.0' in lines,
+        what="the second job settled out_of_scope (the jobs_total samples)",
+    )
     assert dt.fetches_of(outside) == []  # never fetched
     assert len(dt.fetches_of(inside)) == 1
     assert await drain(topo.parked_queue.name) == []
@@ -143,12 +148,6 @@ async def test_backfill_queues_only_the_projects_in_scope(serve, dt: FakeDt):
     assert "1 jobs enqueued for 3 projects (2 skipped: out of scope" in out
     (job,) = await drain(topo.jobs_queue.name)
     assert orjson.loads(job.body)["project_uuid"] == dt.projects[0]["uuid"]
-
-
-async def _pause() -> None:
-    import asyncio
-
-    await asyncio.sleep(0.1)
 
 
 async def test_tags_a_dt5_notification_gives_are_used_without_asking_dt(serve, dt: FakeDt):
