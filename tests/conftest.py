@@ -15,12 +15,16 @@ import pytest
 import structlog
 
 from tests.rabbit import AMQP_URL
-from worker.adapters import schemas
+from worker.adapters import logs, schemas
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
 FPF = FIXTURES / "fpf"
 NOTIFICATIONS = FIXTURES / "notifications"
+
+# tests configure logging per test (into their own streams): a logger cached by an earlier
+# test would keep writing where that test configured it, whatever the order
+logs.CACHE_LOGGERS = False
 
 if not (FIXTURES / "MANIFEST.md").is_file():  # a missing fixture tree must fail, never skip
     raise RuntimeError(f"the DT fixtures are missing: expected them at {FIXTURES}")

@@ -76,6 +76,11 @@ def _redacted(value: Any) -> Any:
     return value
 
 
+# A logger caches its configuration (stream, processors) on first use: right for a process,
+# configured once; the test suite configures logging per test and turns it off.
+CACHE_LOGGERS = True
+
+
 def configure(
     level: str = "INFO",
     *,
@@ -113,7 +118,7 @@ def configure(
         processors=[*SHARED, *own_tail],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=factory,
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=CACHE_LOGGERS,
     )
     handler = logging.StreamHandler(out)
     handler.setFormatter(
