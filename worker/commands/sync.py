@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, seconds, settings_from
@@ -79,23 +77,8 @@ async def _enqueue_and_follow(
     from worker.core import jobs  # its validation loads jsonschema-rs: not for --help
     from worker.service import sync
 
-    run_id = f"sync:{uuid.uuid4()}"
-    accepted = jobs.utc_timestamp(datetime.now(UTC))
-    queued = {
-        jobs.job_id(run_id, target.uuid): target for target in {t.uuid: t for t in targets}.values()
-    }
-    made = [
-        jobs.Job(
-            job_id=job_id,
-            project_uuid=target.uuid,
-            project_name=target.name,
-            trigger="SYNC",
-            notification_id=run_id,
-            accepted_at=accepted,
-            correlation_id=run_id,
-        )
-        for job_id, target in queued.items()
-    ]
+    planned = sync.run_for(targets)
+    run_id, queued, made = planned.id, planned.targets, planned.jobs
     if not args.wait:
         await broker.enqueue(made)
         for job in made:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import re
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
@@ -19,6 +21,7 @@ import orjson
 from aio_pika.abc import AbstractIncomingMessage
 
 from worker.adapters.dtrack import DtClient
+from worker.core import jobs
 from worker.core.errors import ConfigError
 
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -40,6 +43,35 @@ class Target:
         if self.name is None:
             return self.uuid
         return f"{self.name}@{self.version}" if self.version else self.name
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Run:
+    """A sync run's jobs: one SYNC job per project named (each once), and its target by job id."""
+
+    id: str
+    targets: dict[str, Target]
+    jobs: list[jobs.Job]
+
+
+def run_for(targets: Sequence[Target]) -> Run:
+    """The SYNC jobs of a new run (``sync`` and the console's Sync page queue them)."""
+    run_id = f"sync:{uuid.uuid4()}"
+    accepted = jobs.utc_timestamp(datetime.now(UTC))
+    queued = {jobs.job_id(run_id, t.uuid): t for t in {t.uuid: t for t in targets}.values()}
+    made = [
+        jobs.Job(
+            job_id=job_id,
+            project_uuid=target.uuid,
+            project_name=target.name,
+            trigger="SYNC",
+            notification_id=run_id,
+            accepted_at=accepted,
+            correlation_id=run_id,
+        )
+        for job_id, target in queued.items()
+    ]
+    return Run(run_id, queued, made)
 
 
 async def resolve(dt: DtClient, argument: str) -> Target:

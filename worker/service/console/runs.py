@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -96,22 +95,9 @@ class SyncRuns:
     async def start(self, targets: list[sync.Target]) -> SyncRun:
         """One SYNC job per project, queued with the run's progress queue; raises what the
         broker raises when the jobs cannot be queued (then nothing was queued)."""
-        run_id = f"sync:{uuid.uuid4()}"
-        accepted = jobs.utc_timestamp(datetime.now(UTC))
-        queued = {jobs.job_id(run_id, t.uuid): t for t in {t.uuid: t for t in targets}.values()}
-        made = [
-            jobs.Job(
-                job_id=job_id,
-                project_uuid=target.uuid,
-                project_name=target.name,
-                trigger="SYNC",
-                notification_id=run_id,
-                accepted_at=accepted,
-                correlation_id=run_id,
-            )
-            for job_id, target in queued.items()
-        ]
-        run = SyncRun(run_id, queued)
+        planned = sync.run_for(targets)
+        made, queued = planned.jobs, planned.targets
+        run = SyncRun(planned.id, planned.targets)
         await self._broker.wait_ready(within=READY_SECONDS)  # connecting since the start
         connection = await connect_once(self._settings.broker)
         try:
