@@ -75,6 +75,8 @@ def _own_text_files() -> list[Path]:
             and "__pycache__" not in path.parts
             and path.suffix in ("", ".py", ".md", ".sh", ".toml", ".yaml", ".yml", ".txt")
         ]
+    # the fixtures' own notes too (their data files quote DT's texts, not our paths)
+    files += list(FIXTURES.rglob("*.md"))
     return [path for path in files if path != Path(__file__)]
 
 
