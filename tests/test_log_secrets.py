@@ -4,13 +4,12 @@ the URL-shaped redaction's blind spots. Production's log configuration, into mem
 
 from __future__ import annotations
 
-import io
 import logging
-from collections.abc import Callable, Iterator
 
 import pytest
 import structlog
 
+from tests.test_secrets import log_stream as log_stream  # the fixture
 from worker.adapters import logs
 from worker.commands.common import settings_from
 from worker.core.config import Settings
@@ -38,35 +37,9 @@ HIDDEN = [
 ]
 
 
-@pytest.fixture
-def log_stream() -> Iterator[Callable[[bool, Settings], io.BytesIO]]:
-    saved = structlog.get_config()
-    handlers = logging.getLogger().handlers[:]
-    level = logging.getLogger().level
-    streams: list[io.TextIOWrapper] = []
-
-    def configure(json: bool, settings: Settings) -> io.BytesIO:
-        raw = io.BytesIO()
-        stream = io.TextIOWrapper(raw, write_through=True)
-        streams.append(stream)
-        logs.configure("INFO", json=json, stream=stream, secrets=settings.secret_values())
-        structlog.configure(cache_logger_on_first_use=False)
-        return raw
-
-    try:
-        yield configure
-    finally:
-        for stream in streams:
-            stream.detach()
-        structlog.configure(**saved)
-        logging.getLogger().handlers[:] = handlers
-        logging.getLogger().setLevel(level)
-        logs.configure_secrets(())
-
-
 @pytest.mark.parametrize("json", [True, False], ids=["json", "console"])
 def test_configured_secrets_are_masked_in_any_form(log_stream, json):
-    raw = log_stream(json, Settings.from_env(ENVIRON))
+    raw = log_stream(json, Settings.from_env(ENVIRON).secret_values())
     for secret in HIDDEN:
         forms = [f"password: {secret}", repr({"password": secret}), f"PGPASSWORD={secret}",
                  f"u:{secret}@h:5432", f"token {secret} refused"]  # fmt: skip
@@ -88,7 +61,7 @@ def test_short_values_are_not_masked(log_stream):
     """A value under 6 characters is left as it is: masking it would blank ordinary words (a
     broker password ``guest`` is also its user name), and the pattern of the masks would
     itself show the value. Such secrets are refused or warned about where they are set."""
-    raw = log_stream(True, Settings.from_env(ENVIRON))
+    raw = log_stream(True, Settings.from_env(ENVIRON).secret_values())
     structlog.get_logger("t").info("connected", user="guest", host="mq2")
     assert '"user":"guest"' in raw.getvalue().decode()
 

@@ -9,7 +9,7 @@ import asyncio
 import io
 import logging
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import aio_pika
 import pytest
@@ -345,19 +345,19 @@ DRIVER_ERROR = "connection to postgresql://u:Sεcr@t,pw@db/s?sslpassword=κλμ�
 
 
 @pytest.fixture
-def log_stream() -> Iterator[Callable[[bool], io.BytesIO]]:
-    """Production's log configuration, JSON or console, into memory."""
+def log_stream() -> Iterator[Callable[..., io.BytesIO]]:
+    """Production's log configuration, JSON or console, into memory; ``secrets``: the
+    configured secrets' values, masked (test_log_secrets uses it too)."""
     saved = structlog.get_config()
     handlers = logging.getLogger().handlers[:]
     level = logging.getLogger().level
     streams: list[io.TextIOWrapper] = []
 
-    def configure(json: bool) -> io.BytesIO:
+    def configure(json: bool, secrets: Iterable[str] = ()) -> io.BytesIO:
         raw = io.BytesIO()
         stream = io.TextIOWrapper(raw, write_through=True)
         streams.append(stream)
-        logs.configure("INFO", json=json, stream=stream)
-        structlog.configure(cache_logger_on_first_use=False)
+        logs.configure("INFO", json=json, stream=stream, secrets=secrets)
         return raw
 
     try:
@@ -368,6 +368,7 @@ def log_stream() -> Iterator[Callable[[bool], io.BytesIO]]:
         structlog.configure(**saved)
         logging.getLogger().handlers[:] = handlers
         logging.getLogger().setLevel(level)
+        logs.configure_secrets(())
 
 
 @pytest.mark.parametrize("json", [True, False], ids=["json", "console"])
