@@ -128,7 +128,6 @@ async def serve(aiohttp_client, dt: FakeDt, rabbitmq: str):
 
     async def start(prefix: str | None = None, work: bool = True, **env: str):
         prefix = prefix or unique_prefix()
-        topo = await stack.enter_async_context(temporary_topology(prefix))
         settings = Settings.from_env(
             {
                 "DTRACK_WORKER_PREFIX": prefix,
@@ -144,6 +143,8 @@ async def serve(aiohttp_client, dt: FakeDt, rabbitmq: str):
             }
             | {f"DTRACK_WORKER_{key.upper()}": value for key, value in env.items()}
         )
+        delay = settings.receiver.coalesce_seconds  # its delay queue is cleaned up too
+        topo = await stack.enter_async_context(temporary_topology(prefix, [delay] if delay else []))
         app, broker = service.build(settings, receive=True, work=work)
         client = await aiohttp_client(app)
         stack.push_async_callback(client.close)  # stop the service before its queues go

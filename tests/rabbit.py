@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
@@ -23,9 +23,12 @@ def unique_prefix() -> str:
 
 
 @contextlib.asynccontextmanager
-async def temporary_topology(prefix: str) -> AsyncIterator[topology.Topology]:
-    """The topology's names, deleted from the broker afterwards whatever the test left there."""
-    topo = topology.build(prefix, delays=TEST_DELAYS)
+async def temporary_topology(
+    prefix: str, delays: Iterable[float] = ()
+) -> AsyncIterator[topology.Topology]:
+    """The topology's names, deleted from the broker afterwards whatever the test left there;
+    ``delays``: coalescing delays the test uses beyond TEST_DELAYS (their queues go too)."""
+    topo = topology.build(prefix, delays=(*TEST_DELAYS, *delays))
     try:
         yield topo
     finally:
