@@ -16,7 +16,8 @@ import orjson
 from worker.core.change_events import CHANGE_ID_NAMESPACE, SEQUENCE_DIGITS, iso, routing_key
 from worker.core.events import DATA_CONTENT_TYPE, SPEC_VERSION, Event
 from worker.core.ids import Uuid5Prefix
-from worker.core.line_diff import LineDiff, LineTransition
+from worker.core.line_compare import LineTransition
+from worker.core.line_diff import LineDiff
 from worker.core.lines import Line
 
 LINE_CHANGE_EVENT_SCHEMA = "urn:dtrack-worker:schema:finding-change:2.0.0"

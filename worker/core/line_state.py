@@ -1,0 +1,242 @@
+"""A line's stored state: its findings as the last comparison left them, and its alias map.
+Pure.
+
+The live stream compares each export of a line's current version against this state, not
+against an older export (``line_compare.compare``); the offline ``diff`` builds OLD's state from
+OLD's export with ``of_export`` and compares the same way. What a finding keeps is what the
+events need once its rows are gone: the representative instance's tracked fields, EPSS and
+snapshot (``tracking.snapshot``), and every instance with DT's suppression of it. See
+docs/lines.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from collections.abc import Mapping, Sequence
+from datetime import tzinfo
+from typing import Any, Literal
+
+import orjson
+
+from worker.core import finding, vulnid
+from worker.core.line_findings import Grouped, Instance, Known, LineFinding, version_order
+from worker.core.lines import Line
+from worker.core.package import Package
+from worker.core.tracking import epss, snapshot, tracked
+
+LineStatus = Literal["open", "suppressed"]
+Rows = Mapping[str, Mapping[str, Any]]  # an export's first row of each matrix
+
+FORMAT = 1  # the first byte of ``pack``: zlib-compressed JSON
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoredInstance:
+    instance: Instance
+    suppressed: bool  # DT's own analysis of this DT finding
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class StoredFinding:
+    """A line finding as stored: identity, status, instances, and its representative's parts
+    (what a ``changed`` compares against, and a ``resolved`` describes)."""
+
+    id: str
+    package: Package
+    vulnerability: str
+    aliases: tuple[str, ...]
+    status: LineStatus
+    carried: bool  # kept suppressed though DT lost the analysis (DTRACK_WORKER_CARRY_TRIAGE)
+    instances: tuple[StoredInstance, ...]
+    matrix: str  # the representative instance's
+    severity: str
+    tracked: dict[str, Any]
+    epss: float | None
+    snapshot: dict[str, Any]  # tracking.snapshot of the representative's parts
+    first_seen: float
+    opened_at: float
+
+    def finding(self, line: Line) -> LineFinding:
+        return LineFinding(
+            id=self.id,
+            line=line,
+            package=self.package,
+            vulnerability=self.vulnerability,
+            aliases=self.aliases,
+            instances=tuple(i.instance for i in self.instances),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LineState:
+    """A line's findings (open or suppressed, by id) and its alias map (``Grouped.known``)."""
+
+    line: Line
+    known: Known
+    findings: Mapping[str, StoredFinding]
+
+    @property
+    def open(self) -> list[StoredFinding]:
+        return [f for f in self.findings.values() if f.status == "open"]
+
+
+def empty(line: Line) -> LineState:
+    return LineState(line, {}, {})
+
+
+def status_of(line_finding: LineFinding, rows: Rows) -> LineStatus:
+    """Open while any instance is; suppressed when DT suppressed every one."""
+    for instance in line_finding.instances:
+        analysis = rows[instance.matrix].get("analysis") or {}
+        if analysis.get("isSuppressed") is not True:
+            return "open"
+    return "suppressed"
+
+
+def representative(line_finding: LineFinding) -> Instance:
+    """The instance an event describes: the DT finding whose own id is the finding's id (the
+    CVE row of a GHSA/CVE pair), then the lowest version, then the matrix."""
+    return min(
+        line_finding.instances,
+        key=lambda i: (
+            vulnid.token(i.source, i.vuln_id) != line_finding.vulnerability,
+            version_order(i),
+        ),
+    )
+
+
+def stored(
+    line_finding: LineFinding,
+    rows: Rows,
+    zone: tzinfo,
+    *,
+    status: LineStatus,
+    carried: bool,
+    described: Instance,
+    first_seen: float,
+    opened_at: float,
+) -> StoredFinding:
+    """``line_finding`` as stored, described by its instance ``described`` (a row of ``rows``)."""
+    row = rows[described.matrix]
+    fields = tracked(row)
+    return StoredFinding(
+        id=line_finding.id,
+        package=line_finding.package,
+        vulnerability=line_finding.vulnerability,
+        aliases=line_finding.aliases,
+        status=status,
+        carried=carried,
+        instances=tuple(
+            StoredInstance(i, _suppressed(rows[i.matrix])) for i in line_finding.instances
+        ),
+        matrix=described.matrix,
+        severity=fields["severity"],
+        tracked=fields,
+        epss=epss(row),
+        snapshot=snapshot(finding.parts(row, zone)),
+        first_seen=first_seen,
+        opened_at=opened_at,
+    )
+
+
+def _suppressed(row: Mapping[str, Any]) -> bool:
+    return (row.get("analysis") or {}).get("isSuppressed") is True
+
+
+def of_export(grouped: Grouped, rows: Rows, zone: tzinfo, *, at: float) -> LineState:
+    """The state one export gives its line, as if every finding had been seen first at ``at``
+    (the offline diff's OLD)."""
+    line = grouped.findings[0].line if grouped.findings else None
+    findings = {
+        f.id: stored(
+            f,
+            rows,
+            zone,
+            status=status_of(f, rows),
+            carried=False,
+            described=representative(f),
+            first_seen=at,
+            opened_at=at,
+        )
+        for f in grouped.findings
+    }
+    return LineState(line or Line("", "", ""), grouped.known, findings)
+
+
+def counts(state: LineState) -> dict[str, int]:
+    """Open findings by severity."""
+    found: dict[str, int] = {}
+    for f in state.open:
+        found[f.severity] = found.get(f.severity, 0) + 1
+    return found
+
+
+# -- packing: compact bytes for the store ------------------------------------------------------
+
+_INSTANCE_FIELDS = tuple(f.name for f in dataclasses.fields(Instance))
+
+
+def pack(state: LineState) -> bytes:
+    """The findings and the alias map as compressed JSON (the line itself is stored beside)."""
+    document = {
+        "known": state.known,
+        "findings": [_packed(f) for f in sorted(state.findings.values(), key=lambda f: f.id)],
+    }
+    return bytes([FORMAT]) + zlib.compress(orjson.dumps(document), 6)
+
+
+def _packed(f: StoredFinding) -> list[Any]:
+    return [
+        f.id,
+        [f.package.key, f.package.kind, f.package.problem],
+        f.vulnerability,
+        list(f.aliases),
+        f.status,
+        f.carried,
+        [[*(getattr(i.instance, n) for n in _INSTANCE_FIELDS), i.suppressed] for i in f.instances],
+        f.matrix,
+        f.severity,
+        f.tracked,
+        f.epss,
+        f.snapshot,
+        f.first_seen,
+        f.opened_at,
+    ]
+
+
+def unpack(line: Line, data: bytes | None) -> LineState:
+    """What ``pack`` made; an empty state for no bytes."""
+    if not data:
+        return empty(line)
+    if data[0] != FORMAT:
+        raise ValueError(f"line state format {data[0]} is not one this release reads")
+    document = orjson.loads(zlib.decompress(data[1:]))
+    findings: dict[str, StoredFinding] = {}
+    for entry in document["findings"]:
+        (ident, package, vuln, aliases, status, carried, instances, matrix, severity, fields,
+         score, snap, first, opened) = entry  # fmt: skip
+        findings[ident] = StoredFinding(
+            id=ident,
+            package=Package(package[0], package[1], package[2]),
+            vulnerability=vuln,
+            aliases=tuple(aliases),
+            status=status,
+            carried=carried,
+            instances=tuple(
+                StoredInstance(Instance(**dict(zip(_INSTANCE_FIELDS, i[:-1], strict=True))), i[-1])
+                for i in instances
+            ),
+            matrix=matrix,
+            severity=severity,
+            tracked=fields,
+            epss=score,
+            snapshot=snap,
+            first_seen=first,
+            opened_at=opened,
+        )
+    return LineState(line, document["known"], findings)
+
+
+def open_ids(findings: Sequence[StoredFinding]) -> set[str]:
+    return {f.id for f in findings if f.status == "open"}
