@@ -76,6 +76,17 @@ class NoSuppressions:
     async def project(self, project_uuid: str, *, retry: bool = True) -> dict[str, Any] | None:
         raise AssertionError("nothing resolves in this benchmark: the guard never asks")
 
+    async def list_projects(
+        self,
+        page: int,
+        size: int,
+        *,
+        active_only: bool = False,
+        name: str | None = None,
+        search: str | None = None,
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        raise AssertionError("the per-project cases run with DTRACK_WORKER_TRACK=project")
+
 
 @contextlib.contextmanager
 def database(backend: str, folder: Path) -> Any:

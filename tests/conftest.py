@@ -26,6 +26,10 @@ NOTIFICATIONS = FIXTURES / "notifications"
 # test would keep writing where that test configured it, whatever the order
 logs.CACHE_LOGGERS = False
 
+# The commands the tests run (and their subprocesses) keep the per-project v1 stream the tests
+# were written for; the line stream's tests (test_line_stream.py) say DTRACK_WORKER_TRACK=line.
+os.environ.setdefault("DTRACK_WORKER_TRACK", "project")
+
 if not (FIXTURES / "MANIFEST.md").is_file():  # a missing fixture tree must fail, never skip
     raise RuntimeError(f"the DT fixtures are missing: expected them at {FIXTURES}")
 

@@ -135,6 +135,8 @@ async def serve(aiohttp_client, dt: FakeDt, rabbitmq: str):
                 "DTRACK_WORKER_COALESCE_SECONDS": "0",
                 # today's one event per finding; the change stream's tests say delta
                 "DTRACK_WORKER_EMIT": "snapshot",
+                # the per-project v1 stream the existing tests assert; line tests say track=line
+                "DTRACK_WORKER_TRACK": "project",
                 "DTRACK_WORKER_AMQP_URL": rabbitmq,
                 "DTRACK_WORKER_DT_URL": dt.url,
                 "DTRACK_WORKER_DT_API_KEY": API_KEY,
@@ -273,6 +275,7 @@ class Workers:
             "DTRACK_WORKER_DT_API_KEY": API_KEY,
             "DTRACK_WORKER_LISTEN": f"127.0.0.1:{port}",
             "DTRACK_WORKER_EMIT": "snapshot",
+            "DTRACK_WORKER_TRACK": "project",  # v1 per project; line tests say track=line
         } | {f"DTRACK_WORKER_{key.upper()}": value for key, value in env.items()}
         log = self.logs / f"worker-{len(self.processes) + 1}.log"
         process = WorkerProcess([SCRIPT, "worker"], variables, log, port)

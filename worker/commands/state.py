@@ -138,6 +138,9 @@ def _deltas(settings: Settings, store: Store, dt: Any, relay: Relay | None = Non
         baseline=True,
         clock_skew_tolerance=settings.state.clock_skew_tolerance,
         guard=settings.state.mass_resolve,
+        track=settings.state.track,
+        line_by=settings.state.line_by,
+        carry_triage=settings.state.carry_triage,
     )
     return Deltas(
         store,

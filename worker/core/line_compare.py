@@ -95,9 +95,13 @@ class _Compared:
         absorbed = _absorbed(later.assignments)
         for key in sorted(old_by):
             before = old_by[key]
-            if key not in new_ids and before.status == "open":
+            if key in new_ids:
+                continue
+            if before.status == "open":
                 into = _merged_into(before, absorbed, later.findings)
                 found.append(self._left(before, into, earlier))
+            else:  # exports leave suppressed findings out: the triage stays as it was
+                kept[key] = before
         return Compared(found, LineState(earlier.line, later.known, kept))
 
     def _parts(self, row: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import dataclasses
 import re
 from urllib.parse import parse_qs, urlsplit
 
-from worker.core import mass_resolve, urls
+from worker.core import lines, mass_resolve, urls
 from worker.core.env import PREFIX, Env, Secret, postgresql_url
 from worker.core.errors import ConfigError
 from worker.core.mass_resolve import Guard
@@ -15,6 +15,7 @@ from worker.core.mass_resolve import Guard
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 EMIT_MODES = ("delta", "snapshot", "both")
+TRACKS = ("line", "project")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,6 +31,11 @@ class StateSettings:
     # an export resolving more than a share of a project's open findings (and at least a
     # minimum), unexplained by DT's facts, is parked (suspicious_export)
     mass_resolve: Guard = mass_resolve.DEFAULT
+    # the change stream: per line (finding-change.v2, docs/lines.md) or per DT project (v1)
+    track: str = "line"
+    line_by: lines.LineBy = lines.BY_NAME  # DTRACK_WORKER_LINE_BY
+    # a line finding suppressed in DT stays suppressed when DT lost the analysis with its rows
+    carry_triage: bool = True
 
     @property
     def kind(self) -> str:
@@ -81,6 +87,15 @@ def state_settings(env: Env) -> StateSettings:
         if epss in ("off", "false", "no", "")
         else env.number("TRACK_EPSS", 0.1, minimum=0.001, maximum=1)
     )
+    track = env.text("TRACK", "line").strip().lower()
+    if track not in TRACKS:
+        raise ConfigError(
+            f"{PREFIX}TRACK={track!r} must be line (one stream per project line, "
+            "finding-change.v2) or project (one stream per DT project, finding-change.v1)"
+        )
+    carry = env.text("CARRY_TRIAGE", "true").strip().lower()
+    if carry not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"{PREFIX}CARRY_TRIAGE={carry!r} must be true or false")
     return StateSettings(
         url=Secret(url),
         emit=emit,
@@ -93,6 +108,9 @@ def state_settings(env: Env) -> StateSettings:
             share=share("MASS_RESOLVE_GUARD", env.text("MASS_RESOLVE_GUARD", "90%")),
             minimum=env.integer("MASS_RESOLVE_MIN", 5, minimum=1, maximum=1_000_000),
         ),
+        track=track,
+        line_by=lines.parse_line_by(env.optional("LINE_BY")),
+        carry_triage=carry in ("true", "1", "yes"),
     )
 
 

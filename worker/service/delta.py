@@ -21,36 +21,33 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, tzinfo
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
 from worker.adapters import tracing
-from worker.adapters.metrics import WorkerMetrics
-from worker.adapters.state.store import Apply, StateMoved, StateUnavailable, Store
+from worker.adapters.state.store import Apply, StateMoved, StateUnavailable
 from worker.core import clock_skew, events, fpf, mass_resolve, outbox_rounds, split
 from worker.core.change_events import KINDS, ChangeEvents
 from worker.core.dates import epoch
 from worker.core.errors import PermanentError
 from worker.core.fpf import UNKNOWN, ProjectFacts
-from worker.core.jobs import Job, utc_timestamp
-from worker.core.mass_resolve import BomFacts, Guard, Tally, Unexplained
+from worker.core.jobs import Job
+from worker.core.mass_resolve import BomFacts, Tally, Unexplained
 from worker.core.tracking import Comparison, Seen
 from worker.core.transitions import (
-    Transition,
-    deleted,
     detect,
     disappeared,
     needed,
-    resync,
     suppressions_of,
 )
-from worker.core.validation import Contract
 from worker.service import collector
+from worker.service.delta_base import DeltaBase, DeltaOptions, FindingsSource, utc_timestamp_of
+from worker.service.line_delta import LineWork
+
+__all__ = ["DeltaOptions", "Deltas", "FindingsSource", "utc_timestamp_of"]
 
 log = structlog.get_logger(__name__)
 
@@ -58,42 +55,7 @@ ATTEMPTS = 4  # writers of one project racing each other: compare again this oft
 _EVENTS = ThreadPoolExecutor(1, thread_name_prefix="events")  # serializes events meanwhile
 
 
-class FindingsSource(Protocol):
-    """DT: its findings list (suppressed included), and its project object (for the guard)."""
-
-    async def findings(self, project_uuid: str) -> list[dict[str, Any]]: ...
-
-    async def project(self, project_uuid: str, *, retry: bool = True) -> dict[str, Any] | None: ...
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class DeltaOptions:
-    source: str
-    zone: tzinfo
-    epss_delta: float | None
-    baseline: bool
-    clock_skew_tolerance: float = 3600.0  # DTRACK_WORKER_CLOCK_SKEW_TOLERANCE
-    guard: Guard = mass_resolve.DEFAULT  # DTRACK_WORKER_MASS_RESOLVE_GUARD and _MIN
-
-
-class Deltas:
-    def __init__(
-        self,
-        store: Store,
-        dt: FindingsSource,
-        contract: Contract,
-        metrics: WorkerMetrics,
-        options: DeltaOptions,
-        *,
-        committed: Callable[[], None] = lambda: None,
-    ) -> None:
-        self._store = store
-        self._dt = dt
-        self._contract = contract
-        self._metrics = metrics
-        self._options = options
-        self._committed = committed  # wakes the outbox relay
-
+class Deltas(DeltaBase):
     async def export(
         self,
         job: Job,
@@ -139,6 +101,9 @@ class Deltas:
         options, project_uuid = self._options, job.project_uuid
         received = time.time()  # the host's clock, against DT's timestamps
         state = await self._store.state(project_uuid)
+        comparison = Comparison(state.priors, options.zone, options.epss_delta)
+        make = _Keeping(comparison, keep=self._lines is not None)
+        rows = make.rows  # the export's first rows by matrix, for the line
         with tracing.span(
             "validate and normalize", attributes={"dtrack_worker.export.bytes": len(raw)}
         ):
@@ -146,7 +111,7 @@ class Deltas:
                 fpf.read,
                 raw,
                 self._contract,
-                Comparison(state.priors, options.zone, options.epss_delta),
+                make,
                 source=options.source,
                 zone=options.zone,
                 project=project_uuid,
@@ -163,7 +128,8 @@ class Deltas:
             await self._store.record_outcome(project_uuid, "stale")
             return "stale", 0
         gone = disappeared(state.priors, (entry.key for entry in seen))
-        listed = suppressions_of(await self._dt.findings(project_uuid)) if gone else {}
+        dt_list = _Listing(self._dt, project_uuid)  # asked once, by the project or the line
+        listed = suppressions_of(await dt_list()) if gone else {}
         stored = await self._store.stored(project_uuid, needed(state.priors, seen, gone))
         plan = detect(
             seen,
@@ -180,6 +146,15 @@ class Deltas:
             await self._guard(project_uuid, tally, last, export)
         silent = mode.silent or (options.baseline and not state.known)
         transitions = [] if silent else plan.transitions
+        line: LineWork | None = None
+        if self._lines is not None:  # the line's stream in place of the project's v1 events
+            line = await self._lines.work(
+                export, rows, state, unchanged=not plan.writes and not gone, stamp=stamp,
+                listed=dt_list, facts=facts, silent=silent, run=asyncio.to_thread,
+            )  # fmt: skip
+            await self._line_guard(line, mode, last, export)
+            transitions = []
+        counted: list[str] = [t.kind for t in (transitions if line is None else line.transitions)]
         project = {
             "uuid": export.project_uuid,
             "name": export.project_name,
@@ -209,7 +184,7 @@ class Deltas:
                 repeated_rows=export.repeated_rows,
                 duration_ms=(time.perf_counter() - started) * 1e3,
                 job=job_ref,
-                transitions={kind: sum(t.kind == kind for t in transitions) for kind in KINDS},
+                transitions={kind: counted.count(kind) for kind in KINDS},
                 baseline=silent,
                 sequence=sequence,
             )
@@ -238,13 +213,23 @@ class Deltas:
                     outcome=outcome,
                     now=time.time(),
                     fresh=not state.priors,
+                    line=None if line is None else line.part,
                 )
             )
         except StateMoved:
             return None
         self._counted(transitions)
+        if line is not None:
+            self._metrics_kinds(counted)
         self._committed()
         return outcome, len(transitions)
+
+    async def _line_guard(
+        self, line: LineWork, mode: _Mode, last: str | None, export: fpf.Export
+    ) -> None:
+        """The mass-resolve guard on the line's open findings, as on a project's."""
+        if line.tally is not None and not mode.force:
+            await self._guard(export.project_uuid, line.tally, last, export)
 
     async def _guard(
         self, project_uuid: str, tally: Tally, last: str | None, export: fpf.Export
@@ -270,111 +255,33 @@ class Deltas:
                 await self._store.record_outcome(project_uuid, "suspicious_export")
             raise refusal
 
-    async def gone(self, job: Job, job_ref: dict[str, Any]) -> int:
-        """DT confirmed the project is gone: its open findings resolve, then project.gone."""
-        opened = await self._store.open_findings(job.project_uuid)
-        now = time.time()
-        plan = deleted(opened, now)
-        when = utc_timestamp_of(now)
-        project = {"uuid": job.project_uuid, "name": job.project_name, "version": None}
-        changes = ChangeEvents(
-            source=self._options.source,
-            project=project,
-            basis=f"gone {job.job_id}",
-            fpf=None,
-            time=when,
-        )
 
-        def announcement(sequence: int) -> events.Event:
-            return events.project_gone(
-                source=self._options.source,
-                project=project,
-                time=when,
-                job=job_ref,
-                sequence=sequence,
-            )
+class _Keeping:
+    """``fpf.read``'s make: the comparison, keeping the rows by matrix for the line."""
 
-        await self._apply(
-            Apply(
-                project=job.project_uuid,
-                name=job.project_name,
-                version=None,
-                expected_revision=None,  # the lock serializes; resolving twice finds none open
-                writes=plan.writes,
-                events=lambda first: outbox_rounds.framed(
-                    [
-                        *(changes.event(t, first + n) for n, t in enumerate(plan.transitions)),
-                        announcement(first + len(plan.transitions)),
-                    ]
-                ),
-                exported_at=None,
-                outcome="gone",
-                now=now,
-                deleted=True,
-            )
-        )
-        self._counted(plan.transitions)
-        self._committed()
-        return len(plan.transitions)
+    def __init__(self, comparison: Comparison, *, keep: bool) -> None:
+        self._comparison = comparison
+        self._keep = keep
+        self.rows: dict[str, Any] = {}
 
-    async def resync(self, project_uuid: str, run: str) -> int:
-        """``opened`` again for every open finding of the project, from the store."""
-        now = time.time()
-        transitions = resync(await self._store.open_findings(project_uuid), now)
-        when = utc_timestamp_of(now)
-        reports = await self._store.projects(project_uuid)
-        name, version = (reports[0].name, reports[0].version) if reports else (None, None)
-        changes = ChangeEvents(
-            source=self._options.source,
-            project={"uuid": project_uuid, "name": name, "version": version},
-            basis=f"resync {run}",
-            fpf=None,
-            time=when,
-        )
-        await self._apply(
-            Apply(
-                project=project_uuid,
-                name=None,
-                version=None,
-                expected_revision=None,
-                writes=(),
-                events=lambda first: outbox_rounds.framed(
-                    [changes.event(t, first + n) for n, t in enumerate(transitions)]
-                ),
-                exported_at=None,
-                outcome="resync",
-                now=time.time(),
-            )
-        )
-        self._committed()
-        return len(transitions)
+    def __call__(self, export: fpf.Export, found: Sequence[Any]) -> list[Seen]:
+        if self._keep:
+            self.rows.update((row["matrix"], row) for row in found)
+        return self._comparison(export, found)
 
-    async def _apply(self, work: Apply) -> None:
-        """The state transaction, in a span; its outbox rows name the span (the relay's
-        publish links to it)."""
-        with tracing.span(
-            "state transaction",
-            attributes={
-                "dtrack_worker.project.uuid": work.project,
-                "dtrack_worker.outcome": work.outcome,
-            }
-            if tracing.enabled()
-            else None,
-        ):
-            committed = await self._store.apply(
-                dataclasses.replace(work, trace_parent=tracing.traceparent())
-            )
-            tracing.annotate({"dtrack_worker.events": committed.events})
 
-    def _counted(self, transitions: Sequence[Transition]) -> None:
-        kinds = Counter(transition.kind for transition in transitions)
-        for kind, count in kinds.items():  # labels() once per kind, not per transition
-            self._metrics.transitions.labels(kind=kind).inc(count)
-        for transition in transitions:
-            if transition.resolved_at is not None and transition.kind == "resolved":
-                self._metrics.time_to_resolve.labels(severity=transition.severity).observe(
-                    max(0.0, transition.resolved_at - transition.opened_at)
-                )
+class _Listing:
+    """DT's findings list of a project (suppressed included), asked at most once."""
+
+    def __init__(self, dt: FindingsSource, project_uuid: str) -> None:
+        self._dt = dt
+        self._project = project_uuid
+        self._found: list[dict[str, Any]] | None = None
+
+    async def __call__(self) -> list[dict[str, Any]]:
+        if self._found is None:
+            self._found = await self._dt.findings(self._project)
+        return self._found
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -382,10 +289,6 @@ class _Mode:
     silent: bool  # state baseline: no events
     force: bool  # past the mass-resolve guard
     retracted: frozenset[str] = frozenset()  # findings DT said it retracted (coalesced jobs')
-
-
-def utc_timestamp_of(moment: float) -> str:
-    return utc_timestamp(datetime.fromtimestamp(moment, UTC))
 
 
 def _severities(seen: Sequence[Seen]) -> dict[str, int]:

@@ -137,6 +137,9 @@ def _worker(
                         baseline=settings.state.baseline,
                         clock_skew_tolerance=settings.state.clock_skew_tolerance,
                         guard=settings.state.mass_resolve,
+                        track=settings.state.track,
+                        line_by=settings.state.line_by,
+                        carry_triage=settings.state.carry_triage,
                     ),
                     committed=relay.wake,
                 )

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from worker.adapters.state import packing
+from worker.adapters.state import line_queries, packing
 from worker.adapters.state.backend import Dialect, rollback
 from worker.core.events import SEVERITY_RANK
 from worker.core.outbox_rounds import Round
@@ -129,6 +129,7 @@ class Apply:
     deleted: bool = False
     fresh: bool = False  # the project had no findings stored: every write is an insert
     trace_parent: str | None = None  # the writing job's span, for the relay's trace link
+    line: line_queries.LinePart | None = None  # the line's versions, and its move if any
 
 
 def apply(cursor: Any, dialect: Dialect, work: Apply) -> Committed:
@@ -159,8 +160,7 @@ def apply(cursor: Any, dialect: Dialect, work: Apply) -> Committed:
             _insert(
                 cursor,
                 dialect,
-                "outbox (project, sequence, event_id, type, routing_key, body, created_at, "
-                "trace_parent, events)",
+                _OUTBOX,
                 [
                     (
                         work.project,
@@ -176,6 +176,15 @@ def apply(cursor: Any, dialect: Dialect, work: Apply) -> Committed:
                     for r in rounds
                 ],
             )
+        if work.line is not None:  # the line moves with the project's view, or not at all
+            try:
+                line_rows = line_queries.write(
+                    cursor, dialect, work.line, revision + 1, work.now, work.trace_parent
+                )
+            except line_queries.LineMoved as exc:
+                raise StateMoved(work.project) from exc
+            if line_rows:
+                _insert(cursor, dialect, _OUTBOX, line_rows)
         _update_project(cursor, dialect, work, revision, sequence + events)
         cursor.execute("COMMIT")
     except BaseException:
@@ -184,6 +193,10 @@ def apply(cursor: Any, dialect: Dialect, work: Apply) -> Committed:
     return Committed((first, sequence + events), events)
 
 
+_OUTBOX = (
+    "outbox (project, sequence, event_id, type, routing_key, body, created_at, trace_parent, "
+    "events)"
+)
 COPY_FROM = 500  # rows: from here on PostgreSQL takes them by COPY, not INSERT by INSERT
 _FINDING_COLUMNS = (
     "project, finding_key, status, severity, fingerprint, tracked, epss, snapshot, packed, "

@@ -21,6 +21,7 @@ import structlog
 from worker.adapters.state import (
     backend,
     compaction,
+    line_queries,
     outbox_queries,
     queries,
     reports,
@@ -286,6 +287,14 @@ class Store:
 
     async def apply(self, work: Apply) -> Committed:
         return await self._run(queries.apply, work)
+
+    async def line(self, line_id: str) -> line_queries.StoredLine:
+        """A line's row (revision 0 and no state when it has none yet)."""
+        return await self._run(line_queries.read, line_id)
+
+    async def lines(self, line_id: str | None = None) -> list[line_queries.LineReport]:
+        """Every line with its versions, or the one of ``line_id``."""
+        return await self._run(line_queries.reports, line_id)
 
     async def record_outcome(self, project: str, outcome: str) -> None:
         await self._run(queries.record_outcome, project, outcome, time.time())

@@ -1,0 +1,245 @@
+"""The state store's SQL for lines (migration 0006): a line's stored state, its versions, and
+the line part of a project's apply (``queries.apply`` runs ``write`` in its transaction)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from worker.adapters.state.backend import Dialect
+from worker.core.events import SEVERITY_RANK
+from worker.core.lines import Line
+from worker.core.outbox_rounds import Round
+
+SEVERITIES = tuple(SEVERITY_RANK)
+
+
+class LineMoved(Exception):
+    """Another writer moved the line meanwhile: read and compare again (as StateMoved)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoredLine:
+    """A line's row: what a job compares against, and what it checks on commit."""
+
+    id: str
+    revision: int  # 0: no row yet
+    sequence: int  # the last finding-change.v2 sequence used
+    current_project: str | None
+    current_version: str | None
+    project_revision: int | None  # the current project's revision when the line last moved
+    state: bytes | None  # line_state.pack; None: nothing stored
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VersionFacts:
+    """One version of a line as DT listed it (a ``line_versions`` row)."""
+
+    project: str
+    version: str | None
+    is_latest: bool | None
+    active: bool | None
+    last_bom_import: int | None
+    applied: bool = False  # this job applied an export of it: last_applied_at is now
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LineMove:
+    """The line moved by an export of its current version: its new state and events."""
+
+    expected_revision: int  # StoredLine.revision as read (0: no row yet)
+    current_project: str
+    current_version: str | None
+    state: bytes | None  # None: the stored state and counts stand (the fast path)
+    open_counts: dict[str, int] | None  # by severity
+    events: Callable[[int], Sequence[Round]]  # numbered from the line's next sequence
+    changed: bool  # transitions were published: last_change_at is now
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LinePart:
+    """The line part of a project's apply: the versions seen, and the move (if any)."""
+
+    line: Line
+    versions: Sequence[VersionFacts]
+    move: LineMove | None = None
+
+
+def read(cursor: Any, dialect: Dialect, line_id: str) -> StoredLine:
+    cursor.execute(
+        dialect.sql(
+            "SELECT revision, sequence, current_project, current_version, project_revision, "
+            "state FROM lines WHERE id = %s"
+        ),
+        (line_id,),
+    )
+    row = cursor.fetchone()
+    if row is None:
+        return StoredLine(line_id, 0, 0, None, None, None, None)
+    revision, sequence, project, version, project_revision, state = row
+    return StoredLine(
+        line_id,
+        revision,
+        sequence,
+        project,
+        version,
+        project_revision,
+        None if state is None else bytes(state),
+    )
+
+
+def write(
+    cursor: Any,
+    dialect: Dialect,
+    part: LinePart,
+    project_revision: int,
+    now: float,
+    trace_parent: str | None = None,
+) -> list[tuple[Any, ...]]:
+    """The line's rows, in the caller's transaction; the outbox rows of its events (line id in
+    the ``project`` column: the relay keeps a line's events in order) for the caller to insert.
+    LineMoved when the line's revision is not the one the job read."""
+    sql, line = dialect.sql, part.line
+    cursor.execute(
+        sql("INSERT INTO lines (id, source, grp, name, track) VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (id) DO NOTHING"),
+        (line.id, line.source, line.group, line.name, line.track),
+    )  # fmt: skip
+    _versions(cursor, dialect, line.id, part.versions, now)
+    move = part.move
+    if move is None:
+        return []
+    cursor.execute(
+        sql("SELECT revision, sequence FROM lines WHERE id = %s"
+            + (" FOR UPDATE" if dialect.name == "postgresql" else "")),
+        (line.id,),
+    )  # fmt: skip
+    revision, sequence = cursor.fetchone()
+    if revision != move.expected_revision:
+        raise LineMoved(line.id)
+    rounds = move.events(sequence + 1)
+    events = sum(r.events for r in rounds)
+    if move.state is not None and move.open_counts is not None:
+        opens = ", ".join(f"open_{severity} = %s" for severity in SEVERITIES)
+        counts = move.open_counts
+        cursor.execute(
+            sql(f"UPDATE lines SET state = %s, {opens} WHERE id = %s"),
+            (move.state, *(counts.get(s, 0) for s in SEVERITIES), line.id),
+        )
+    cursor.execute(
+        sql("UPDATE lines SET current_project = %s, current_version = %s, "
+            "project_revision = %s, revision = %s, sequence = %s, "
+            "last_change_at = CASE WHEN %s THEN %s ELSE last_change_at END, updated_at = %s "
+            "WHERE id = %s"),
+        (
+            move.current_project, move.current_version, project_revision, revision + 1,
+            sequence + events, move.changed and events > 0, now, now, line.id,
+        ),
+    )  # fmt: skip
+    return [
+        (line.id, sequence + 1 + r.offset, r.event_id, r.type, r.routing_key, r.body, now,
+         trace_parent, r.events)
+        for r in rounds
+    ]  # fmt: skip
+
+
+def _versions(
+    cursor: Any, dialect: Dialect, line_id: str, versions: Sequence[VersionFacts], now: float
+) -> None:
+    if not versions:
+        return
+    cursor.executemany(
+        dialect.sql(
+            "INSERT INTO line_versions (line, project, version, is_latest, active, "
+            "last_bom_import, last_applied_at) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (line, project) DO UPDATE SET version = excluded.version, "
+            "is_latest = excluded.is_latest, active = excluded.active, "
+            "last_bom_import = excluded.last_bom_import, "
+            "last_applied_at = COALESCE(excluded.last_applied_at, line_versions.last_applied_at)"
+        ),
+        [
+            (
+                line_id,
+                v.project,
+                v.version,
+                _flag(v.is_latest),
+                _flag(v.active),
+                v.last_bom_import,
+                now if v.applied else None,
+            )
+            for v in versions
+        ],
+    )
+
+
+def _flag(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LineReport:
+    """A line for `status` and the console: its row, and its versions."""
+
+    id: str
+    source: str
+    group: str
+    name: str
+    track: str | None
+    current_project: str | None
+    current_version: str | None
+    sequence: int
+    open_counts: dict[str, int]
+    last_change_at: float | None
+    updated_at: float | None
+    versions: list[VersionRow]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VersionRow:
+    project: str
+    version: str | None
+    is_latest: bool | None
+    active: bool | None
+    last_bom_import: int | None
+    last_applied_at: float | None
+
+
+def reports(cursor: Any, dialect: Dialect, line_id: str | None = None) -> list[LineReport]:
+    """Every line (by name, then track), or the one of ``line_id``, with its versions."""
+    opens = ", ".join(f"open_{s}" for s in SEVERITIES)
+    where, args = ("WHERE id = %s", (line_id,)) if line_id else ("", ())
+    cursor.execute(
+        dialect.sql(
+            f"SELECT id, source, grp, name, track, current_project, current_version, sequence, "
+            f"last_change_at, updated_at, {opens} FROM lines {where} "
+            "ORDER BY name, grp, COALESCE(track, ''), id"
+        ),
+        args,
+    )
+    rows = cursor.fetchall()
+    cursor.execute(
+        dialect.sql(
+            "SELECT line, project, version, is_latest, active, last_bom_import, last_applied_at "
+            "FROM line_versions" + (" WHERE line = %s" if line_id else "") + " ORDER BY project"
+        ),
+        args,
+    )
+    versions: dict[str, list[VersionRow]] = {}
+    for line, project, version, latest, active, bom, applied in cursor.fetchall():
+        versions.setdefault(line, []).append(
+            VersionRow(project, version, _bool(latest), _bool(active), bom, applied)
+        )
+    return [
+        LineReport(
+            id=r[0], source=r[1], group=r[2], name=r[3], track=r[4], current_project=r[5],
+            current_version=r[6], sequence=r[7], last_change_at=r[8], updated_at=r[9],
+            open_counts=dict(zip(SEVERITIES, r[10:], strict=True)),
+            versions=versions.get(r[0], []),
+        )
+        for r in rows
+    ]  # fmt: skip
+
+
+def _bool(value: Any) -> bool | None:
+    return None if value is None else bool(value)

@@ -1,0 +1,220 @@
+"""The line part of a delta job (DTRACK_WORKER_TRACK=line; docs/lines.md): which line the
+export's project belongs to, whether it is the line's current version, and if so the line's
+transitions against its stored state, their finding-change.v2 events and the new state, for
+``delta`` to commit with the project's own view in one transaction.
+
+1. list every version of the project's name from DT (all pages): a failure is a retry, never
+   data;
+2. the project's line (``lines.line_of`` with DTRACK_WORKER_LINE_BY), and the line's current
+   version (``lines.current``). Another version: its view and the line's versions only;
+3. the fast path: the line's state was taken from this project's view as it stands and the
+   view did not change: nothing to group, the line stands;
+4. else the export's rows grouped into line findings (with the line's alias map), DT's
+   suppressed rows added when stored findings left; compared with the stored state
+   (``line_compare``); the mass-resolve guard on the line's open findings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import tzinfo
+from typing import Any, Protocol
+
+from worker.adapters.state.line_queries import LineMove, LinePart, StoredLine, VersionFacts
+from worker.adapters.state.store import ProjectState, Store
+from worker.core import fpf, line_state, outbox_rounds
+from worker.core.dates import epoch
+from worker.core.line_change_events import LineChangeEvents
+from worker.core.line_compare import Compared, LineTransition, compare
+from worker.core.line_findings import Grouped, group
+from worker.core.lines import LineBy, ProjectVersion, current, line_of
+from worker.core.mass_resolve import Tally
+
+PAGE = 100
+MAX_PAGES = 100  # 10,000 versions of one name: more is a listing that never ends
+
+
+class VersionsSource(Protocol):
+    async def list_projects(
+        self,
+        page: int,
+        size: int,
+        *,
+        active_only: bool = False,
+        name: str | None = None,
+        search: str | None = None,
+    ) -> tuple[list[dict[str, Any]], int | None]: ...
+
+    async def findings(self, project_uuid: str) -> list[dict[str, Any]]: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LineOptions:
+    source: str
+    zone: tzinfo
+    line_by: LineBy
+    carry: bool  # DTRACK_WORKER_CARRY_TRIAGE
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LineWork:
+    """What the job commits for the line, and the transitions it publishes."""
+
+    part: LinePart
+    transitions: list[LineTransition]
+    tally: Tally | None = None  # for the guard: the line's open findings, and those resolving
+
+
+def project_version(project: Mapping[str, Any]) -> ProjectVersion:
+    """DT's project object (``GET /api/v1/project``) as a line needs it."""
+    tags = project.get("tags") or []
+    bom = project.get("lastBomImport")
+    latest, active = project.get("isLatest"), project.get("active")
+    return ProjectVersion(
+        uuid=str(project["uuid"]).lower(),
+        name=str(project.get("name") or ""),
+        version=project.get("version") if isinstance(project.get("version"), str) else None,
+        group=project.get("group") if isinstance(project.get("group"), str) else None,
+        tags=tuple(
+            t["name"] for t in tags if isinstance(t, dict) and isinstance(t.get("name"), str)
+        ),
+        active=active if isinstance(active, bool) else None,
+        is_latest=latest if isinstance(latest, bool) else None,
+        last_bom_import=bom if isinstance(bom, int) and not isinstance(bom, bool) else None,
+    )
+
+
+async def versions_of(dt: VersionsSource, name: str) -> list[ProjectVersion]:
+    """Every version DT lists under ``name``, all pages."""
+    found: dict[str, ProjectVersion] = {}
+    for page in range(1, MAX_PAGES + 1):
+        listed, total = await dt.list_projects(page, PAGE, name=name)
+        for project in listed:
+            if project.get("name") == name and "uuid" in project:
+                version = project_version(project)
+                found.setdefault(version.uuid, version)
+        if len(listed) < PAGE or (total is not None and page * PAGE >= total):
+            break
+    return list(found.values())
+
+
+class Lines:
+    def __init__(self, store: Store, dt: VersionsSource, options: LineOptions) -> None:
+        self._store = store
+        self._dt = dt
+        self._options = options
+
+    async def work(
+        self,
+        export: fpf.Export,
+        rows: Mapping[str, Mapping[str, Any]],
+        state: ProjectState,
+        *,
+        unchanged: bool,
+        stamp: str,
+        listed: Callable[[], Awaitable[list[dict[str, Any]]]],
+        facts: fpf.ProjectFacts,
+        silent: bool,
+        run: Callable[[Callable[[], Any]], Awaitable[Any]],
+    ) -> LineWork:
+        """``unchanged``: the project's own comparison found nothing new, changed or gone;
+        ``listed``: DT's findings list of the project (suppressed included), asked once;
+        ``run``: runs CPU work off the event loop."""
+        project = export.project_uuid
+        listing = await versions_of(self._dt, export.project_name)
+        this = next((v for v in listing if v.uuid == project), None)
+        if this is None:  # not listed (yet): the export says what it is, DT's flags unknown
+            this = ProjectVersion(
+                uuid=project, name=export.project_name, version=export.project_version
+            )
+            listing.append(this)
+        line = line_of(this, self._options.line_by, self._options.source)
+        same = [v for v in listing if line_of(v, self._options.line_by, line.source) == line]
+        versions = [
+            VersionFacts(v.uuid, v.version, v.is_latest, v.active, v.last_bom_import,
+                         applied=v.uuid == project)
+            for v in same
+        ]  # fmt: skip
+        head = current(same)
+        if head is None or head.uuid != project:
+            return LineWork(LinePart(line, versions), [])
+        stored = await self._store.line(line.id)
+        if (
+            unchanged
+            and stored.current_project == project
+            and stored.project_revision == state.revision
+        ):  # the line's state is this view's, which did not move: nothing to group
+            return LineWork(LinePart(line, versions, self._keep(stored, export)), [])
+        earlier = line_state.unpack(line, stored.state)
+        version = export.project_version
+        all_rows: dict[str, Mapping[str, Any]] = dict(rows)
+
+        def grouped() -> Grouped:
+            return group(line, all_rows.values(), earlier.known, project_version=version)
+
+        later: Grouped = await run(grouped)
+        ids = {f.id for f in later.findings}
+        if any(
+            (f.status == "open" or f.carried) and f.id not in ids for f in earlier.findings.values()
+        ):  # findings left: those DT lists suppressed are suppressed, not resolved (and a
+            # carried triage that DT took up again is DT's own)
+            hidden = [
+                r
+                for r in await listed()
+                if r["matrix"] not in rows and (r.get("analysis") or {}).get("isSuppressed")
+            ]
+            if hidden:
+                all_rows.update((r["matrix"], r) for r in hidden)
+                later = await run(grouped)
+        options = self._options
+        compared: Compared = await run(
+            lambda: compare(
+                earlier, later, all_rows, options.zone, now=epoch(stamp), carry=options.carry
+            )
+        )
+        transitions = [] if silent else compared.transitions
+        tally = Tally(
+            opened=len(earlier.open),
+            resolving=sum(t.kind == "resolved" for t in compared.transitions),
+            emptied=export.finding_count == 0,
+        )
+        events = LineChangeEvents(
+            source=export.source,
+            line=line,
+            project=export.project(facts),
+            basis=f"export {stamp}",
+            fpf={
+                "version": export.fpf_version,
+                "dt_version": export.dt_version,
+                "exported_at": export.exported_at,
+            },
+            time=stamp,
+        )
+        packed: bytes = await run(lambda: line_state.pack(compared.state))
+
+        def numbered(first: int) -> list[outbox_rounds.Round]:
+            made = [events.event(t, first + n) for n, t in enumerate(transitions)]
+            return outbox_rounds.framed(made)
+
+        move = LineMove(
+            expected_revision=stored.revision,
+            current_project=project,
+            current_version=version,
+            state=packed,
+            open_counts=line_state.counts(compared.state),
+            events=numbered,
+            changed=bool(transitions),
+        )
+        return LineWork(LinePart(line, versions, move), transitions, tally)
+
+    def _keep(self, stored: StoredLine, export: fpf.Export) -> LineMove:
+        return LineMove(
+            expected_revision=stored.revision,
+            current_project=export.project_uuid,
+            current_version=export.project_version,
+            state=None,
+            open_counts=None,
+            events=lambda _: [],
+            changed=False,
+        )
