@@ -37,6 +37,29 @@ def _ms(timestamp: str, seconds: int = 0) -> int:
     return int(moment.timestamp() * 1000) + seconds * 1000
 
 
+def publish(dt: FakeDt, document: Document, *, latest: bool = True, analysed: bool = True) -> None:
+    """DT lists ``document``'s project as a version of its name: flagged latest (the
+    others not), its BOM imported a minute before the export, analysed or not yet."""
+    project = document["project"]
+    stamp = document["meta"]["timestamp"]
+    if latest:
+        for other in dt.projects:
+            if other["name"] == project["name"]:
+                other["isLatest"] = False
+    entry = {
+        "uuid": project["uuid"],
+        "name": project["name"],
+        "version": project.get("version"),
+        "tags": [],
+        "active": True,
+        "isLatest": latest,
+        "lastBomImport": _ms(stamp, -60),
+        "lastVulnerabilityAnalysis": _ms(stamp, -30 if analysed else -120),
+    }
+    dt.projects = [p for p in dt.projects if p["uuid"] != project["uuid"]]
+    dt.projects.append(entry)
+
+
 class Series:
     """One project name's versions in the fake DT, synced through the real Deltas."""
 
@@ -44,26 +67,7 @@ class Series:
         self.deltas, self.store, self.dt, self.contracts = deltas, store, dt, contracts
 
     def publish(self, document: Document, *, latest: bool = True, analysed: bool = True) -> None:
-        """DT lists ``document``'s project as a version of its name: flagged latest (the
-        others not), its BOM imported a minute before the export, analysed or not yet."""
-        project = document["project"]
-        stamp = document["meta"]["timestamp"]
-        if latest:
-            for other in self.dt.projects:
-                if other["name"] == project["name"]:
-                    other["isLatest"] = False
-        entry = {
-            "uuid": project["uuid"],
-            "name": project["name"],
-            "version": project.get("version"),
-            "tags": [],
-            "active": True,
-            "isLatest": latest,
-            "lastBomImport": _ms(stamp, -60),
-            "lastVulnerabilityAnalysis": _ms(stamp, -30 if analysed else -120),
-        }
-        self.dt.projects = [p for p in self.dt.projects if p["uuid"] != project["uuid"]]
-        self.dt.projects.append(entry)
+        publish(self.dt, document, latest=latest, analysed=analysed)
 
     async def sync(self, document: Document, *, force: bool = False) -> tuple[str, int]:
         raw = orjson.dumps(document)
@@ -396,3 +400,54 @@ async def test_a_failure_listing_the_versions_is_a_retry_never_data(series) -> N
         await s.sync(v2)
     assert await s.events(_line(v1)) == []
     assert await s.store.open_findings(v1["project"]["uuid"])
+
+
+@pytest.mark.rabbitmq
+async def test_the_service_publishes_a_lines_v2_events_in_sequence(serve, dt: FakeDt, state_url):
+    from tests.harness import post
+    from tests.rabbit import eventually
+
+    client, _, events, settings = await serve(emit="delta", track="line", state_url=state_url)
+    v1 = _document(PHP)
+    project = v1["project"]["uuid"]
+    publish(dt, v1)
+    dt.exports.as_is(project, orjson.dumps(v1))
+    (job,) = (await post(client, project))["jobs"]
+    await eventually(lambda: job["job_id"] in events.summaries(), within=20)
+
+    def published() -> list[dict[str, Any]]:
+        return [
+            orjson.loads(m.body)
+            for m in events.messages
+            if (m.routing_key or "").startswith("delta.")
+        ]
+
+    await eventually(lambda: len(published()) == 8, within=20)
+    changes = published()
+    assert {e["type"] for e in changes} == {"dtrack-worker.finding.opened.v2"}
+    assert [int(e["sequence"]) for e in changes] == list(range(1, 9))
+    line = Line(settings.dt.event_source, "", v1["project"]["name"])
+    assert {e["data"]["line"]["id"] for e in changes} == {line.id}
+
+
+async def test_a_version_dt_deleted_closes_its_view_and_leaves_the_line_alone(series) -> None:
+    s = await series()
+    v1 = _document(PHP)
+    await _first(s, v1)
+    await s.project_events(v1["project"]["uuid"])
+    job = Job(
+        job_id=str(uuid.uuid4()),
+        project_uuid=v1["project"]["uuid"],
+        project_name=v1["project"]["name"],
+        trigger="TEST",
+        notification_id="gone",
+        accepted_at="2026-11-30T10:00:00.000000Z",
+        correlation_id="test",
+    )
+    assert await s.deltas.gone(job, {"job_id": job.job_id}) == 0
+    own = await s.project_events(v1["project"]["uuid"])
+    assert [e["type"] for e in own] == ["dtrack-worker.project.gone.v1"]
+    assert await s.store.open_findings(v1["project"]["uuid"]) == []
+    assert await s.events(_line(v1)) == []
+    (report,) = await s.store.lines()
+    assert sum(report.open_counts.values()) == 8

@@ -218,9 +218,7 @@ class Deltas(DeltaBase):
             )
         except StateMoved:
             return None
-        self._counted(transitions)
-        if line is not None:
-            self._metrics_kinds(counted)
+        self._counted(transitions if line is None else line.transitions)
         self._committed()
         return outcome, len(transitions)
 

@@ -20,6 +20,7 @@ from worker.adapters.state.store import Apply, Store
 from worker.core import events, mass_resolve, outbox_rounds
 from worker.core.change_events import ChangeEvents
 from worker.core.jobs import Job, utc_timestamp
+from worker.core.line_compare import LineTransition
 from worker.core.lines import BY_NAME, LineBy
 from worker.core.mass_resolve import Guard
 from worker.core.transitions import (
@@ -96,6 +97,8 @@ class DeltaBase:
         opened = await self._store.open_findings(job.project_uuid)
         now = time.time()
         plan = deleted(opened, now)
+        # a line outlives one of its versions: its view is closed, the line's findings stand
+        published = [] if self._lines is not None else plan.transitions
         when = utc_timestamp_of(now)
         project = {"uuid": job.project_uuid, "name": job.project_name, "version": None}
         changes = ChangeEvents(
@@ -124,8 +127,8 @@ class DeltaBase:
                 writes=plan.writes,
                 events=lambda first: outbox_rounds.framed(
                     [
-                        *(changes.event(t, first + n) for n, t in enumerate(plan.transitions)),
-                        announcement(first + len(plan.transitions)),
+                        *(changes.event(t, first + n) for n, t in enumerate(published)),
+                        announcement(first + len(published)),
                     ]
                 ),
                 exported_at=None,
@@ -134,9 +137,9 @@ class DeltaBase:
                 deleted=True,
             )
         )
-        self._counted(plan.transitions)
+        self._counted(published)
         self._committed()
-        return len(plan.transitions)
+        return len(published)
 
     async def resync(self, project_uuid: str, run: str) -> int:
         """``opened`` again for every open finding of the project, from the store."""
@@ -187,12 +190,11 @@ class DeltaBase:
             )
             tracing.annotate({"dtrack_worker.events": committed.events})
 
-    def _metrics_kinds(self, kinds: Sequence[str]) -> None:
-        for kind, count in Counter(kinds).items():  # labels() once per kind, not per transition
+    def _counted(self, transitions: Sequence[Transition | LineTransition]) -> None:
+        """The transitions published (a project's v1, or a line's v2), in the metrics."""
+        kinds = Counter(transition.kind for transition in transitions)
+        for kind, count in kinds.items():  # labels() once per kind, not per transition
             self._metrics.transitions.labels(kind=kind).inc(count)
-
-    def _counted(self, transitions: Sequence[Transition]) -> None:
-        self._metrics_kinds([transition.kind for transition in transitions])
         for transition in transitions:
             if transition.resolved_at is not None and transition.kind == "resolved":
                 self._metrics.time_to_resolve.labels(severity=transition.severity).observe(

@@ -1,0 +1,141 @@
+"""Benchmark: the line stream (DTRACK_WORKER_TRACK=line) through the state store (not a test).
+
+    .venv/bin/python -m bench.line_stream [--size 10000] [--backends sqlite,postgresql]
+
+For each store, with the line's versions listed by an in-process DT stand-in:
+
+* unchanged: a re-export of the line's current version (a later timestamp), from bytes to
+  committed state, best of 5, against ``orjson.loads`` of the same bytes. The fast path
+  (nothing changed in the project's view, the line's state is this view's) groups nothing.
+  Targets: <= 2.5x (SQLite), <= 3x (PostgreSQL).
+* 1% changed: a re-export of the current version with 1% of its findings re-scored (the line
+  grouped and compared, its events and state committed).
+* version switch: the next version (a new project UUID, new component UUIDs, 1% of components
+  bumped) becoming current: its first per-project sync plus the line's comparison against the
+  stored state.
+
+Needs the local PostgreSQL (127.0.0.1:5432, trust auth) for that backend.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import tempfile
+import time
+import uuid
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.lines import next_version
+from bench.state import PROJECT, database, min_time, variant
+from worker.adapters import schemas
+from worker.adapters.metrics import WorkerMetrics
+from worker.adapters.state.store import Store
+from worker.core.config import Settings
+from worker.core.jobs import Job
+from worker.service.delta import DeltaOptions, Deltas
+
+NAME = "bench"
+
+
+class Versions:
+    """DT's version list of the line: the projects given, the last one flagged latest."""
+
+    def __init__(self) -> None:
+        self.projects: list[dict[str, Any]] = []
+
+    def add(self, raw: bytes) -> None:
+        project = orjson.loads(raw)["project"]
+        for other in self.projects:
+            other["isLatest"] = False
+        self.projects.append(
+            {"uuid": project["uuid"], "name": NAME, "version": project.get("version"),
+             "active": True, "isLatest": True, "tags": [], "lastBomImport": 1}
+        )  # fmt: skip
+
+    async def list_projects(
+        self, page: int, size: int, **_: Any
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        return self.projects[(page - 1) * size : page * size], len(self.projects)
+
+    async def findings(self, project_uuid: str) -> list[dict[str, Any]]:
+        return []
+
+    async def project(self, project_uuid: str, *, retry: bool = True) -> dict[str, Any] | None:
+        raise AssertionError("nothing resolves in this benchmark: the guard never asks")
+
+
+def named(raw: bytes) -> bytes:
+    document = orjson.loads(raw)
+    document["project"]["name"] = NAME
+    return orjson.dumps(document)
+
+
+async def measure(backend: str, size: int, folder: Path) -> dict[str, float]:
+    first, unchanged, changed = (
+        named(variant(size, 1)),
+        named(variant(size, 2)),
+        named(variant(size, 3, 0.01)),
+    )
+    switched = orjson.dumps(next_version(orjson.loads(changed), 0.01))
+    figures = {"loads": min_time(lambda: orjson.loads(unchanged), 5)}
+    dt = Versions()
+    with database(backend, folder) as url:
+        settings = Settings.from_env({"DTRACK_WORKER_STATE_URL": url})
+        async with Store.open(settings.state) as store:
+            options = DeltaOptions(
+                source="bench", zone=UTC, epss_delta=None, baseline=False, track="line"
+            )
+            deltas = Deltas(store, dt, schemas.load().fpf, WorkerMetrics.create(), options)
+
+            async def apply(raw: bytes) -> float:
+                made = Job(
+                    job_id=str(uuid.uuid4()), project_uuid=_project(raw), project_name=NAME,
+                    trigger="BENCH", notification_id=str(uuid.uuid4()),
+                    accepted_at="2026-11-30T10:00:00.000000Z", correlation_id="bench",
+                )  # fmt: skip
+                gc.collect()
+                started = time.perf_counter()
+                await deltas.export(made, raw, started, {"job_id": made.job_id})
+                return time.perf_counter() - started
+
+            dt.add(first)
+            figures["first sync"] = await apply(first)
+            figures["unchanged"] = min([await apply(unchanged) for _ in range(5)])
+            figures["1% changed"] = await apply(changed)
+            dt.add(switched)
+            figures["version switch"] = await apply(switched)
+    return figures
+
+
+def _project(raw: bytes) -> str:
+    return str(orjson.loads(raw)["project"]["uuid"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", type=int, default=10_000)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    args = parser.parse_args()
+    assert PROJECT
+    with tempfile.TemporaryDirectory() as folder:
+        for backend in args.backends.split(","):
+            figures = asyncio.run(measure(backend, args.size, Path(folder)))
+            loads = figures["loads"]
+            print(
+                f"{backend} {args.size} findings: loads {loads * 1e3:.0f} ms; "
+                + "; ".join(
+                    f"{name} {value * 1e3:.0f} ms ({value / loads:.2f}x)"
+                    for name, value in figures.items()
+                    if name != "loads"
+                )
+            )
+
+
+if __name__ == "__main__":
+    main()
