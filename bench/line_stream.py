@@ -84,12 +84,27 @@ async def measure(backend: str, size: int, folder: Path) -> dict[str, float]:
     )
     switched = orjson.dumps(next_version(orjson.loads(changed), 0.01))
     figures = {"loads": min_time(lambda: orjson.loads(unchanged), 5)}
+    for track in ("project", "line"):  # the per-project stream as the yardstick, same run
+        figures |= await _run(backend, folder, track, first, unchanged, changed, switched)
+    return figures
+
+
+async def _run(
+    backend: str,
+    folder: Path,
+    track: str,
+    first: bytes,
+    unchanged: bytes,
+    changed: bytes,
+    switched: bytes,
+) -> dict[str, float]:
+    figures: dict[str, float] = {}
     dt = Versions()
     with database(backend, folder) as url:
         settings = Settings.from_env({"DTRACK_WORKER_STATE_URL": url})
         async with Store.open(settings.state) as store:
             options = DeltaOptions(
-                source="bench", zone=UTC, epss_delta=None, baseline=False, track="line"
+                source="bench", zone=UTC, epss_delta=None, baseline=False, track=track
             )
             deltas = Deltas(store, dt, schemas.load().fpf, WorkerMetrics.create(), options)
 
@@ -105,11 +120,11 @@ async def measure(backend: str, size: int, folder: Path) -> dict[str, float]:
                 return time.perf_counter() - started
 
             dt.add(first)
-            figures["first sync"] = await apply(first)
-            figures["unchanged"] = min([await apply(unchanged) for _ in range(5)])
-            figures["1% changed"] = await apply(changed)
+            figures[f"{track}: first sync"] = await apply(first)
+            figures[f"{track}: unchanged"] = min([await apply(unchanged) for _ in range(5)])
+            figures[f"{track}: 1% changed"] = await apply(changed)
             dt.add(switched)
-            figures["version switch"] = await apply(switched)
+            figures[f"{track}: version switch"] = await apply(switched)
     return figures
 
 
@@ -128,8 +143,8 @@ def main() -> None:
             figures = asyncio.run(measure(backend, args.size, Path(folder)))
             loads = figures["loads"]
             print(
-                f"{backend} {args.size} findings: loads {loads * 1e3:.0f} ms; "
-                + "; ".join(
+                f"{backend} {args.size} findings: loads {loads * 1e3:.0f} ms;\n  "
+                + ";\n  ".join(
                     f"{name} {value * 1e3:.0f} ms ({value / loads:.2f}x)"
                     for name, value in figures.items()
                     if name != "loads"

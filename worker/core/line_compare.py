@@ -77,6 +77,7 @@ class _Compared:
     zone: tzinfo
     now: float
     carry: bool
+    _made: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def run(self, earlier: LineState, later: Grouped) -> Compared:
         old_by = earlier.findings
@@ -105,7 +106,11 @@ class _Compared:
         return Compared(found, LineState(earlier.line, later.known, kept))
 
     def _parts(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        return finding.parts(row, self.zone)
+        """``finding.parts`` of a row, made once for the event and the stored snapshot."""
+        made = self._made.get(row["matrix"])
+        if made is None:
+            made = self._made[row["matrix"]] = finding.parts(row, self.zone)
+        return made
 
     def _record(
         self, after: LineFinding, status: LineStatus, described: Instance, **times: Any
@@ -114,21 +119,23 @@ class _Compared:
         return stored(
             after, self.new_rows, self.zone, status=status, carried=carried, described=described,
             first_seen=times["first_seen"], opened_at=times["opened_at"],
+            parts=self._made.get(described.matrix),
         )  # fmt: skip
 
     def _arrived(self, after: LineFinding) -> tuple[LineTransition | None, StoredFinding]:
         now_is = status_of(after, self.new_rows)
         described = representative(after)
+        row = self.new_rows[described.matrix]
+        parts = self._parts(row)
         record = self._record(after, now_is, described, first_seen=self.now, opened_at=self.now)
         if now_is != "open":
             return None, record  # first seen suppressed: never open, nothing to report
-        row = self.new_rows[described.matrix]
         return LineTransition(
             kind="opened",
             finding=after,
             matrix=row["matrix"],
-            parts=self._parts(row),
-            severity=tracked(row)["severity"],
+            parts=parts,
+            severity=record.severity,
             previous_status=None,
             changes=(),
             first_seen=self.now,
@@ -164,6 +171,7 @@ class _Compared:
         }
         described = paired.get(before.matrix) or representative(after)
         new_row = self.new_rows[described.matrix]
+        self._parts(new_row)  # once, for the stored snapshot and any event
         first, opened = before.first_seen, before.opened_at
         lost = not instances.kept  # DT deletes an analysis with its component
         if was == "suppressed" and now_is == "suppressed":

@@ -148,10 +148,13 @@ class Deltas(DeltaBase):
         transitions = [] if silent else plan.transitions
         line: LineWork | None = None
         if self._lines is not None:  # the line's stream in place of the project's v1 events
-            line = await self._lines.work(
-                export, rows, state, unchanged=not plan.writes and not gone, stamp=stamp,
-                listed=dt_list, facts=facts, silent=silent, run=asyncio.to_thread,
-            )  # fmt: skip
+            try:
+                line = await self._lines.work(
+                    export, rows, state, unchanged=not plan.writes and not gone, stamp=stamp,
+                    listed=dt_list, facts=facts, silent=silent, run=asyncio.to_thread,
+                )  # fmt: skip
+            except StateMoved:  # the line moved while its state was read
+                return None
             await self._line_guard(line, mode, last, export)
             transitions = []
         counted: list[str] = [t.kind for t in (transitions if line is None else line.transitions)]

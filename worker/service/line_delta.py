@@ -146,7 +146,7 @@ class Lines:
             and stored.project_revision == state.revision
         ):  # the line's state is this view's, which did not move: nothing to group
             return LineWork(LinePart(line, versions, self._keep(stored, export)), [])
-        earlier = line_state.unpack(line, stored.state)
+        earlier = line_state.unpack(line, await self._store.line_state(line.id, stored.revision))
         version = export.project_version
         all_rows: dict[str, Mapping[str, Any]] = dict(rows)
 

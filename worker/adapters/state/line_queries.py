@@ -29,7 +29,6 @@ class StoredLine:
     current_project: str | None
     current_version: str | None
     project_revision: int | None  # the current project's revision when the line last moved
-    state: bytes | None  # line_state.pack; None: nothing stored
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -67,26 +66,32 @@ class LinePart:
 
 
 def read(cursor: Any, dialect: Dialect, line_id: str) -> StoredLine:
+    """The line's row without its state (``read_state`` reads that, when a job needs it)."""
     cursor.execute(
         dialect.sql(
-            "SELECT revision, sequence, current_project, current_version, project_revision, "
-            "state FROM lines WHERE id = %s"
+            "SELECT revision, sequence, current_project, current_version, project_revision "
+            "FROM lines WHERE id = %s"
         ),
         (line_id,),
     )
     row = cursor.fetchone()
     if row is None:
-        return StoredLine(line_id, 0, 0, None, None, None, None)
-    revision, sequence, project, version, project_revision, state = row
-    return StoredLine(
-        line_id,
-        revision,
-        sequence,
-        project,
-        version,
-        project_revision,
-        None if state is None else bytes(state),
-    )
+        return StoredLine(line_id, 0, 0, None, None, None)
+    revision, sequence, project, version, project_revision = row
+    return StoredLine(line_id, revision, sequence, project, version, project_revision)
+
+
+def read_state(cursor: Any, dialect: Dialect, line_id: str, revision: int) -> bytes | None:
+    """The line's packed state as of ``revision``; LineMoved when the line moved since."""
+    cursor.execute(dialect.sql("SELECT revision, state FROM lines WHERE id = %s"), (line_id,))
+    row = cursor.fetchone()
+    if row is None:
+        if revision:
+            raise LineMoved(line_id)
+        return None
+    if row[0] != revision:
+        raise LineMoved(line_id)
+    return None if row[1] is None else bytes(row[1])
 
 
 def write(

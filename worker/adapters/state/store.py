@@ -292,6 +292,14 @@ class Store:
         """A line's row (revision 0 and no state when it has none yet)."""
         return await self._run(line_queries.read, line_id)
 
+    async def line_state(self, line_id: str, revision: int) -> bytes | None:
+        """A line's packed state (``line_state.pack``) as of ``revision``; StateMoved when the
+        line moved since."""
+        try:
+            return await self._run(line_queries.read_state, line_id, revision)
+        except line_queries.LineMoved as exc:
+            raise StateMoved(line_id) from exc
+
     async def lines(self, line_id: str | None = None) -> list[line_queries.LineReport]:
         """Every line with its versions, or the one of ``line_id``."""
         return await self._run(line_queries.reports, line_id)
