@@ -451,3 +451,30 @@ async def test_a_version_dt_deleted_closes_its_view_and_leaves_the_line_alone(se
     assert await s.events(_line(v1)) == []
     (report,) = await s.store.lines()
     assert sum(report.open_counts.values()) == 8
+
+
+async def test_with_baseline_a_lines_first_version_is_silent_and_its_next_version_is_not(
+    series,
+) -> None:
+    s = await series(baseline="true")
+    v1 = _document(PHP)
+    s.publish(v1)
+    assert await s.sync(v1) == ("baseline", 0)  # the line's first export: recorded, no events
+    assert await s.events(_line(v1)) == []
+    v2 = next_version(v1, "2", bump={"phpseclib": "3.0.50"})  # a new project, first seen
+    s.publish(v2)
+    await s.sync(v2)
+    assert [e["data"]["change"]["kind"] for e in await s.events(_line(v1))] == ["changed"] * 2
+
+
+async def test_a_forced_replay_passes_the_lines_guard(series) -> None:
+    s = await series()
+    v1 = _document(PHP)
+    await _first(s, v1)
+    v2 = next_version(v1, "2", keep=lambda row: False)
+    s.publish(v2, analysed=False)
+    with pytest.raises(GuardPending):
+        await s.sync(v2)
+    await s.sync(v2, force=True)  # `parked replay --force`
+    events = await s.events(_line(v1))
+    assert [e["data"]["change"]["kind"] for e in events] == ["resolved"] * 8

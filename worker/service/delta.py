@@ -151,7 +151,8 @@ class Deltas(DeltaBase):
             try:
                 line = await self._lines.work(
                     export, rows, state, unchanged=not plan.writes and not gone, stamp=stamp,
-                    listed=dt_list, facts=facts, silent=silent, run=asyncio.to_thread,
+                    listed=dt_list, facts=facts, silent=mode.silent, run=asyncio.to_thread,
+                    baseline=options.baseline,
                 )  # fmt: skip
             except StateMoved:  # the line moved while its state was read
                 return None

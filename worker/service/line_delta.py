@@ -116,9 +116,11 @@ class Lines:
         listed: Callable[[], Awaitable[list[dict[str, Any]]]],
         facts: fpf.ProjectFacts,
         silent: bool,
+        baseline: bool = False,
         run: Callable[[Callable[[], Any]], Awaitable[Any]],
     ) -> LineWork:
         """``unchanged``: the project's own comparison found nothing new, changed or gone;
+        ``silent``: no events (``state baseline``); ``baseline``: none for the line's first;
         ``listed``: DT's findings list of the project (suppressed included), asked once;
         ``run``: runs CPU work off the event loop."""
         project = export.project_uuid
@@ -173,7 +175,10 @@ class Lines:
                 earlier, later, all_rows, options.zone, now=epoch(stamp), carry=options.carry
             )
         )
-        transitions = [] if silent else compared.transitions
+        # DTRACK_WORKER_BASELINE: the line's first export is recorded silently (not each new
+        # version's: a version switch is the news the line exists for)
+        quiet = silent or (baseline and stored.revision == 0)
+        transitions = [] if quiet else compared.transitions
         tally = Tally(
             opened=len(earlier.open),
             resolving=sum(t.kind == "resolved" for t in compared.transitions),
