@@ -31,7 +31,7 @@ def _first_rows(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return rows
 
 
-def _stored(rows: dict[str, dict[str, Any]], *, suppressed: set[str] = frozenset()) -> list[Stored]:
+def _stored(rows: dict[str, dict[str, Any]], *, suppressed: frozenset[str] = frozenset()) -> list[Stored]:
     """The findings as the per-project store keeps them after a first sync: the stream's own
     comparison and writes, each snapshot packed and read back."""
     seen = Comparison({}, UTC, None)(None, list(rows.values()))
@@ -88,11 +88,11 @@ def test_suppressed_and_resolved_findings_of_the_store() -> None:
     rows = _first_rows(document)
     stored = _stored(rows)
     psysh = {s.key for s in stored if s.snapshot["component"]["name"] == "psysh"}
-    stored = _stored(rows, suppressed=psysh)
+    stored = _stored(rows, suppressed=frozenset(psysh))
     gone = stored[-1]
     stored[-1] = Stored(**{**{f: getattr(gone, f) for f in gone.__slots__}, "status": "resolved"})
     built = line_migration.state_of(LINE, stored, UTC, project_version="develop")
-    by_package = {}
+    by_package: dict[str, set[str]] = {}
     for f in built.findings.values():
         by_package.setdefault(f.package.key, set()).add(f.status)
     assert by_package["pkg:composer/psy/psysh"] == {"suppressed"}
