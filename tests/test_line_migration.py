@@ -31,7 +31,9 @@ def _first_rows(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return rows
 
 
-def _stored(rows: dict[str, dict[str, Any]], *, suppressed: frozenset[str] = frozenset()) -> list[Stored]:
+def _stored(
+    rows: dict[str, dict[str, Any]], *, suppressed: frozenset[str] = frozenset()
+) -> list[Stored]:
     """The findings as the per-project store keeps them after a first sync: the stream's own
     comparison and writes, each snapshot packed and read back."""
     seen = Comparison({}, UTC, None)(None, list(rows.values()))
