@@ -155,3 +155,62 @@ async def test_migrate_stops_on_a_dt_failure_writing_no_line(
     assert await before.store.lines() == []
     events = orjson.dumps(await before.project_events(_document(PHP)["project"]["uuid"]))
     assert events == b"[]"
+
+
+async def test_status_lists_lines_and_shows_one_lines_versions(
+    series, state_url: str, dt: FakeDt, figures
+) -> None:
+    s = await series(line_by=r"name+version:^(\d+)\.")
+    one = copy.deepcopy(_document(PHP))
+    one["project"]["version"] = "1.4"
+    older = next_version(one, "1.3", seconds=-3600)
+    two = next_version(one, "2.0", bump={"phpseclib": "3.0.50"})
+    s.publish(older, latest=False)
+    s.publish(one, latest=False)
+    s.publish(two, latest=True)
+    for document in (older, one, two):
+        await s.sync(document)
+    env = _env(state_url, dt, line_by=r"name+version:^(\d+)\.")
+    name = one["project"]["name"]
+    track_1, track_2 = _line(one, "1"), _line(one, "2")
+
+    code, out, err = await cli("status", env=env)
+    assert code == 0, out + err
+    figures("status (lines):\n    " + "\n    ".join(out.splitlines()))
+    lines = out.splitlines()
+    assert lines[0] == "2 lines"
+    assert f"{name}#1  line {track_1.id}" in lines
+    assert f"{name}#2  line {track_2.id}" in lines
+    assert f"  current 1.4 ({one['project']['uuid']}); 2 versions seen; last change " in out
+    assert "3 projects in the store: `dtrack-worker status --projects`" in out
+
+    code, out, err = await cli("status", f"{name}#1", env=env)
+    assert code == 0, out + err
+    figures(f"status '{name}#1':\n    " + "\n    ".join(out.splitlines()))
+    assert out.startswith(f"{name}#1  line {track_1.id}\n")
+    assert "  2 versions:" in out
+    assert f"  * 1.4  {one['project']['uuid']}  isLatest no, active yes, lastBomImport 20" in out
+    assert f"    1.3  {older['project']['uuid']}  isLatest no, active yes" in out
+    assert "last applied never" not in out
+    code, out, _ = await cli("status", track_2.id, "--json", env=env)
+    (document,) = orjson.loads(out)
+    assert (document["label"], document["current_version"]) == (f"{name}#2", "2.0")
+    assert [v["is_latest"] for v in document["versions"]] == [True]
+    assert sum(document["open_counts"].values()) == 8
+
+    code, out, err = await cli("status", name, env=env)  # two tracks: say which
+    assert (code, out) == (1, ""), out + err
+    assert f"{name} names 2 lines; say which" in err
+    assert f"{name}#1 ({track_1.id})" in err
+    code, out, err = await cli("status", "acme-nothing", env=env)
+    assert (code, out) == (1, ""), out + err
+    assert "acme-nothing: not found in the state store" in err
+
+    # projects: as before (a project's own view by name@version, or --projects)
+    code, out, err = await cli("status", f"{name}@1.3", env=env)
+    assert code == 0, out + err
+    assert out.startswith("1 project\n")
+    code, out, err = await cli("status", "--projects", env=env)
+    assert out.startswith("3 projects\n"), out + err
+    code, out, err = await cli("status", name, env=env | {"DTRACK_WORKER_TRACK": "project"})
+    assert out.startswith("3 projects\n"), out + err
