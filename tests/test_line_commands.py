@@ -214,3 +214,38 @@ async def test_status_lists_lines_and_shows_one_lines_versions(
     assert out.startswith("3 projects\n"), out + err
     code, out, err = await cli("status", name, env=env | {"DTRACK_WORKER_TRACK": "project"})
     assert out.startswith("3 projects\n"), out + err
+
+
+async def test_migrate_keeps_a_finding_suppressed_in_dt_suppressed(
+    series, state_url: str, dt: FakeDt
+) -> None:
+    """A finding the per-project store holds suppressed (it left the export, DT lists it
+    suppressed) is a suppressed line finding: the line's next job reopens nothing."""
+    before = await series(track="project")
+    v1 = _document(NPM)
+    v1["findings"] = list({r["matrix"]: r for r in reversed(v1["findings"])}.values())[::-1]
+    await _per_project(before, v1)
+    hidden = copy.deepcopy(v1)
+    hidden["meta"]["timestamp"] = _later(v1["meta"]["timestamp"], 60)
+    hidden["findings"] = [r for r in v1["findings"] if r["component"]["name"] != "next-intl"]
+    dt.suppressed[v1["project"]["uuid"]] = test_line_stream._suppress(v1["findings"], "next-intl")
+    await before.sync(hidden)
+    kinds = {e["data"]["change"]["kind"] for e in await before.project_events(v1["project"]["uuid"])
+             if "change" in e["data"]}  # fmt: skip
+    assert kinds == {"suppressed"}
+
+    code, out, err = await cli("state", "migrate", env=_env(state_url, dt))
+    assert code == 0, out + err
+    assert "12 line findings, 11 open, from 21 stored findings" in out, out
+    after = await series()
+    again = copy.deepcopy(hidden)
+    again["meta"]["timestamp"] = _later(hidden["meta"]["timestamp"], 60)
+    bumped = again["findings"][0]["component"]["name"]
+    for row in again["findings"]:  # a real change, so the job compares (no fast path)
+        if row["component"]["name"] == bumped:
+            row["vulnerability"]["severity"] = "LOW"
+    await after.sync(again)
+    events = await after.events(_line(v1))
+    assert events
+    assert {e["data"]["change"]["kind"] for e in events} == {"changed"}  # nothing reopened
+    assert {e["data"]["component"]["name"] for e in events} == {bumped}
