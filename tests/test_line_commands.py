@@ -37,6 +37,11 @@ def _env(state_url: str, dt: FakeDt | None, **more: str) -> dict[str, str]:
     return env | {f"DTRACK_WORKER_{k.upper()}": v for k, v in more.items()}
 
 
+def _listings(dt: FakeDt) -> int:
+    """How many times DT was asked for a list of projects."""
+    return sum(1 for _, path, _ in dt.requests if path == "/api/v1/project")
+
+
 async def _per_project(s: Series, *documents: Document, latest: bool = True) -> None:
     """The documents synced by a per-project stream (DTRACK_WORKER_TRACK=project), as a store
     of the release before lines holds them; their v1 events taken."""
@@ -70,7 +75,7 @@ async def test_migrate_moves_a_per_project_store_to_lines_silently_and_once(
     assert code == 0, out + err
     figures("state migrate, lines:\n    " + "\n    ".join(out.splitlines()))
     line = _line(v1)
-    assert "lines: 1 from DT's versions, without events" in out
+    assert "lines: 1 from DT's versions, without events; 0 built before" in out
     assert (
         f"acme/acme-app (php) (line {line.id}): written from develop ({v1['project']['uuid']}, "
         "DT's current version): 8 line findings, 8 open, from 13 stored findings"
@@ -84,9 +89,11 @@ async def test_migrate_moves_a_per_project_store_to_lines_silently_and_once(
     assert await before.events(line) == []  # nothing in the outbox for the line
     row = await _line_row(before, v1)
 
+    asked = _listings(dt)
     code, out, err = await cli("state", "migrate", env=_env(state_url, dt))
     assert code == 0, out + err
-    assert "kept: it has a state already" in out
+    assert "lines: 0 from DT's versions, without events; 1 built before" in out
+    assert _listings(dt) == asked  # nothing more asked of DT
     assert await _line_row(before, v1) == row  # twice: nothing changed
 
     after = await series()  # the line stream, on the migrated store
@@ -115,7 +122,7 @@ async def test_migrate_without_dt_starts_each_line_from_the_version_applied_last
     await _per_project(before, v2, v1)  # 1 applied last, though 2 is DT's latest
     code, out, err = await cli("state", "migrate", env=_env(state_url, None))
     assert code == 0, out + err
-    assert "lines: 1 from the store's projects only (DT not asked), without events" in out
+    assert "lines: 1 from the store's projects only (DT not asked), without events;" in out
     assert f"({v1['project']['uuid']}, the version applied last)" in out
     (report,) = await before.store.lines()
     assert report.current_project == v1["project"]["uuid"]

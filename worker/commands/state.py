@@ -173,7 +173,10 @@ async def _lines(settings: Settings, *, dry_run: bool) -> int:
         print(f"lines: {migrated.refused}", file=sys.stderr)
         return EXIT_OK  # the store is migrated: the jobs build the lines
     asked = "DT's versions" if settings.dt.url else "the store's projects only (DT not asked)"
-    print(f"lines: {len(migrated.outcomes)} from {asked}, without events")
+    print(
+        f"lines: {len(migrated.outcomes)} from {asked}, without events; "
+        f"{migrated.built} built before, left as they are"
+    )
     for outcome in migrated.outcomes:
         print(f"  {line_migration.describe(outcome)}")
     return EXIT_OK

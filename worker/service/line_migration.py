@@ -54,10 +54,17 @@ class Outcome:
 class Migrated:
     outcomes: list[Outcome]
     refused: str | None = None  # why no line was built (then the jobs build them)
+    built: int = 0  # lines that had a state already, their names not asked about again
 
 
 async def migrate(store: Store, dt: VersionsSource | None, options: Options) -> Migrated:
-    projects = await store.stored_projects()
+    # a name whose every stored project is a version of a line with a state is done: DT is not
+    # asked about it again (`state migrate` runs at every rollout)
+    lines = [line for line in await store.lines() if line.current_project is not None]
+    done = {version.project for line in lines for version in line.versions}
+    every = await store.stored_projects()
+    names = {p.name for p in every if p.uuid not in done}
+    projects = [p for p in every if p.name in names]
     if dt is None and options.line_by.mode == "tag":
         return Migrated(
             [],
@@ -71,9 +78,9 @@ async def migrate(store: Store, dt: VersionsSource | None, options: Options) -> 
         )
     listed: dict[str, Sequence[ProjectVersion]] | None = None
     if dt is not None:
-        listed = {name: await versions_of(dt, name) for name in sorted({p.name for p in projects})}
+        listed = {name: await versions_of(dt, name) for name in sorted(names)}
     planned = plan(projects, listed, options.line_by, options.source)
-    return Migrated([await _line(store, p, options) for p in planned])
+    return Migrated([await _line(store, p, options) for p in planned], built=len(lines))
 
 
 async def _line(store: Store, planned: Planned, options: Options) -> Outcome:
