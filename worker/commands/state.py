@@ -154,7 +154,6 @@ async def _lines(settings: Settings, *, dry_run: bool) -> int:
     from worker.service import line_migration
 
     if settings.state.track != "line":
-        print("lines: none (DTRACK_WORKER_TRACK=project)")
         return EXIT_OK
     options = line_migration.Options(
         source=settings.dt.event_source,
@@ -172,6 +171,8 @@ async def _lines(settings: Settings, *, dry_run: bool) -> int:
     if migrated.refused:
         print(f"lines: {migrated.refused}", file=sys.stderr)
         return EXIT_OK  # the store is migrated: the jobs build the lines
+    if not migrated.outcomes and not migrated.built:
+        return EXIT_OK  # no project to move: nothing to say
     asked = "DT's versions" if settings.dt.url else "the store's projects only (DT not asked)"
     print(
         f"lines: {len(migrated.outcomes)} from {asked}, without events; "

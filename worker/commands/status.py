@@ -49,7 +49,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             dtrack-worker status 3f6c0b2e-8f3a-4c1e-9b7d-2a1e0c4b5d6f
             dtrack-worker status --projects acme-app     # each version's own view
             dtrack-worker status acme-app@2.0
-            dtrack-worker status --json | jq '.[] | select(.open.critical > 0) | .name'
+            dtrack-worker status --json | jq '.[] | select(.open_counts.critical > 0) | .label'
+            dtrack-worker status --projects --json | jq '.[] | select(.open.critical > 0) | .name'
         """,
     )
     parser.add_argument(

@@ -65,7 +65,7 @@ async def migrate(store: Store, dt: VersionsSource | None, options: Options) -> 
     every = await store.stored_projects()
     names = {p.name for p in every if p.uuid not in done}
     projects = [p for p in every if p.name in names]
-    if dt is None and options.line_by.mode == "tag":
+    if dt is None and options.line_by.mode == "tag" and projects:
         return Migrated(
             [],
             refused=(
