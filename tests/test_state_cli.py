@@ -76,7 +76,10 @@ def test_diff_refuses_exports_of_two_projects_and_invalid_files(tmp_path: Path):
 @pytest.mark.rabbitmq
 async def test_baseline_then_status_then_resync(dt: FakeDt, tmp_path: Path, contracts, figures):
     prefix = unique_prefix()
-    env = _env(prefix, dt) | {"DTRACK_WORKER_STATE_URL": f"sqlite:///{tmp_path}/state.sqlite3"}
+    env = _env(prefix, dt) | {
+        "DTRACK_WORKER_STATE_URL": f"sqlite:///{tmp_path}/state.sqlite3",
+        "DTRACK_WORKER_TRACK": "project",  # the per-project view (by line: test_line_commands)
+    }
     code, out, err = await cli("state", "migrate", env=env)
     assert code == 0, err
     assert f"applied {[m.number for m in schema.migrations()]}" in out  # every one shipped

@@ -22,7 +22,12 @@ from worker.core.config import Settings
 
 
 def _env(url: str, dt: FakeDt | None = None) -> dict[str, str]:
-    env = {"DTRACK_WORKER_STATE_URL": url, "DTRACK_WORKER_LOG_LEVEL": "WARNING"}
+    # the per-project view (status by line: tests/test_line_commands.py)
+    env = {
+        "DTRACK_WORKER_STATE_URL": url,
+        "DTRACK_WORKER_LOG_LEVEL": "WARNING",
+        "DTRACK_WORKER_TRACK": "project",
+    }
     if dt is not None:
         env |= {"DTRACK_WORKER_DT_URL": dt.url, "DTRACK_WORKER_DT_API_KEY": API_KEY}
     return env

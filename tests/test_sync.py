@@ -64,7 +64,8 @@ async def test_an_unknown_or_ambiguous_name_is_an_error_that_lists_the_candidate
     _, topo, _, settings = await serve(work=False)
     first = _project(dt, "acme-portal", "1.0")
     second = _project(dt, "acme-portal", "2.0")
-    env = _env(settings.broker.prefix, dt)
+    # by project (by line, a name is its line: tests/test_line_sync.py)
+    env = _env(settings.broker.prefix, dt) | {"DTRACK_WORKER_TRACK": "project"}
     code, _, err = await cli("sync", "acme-portal", env=env)
     assert code == 2
     assert "acme-portal names 2 projects; say which:" in err

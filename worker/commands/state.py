@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 import uuid
@@ -36,7 +37,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             "pack the findings an older release stored in full, a project at a time while "
             "workers run; a SQLite store an older release created is then rewritten once "
             "(VACUUM: jobs wait meanwhile) to give the space back (on PostgreSQL, with "
-            "--rewrite only: VACUUM FULL of the findings table, jobs wait meanwhile). "
+            "--rewrite only: VACUUM FULL of the findings table, jobs wait meanwhile). With "
+            "DTRACK_WORKER_TRACK=line (the default) it then moves the stored projects to lines, "
+            "without publishing anything: each line's state is built from the stored findings "
+            "of its current version (DT's, when DTRACK_WORKER_DT_URL is set; else the version "
+            "applied last), and lines that have a state already are left as they are; "
+            "--dry-run only says what it would write. "
             "baseline: record the current findings of projects without publishing events, for "
             "a downstream that already has them (fetches each export from DT); a project whose "
             "export is older than the one the store holds, or that the mass-resolve guard "
@@ -48,6 +54,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         examples="""
             dtrack-worker state migrate
             dtrack-worker state migrate --rewrite         # give the packed rows' space back
+            dtrack-worker state migrate --dry-run         # the lines it would build, no write
             dtrack-worker state baseline --all            # before the first webhook arrives
             dtrack-worker state resync 3f6c0b2e-...       # one project's consumer lost its copy
         """,
@@ -59,6 +66,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--force",
         action="store_true",
         help="baseline: record exports even past the mass-resolve guard",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help=(
+            "migrate: apply nothing, write nothing; say which lines the store's projects would "
+            "move to, from which version, with how many findings"
+        ),
     )
     parser.add_argument(
         "--rewrite",
@@ -78,7 +93,9 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     _refuse_misused(args)
     started = time.monotonic()
     code = EXIT_OK
-    if args.action == "migrate":
+    if args.action == "migrate" and args.dry_run:
+        code = asyncio.run(_lines(settings, dry_run=True))
+    elif args.action == "migrate":
         applied, compacted, rewritten = asyncio.run(_migrate(settings, full=args.rewrite))
         print(f"state store {settings.state.display_url}: applied {applied or 'nothing: current'}")
         if compacted.findings:
@@ -88,6 +105,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             )
         if rewritten:
             print("rewrote the findings without their free space (VACUUM)")
+        code = asyncio.run(_lines(settings, dry_run=False))
     elif args.action == "baseline":
         count, refused = asyncio.run(
             _baseline(settings, args.projects, every=args.all, force=args.force)
@@ -115,6 +133,8 @@ def _refuse_misused(args: argparse.Namespace) -> None:
         raise ConfigError(f"state {args.action}: --force is for baseline only")
     if args.rewrite and args.action != "migrate":
         raise ConfigError(f"state {args.action}: --rewrite is for migrate only")
+    if args.dry_run and (args.action != "migrate" or args.rewrite):
+        raise ConfigError(f"state {args.action}: --dry-run is for migrate only, without --rewrite")
 
 
 async def _migrate(settings: Settings, *, full: bool) -> tuple[list[int], Compacted, bool]:
@@ -124,6 +144,43 @@ async def _migrate(settings: Settings, *, full: bool) -> tuple[list[int], Compac
         applied = await store.migrate()
         compacted = await store.compact()
         return applied, compacted, await store.rewrite(full=full)
+
+
+async def _lines(settings: Settings, *, dry_run: bool) -> int:
+    """The lines step of migrate (``service.line_migration``); a dry run reads only."""
+    from worker.adapters import timezones
+    from worker.adapters.dtrack import DtClient
+    from worker.adapters.state.store import Store
+    from worker.service import line_migration
+
+    if settings.state.track != "line":
+        return EXIT_OK
+    options = line_migration.Options(
+        source=settings.dt.event_source,
+        zone=timezones.zone(settings.dt.timezone),
+        line_by=settings.state.line_by,
+        dry_run=dry_run,
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        store = await stack.enter_async_context(Store.open(settings.state, existing=True))
+        dt = None
+        if settings.dt.url:
+            settings.dt.require()  # an address without a key: said as every command says it
+            dt = await stack.enter_async_context(DtClient.open(settings.dt))
+        migrated = await line_migration.migrate(store, dt, options)
+    if migrated.refused:
+        print(f"lines: {migrated.refused}", file=sys.stderr)
+        return EXIT_OK  # the store is migrated: the jobs build the lines
+    if not migrated.outcomes and not migrated.built:
+        return EXIT_OK  # no project to move: nothing to say
+    asked = "DT's versions" if settings.dt.url else "the store's projects only (DT not asked)"
+    print(
+        f"lines: {len(migrated.outcomes)} from {asked}, without events; "
+        f"{migrated.built} built before, left as they are"
+    )
+    for outcome in migrated.outcomes:
+        print(f"  {line_migration.describe(outcome)}")
+    return EXIT_OK
 
 
 def _deltas(settings: Settings, store: Store, dt: Any, relay: Relay | None = None) -> Deltas:

@@ -1,19 +1,22 @@
-"""``dtrack-worker status``: the sync log per project, from the state store."""
+"""``dtrack-worker status``: the lines (DTRACK_WORKER_TRACK=line) or the sync log per project,
+from the state store."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import orjson
 
+from worker.commands import status_lines
 from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, settings_from
 from worker.core.events import SEVERITY_RANK
 
 if TYPE_CHECKING:
+    from worker.adapters.state.line_queries import LineReport
     from worker.adapters.state.reports import ProjectReport
 
 
@@ -22,29 +25,45 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         commands,
         "status",
         run,
-        help="per project: last export applied, last outcome, open findings, time to resolve",
+        help="per line, or per project: current version, open findings, last export applied",
         description=(
-            "What the state store knows, per project: name and version, the last export applied "
+            "With DTRACK_WORKER_TRACK=line (the default), once the store has lines: each line "
+            "(name, group, track, its current version, the versions seen, open findings by "
+            "severity, the last change published), and with LINE (a line id, NAME, "
+            "GROUP/NAME, or NAME#TRACK for one track) that line's versions: version, project "
+            "uuid, isLatest, active, lastBomImport and when an export of it was last applied. "
+            "A name that names several lines (tracks, groups) is an error that lists them "
+            "(exit 1). An argument that names no line is read as a project, as below; "
+            "--projects shows projects only. "
+            "Per project: name and version, the last export applied "
             "and when, the last job's outcome, open findings by severity, the oldest open "
             "finding's age, and the mean time to resolve by severity. The sync log a user "
             "follows; --json for tools. Reads only: a store that is not there, or not "
             "migrated, is said so (nothing is created)."
         ),
         examples="""
-            dtrack-worker status
+            dtrack-worker status                         # every line
+            dtrack-worker status acme-app                # the line acme-app and its versions
+            dtrack-worker status 'acme-app#2'            # its track 2 (DTRACK_WORKER_LINE_BY)
+            dtrack-worker status --projects              # every project's own view
             dtrack-worker status 3f6c0b2e-8f3a-4c1e-9b7d-2a1e0c4b5d6f
-            dtrack-worker status acme-app                # every version of it
+            dtrack-worker status --projects acme-app     # each version's own view
             dtrack-worker status acme-app@2.0
-            dtrack-worker status --json | jq '.[] | select(.open.critical > 0) | .name'
+            dtrack-worker status --json | jq '.[] | select(.open_counts.critical > 0) | .label'
+            dtrack-worker status --projects --json | jq '.[] | select(.open.critical > 0) | .name'
         """,
     )
     parser.add_argument(
         "project",
         nargs="?",
-        metavar="PROJECT",
-        help="a project's uuid, name (each version) or name@version, as in its last export",
+        metavar="LINE|PROJECT",
+        help="a line (its id, NAME, GROUP/NAME, NAME#TRACK), else a project's uuid, name "
+        "(each version) or name@version, as in its last export",
     )
     parser.add_argument("--json", action="store_true", help="a JSON list, one object each")
+    parser.add_argument(
+        "--projects", action="store_true", help="projects only, each one's own view, as by line"
+    )
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -54,12 +73,22 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from worker.adapters.state.store import Selector, Store
 
     settings = settings_from(environ, log=True)
+    by_line = settings.state.track == "line" and not args.projects
 
-    async def read() -> list[ProjectReport]:
+    async def read() -> _Found:
         async with Store.open(settings.state, existing=True) as store:
-            return await store.projects(Selector.parse(args.project) if args.project else None)
+            lines = await store.lines() if by_line else []
+            chosen = status_lines.matching(lines, args.project) if args.project else lines
+            if chosen:
+                return _Found(chosen, await store.projects(), by_name=bool(args.project))
+            return _Found(
+                [], await store.projects(Selector.parse(args.project) if args.project else None)
+            )
 
-    reports = asyncio.run(read())
+    found = asyncio.run(read())
+    if found.lines:
+        return _lines(found, args)
+    reports = found.projects
     if args.project and not reports:
         print(
             f"dtrack-worker status: {args.project}: not found in the state store at "
@@ -74,6 +103,31 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     return EXIT_OK
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Found:
+    lines: list[LineReport]  # by line: those to show (none: projects are shown)
+    projects: list[ProjectReport]
+    by_name: bool = False  # the lines an argument named
+
+
+def _lines(found: _Found, args: argparse.Namespace) -> int:
+    applied = {p.uuid: p.last_seen_at for p in found.projects}
+    if found.by_name and len(found.lines) > 1:
+        print(
+            f"dtrack-worker status: {status_lines.ambiguous(args.project, found.lines)}",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    if args.json:
+        documents = [status_lines.document(line, applied) for line in found.lines]
+        sys.stdout.buffer.write(orjson.dumps(documents) + b"\n")
+    elif found.by_name:
+        status_lines.print_line(found.lines[0], applied)
+    else:
+        status_lines.print_lines(found.lines, len(found.projects))
+    return EXIT_OK
+
+
 def _age(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -83,10 +137,7 @@ def _age(seconds: float | None) -> str:
     return f"{seconds:.0f}s"
 
 
-def _when(moment: float | None) -> str:
-    if moment is None:
-        return "never"
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+_when = status_lines.when
 
 
 def _print(reports: Sequence[ProjectReport]) -> None:

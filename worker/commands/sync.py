@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from worker.commands.common import EXIT_INVALID, EXIT_OK, add_command, seconds, settings_from
 from worker.core import topology
 from worker.core.config import Settings
+from worker.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from worker.adapters.broker import Broker
+    from worker.adapters.dtrack import DtClient
     from worker.service import sync
 
 
@@ -24,17 +27,29 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description=(
             "Queue a job (trigger SYNC) for each PROJECT: a UUID, or a name or name@version "
             "as DT knows it (an unknown or ambiguous name is an error that lists the "
-            "candidates, exit 2). With --wait, print what each job does as it happens "
+            "candidates, exit 2). With DTRACK_WORKER_TRACK=line (the default) a name without "
+            "@version names a LINE, all versions of the project: NAME, NAME#TRACK "
+            "(DTRACK_WORKER_LINE_BY's track) or GROUP/NAME; its versions are listed from DT "
+            "and its current version is synced (the one DT flags isLatest, else the active "
+            "version last imported). A line DT does not know, that names several lines, or "
+            "with no active version is an error (exit 1), and nothing is queued. "
+            "With --wait, print what each job does as it happens "
             "(fetching, findings and transitions, retries, the park reason) and exit 0 when "
             "every project synced, 1 otherwise."
         ),
         examples="""
             dtrack-worker sync 3b1c0e1e-5a0f-4c6e-9d43-6a1b2c3d4e5f
             dtrack-worker sync acme-shop@2.1.0 acme-blog --wait
-            dtrack-worker sync acme-shop --wait --timeout 120
+            dtrack-worker sync acme-shop --wait --timeout 120   # the line's current version
+            dtrack-worker sync 'acme-shop#2' --wait             # track 2 of the line
         """,
     )
-    parser.add_argument("projects", nargs="+", metavar="PROJECT", help="UUID, name or name@version")
+    parser.add_argument(
+        "projects",
+        nargs="+",
+        metavar="PROJECT|LINE",
+        help="UUID, name@version, or (by line) NAME, NAME#TRACK or GROUP/NAME",
+    )
     parser.add_argument("--wait", action="store_true", help="follow each job until it settles")
     parser.add_argument(
         "--timeout",
@@ -57,10 +72,14 @@ async def _sync(settings: Settings, args: argparse.Namespace) -> int:
     # aiohttp, aio-pika: only when the command runs (see common.py)
     from worker.adapters.broker import Broker
     from worker.adapters.dtrack import DtClient
-    from worker.service import sync
+    from worker.service.sync_lines import LineRefused
 
     async with DtClient.open(settings.dt) as dt:
-        targets = [await sync.resolve(dt, argument) for argument in args.projects]
+        try:
+            targets = [await _target(settings, dt, argument) for argument in args.projects]
+        except LineRefused as exc:
+            print(f"dtrack-worker sync: {exc}", file=sys.stderr)
+            return EXIT_INVALID
     broker = Broker(settings.broker, topology.configured(settings.broker))
     await broker.start()
     try:
@@ -68,6 +87,27 @@ async def _sync(settings: Settings, args: argparse.Namespace) -> int:
         return await _enqueue_and_follow(settings, broker, targets, args)
     finally:
         await broker.close()
+
+
+async def _target(settings: Settings, dt: DtClient, argument: str) -> sync.Target:
+    """The project ``argument`` names, or by line (TRACK=line) its line's current version."""
+    from worker.service import sync
+    from worker.service.sync_lines import LineRefused, resolve_line
+
+    if settings.state.track != "line" or sync.UUID.match(argument):
+        return await sync.resolve(dt, argument)
+    line = await resolve_line(dt, argument, settings.state.line_by, settings.dt.event_source)
+    if line is not None:
+        print(
+            f"{line.label}: the line's current version is {line.target.label} "
+            f"({line.target.uuid}: {line.because})",
+            flush=True,
+        )
+        return line.target
+    try:
+        return await sync.resolve(dt, argument)  # name@version: a project
+    except ConfigError as exc:
+        raise LineRefused(str(exc)) from None  # by line, a name that names nothing: exit 1
 
 
 async def _enqueue_and_follow(

@@ -21,6 +21,7 @@ import structlog
 from worker.adapters.state import (
     backend,
     compaction,
+    line_migration_queries,
     line_queries,
     outbox_queries,
     queries,
@@ -33,6 +34,7 @@ from worker.adapters.state.queries import Apply, Committed, ProjectState, StateM
 from worker.adapters.state.reports import Selector
 from worker.adapters.state.schema import SchemaRefused
 from worker.core.config import StateSettings
+from worker.core.line_migration import StoredProject
 from worker.core.transitions import Stored
 
 log = structlog.get_logger(__name__)
@@ -303,6 +305,18 @@ class Store:
     async def lines(self, line_id: str | None = None) -> list[line_queries.LineReport]:
         """Every line with its versions, or the one of ``line_id``."""
         return await self._run(line_queries.reports, line_id)
+
+    async def stored_projects(self) -> list[StoredProject]:
+        """The projects with an applied export, for `state migrate` to lines."""
+        return await self._run(line_migration_queries.stored_projects)
+
+    async def project_findings(self, project: str) -> tuple[int, list[Stored]]:
+        """A project's revision, then its open and suppressed findings in full."""
+        return await self._run(line_migration_queries.project_findings, project)
+
+    async def write_line(self, part: line_queries.LinePart, project: str, revision: int) -> None:
+        """A line written from a project's findings, silently (``line_migration_queries``)."""
+        await self._run(line_migration_queries.write_line, part, project, revision)
 
     async def record_outcome(self, project: str, outcome: str) -> None:
         await self._run(queries.record_outcome, project, outcome, time.time())
