@@ -17,6 +17,7 @@ from tests.fake_dt import FakeDt
 from tests.harness import REAL, TOKEN, post, samples
 from tests.rabbit import depth, eventually
 from tests.test_operations import _env, cli
+from tests.test_secrets import log_stream as log_stream  # the fixture
 from tests.test_state_guards import _parked
 
 pytestmark = pytest.mark.rabbitmq
@@ -75,7 +76,7 @@ async def metric(client: Any, name: str, **labels: str) -> float:
 
 
 async def test_a_token_still_processing_holds_the_job_until_dt_is_done(
-    serve, dt: FakeDt, state_url
+    state_url, serve, dt: FakeDt
 ):
     """Today's defect: the export taken right after BOM_PROCESSED (before the analysis: empty
     for a new version) was applied as the project's findings."""
@@ -92,7 +93,10 @@ async def test_a_token_still_processing_holds_the_job_until_dt_is_done(
     assert await metric(client, "dtrack_worker_analysis_gate_total", outcome="waited") == 1
 
 
-async def test_the_gate_holds_snapshots_too_with_a_protobuf_notification(serve, dt: FakeDt):
+async def test_the_gate_holds_snapshots_too_with_a_protobuf_notification(
+    serve, dt: FakeDt, log_stream
+):
+    logged = log_stream(json=True)
     client, _, events, _ = await serve(**FAST)  # snapshot mode
     project, token = str(uuid.uuid4()), str(uuid.uuid4())
     dt.exports[project] = exported(project, drop=-1)
@@ -102,10 +106,17 @@ async def test_the_gate_holds_snapshots_too_with_a_protobuf_notification(serve, 
     assert events.summaries()[job_id]["data"]["finding_count"] == 13
     assert len(events.findings(project)) == 13
     assert dt.token_polls.count(token) == 3
+    lines = [orjson.loads(line) for line in logged.getvalue().splitlines()]
+    said = {line["event"]: line for line in lines if line.get("project_uuid") == project}
+    assert said["job.analysis_pending"]["basis"] == "token"
+    assert "still processing the BOM upload" in said["job.analysis_pending"]["detail"]
+    assert said["job.analysis_done"]["waited_ms"] > 0
+    assert said["job.settled"]["analysis"] == "token"
+    assert said["job.settled"]["analysis_waited_ms"] > 0
 
 
 async def test_past_the_wait_the_job_parks_analysis_pending_and_a_replay_applies_it(
-    serve, dt: FakeDt, state_url
+    state_url, serve, dt: FakeDt
 ):
     client, topo, events, settings = await serve(
         emit="delta", state_url=state_url, analysis_wait="0.3", analysis_poll="0.05",
@@ -152,7 +163,7 @@ async def test_past_the_wait_the_job_parks_analysis_pending_and_a_replay_applies
 
 
 async def test_dt_4_13_facts_hold_the_job_while_the_analysis_is_older_than_the_bom(
-    serve, dt: FakeDt, state_url
+    state_url, serve, dt: FakeDt
 ):
     client, _, events, _ = await serve(emit="delta", state_url=state_url, **FAST)
     project = str(uuid.uuid4())
@@ -212,7 +223,7 @@ async def test_a_401_on_the_token_is_a_misconfiguration_never_done(serve, dt: Fa
 
 
 async def test_a_job_with_a_token_is_not_coalesced_into_a_fetch_taken_before_its_analysis(
-    serve, dt: FakeDt, state_url
+    state_url, serve, dt: FakeDt
 ):
     """Coalescing keeps the token: DT 5's BOM_PROCESSED (token) and then a notification without
     one (say, a NEW_VULNERABILITY of the analysis under way). The second job's fetch starts
