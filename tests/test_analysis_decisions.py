@@ -84,8 +84,19 @@ MS = 1000
     ],
 )
 def test_dt_s_project_facts_decide_by_analysis_against_bom_import(project, basis, pending):
-    reading = analysis_gate.by_facts(BomFacts.of(project))
+    reading = analysis_gate.by_facts(BomFacts.of(project), now=60.0)
     assert (reading.basis, reading.pending) == (basis, pending), reading.detail
+
+
+def test_an_analysis_dt_never_records_stops_holding_the_project_back():
+    """A BOM without components, an analysis that failed: DT's lastVulnerabilityAnalysis stays
+    before the import. Past STALE_AFTER_SECONDS the project's jobs apply (the guard remains)."""
+    facts = BomFacts.of({"lastBomImport": 5 * MS, "lastVulnerabilityAnalysis": 4 * MS})
+    stale = 5 + analysis_gate.STALE_AFTER_SECONDS
+    assert analysis_gate.by_facts(facts, now=stale).pending
+    reading = analysis_gate.by_facts(facts, now=stale + 1)
+    assert (reading.basis, reading.pending) == ("none", False)
+    assert "no longer waited for" in reading.detail
 
 
 def test_the_settings_and_their_bounds():

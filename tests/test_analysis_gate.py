@@ -5,6 +5,7 @@ The service against the real RabbitMQ, the fake DT on loopback (its token endpoi
 from __future__ import annotations
 
 import copy
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -23,7 +24,9 @@ from tests.test_state_guards import _parked
 pytestmark = pytest.mark.rabbitmq
 
 FAST = {"analysis_wait": "10", "analysis_poll": "0.02"}  # polls of tens of ms
-BOM = 1_764_000_100_000  # a lastBomImport, in epoch milliseconds as DT writes it
+# a lastBomImport a minute ago, in epoch milliseconds as DT writes it (an import older than
+# analysis_gate.STALE_AFTER_SECONDS holds nothing back)
+BOM = round(time.time() * 1000) - 60_000
 BOM_PROCESSED = documents()["v5__dt-5.0.4-e2e__GROUP_BOM_PROCESSED"]
 
 

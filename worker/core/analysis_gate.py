@@ -26,6 +26,10 @@ from worker.core.mass_resolve import BomFacts, iso
 
 Basis = Literal["token", "facts", "none"]
 
+# DT's facts hold a project's jobs back for so long after its BOM import at most: a BOM whose
+# analysis DT never records (one without components, an analysis that failed) must not stop
+# the project for good; past it the mass-resolve guard is the protection, as with DT 4.12
+STALE_AFTER_SECONDS = 6 * 3600.0
 DEFAULT_WAIT_SECONDS = 120.0
 DEFAULT_POLL_SECONDS = 5.0
 
@@ -73,7 +77,8 @@ def by_token(token: str, processing: bool) -> Reading:
     return Reading("token", False, f"DT has finished processing the BOM upload {token}")
 
 
-def by_facts(facts: BomFacts) -> Reading:
+def by_facts(facts: BomFacts, now: float) -> Reading:
+    """From DT's project facts, at ``now`` (epoch seconds)."""
     if not facts.listed:  # the fetch confirms it gone, or fails on its own
         return Reading("none", False, "DT does not list the project")
     if facts.last_bom_import is None:
@@ -84,6 +89,14 @@ def by_facts(facts: BomFacts) -> Reading:
             False,
             "DT records no vulnerability analysis for the project (DT 4.12 or older, or a "
             "project never analysed)",
+        )
+    if facts.analysing and now - facts.last_bom_import > STALE_AFTER_SECONDS:
+        return Reading(
+            "none",
+            False,
+            f"DT has recorded no analysis since the BOM imported at "
+            f"{iso(facts.last_bom_import)}, over {STALE_AFTER_SECONDS / 3600:g} h ago (its last "
+            f"analysis ended {iso(facts.last_analysis)}): no longer waited for",
         )
     if facts.analysing:
         return Reading(

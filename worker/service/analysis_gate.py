@@ -112,4 +112,4 @@ class AnalysisGate:
             # VIEW_PORTFOLIO is not required by the export: no signal, as DT 4.12 gives none
             log.warning("job.analysis_unknown", project_uuid=job.project_uuid, error=str(exc))
             return analysis_gate.unreadable(str(exc))
-        return analysis_gate.by_facts(BomFacts.of(found))
+        return analysis_gate.by_facts(BomFacts.of(found), time.time())
