@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import NOTIFICATIONS
 from tests.dt5_notifications import documents, protobuf_of
-from worker.core import analysis_gate, jobs, notifications, protobuf_notifications
+from worker.core import analysis_gate, job_budget, jobs, notifications, protobuf_notifications
 from worker.core.config import Settings
 from worker.core.errors import ConfigError
 from worker.core.mass_resolve import BomFacts
@@ -123,3 +123,10 @@ async def test_a_fetch_started_before_the_analysis_was_seen_done_does_not_cover_
         pass  # a fetch after the job's acceptance, before the gate saw the analysis done
     assert await freshness.covers(job)
     assert not await freshness.covers(job, since=datetime.now(UTC))
+
+
+def test_the_job_budget_holds_the_wait_for_dt_s_analysis():
+    """RabbitMQ's delivery timeout must outlast a job that waited for DT, then fetched."""
+    waiting = Settings.from_env({"DTRACK_WORKER_ANALYSIS_WAIT": "600"})
+    off = Settings.from_env({"DTRACK_WORKER_ANALYSIS_WAIT": "0"})
+    assert job_budget.budget_of(waiting) - job_budget.budget_of(off) == 600 + 120  # + a read
