@@ -112,6 +112,15 @@ class FakeDt:
         self.finding_lists: list[str] = []  # projects whose findings list was asked for
         # a project whose export changes with every fetch: called for each export request
         self.generators: dict[str, Callable[[], bytes]] = {}
+        # GET /api/v1/event/token/{uuid} (DT 4.11+, 5.x): how many more polls of a token answer
+        # {"processing": true}; then false, and ``analysed[token]`` (if set) is called once, as
+        # DT's analysis ends. An unknown token answers false, as DT does. ``token_status``:
+        # answer that status instead (401, 403, 500).
+        self.analyses: dict[str, int] = {}
+        self.analysed: dict[str, Callable[[], None]] = {}
+        self.token_status: int | None = None
+        self.token_polls: list[str] = []
+        self.on_project: Callable[[str], None] | None = None  # before each GET project/{uuid}
         self._server: TestServer | None = None
 
     @property
@@ -126,6 +135,7 @@ class FakeDt:
         app.router.add_get("/api/v1/project/{uuid}", self._project)
         app.router.add_get("/api/v1/finding/project/{uuid}", self._findings)
         app.router.add_get("/api/v1/team/self", self._team)
+        app.router.add_get("/api/v1/event/token/{uuid}", self._token)
         app.router.add_get("/api/version", self._version)
         self._server = TestServer(app, host="127.0.0.1")
         await self._server.start_server()
@@ -172,6 +182,23 @@ class FakeDt:
             [_jackson(row) for row in rows], headers={"X-Total-Count": str(total)}
         )
 
+    async def _token(self, request: web.Request) -> web.Response:
+        """DT's EventResource: is a workflow labelled with this token still running?"""
+        if request.headers.get("X-Api-Key") != API_KEY:
+            return web.Response(status=401)
+        token = request.match_info["uuid"]
+        self.token_polls.append(token)
+        if self.token_status is not None:
+            return web.Response(status=self.token_status)
+        left = self.analyses.get(token, 0)
+        if left > 0:
+            self.analyses[token] = left - 1
+            return web.json_response({"processing": True})
+        done = self.analysed.pop(token, None)
+        if done is not None:
+            done()
+        return web.json_response({"processing": False})
+
     async def _team(self, request: web.Request) -> web.Response:
         if request.headers.get("X-Api-Key") != API_KEY:
             return web.Response(status=401)
@@ -187,6 +214,8 @@ class FakeDt:
         if "VIEW_PORTFOLIO" not in self.permissions:
             return web.Response(status=403)
         project = request.match_info["uuid"]
+        if self.on_project is not None:
+            self.on_project(project)
         known = {p["uuid"]: p for p in self.projects}
         if project in known:
             return web.json_response(known[project])

@@ -180,6 +180,34 @@ class DtClient:
             )
         raise answers.failure(status, None, "", path)
 
+    async def analysis_processing(self, token: str) -> bool:
+        """Is DT still processing the BOM upload of this token (its analysis included)?
+        ``GET /api/v1/event/token/{token}`` (DT 4.11+, 5.x: authentication only); where DT
+        has no such endpoint (404), the older ``GET /api/v1/bom/token/{token}``. A 401 or 403
+        is the key's problem (DtRejected), never taken for "done"."""
+        path = f"api/v1/event/token/{token}"
+        status, body = await self._json(path)
+        if status == 404:  # DT before 4.11
+            path = f"api/v1/bom/token/{token}"
+            status, body = await self._json(path)
+        flag = body.get("processing") if isinstance(body, dict) else None
+        if status == 200 and isinstance(flag, bool):
+            return flag
+        if status == 200:
+            raise DtMisconfigured(f"GET /{path} answered 200 without a processing flag")
+        if status == 403:
+            raise DtRejected(
+                f"DT answered 403 for GET /{path}: the API key's team may not ask whether a BOM "
+                "upload is processed (BOM_UPLOAD before DT 4.11)",
+                status=403,
+            )
+        if status == 404:
+            raise DtMisconfigured(
+                f"DT answers 404 for GET /api/v1/event/token and /{path}: is "
+                "DTRACK_WORKER_DT_URL Dependency-Track's API server?"
+            )
+        raise answers.failure(status, None, "", path)
+
     async def findings(self, project_uuid: str) -> list[dict[str, Any]]:
         """``GET /api/v1/finding/project/{uuid}?suppressed=true``: every finding, suppressed ones
         included (VIEW_VULNERABILITY). DT 4.x answers the whole list at once, DT 5 in pages

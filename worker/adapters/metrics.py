@@ -73,6 +73,8 @@ class WorkerMetrics:
     filter_errors: Counter
     filter_pending: Gauge
     clock_skewed: Counter
+    analysis_gate: Counter
+    analysis_waiting: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> WorkerMetrics:
@@ -98,7 +100,8 @@ class WorkerMetrics:
             parked=Counter(
                 "dtrack_worker_parked_jobs",
                 "Jobs moved to the parked queue, by reason (invalid_export, dt_rejected, "
-                "too_large, attempts_exhausted, invalid_job, suspicious_export, unexpected).",
+                "too_large, attempts_exhausted, invalid_job, suspicious_export, analysis_pending, "
+                "unexpected).",
                 ["reason"],
                 registry=registry,
             ),
@@ -191,6 +194,19 @@ class WorkerMetrics:
                 "dtrack_worker_clock_skewed_exports",
                 "Exports stamped further ahead of this host's clock than "
                 "DTRACK_WORKER_CLOCK_SKEW_TOLERANCE: applied with the time they were received.",
+                registry=registry,
+            ),
+            analysis_gate=Counter(
+                "dtrack_worker_analysis_gate",
+                "Jobs through the analysis gate, by basis (token, facts, none: DT gives no "
+                "signal) and outcome (ready; waited: DT finished while the job waited; pending: "
+                "still analysing when the job's wait ended, the job retried or parked).",
+                ["basis", "outcome"],
+                registry=registry,
+            ),
+            analysis_waiting=Gauge(
+                "dtrack_worker_analysis_waiting_jobs",
+                "Jobs waiting now for DT to finish analysing their project's BOM.",
                 registry=registry,
             ),
         )

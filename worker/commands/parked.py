@@ -29,7 +29,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             "full, replay them (back to the jobs queue, attempt 1), or purge them. Replay and "
             "purge take job ids or --all; purge asks first unless --yes. replay --force applies "
             "an export the mass-resolve guard held back (suspicious_export) once you have "
-            "checked that its findings really were fixed. Nothing is lost if a command is "
+            "checked that its findings really were fixed; an analysis_pending job, replayed "
+            "once DT has finished analysing the project's BOM, applies (never before, forced "
+            "or not). Nothing is lost if a command is "
             "interrupted: a job is acked only after it is safely elsewhere."
         ),
         examples="""

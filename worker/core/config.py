@@ -11,7 +11,8 @@ import re
 from collections.abc import Mapping
 from urllib.parse import quote
 
-from worker.core import scope, signatures, urls
+from worker.core import analysis_gate, scope, signatures, urls
+from worker.core.analysis_gate import GateSettings, gate_settings
 from worker.core.batches import MAX_BATCH
 from worker.core.console_settings import ConsoleSettings, console_settings
 from worker.core.env import PREFIX, Env, Secret, amqp_urls, http_url
@@ -199,6 +200,7 @@ class WorkerSettings:
     reconcile_interval: float | None  # seconds; None: no scheduled reconciliation
     scope: Scope = EVERYTHING  # which projects: every one by default
     project_cache_seconds: float = 300.0  # how long DT's answer about a project is reused
+    analysis: GateSettings = analysis_gate.DEFAULT  # the analysis gate (DTRACK_WORKER_ANALYSIS_*)
 
 
 def _dt_url(raw: str | None) -> str | None:
@@ -317,6 +319,7 @@ class Settings:
                 project_cache_seconds=env.number(
                     "PROJECT_CACHE_SECONDS", 300.0, minimum=0, maximum=86400
                 ),
+                analysis=gate_settings(env),
             ),
             log_level=log_level,
             log_format=log_format,

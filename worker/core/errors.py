@@ -15,6 +15,7 @@
   x TransientError           may succeed later: answer 503, retry with a delay
     + DtUnavailable          DT timed out, was unreachable, or answered 429/5xx
     + GuardPending           the mass-resolve guard waits for DT's facts to catch up
+    + AnalysisPending        DT has not finished analysing what the export would show
 
 Details travel as attributes (``problems``), never encoded in the message text.
 """
@@ -116,6 +117,11 @@ class GuardPending(TransientError):
     """An export the mass-resolve guard holds back only until DT's facts catch up (its BOM's
     analysis still running, or a BOM imported after the export was taken): retried through
     the retry tiers, parked ``attempts_exhausted`` if it persists."""
+
+
+class AnalysisPending(TransientError):
+    """DT is still analysing the project's BOM (the analysis gate): the export is not fetched;
+    retried through the retry tiers, parked ``analysis_pending`` on the last attempt."""
 
 
 class DtUnavailable(TransientError):

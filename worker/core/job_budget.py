@@ -5,7 +5,8 @@ consumer timeout (30 minutes by default) and gives the job to another worker: a 
 fails on a dead channel and is done twice. A job holds its delivery while it waits for a DT slot
 (``DTRACK_WORKER_PREFETCH`` deliveries share ``DTRACK_WORKER_DT_CONCURRENCY`` fetches), while
 every try of its download runs to ``DTRACK_WORKER_DT_EXPORT_TIMEOUT``, during the pauses between
-tries, and while its events are made and published.
+tries, and while its events are made and published; before all that, while it waits for DT
+to finish analysing the project's BOM (the analysis gate).
 """
 
 from __future__ import annotations
@@ -31,10 +32,13 @@ def fetch_seconds(settings: Settings) -> float:
 
 
 def budget_of(settings: Settings) -> float:
-    """Seconds from a job's delivery to its ack at the worst: the fetches queued before it for
-    a DT slot, its own, and what follows the download."""
+    """Seconds from a job's delivery to its ack at the worst: its wait for DT's analysis (the
+    analysis gate, with a last question to DT), the fetches queued before it for a DT slot,
+    its own, and what follows the download."""
     rounds = math.ceil(settings.worker.prefetch / settings.dt.concurrency)
-    return rounds * fetch_seconds(settings) + AFTER_DOWNLOAD_SECONDS
+    gate = settings.worker.analysis
+    waiting = gate.wait + settings.dt.read_timeout if gate.enabled else 0.0
+    return waiting + rounds * fetch_seconds(settings) + AFTER_DOWNLOAD_SECONDS
 
 
 def consumer_timeout_ms(settings: Settings) -> int:

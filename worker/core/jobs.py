@@ -19,7 +19,7 @@ from worker.core.notifications import Routing
 from worker.core.validation import Contract
 
 JOB_TYPE = "dtrack-worker.job.v1"
-JOB_SCHEMA = "urn:dtrack-worker:schema:job:1.2.0"
+JOB_SCHEMA = "urn:dtrack-worker:schema:job:1.3.0"
 # the AMQP header naming the queue a job reports its progress to (dtrack-worker sync --wait)
 PROGRESS_HEADER = "x-progress-queue"
 # the AMQP header of a job replayed with `parked replay --force`: past the mass-resolve guard
@@ -47,6 +47,8 @@ class Job:
     forced: bool = False
     # job 1.2.0: the finding a VULNERABILITY_RETRACTED names (project:component:vulnerability)
     retracted_finding: str | None = None
+    # job 1.3.0: the BOM upload's token (DT 5's BOM_CONSUMED / BOM_PROCESSED), for the gate
+    analysis_token: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         facts = {
@@ -56,6 +58,7 @@ class Job:
                 ("project_tags", self.project_tags),
                 ("project_active", self.project_active),
                 ("retracted_finding", self.retracted_finding),
+                ("analysis_token", self.analysis_token),
             )
             if value is not None
         }
@@ -117,6 +120,7 @@ def jobs_for(
             project_tags=None if project.tags is None else list(project.tags),
             project_active=project.active,
             retracted_finding=routing.retracted,
+            analysis_token=routing.token,
             trigger=routing.group,
             notification_id=notification,
             accepted_at=accepted,

@@ -83,6 +83,13 @@ class BomFacts:
     last_bom_import: float | None = None  # epoch seconds
     last_analysis: float | None = None  # DT 4.13+: lastVulnerabilityAnalysis
 
+    @property
+    def analysing(self) -> bool:
+        """DT's last vulnerability analysis ended before its last BOM import: the analysis
+        of that BOM has not finished (DT 4.13+; before, DT records no analysis: never)."""
+        bom, analysis = self.last_bom_import, self.last_analysis
+        return bom is not None and analysis is not None and analysis < bom
+
     @classmethod
     def of(cls, project: Mapping[str, Any] | None) -> BomFacts:
         """From DT's project object (dates in epoch milliseconds, as Jackson writes them);
@@ -126,23 +133,23 @@ def unexplained(facts: BomFacts, *, since: float | None, exported: float) -> Une
         return Unexplained("DT records no BOM import for the project")
     if since is not None and bom <= since:
         return Unexplained(
-            f"no BOM was imported since the last export applied ({_iso(since)}): the last "
-            f"at {_iso(bom)}"
+            f"no BOM was imported since the last export applied ({iso(since)}): the last "
+            f"at {iso(bom)}"
         )
     if bom > exported:
         return Unexplained(
-            f"the last BOM ({_iso(bom)}) was imported after this export was taken "
-            f"({_iso(exported)})",
+            f"the last BOM ({iso(bom)}) was imported after this export was taken ({iso(exported)})",
             pending=True,
         )
-    if facts.last_analysis is not None and facts.last_analysis < bom:
+    if facts.analysing:
         return Unexplained(
-            f"the analysis of the BOM imported at {_iso(bom)} has not finished "
-            f"(the last analysis ended {_iso(facts.last_analysis)})",
+            f"the analysis of the BOM imported at {iso(bom)} has not finished "
+            f"(the last analysis ended {iso(facts.last_analysis or 0)})",
             pending=True,
         )
     return None
 
 
-def _iso(moment: float) -> str:
+def iso(moment: float) -> str:
+    """Epoch seconds as DT's facts are shown in messages (UTC, milliseconds)."""
     return instant(round(moment * 1000)) or "?"

@@ -104,6 +104,8 @@ RULES: dict[Dialect, dict[str, Rule]] = {
 # Paths read besides the projects: the finding a retraction names (Routing.retracted)
 _RETRACTED = "VULNERABILITY_RETRACTED"
 FINDING_PATHS = ("component.uuid", "vulnerability.uuid")
+# Groups whose subject carries the BOM upload's token (DT 5: BomConsumedOrProcessedSubject)
+TOKEN_GROUPS = frozenset({"BOM_CONSUMED", "BOM_PROCESSED"})
 # DT 5's template renderer (PebbleNotificationTemplateRenderer.extractSubject, main 2026-08)
 # knows neither subject type: its JSON carries "subject": null for these groups
 _UNRENDERED = frozenset({"PROJECT_CREATED", _RETRACTED})
@@ -131,6 +133,8 @@ class Routing:
     reason: str | None = None
     # VULNERABILITY_RETRACTED: the finding key (project:component:vulnerability) it names
     retracted: str | None = None
+    # BOM_CONSUMED / BOM_PROCESSED: the BOM upload's token, for the analysis gate
+    token: str | None = None
 
 
 def route(document: object, contract: Contract) -> Routing:
@@ -149,7 +153,16 @@ def route(document: object, contract: Contract) -> Routing:
         subject_missing=subject is None,
         projects_at=lambda paths: _projects(subject, paths),
         finding_of=lambda projects: _finding(subject, projects),
+        token=upload_token(subject.get("token") if isinstance(subject, dict) else None),
     )
+
+
+def upload_token(value: object) -> str | None:
+    """A BOM upload's token as the analysis gate asks DT about it: a UUID (lower case), or
+    None (none given, or not a UUID: never put in a URL)."""
+    if isinstance(value, str) and _UUID.match(value):
+        return value.lower()
+    return None
 
 
 def decide(
@@ -162,6 +175,7 @@ def decide(
     subject_missing: bool,
     projects_at: Callable[[tuple[str, ...]], tuple[ProjectRef, ...]],
     finding_of: Callable[[tuple[ProjectRef, ...]], str | None],
+    token: str | None = None,
 ) -> Routing:
     """The routing of a notification, whichever form it came in: ``projects_at(paths)`` finds
     the projects at the rule's paths, ``finding_of(projects)`` a retraction's finding key."""
@@ -203,6 +217,7 @@ def decide(
         projects=projects,
         reason=reason,
         retracted=finding_of(projects) if group == _RETRACTED and projects else None,
+        token=token if group in TOKEN_GROUPS and projects else None,
     )
 
 

@@ -27,6 +27,7 @@ from worker.core.notifications import (
     checked_uuid,
     decide,
     finding_key,
+    upload_token,
 )
 
 # DT's label (protobuf.dev/reference/protobuf/mime-types); the other is an older spelling
@@ -82,7 +83,14 @@ def route(raw: bytes) -> Routing:
         subject_missing=subject is None,
         projects_at=lambda paths: _projects(subject, paths),
         finding_of=lambda projects: _finding(subject, projects),
+        token=_token(subject),
     )
+
+
+def _token(subject: Subject | None) -> str | None:
+    if subject is None or not isinstance(subject[1], pb.BomConsumedOrProcessedSubject):
+        return None
+    return upload_token(subject[1].token)
 
 
 def _invalid(pointer: str, problem: str) -> InvalidProtobuf:

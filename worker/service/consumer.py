@@ -41,6 +41,7 @@ from worker.core.jobs import Job
 from worker.core.output import AS_MADE, Output
 from worker.core.scope import EVERYTHING, Scope
 from worker.service import job_messages, outgoing, progress, projects
+from worker.service.analysis_gate import AnalysisGate
 from worker.service.delta import Deltas
 from worker.service.freshness import Freshness
 from worker.service.projects import Directory
@@ -78,7 +79,9 @@ class Worker:
         options: WorkerOptions,
         deltas: Deltas | None = None,
         directory: Directory | None = None,
+        gate: AnalysisGate | None = None,
     ) -> None:
+        self._gate = gate  # waits for DT's analysis before a fetch (service.analysis_gate)
         self._directory = directory  # DT's project facts: tags, activity, for scope and events
         self._deltas = deltas  # the change stream, through the state store (delta or both)
         self._broker = broker
@@ -236,7 +239,8 @@ class Worker:
             if attempt < self._options.max_attempts:
                 await self._retry(message, attempt, exc)
                 return "retried"
-            return await self._park(message, "attempts_exhausted", exc, attempt, fields)
+            reason = job_messages.exhausted_reason(exc)  # analysis_pending, attempts_exhausted
+            return await self._park(message, reason, exc, attempt, fields)
         except InvalidExport as exc:
             fields["error"] = str(exc.args[0])
             self._metrics.validation_failures.inc()
@@ -260,10 +264,7 @@ class Worker:
         if outside is not None:  # never fetched; its state, if any, stays as it was
             fields["reason"] = outside
             return "out_of_scope"
-        # nothing awaited between the freshness check and the fetch's start: coalescing
-        # depends on it (a lookup in between let a burst's jobs all pass the check)
-        if await self._freshness.covers(job):
-            self._metrics.coalesced.inc()
+        if await self._coalesced(job, fields):
             return "coalesced"
         started = time.perf_counter()
         with self._freshness.fetching(job.project_uuid) as fetch:
@@ -297,6 +298,22 @@ class Worker:
                         retracted=fetch.retracted(),  # this job's and those it stands in for
                     )
         return outcome
+
+    async def _coalesced(self, job: Job, fields: dict[str, Any]) -> bool:
+        """A fresher fetch stands in for the job; else it is free to fetch (DT's analysis
+        done, the analysis gate says). A job with a BOM upload's token is covered only by a
+        fetch started once DT had analysed that upload; others may be before DT is asked."""
+        gate = self._gate
+        early = gate is None or job.analysis_token is None
+        covered = early and await self._freshness.covers(job)
+        if not covered and gate is not None:
+            since = await gate.passed(job, fields)
+            # nothing awaited between this check and the fetch's start: coalescing depends
+            # on it (a lookup in between let a burst's jobs all pass the check)
+            covered = await self._freshness.covers(job, since=since)
+        if covered:
+            self._metrics.coalesced.inc()
+        return covered
 
     async def _snapshot(self, job: Job, raw: Spool, started: float, facts: ProjectFacts) -> int:
         """Every finding of the export as an event, published now (snapshot mode)."""
@@ -339,26 +356,8 @@ class Worker:
         self._metrics.findings_published.inc(published)
         if not summary:  # with both streams, one summary: the change stream's, with its counts
             return published
-        announcement = events.export_summary(
-            source=export.source,
-            project={
-                "uuid": export.project_uuid,
-                "name": export.project_name,
-                "version": export.project_version,
-            },
-            exported_at=export.exported_at,
-            fpf={
-                "version": export.fpf_version,
-                "dt_version": export.dt_version,
-                "exported_at": export.exported_at,
-            },
-            finding_count=export.finding_count,
-            severities=severities,
-            repeated_rows=export.repeated_rows,
-            duration_ms=(time.perf_counter() - started) * 1e3,
-            job=job_messages.job_ref(job),
-        )
-        await self._publish_one(announcement)
+        duration_ms = (time.perf_counter() - started) * 1e3
+        await self._publish_one(job_messages.summary(job, export, severities, duration_ms))
         return published
 
     async def _publish_one(self, event: events.Event) -> None:

@@ -44,13 +44,14 @@ class Freshness:
         self._retractions: dict[str, dict[str, datetime]] = {}
         self._noted = 0
 
-    async def covers(self, job: Job) -> bool:
+    async def covers(self, job: Job, *, since: datetime | None = None) -> bool:
         """``covered`` for a job; a finding it says DT retracted is noted first, for the fetch
-        that stands in for it (or its own) to label."""
+        that stands in for it (or its own) to label. ``since``: only a fetch started after
+        then as well (DT's analysis of the job's BOM upload was seen done then)."""
         accepted = datetime.fromisoformat(job.accepted_at)
         if job.retracted_finding is not None:
             self._note(job.project_uuid, job.retracted_finding, accepted)
-        return await self.covered(job.project_uuid, accepted)
+        return await self.covered(job.project_uuid, max(accepted, since or accepted))
 
     def _note(self, project: str, key: str, accepted: datetime) -> None:
         keys = self._retractions.setdefault(project, {})

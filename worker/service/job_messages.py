@@ -11,8 +11,9 @@ import orjson
 from aio_pika.abc import AbstractIncomingMessage
 
 from worker.adapters import tracing
-from worker.core import events, urls
+from worker.core import events, fpf, urls
 from worker.core.errors import (
+    AnalysisPending,
     DtMisconfigured,
     DtRejected,
     ExportTooLarge,
@@ -21,6 +22,7 @@ from worker.core.errors import (
     InvalidJob,
     PermanentError,
     SuspiciousExport,
+    TransientError,
 )
 from worker.core.jobs import FORCE_HEADER, Job, utc_timestamp
 
@@ -90,6 +92,11 @@ def park_reason(exc: PermanentError) -> str:
     return "permanent"
 
 
+def exhausted_reason(exc: TransientError) -> str:
+    """Why a job that failed on its last attempt parks: DT's analysis never ended, or else."""
+    return "analysis_pending" if isinstance(exc, AnalysisPending) else "attempts_exhausted"
+
+
 def retry_headers(attempt: int, exc: Exception) -> dict[str, Any]:
     """The headers of a job's retry copy: its next attempt and why this one failed."""
     return {"x-attempt": attempt + 1, "x-last-error": header_text(str(exc))}
@@ -132,4 +139,29 @@ def invalid_export(job: Job, source: str, exc: InvalidExport) -> events.Event:
         job=job_ref(job),
         message=str(exc.args[0]),
         problems=exc.report(),
+    )
+
+
+def summary(
+    job: Job, export: fpf.Export, severities: dict[str, int], duration_ms: float
+) -> events.Event:
+    """The export.summary of a snapshot (the change stream sends its own, with its counts)."""
+    return events.export_summary(
+        source=export.source,
+        project={
+            "uuid": export.project_uuid,
+            "name": export.project_name,
+            "version": export.project_version,
+        },
+        exported_at=export.exported_at,
+        fpf={
+            "version": export.fpf_version,
+            "dt_version": export.dt_version,
+            "exported_at": export.exported_at,
+        },
+        finding_count=export.finding_count,
+        severities=severities,
+        repeated_rows=export.repeated_rows,
+        duration_ms=duration_ms,
+        job=job_ref(job),
     )

@@ -30,6 +30,7 @@ from worker.adapters.timezones import zone
 from worker.core import job_budget, topology
 from worker.core.config import ReceiverSettings, Settings
 from worker.service import checks, collector, filtering, queue_gauges, receiver
+from worker.service.analysis_gate import AnalysisGate
 from worker.service.backfill import backfill
 from worker.service.console import serving as console
 from worker.service.consumer import Worker, WorkerOptions
@@ -148,7 +149,9 @@ def _worker(
                 gauges = refresh_forever(StateGauges.create(registry), store)
                 reclaiming = reclaim_forever(store)
             directory = Directory(dt, settings.worker.project_cache_seconds)
-            running = Worker(broker, dt, contracts, metrics, options, deltas, directory)
+            record = None if deltas is None else store.record_outcome  # `status` shows it
+            gate = AnalysisGate(dt, metrics, settings.worker.analysis, record=record)
+            running = Worker(broker, dt, contracts, metrics, options, deltas, directory, gate)
             workers.append(running)
             await running.start()
             background = [
