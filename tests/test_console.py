@@ -116,13 +116,16 @@ async def test_a_sync_is_followed_to_the_end_by_server_sent_events(console):
         steps = [m.removeprefix(f"{name}: ") for m in messages if m.startswith(f"{name}: ")]
         assert steps[1:] == [
             "a worker took the job (attempt 1)",
-            f"fetched the export ({size:.1f} KiB): validating and applying it",
+            f"fetched the export ({size:.1f} KiB)",
+            "validating the export and comparing it with the stored state",
+            "applied: 13 transitions committed, 14 events in the outbox for the relay to publish",
             "synced: 13 transitions",
+            "published: the relay sent its 14 events",
         ], messages
-    assert re.findall(r"^id: (\d+)$", stream, re.MULTILINE) == [str(n) for n in range(9)]
+    assert re.findall(r"^id: (\d+)$", stream, re.MULTILINE) == [str(n) for n in range(15)]
     # a browser that reconnects resumes after the last event it saw
-    resumed = await app.client.get(f"/sync/runs/{run}/events", headers={"Last-Event-ID": "7"})
-    assert re.findall(r"^id: (\d+)$", await resumed.text(), re.MULTILINE) == ["8"]
+    resumed = await app.client.get(f"/sync/runs/{run}/events", headers={"Last-Event-ID": "12"})
+    assert re.findall(r"^id: (\d+)$", await resumed.text(), re.MULTILINE) == ["13", "14"]
     page = await (await app.client.get(f"/sync/runs/{run}", headers=HTML)).text()
     assert "sync: 2 of 2 projects synced" in page
     assert 'data-done="true"' in page
@@ -246,7 +249,7 @@ async def test_the_overview_shows_health_queues_and_the_last_jobs(console):
     assert "<td>state</td><td>ok</td>" in page
     assert re.search(r"<dt>Parked jobs</dt><dd><a href=\"/parked\">1</a>", page), page
     assert '<td>jobs.parked</td><td class="num">1</td>' in page
-    assert re.search(r"acme-shop@1.0</a></td><td>done</td>", page)
+    assert re.search(r"acme-shop@1.0</a></td><td>SYNC \(<a [^>]+>run</a>\)</td><td>done</td>", page)
 
 
 async def test_the_project_pages_read_either_store(console, state_url: str):
@@ -271,7 +274,7 @@ async def test_the_project_pages_read_either_store(console, state_url: str):
     assert "<td>open</td>" not in resolved
     assert "None." in resolved
     assert shown.count("<td>opened</td>") == 13  # the timeline
-    assert "acme-shop@1.0</a></td><td>done</td>" in await page("/")
+    assert re.search(r"acme-shop@1.0</a></td><td>SYNC \(.*?\)</td><td>done</td>", await page("/"))
     response = await app.client.get(f"/projects/{shop}?status=closed")
     assert response.status == 400
     assert "status='closed'" in (await response.json())["error"]
@@ -301,8 +304,6 @@ async def test_a_live_stream_ends_when_the_console_stops(console):
 
 
 def test_the_fetched_step_names_the_export_size():
-    assert sync.describe("fetched", {"bytes": 38}) == (
-        "fetched the export (38 bytes): validating and applying it"
-    )
+    assert sync.describe("fetched", {"bytes": 38}) == "fetched the export (38 bytes)"
     assert "(2.0 KiB)" in sync.describe("fetched", {"bytes": 2048})
     assert "(3.5 MiB)" in sync.describe("fetched", {"bytes": int(3.5 * 2**20)})

@@ -30,6 +30,8 @@ class StateSettings:
     # an export resolving more than a share of a project's open findings (and at least a
     # minimum), unexplained by DT's facts, is parked (suspicious_export)
     mass_resolve: Guard = mass_resolve.DEFAULT
+    # the console's job and finding history is kept this many days (DTRACK_WORKER_HISTORY_DAYS)
+    history_days: int = 90
 
     @property
     def kind(self) -> str:
@@ -93,6 +95,7 @@ def state_settings(env: Env) -> StateSettings:
             share=share("MASS_RESOLVE_GUARD", env.text("MASS_RESOLVE_GUARD", "90%")),
             minimum=env.integer("MASS_RESOLVE_MIN", 5, minimum=1, maximum=1_000_000),
         ),
+        history_days=env.integer("HISTORY_DAYS", 90, minimum=1, maximum=3650),
     )
 
 

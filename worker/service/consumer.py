@@ -43,6 +43,7 @@ from worker.core.scope import EVERYTHING, Scope
 from worker.service import job_messages, outgoing, progress, projects
 from worker.service.delta import Deltas
 from worker.service.freshness import Freshness
+from worker.service.job_history import JobHistory
 from worker.service.projects import Directory
 
 log = structlog.get_logger(__name__)
@@ -78,7 +79,9 @@ class Worker:
         options: WorkerOptions,
         deltas: Deltas | None = None,
         directory: Directory | None = None,
+        history: JobHistory | None = None,
     ) -> None:
+        self._history = history  # each settled job's row, for the console (with a store)
         self._directory = directory  # DT's project facts: tags, activity, for scope and events
         self._deltas = deltas  # the change stream, through the state store (delta or both)
         self._broker = broker
@@ -210,6 +213,8 @@ class Worker:
         self._metrics.job_seconds.labels(outcome=outcome).observe(seconds)
         tracing.annotate({"dtrack_worker.job.outcome": outcome})
         await progress.report(self._broker, message, outcome, fields)
+        if self._history is not None:
+            await self._history.settled(message, outcome, fields, seconds)
         level = "warning" if outcome == "parked" else "info"
         getattr(log, level)(
             "job.settled", outcome=outcome, duration_ms=round(seconds * 1e3, 1), **fields
@@ -339,26 +344,8 @@ class Worker:
         self._metrics.findings_published.inc(published)
         if not summary:  # with both streams, one summary: the change stream's, with its counts
             return published
-        announcement = events.export_summary(
-            source=export.source,
-            project={
-                "uuid": export.project_uuid,
-                "name": export.project_name,
-                "version": export.project_version,
-            },
-            exported_at=export.exported_at,
-            fpf={
-                "version": export.fpf_version,
-                "dt_version": export.dt_version,
-                "exported_at": export.exported_at,
-            },
-            finding_count=export.finding_count,
-            severities=severities,
-            repeated_rows=export.repeated_rows,
-            duration_ms=(time.perf_counter() - started) * 1e3,
-            job=job_messages.job_ref(job),
-        )
-        await self._publish_one(announcement)
+        seconds = time.perf_counter() - started
+        await self._publish_one(job_messages.snapshot_summary(job, export, severities, seconds))
         return published
 
     async def _publish_one(self, event: events.Event) -> None:

@@ -50,7 +50,7 @@ from worker.core.transitions import (
     suppressions_of,
 )
 from worker.core.validation import Contract
-from worker.service import collector
+from worker.service import collector, progress
 
 log = structlog.get_logger(__name__)
 
@@ -139,6 +139,7 @@ class Deltas:
         options, project_uuid = self._options, job.project_uuid
         received = time.time()  # the host's clock, against DT's timestamps
         state = await self._store.state(project_uuid)
+        await progress.step(progress.VALIDATING)
         with tracing.span(
             "validate and normalize", attributes={"dtrack_worker.export.bytes": len(raw)}
         ):
@@ -238,6 +239,8 @@ class Deltas:
                     outcome=outcome,
                     now=time.time(),
                     fresh=not state.priors,
+                    transitions=transitions,
+                    tags=facts.tags,
                 )
             )
         except StateMoved:
@@ -311,6 +314,7 @@ class Deltas:
                 outcome="gone",
                 now=now,
                 deleted=True,
+                transitions=plan.transitions,
             )
         )
         self._counted(plan.transitions)
@@ -365,6 +369,7 @@ class Deltas:
                 dataclasses.replace(work, trace_parent=tracing.traceparent())
             )
             tracing.annotate({"dtrack_worker.events": committed.events})
+        await progress.applied(len(work.transitions), committed)
 
     def _counted(self, transitions: Sequence[Transition]) -> None:
         kinds = Counter(transition.kind for transition in transitions)
@@ -390,7 +395,4 @@ def utc_timestamp_of(moment: float) -> str:
 
 def _severities(seen: Sequence[Seen]) -> dict[str, int]:
     """The export's findings by severity, as the snapshot summary counts them."""
-    counts: dict[str, int] = {}
-    for entry in seen:
-        counts[entry.severity] = counts.get(entry.severity, 0) + 1
-    return counts
+    return dict(Counter(entry.severity for entry in seen))

@@ -11,7 +11,7 @@ import orjson
 from aio_pika.abc import AbstractIncomingMessage
 
 from worker.adapters import tracing
-from worker.core import events, urls
+from worker.core import events, fpf, urls
 from worker.core.errors import (
     DtMisconfigured,
     DtRejected,
@@ -132,4 +132,30 @@ def invalid_export(job: Job, source: str, exc: InvalidExport) -> events.Event:
         job=job_ref(job),
         message=str(exc.args[0]),
         problems=exc.report(),
+    )
+
+
+def snapshot_summary(
+    job: Job, export: fpf.Export, severities: dict[str, int], seconds: float
+) -> events.Event:
+    """The export summary of a snapshot job, sent
+    after its finding events when no change stream sends one."""
+    return events.export_summary(
+        source=export.source,
+        project={
+            "uuid": export.project_uuid,
+            "name": export.project_name,
+            "version": export.project_version,
+        },
+        exported_at=export.exported_at,
+        fpf={
+            "version": export.fpf_version,
+            "dt_version": export.dt_version,
+            "exported_at": export.exported_at,
+        },
+        finding_count=export.finding_count,
+        severities=severities,
+        repeated_rows=export.repeated_rows,
+        duration_ms=seconds * 1e3,
+        job=job_ref(job),
     )

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import orjson
+
 from worker.adapters.state.backend import Dialect
 from worker.adapters.state.queries import SEVERITIES
 
@@ -31,6 +33,7 @@ class ProjectRow:
     open: dict[str, int]
     oldest_open_at: float | None
     mean_resolve_seconds: float | None
+    tags: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def open_total(self) -> int:
@@ -57,19 +60,32 @@ def _bounded(offset: int, limit: int) -> tuple[int, int]:
     return max(0, offset), max(1, min(limit, MAX_PAGE))
 
 
-def projects(cursor: Any, dialect: Dialect, search: str | None, offset: int, limit: int) -> Page:
-    """One page of projects by name, with a name (or UUID) that contains ``search``."""
+def projects(
+    cursor: Any,
+    dialect: Dialect,
+    search: str | None,
+    offset: int,
+    limit: int,
+    tag: str | None = None,
+) -> Page:
+    """One page of projects by name, with a name (or UUID) that contains ``search`` and, when
+    given, the DT tag ``tag`` exactly (through project_tags' primary key)."""
     offset, limit = _bounded(offset, limit)
-    where, params = "", tuple[str, ...]()
+    where: list[str] = []
+    params: list[str] = []
     if search:
         pattern = "%" + search.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         pattern += "%"
-        where = "WHERE (LOWER(p.name) LIKE %s ESCAPE '\\' OR p.uuid LIKE %s ESCAPE '\\')"
-        params = (pattern, pattern)
+        where.append("(LOWER(p.name) LIKE %s ESCAPE '\\' OR p.uuid LIKE %s ESCAPE '\\')")
+        params += [pattern, pattern]
+    if tag:
+        where.append("p.uuid IN (SELECT project FROM project_tags WHERE tag = %s)")
+        params.append(tag)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
     cursor.execute(
         dialect.sql(
             "SELECT p.uuid, p.name, p.version, p.last_seen_at, p.last_outcome, "
-            f"p.last_outcome_at, p.deleted_at, {_OPEN} FROM projects p {where} "
+            f"p.last_outcome_at, p.deleted_at, {_OPEN}, p.tags FROM projects p {clause} "
             "ORDER BY p.name, p.version, p.uuid LIMIT %s OFFSET %s"
         ),
         (*params, limit + 1, offset),
@@ -81,11 +97,23 @@ def projects(cursor: Any, dialect: Dialect, search: str | None, offset: int, lim
     return Page([_project_row(row, extra) for row in rows], offset, limit, more)
 
 
+MAX_TAGS = 500  # the tag filter's choices
+
+
+def tags(cursor: Any, dialect: Dialect) -> list[str]:
+    """The tags the store's projects have (the first MAX_TAGS, in order), from project_tags'
+    primary key."""
+    cursor.execute(
+        dialect.sql("SELECT DISTINCT tag FROM project_tags ORDER BY tag LIMIT %s"), (MAX_TAGS,)
+    )
+    return [row[0] for row in cursor.fetchall()]
+
+
 def project(cursor: Any, dialect: Dialect, uuid: str) -> ProjectRow | None:
     cursor.execute(
         dialect.sql(
             "SELECT p.uuid, p.name, p.version, p.last_seen_at, p.last_outcome, "
-            f"p.last_outcome_at, p.deleted_at, {_OPEN} FROM projects p WHERE p.uuid = %s"
+            f"p.last_outcome_at, p.deleted_at, {_OPEN}, p.tags FROM projects p WHERE p.uuid = %s"
         ),
         (uuid,),
     )
@@ -109,7 +137,13 @@ def _project_row(row: Any, extra: dict[str, tuple[float | None, float | None]]) 
         open=dict(zip(SEVERITIES, (int(n) for n in row[7 : 7 + len(SEVERITIES)]), strict=True)),
         oldest_open_at=oldest,
         mean_resolve_seconds=resolve,
+        tags=_tags_of(row[7 + len(SEVERITIES)]),
     )
+
+
+def _tags_of(text: str | None) -> list[str]:
+    found = orjson.loads(text) if text else []
+    return [str(tag) for tag in found] if isinstance(found, list) else []
 
 
 def _per_project(
@@ -167,17 +201,63 @@ def findings(
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Changed:
+    field: str
+    old: Any
+    new: Any
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Change:
     at: float
-    what: str  # opened, reopened, resolved, suppressed
+    what: str  # opened, changed, resolved, suppressed, reopened
     finding_key: str
     severity: str
+    changes: list[Changed] = dataclasses.field(default_factory=list)  # changed: old and new
+    reason: str | None = None  # resolved: why
 
 
-def timeline(cursor: Any, dialect: Dialect, uuid: str, offset: int, limit: int) -> Page:
+@dataclasses.dataclass(frozen=True, slots=True)
+class Timeline:
+    page: Page
+    recorded: bool  # from finding_history; False: derived from the findings' latest state
+
+
+def timeline(cursor: Any, dialect: Dialect, uuid: str, offset: int, limit: int) -> Timeline:
+    """A project's transitions, newest recorded first, from finding_history_by_project. A project
+    with no history recorded (synced only before migration 0007) gets what the findings table
+    tells: when each finding was opened or reopened last, and resolved or suppressed."""
+    offset, limit = _bounded(offset, limit)
+    cursor.execute(
+        dialect.sql(
+            "SELECT at, kind, finding_key, severity, changes, reason FROM finding_history "
+            "WHERE project = %s ORDER BY recorded_at DESC, id DESC LIMIT %s OFFSET %s"
+        ),
+        (uuid, limit + 1, offset),
+    )
+    rows = cursor.fetchall()
+    if rows or offset > 0 or _recorded(cursor, dialect, uuid):
+        found = [
+            Change(float(at), kind, key, severity, _changes(changes), reason)
+            for at, kind, key, severity, changes, reason in rows[:limit]
+        ]
+        return Timeline(Page(found, offset, limit, len(rows) > limit), recorded=True)
+    return Timeline(derived_timeline(cursor, dialect, uuid, offset, limit), recorded=False)
+
+
+def _recorded(cursor: Any, dialect: Dialect, uuid: str) -> bool:
+    cursor.execute(dialect.sql("SELECT 1 FROM finding_history WHERE project = %s LIMIT 1"), (uuid,))
+    return cursor.fetchone() is not None
+
+
+def _changes(text: str | None) -> list[Changed]:
+    found = orjson.loads(text) if text else {}
+    return [Changed(name, *values) for name, values in found.items() if len(values) == 2]
+
+
+def derived_timeline(cursor: Any, dialect: Dialect, uuid: str, offset: int, limit: int) -> Page:
     """A project's changes, newest first, as the findings table records them: when each
-    finding was first opened or last reopened, and when it was resolved or suppressed. The
-    store keeps each finding's latest state only: older cycles and "changed" are not here."""
+    finding was first opened or last reopened, and when it was resolved or suppressed."""
     offset, limit = _bounded(offset, limit)
     cursor.execute(
         dialect.sql(
@@ -198,36 +278,67 @@ def timeline(cursor: Any, dialect: Dialect, uuid: str, offset: int, limit: int) 
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class Outcome:
-    uuid: str
+class Job:
+    """A settled job, from job_history."""
+
+    job_id: str
+    project: str
     name: str | None
     version: str | None
+    kind: str
+    run_id: str | None
+    attempt: int
     outcome: str
-    at: float
+    reason: str | None
+    started_at: float
+    finished_at: float
+    transitions: int | None
+    events: int | None
+
+    @property
+    def seconds(self) -> float:
+        return max(0.0, self.finished_at - self.started_at)
+
+    @property
+    def run(self) -> str | None:
+        """The console's id of the sync run (its page's), if a sync run queued the job."""
+        return self.run_id.split(":", 1)[1] if self.run_id and ":" in self.run_id else None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Activity:
-    recent: list[Outcome]  # the latest outcomes, newest first
-    settled_recently: int  # outcomes within RECENT_SECONDS
+    recent: list[Job]  # the latest settled jobs, newest first
+    settled_recently: int  # jobs settled within RECENT_SECONDS
     projects: int
 
 
 def activity(cursor: Any, dialect: Dialect, now: float, limit: int) -> Activity:
-    """The projects whose jobs settled last: each project keeps its last outcome only."""
+    """The jobs that settled last, and how many within RECENT_SECONDS (job_history_finished)."""
     cursor.execute(
         dialect.sql(
-            "SELECT uuid, name, version, last_outcome, last_outcome_at FROM projects "
-            "WHERE last_outcome_at IS NOT NULL ORDER BY last_outcome_at DESC LIMIT %s"
+            "SELECT job_id, project, name, version, kind, run_id, attempt, outcome, reason, "
+            "started_at, finished_at, transitions, events FROM job_history "
+            "ORDER BY finished_at DESC, id DESC LIMIT %s"
         ),
         (max(1, min(limit, MAX_PAGE)),),
     )
-    recent = [Outcome(*row) for row in cursor.fetchall()]
+    recent = [Job(*row) for row in cursor.fetchall()]
     cursor.execute(
-        dialect.sql("SELECT COUNT(*) FROM projects WHERE last_outcome_at >= %s"),
+        dialect.sql("SELECT COUNT(*) FROM job_history WHERE finished_at >= %s"),
         (now - RECENT_SECONDS,),
     )
     (settled,) = cursor.fetchone()
     cursor.execute("SELECT COUNT(*) FROM projects WHERE deleted_at IS NULL")
     (count,) = cursor.fetchone()
     return Activity(recent, int(settled), int(count))
+
+
+def unpublished(cursor: Any, dialect: Dialect, project: str, up_to: int) -> int:
+    """The project's outbox rows up to sequence ``up_to`` the relay has not published yet
+    (outbox_project: project, sequence)."""
+    cursor.execute(
+        dialect.sql("SELECT COUNT(*) FROM outbox WHERE project = %s AND sequence <= %s"),
+        (project, up_to),
+    )
+    (count,) = cursor.fetchone()
+    return int(count)

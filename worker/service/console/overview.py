@@ -1,5 +1,6 @@
 """The overview page: health (the ``check`` results), queue depths, outbox lag, parked jobs,
-jobs per minute, and the projects whose jobs settled last."""
+jobs per minute, and the jobs that settled last with their outcome and duration (the job
+history)."""
 
 from __future__ import annotations
 
@@ -73,9 +74,10 @@ async def overview(request: web.Request) -> web.Response:
             "outbox": outbox,
             "activity": activity,
             "per_minute": per_minute,
+            "history_days": sources.settings.state.history_days,
             "state_used": sources.store is not None,
             "state_error": state_error,
             "now": now,
-            "runs": sources.runs.latest()[:5],
+            "runs": (await sources.runs.latest())[:5],
         },
     )
