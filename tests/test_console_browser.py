@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from aiohttp import web
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.conftest import REPO
@@ -105,15 +106,19 @@ async def running_serve(dt: FakeDt, tmp_path: Path) -> AsyncIterator[Served]:
             await drain
 
 
-async def _ready(url: str) -> None:
+async def _ready(url: str, within: float = 20.0) -> None:
+    last = "no answer yet"
     async with aiohttp.ClientSession() as session:
-        for _ in range(200):
-            with contextlib.suppress(aiohttp.ClientError):
+        for _ in range(max(1, int(within / 0.1))):
+            try:
                 async with session.get(url) as response:
                     if response.status == 200:
                         return
+                    last = f"HTTP {response.status}: {(await response.text())[:500]}"
+            except aiohttp.ClientError as exc:
+                last = f"{type(exc).__name__}: {exc}"
             await asyncio.sleep(0.1)
-    raise AssertionError(f"serve did not answer 200 on {url} within 20 s")
+    raise AssertionError(f"serve did not answer 200 on {url} within {within:g} s; last: {last}")
 
 
 @contextlib.asynccontextmanager
@@ -139,6 +144,23 @@ async def reload_until(page: Page, check: Any, what: str, within: float = 20.0) 
             await asyncio.sleep(0.2)
             await page.reload()
     assert await check(), what
+
+
+async def test_the_readiness_wait_says_the_last_answer_it_got(aiohttp_server):
+    async def not_ready(_: web.Request) -> web.Response:
+        return web.json_response({"ready": False, "broker": "connecting"}, status=503)
+
+    app = web.Application()
+    app.router.add_get("/readyz", not_ready)
+    server = await aiohttp_server(app)
+    with pytest.raises(AssertionError) as failed:
+        await _ready(str(server.make_url("/readyz")), within=0.3)
+    assert 'last: HTTP 503: {"ready": false, "broker": "connecting"}' in str(failed.value)
+    url = str(server.make_url("/readyz"))
+    await server.close()
+    with pytest.raises(AssertionError) as failed:
+        await _ready(url, within=0.3)
+    assert "last: ClientConnectorError" in str(failed.value)
 
 
 async def test_the_console_in_a_browser(dt: FakeDt, tmp_path: Path):
