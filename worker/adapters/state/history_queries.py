@@ -54,10 +54,11 @@ def record_job(cursor: Any, dialect: Dialect, entry: JobEntry, keep_since: float
              entry.outcome, entry.reason, error, entry.started_at, entry.finished_at,
              entry.events, entry.transitions, entry.project),
         )  # fmt: skip
-        cursor.execute(
-            sql("DELETE FROM job_history WHERE finished_at < %s OR id <= "
+        cursor.execute(sql("DELETE FROM job_history WHERE finished_at < %s"), (keep_since,))
+        cursor.execute(  # then the cap (ids grow with time): those past the latest MAX_JOBS
+            sql("DELETE FROM job_history WHERE id <= "
                 "(SELECT id FROM job_history ORDER BY id DESC LIMIT 1 OFFSET %s)"),
-            (keep_since, MAX_JOBS),
+            (MAX_JOBS,),
         )  # fmt: skip
         cursor.execute("COMMIT")
     except BaseException:
