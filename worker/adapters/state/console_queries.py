@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from worker.adapters.state import console_runs, outbox_queries
 from worker.adapters.state.backend import Dialect
 from worker.adapters.state.queries import SEVERITIES
 
@@ -342,3 +343,33 @@ def unpublished(cursor: Any, dialect: Dialect, project: str, up_to: int) -> int:
     )
     (count,) = cursor.fetchone()
     return int(count)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Figures:
+    """What the overview reads from the store, in one unit of work (one trip to the store's
+    thread: under load, each trip costs more than these indexed queries)."""
+
+    outbox: tuple[int, float | None]
+    activity: Activity
+    runs: list[console_runs.StoredRun]
+
+
+def figures(cursor: Any, dialect: Dialect, now: float, limit: int, runs: int) -> Figures:
+    return Figures(
+        outbox_queries.outbox_depth(cursor, dialect),
+        activity(cursor, dialect, now, limit),
+        console_runs.latest_runs(cursor, dialect, runs),
+    )
+
+
+def projects_and_tags(
+    cursor: Any,
+    dialect: Dialect,
+    search: str | None,
+    offset: int,
+    limit: int,
+    tag: str | None,
+) -> tuple[Page, list[str]]:
+    """The Projects page's reads, in one unit of work."""
+    return projects(cursor, dialect, search, offset, limit, tag), tags(cursor, dialect)

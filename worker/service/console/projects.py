@@ -36,10 +36,9 @@ async def projects(request: web.Request) -> web.Response:
     if sources.store is None:
         return await _no_store(request)
     try:
-        found = await sources.store.read(
-            console_queries.projects, search, _offset(request), PAGE, tag
+        found, tags = await sources.store.read(
+            console_queries.projects_and_tags, search, _offset(request), PAGE, tag
         )
-        tags = await sources.store.read(console_queries.tags)
     except StateUnavailable as exc:
         return replies.error(request, 503, str(exc))
     except BadQuery as exc:

@@ -150,17 +150,18 @@ class SyncRuns:
         stored = await self.store.read(console_runs.load_run, f"sync:{run_id}")
         return None if stored is None else SyncRun.of(stored)
 
-    async def latest(self) -> list[SyncRun]:
+    async def latest(self, stored: list[StoredRun] | None = None) -> list[SyncRun]:
         """The latest MAX_RUNS runs, newest first: those of this console's life, and before
-        them those the store kept."""
+        them those the store kept (``stored``: read already)."""
         live = list(reversed(self._runs.values()))
         if self.store is None:
             return live
-        try:
-            stored = await self.store.read(console_runs.latest_runs, MAX_RUNS)
-        except StateUnavailable as exc:
-            log.warning("console.runs_unreadable", error=str(exc))
-            return live
+        if stored is None:
+            try:
+                stored = await self.store.read(console_runs.latest_runs, MAX_RUNS)
+            except StateUnavailable as exc:
+                log.warning("console.runs_unreadable", error=str(exc))
+                return live
         known = {run.id for run in live}
         found = live + [SyncRun.of(s) for s in stored if s.run_id.split(":", 1)[1] not in known]
         return sorted(found, key=lambda run: run.started_at, reverse=True)[:MAX_RUNS]
