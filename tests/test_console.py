@@ -14,6 +14,7 @@ from tests.console_env import HTML, TOKEN, XSS, add_project, park
 from tests.fake_dt import API_KEY
 from tests.rabbit import depth, eventually
 from worker.service import sync
+from worker.service.console.app import create_app
 
 pytestmark = pytest.mark.rabbitmq
 console = console_env.console  # the fixture
@@ -139,10 +140,12 @@ async def test_a_sync_is_followed_to_the_end_by_server_sent_events(console):
 async def test_dt_text_is_escaped_everywhere(console):
     app = await console()
     project = add_project(app.dt, XSS)
+    app.dt.projects[-1]["tags"] = [{"name": XSS}]  # DT's tags are its text too
     run = await app.sync(project)
     pages = [
         "/",
         "/projects",
+        f"/projects?tag={XSS}",
         f"/projects/{project}",
         "/sync",
         f"/sync/runs/{run}",
@@ -286,8 +289,9 @@ async def test_the_project_pages_read_either_store(console, state_url: str):
         assert "must be a whole number" in (await response.json())["error"]
 
 
-async def test_a_live_stream_ends_when_the_console_stops(console):
-    """A sync can take minutes; stopping the console must not wait for its open streams."""
+async def test_a_live_stream_ends_when_the_console_stops(console, aiohttp_client):
+    """A sync can take minutes; stopping the console must not wait for its open streams. The
+    console that starts next shows the run as interrupted."""
     app = await console()
     project = add_project(app.dt, "acme-slow")
     app.dt.delay = 10  # the export takes longer than the test waits
@@ -301,6 +305,11 @@ async def test_a_live_stream_ends_when_the_console_stops(console):
         rest = await stream.content.read()
         await closing
     assert b"event: end" not in rest  # ended unfinished; the job goes on in the worker
+    again = await aiohttp_client(create_app(app.settings, TOKEN))
+    await again.get(f"/login?token={TOKEN}")
+    page = await (await again.get(f"/sync/runs/{run}", headers=HTML)).text()
+    assert "acme-slow@1.0: queued (job " in page
+    assert "interrupted: the console stopped before this run ended" in page
 
 
 def test_the_fetched_step_names_the_export_size():
