@@ -13,7 +13,7 @@ from tests import console_env
 from tests.console_env import HTML, TOKEN, XSS, add_project, park
 from tests.fake_dt import API_KEY
 from tests.rabbit import depth, eventually
-from worker.service import sync
+from worker.service import progress, sync
 from worker.service.console.app import create_app
 
 pytestmark = pytest.mark.rabbitmq
@@ -316,3 +316,18 @@ def test_the_fetched_step_names_the_export_size():
     assert sync.describe("fetched", {"bytes": 38}) == "fetched the export (38 bytes)"
     assert "(2.0 KiB)" in sync.describe("fetched", {"bytes": 2048})
     assert "(3.5 MiB)" in sync.describe("fetched", {"bytes": int(3.5 * 2**20)})
+
+
+def test_the_steps_between_fetched_and_settled_are_described():
+    assert sync.describe("validating", {}) == (
+        "validating the export and comparing it with the stored state"
+    )
+    assert sync.describe("applied", {"transitions": 2, "outbox": 3, "sequence": 41}) == (
+        "applied: 2 transitions committed, 3 events in the outbox for the relay to publish"
+    )
+    assert sync.describe(progress.ANALYSIS_PENDING, {}) == (
+        "waiting for DT's analysis of the project"
+    )
+    assert sync.describe(progress.ANALYSIS_PENDING, {"detail": "BOM processed 3 s ago"}) == (
+        "waiting for DT's analysis of the project: BOM processed 3 s ago"
+    )

@@ -89,6 +89,19 @@ async def test_a_projects_finding_history_loses_what_is_past_the_retention(state
     assert [change.finding_key for change in timeline.page.rows] == ["c"]
 
 
+async def test_a_first_syncs_many_transitions_are_all_recorded(state_url: str):
+    """Past history_queries.COPY_FROM rows PostgreSQL takes them by COPY."""
+    many = [_opened(f"k{n:04d}", float(n)) for n in range(history_queries.COPY_FROM + 100)]
+    async with Store.open(_settings(state_url)) as store:
+        await store.apply(_apply(many))
+        page = await store.read(console_queries.timeline, PROJECT, 0, 10)
+    assert _rows(state_url, "SELECT COUNT(*), MIN(at), MAX(at) FROM finding_history") == [
+        (len(many), 0.0, float(len(many) - 1))
+    ]
+    assert page.page.more
+    assert {change.what for change in page.page.rows} == {"opened"}
+
+
 async def test_tags_are_kept_and_filtered_exactly(state_url: str):
     async with Store.open(_settings(state_url)) as store:
         await store.apply(_apply([], tags=["team-a", "pci"]))
