@@ -71,7 +71,9 @@ def build_store(path: Path, projects: int, per_project: int) -> None:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
-        history = [(project, row[1], "opened", row[9], row[9], row[3], None, None) for row in rows]
+        history: list[tuple[object, ...]] = [
+            (project, row[1], "opened", row[9], row[9], row[3], None, None) for row in rows
+        ]
         history += [
             (project, row[1], "changed", row[9] + 86400, row[9] + 86400, row[3],
              '{"severity":["medium","high"],"cvss_v3_score":[6.7,8.1]}', None)

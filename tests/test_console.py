@@ -13,6 +13,7 @@ from tests import console_env
 from tests.console_env import HTML, TOKEN, XSS, add_project, park
 from tests.fake_dt import API_KEY
 from tests.rabbit import depth, eventually
+from worker.adapters import dthttp
 from worker.service import progress, sync
 from worker.service.console.app import create_app
 
@@ -331,3 +332,18 @@ def test_the_steps_between_fetched_and_settled_are_described():
     assert sync.describe(progress.ANALYSIS_PENDING, {"detail": "BOM processed 3 s ago"}) == (
         "waiting for DT's analysis of the project: BOM processed 3 s ago"
     )
+
+
+async def test_a_download_reports_its_bytes_so_far(console, monkeypatch: pytest.MonkeyPatch):
+    """Every chunk reports here (PROGRESS_SECONDS 0); a worker reports once a second."""
+    monkeypatch.setattr(dthttp, "PROGRESS_SECONDS", 0.0)
+    app = await console()
+    project = add_project(app.dt, "acme-shop")
+    run = await app.sync(project)
+    page = await (await app.client.get(f"/sync/runs/{run}", headers=HTML)).text()
+    steps = re.findall(r"<li>acme-shop@1.0: (.*?)</li>", page)
+    fetching = [s for s in steps if s.startswith("fetching the export: ")]
+    assert fetching, steps
+    assert steps.index(fetching[0]) == 2  # after queued and taken
+    assert steps[2 + len(fetching)].startswith("fetched the export (")
+    assert all(re.fullmatch(r"fetching the export: [\d.]+ (bytes|KiB) so far", s) for s in fetching)

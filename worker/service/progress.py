@@ -1,7 +1,8 @@
 """Progress of a job, for ``dtrack-worker sync --wait`` and the console's Sync page: when a job
 message names a progress queue (header ``x-progress-queue``), the worker tells that queue the
 job's steps: ``started`` (an attempt began), ``analysis_pending`` (waiting for DT's analysis,
-reported by the analysis gate), ``fetched`` (the export arrived, its size), ``validating``
+reported by the analysis gate), ``fetching`` (the export's bytes so far, every second of a
+longer download), ``fetched`` (the export arrived, its size), ``validating``
 (validated and compared with the stored state), ``applied`` (committed: its transitions, and
 the events waiting in the outbox for the relay), and how the attempt settled (``done``,
 ``retried``, ``parked``, ...). Best effort: a progress queue that is gone changes nothing for
@@ -10,7 +11,6 @@ the job.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -21,6 +21,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from worker.adapters.amqp import BROKER_ERRORS
 from worker.adapters.broker import Broker
+from worker.adapters.dtrack import Arrival
 from worker.adapters.state.store import Committed
 from worker.core import urls
 from worker.core.errors import TransientError
@@ -29,7 +30,7 @@ from worker.core.jobs import PROGRESS_HEADER
 log = structlog.get_logger(__name__)
 
 PROGRESS_TYPE = "dtrack-worker.job.progress.v1"
-Arrived = Callable[[int], Awaitable[None]]  # told an export's size when it is all here
+Arrived = Arrival  # told an export's bytes while they arrive, and its size when all here
 _REPORTED = (
     "project_uuid", "events", "transitions", "error", "reason", "attempt", "bytes", "detail",
     "outbox", "sequence",
@@ -37,6 +38,7 @@ _REPORTED = (
 _REDACTED = ("error", "detail")  # texts that may name a URL
 # the steps between started and settled, reported through step() by the code that does them
 ANALYSIS_PENDING = "analysis_pending"  # fields: detail (what is awaited), optional
+FETCHING = "fetching"  # fields: bytes (so far), every dthttp.PROGRESS_SECONDS of a download
 VALIDATING = "validating"
 APPLIED = "applied"  # fields: transitions, outbox (events waiting), sequence (the last one)
 
@@ -54,10 +56,11 @@ _current: ContextVar[tuple[Broker, AbstractIncomingMessage] | None] = ContextVar
 )
 
 
-async def fetched(size: int) -> None:
-    """The export of the job this task works on arrived, ``size`` bytes: tell its queue."""
+async def fetched(size: int, *, done: bool = True) -> None:
+    """The export of the job this task works on arrived, ``size`` bytes (``done=False``: is
+    arriving, ``size`` so far): tell its queue."""
     if (current := _current.get()) is not None:
-        await report(*current, "fetched", {"bytes": size})
+        await report(*current, "fetched" if done else FETCHING, {"bytes": size})
 
 
 async def step(name: str, fields: dict[str, Any] | None = None) -> None:

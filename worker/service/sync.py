@@ -164,6 +164,8 @@ def describe(step: str, update: dict[str, Any]) -> str:
     """One line of what a job did, for people."""
     if step == "started":  # in scope or not, fetched or covered already: not known yet
         return f"a worker took the job (attempt {update.get('attempt', 1)})"
+    if step == "fetching":
+        return f"fetching the export: {_size(update.get('bytes', 0))} so far"
     if step == "fetched":
         return f"fetched the export ({_size(update.get('bytes', 0))})"
     if step == "analysis_pending":
