@@ -311,6 +311,7 @@ async def test_a_live_stream_ends_when_the_console_stops(console, aiohttp_client
     page = await (await again.get(f"/sync/runs/{run}", headers=HTML)).text()
     assert "acme-slow@1.0: queued (job " in page
     assert "interrupted: the console stopped before this run ended" in page
+    assert "None has settled yet" in page  # the worker still fetches (10 s)
 
 
 def test_the_fetched_step_names_the_export_size():

@@ -12,6 +12,7 @@ import pytest
 
 from tests import console_env
 from tests.console_env import HTML, TOKEN, add_project
+from worker.adapters.state import backend
 from worker.service.console.app import create_app
 
 pytestmark = pytest.mark.rabbitmq
@@ -42,6 +43,21 @@ async def test_a_restarted_console_still_shows_its_sync_runs(console, aiohttp_cl
     assert f'href="/sync/runs/{run}"' in await _page(again, "/")
     stream = await again.get(f"/sync/runs/{run}/events")
     assert "event: end\nid: " in await stream.text()
+
+
+async def test_an_interrupted_run_shows_what_its_jobs_did(console, aiohttp_client):
+    app = await console()
+    project = add_project(app.dt, "acme-shop")
+    run = await app.sync(project)
+    # as if the console had stopped while it followed the run: its end was never stored
+    connection = backend.connector(app.settings.state.url.reveal())()
+    connection.cursor().execute("UPDATE sync_runs SET summary = NULL, settled = NULL")
+    connection.close()
+    again = await aiohttp_client(create_app(app.settings, TOKEN))
+    await again.get(f"/login?token={TOKEN}")
+    page = await _page(again, f"/sync/runs/{run}")
+    assert "interrupted: the console stopped before this run ended" in page
+    assert re.search(r"acme-shop@1.0</a></td><td><code>[^<]+</code></td><td>done</td>", page)
 
 
 async def test_the_timeline_shows_changes_with_old_and_new_values(console):

@@ -306,6 +306,24 @@ class Job:
         return self.run_id.split(":", 1)[1] if self.run_id and ":" in self.run_id else None
 
 
+_JOB_COLUMNS = (
+    "job_id, project, name, version, kind, run_id, attempt, outcome, reason, started_at, "
+    "finished_at, transitions, events"
+)
+
+
+def jobs_of_run(cursor: Any, dialect: Dialect, run_id: str, limit: int) -> list[Job]:
+    """The settled jobs a sync run queued, as the job history has them (job_history_run)."""
+    cursor.execute(
+        dialect.sql(
+            f"SELECT {_JOB_COLUMNS} FROM job_history WHERE run_id = %s "
+            "ORDER BY finished_at, id LIMIT %s"
+        ),
+        (run_id, max(1, min(limit, MAX_PAGE))),
+    )
+    return [Job(*row) for row in cursor.fetchall()]
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Activity:
     recent: list[Job]  # the latest settled jobs, newest first
@@ -317,9 +335,7 @@ def activity(cursor: Any, dialect: Dialect, now: float, limit: int) -> Activity:
     """The jobs that settled last, and how many within RECENT_SECONDS (job_history_finished)."""
     cursor.execute(
         dialect.sql(
-            "SELECT job_id, project, name, version, kind, run_id, attempt, outcome, reason, "
-            "started_at, finished_at, transitions, events FROM job_history "
-            "ORDER BY finished_at DESC, id DESC LIMIT %s"
+            f"SELECT {_JOB_COLUMNS} FROM job_history ORDER BY finished_at DESC, id DESC LIMIT %s"
         ),
         (max(1, min(limit, MAX_PAGE)),),
     )
