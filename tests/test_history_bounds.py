@@ -102,7 +102,11 @@ async def test_a_first_syncs_many_transitions_are_all_recorded(state_url: str):
     assert {change.what for change in page.page.rows} == {"opened"}
 
 
-async def test_tags_are_kept_and_filtered_exactly(state_url: str):
+@pytest.mark.parametrize("common", [1, 1000], ids=["walk by name", "tag first"])
+async def test_tags_are_kept_and_filtered_exactly(
+    state_url: str, common: int, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(console_queries, "COMMON_TAG", common)  # the two ways to a tag's page
     async with Store.open(_settings(state_url)) as store:
         await store.apply(_apply([], tags=["team-a", "pci"]))
         await store.apply(_apply([], tags=None))  # not known this time: kept

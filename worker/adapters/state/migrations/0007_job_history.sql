@@ -51,6 +51,9 @@ CREATE TABLE project_tags (
     PRIMARY KEY (tag, project)
 );
 CREATE INDEX project_tags_by_project ON project_tags (project);
+-- The Projects page lists them by name: a page (filtered by tag or not) walks this index
+-- instead of sorting every project (100,000 projects: a tag's page took 176 ms, sorted).
+CREATE INDEX projects_by_name ON projects (name, version, uuid);
 
 -- The console's sync runs and their log, so that a restarted console still shows them; the
 -- latest 50 runs are kept.
