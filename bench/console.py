@@ -1,6 +1,8 @@
-"""The console's pages over a big store: 1,000 projects and 300,000 findings (SQLite), the server
-time of the overview, the projects list (first page, a search, a deep page) and a project's
-page (not a test).
+"""The console's pages over a big store: 1,000 projects and 300,000 findings (SQLite), with the
+history tables full (a finding history row per finding plus a changed one per ten, the job
+history at its cap of 10,000 rows, three DT tags per project, 50 sync runs), the server time of
+the overview, the projects list (first page, a search, a tag, a deep page) and a project's page
+(not a test).
 
     .venv/bin/python -m bench.console [--projects 1000] [--findings 300]
 
@@ -22,11 +24,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import orjson
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bench.receiver import delete_topology
-from worker.adapters.state import backend, schema
+from worker.adapters.state import backend, console_runs, history_queries, schema
 from worker.adapters.state.queries import SEVERITIES
 from worker.core.config import Settings
 from worker.service.console.app import create_app
@@ -34,6 +37,7 @@ from worker.service.console.app import create_app
 TOKEN = "bench-console-token-0123456789"
 REPEAT = 30
 STATUSES = ("open",) * 6 + ("resolved",) * 3 + ("suppressed",)
+TAGS = [f"team-{n:02d}" for n in range(20)]
 
 
 def build_store(path: Path, projects: int, per_project: int) -> None:
@@ -44,6 +48,7 @@ def build_store(path: Path, projects: int, per_project: int) -> None:
     cursor = connection.cursor()
     rng = random.Random(26)
     now = time.time()
+    uuids: list[str] = []
     cursor.execute("BEGIN")
     for n in range(projects):
         project = str(uuid.UUID(int=rng.getrandbits(128), version=4))
@@ -66,15 +71,49 @@ def build_store(path: Path, projects: int, per_project: int) -> None:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
+        history: list[tuple[object, ...]] = [
+            (project, row[1], "opened", row[9], row[9], row[3], None, None) for row in rows
+        ]
+        history += [
+            (project, row[1], "changed", row[9] + 86400, row[9] + 86400, row[3],
+             '{"severity":["medium","high"],"cvss_v3_score":[6.7,8.1]}', None)
+            for row in rows[::10]
+        ]  # fmt: skip
+        cursor.executemany(
+            "INSERT INTO finding_history (project, finding_key, kind, at, recorded_at, severity, "
+            "changes, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            history,
+        )
+        tags = sorted(rng.sample(TAGS, 3))
+        cursor.executemany(
+            "INSERT INTO project_tags (tag, project) VALUES (?, ?)", [(t, project) for t in tags]
+        )
         columns = ", ".join(f"open_{s}" for s in SEVERITIES)
         cursor.execute(
             "INSERT INTO projects (uuid, name, version, last_exported_at, last_seen_at, "
-            f"last_outcome, last_outcome_at, {columns}) "
-            f"VALUES (?, ?, ?, ?, ?, ?, ?, {', '.join('?' * len(SEVERITIES))})",
+            f"last_outcome, last_outcome_at, tags, {columns}) "
+            f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, {', '.join('?' * len(SEVERITIES))})",
             (project, f"project-{n:04d}", "1.0", "2026-12-01T00:00:00Z",
              now - rng.uniform(0, 86400), "done", now - rng.uniform(0, 86400),
-             *counts.values()),
+             orjson.dumps(tags).decode(), *counts.values()),
         )  # fmt: skip
+        uuids.append(project)
+    jobs = []
+    for k in range(history_queries.MAX_JOBS):  # the job history at its cap, the last day's
+        finished = now - 86400 + k * 8.64
+        jobs.append((f"job-{k}", rng.choice(uuids), "SYNC", f"sync:run-{k % 50}", 1, "done",
+                     finished - rng.uniform(0.05, 3), finished, 13))  # fmt: skip
+    cursor.executemany(
+        "INSERT INTO job_history (job_id, project, kind, run_id, attempt, outcome, started_at, "
+        "finished_at, transitions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        jobs,
+    )
+    for k in range(console_runs.MAX_RUNS):
+        cursor.execute(
+            "INSERT INTO sync_runs (id, started_at, targets, summary, settled) "
+            "VALUES (?, ?, '{}', 'sync: 0 of 0 projects synced', '{}')",
+            (f"sync:{uuid.UUID(int=rng.getrandbits(128), version=4)}", now - k * 600),
+        )
     cursor.execute("COMMIT")
     cursor.execute("ANALYZE")
     connection.close()
@@ -142,6 +181,7 @@ async def main() -> None:
                 "overview /": ("/", "<td>jobs.parked</td>"),
                 "projects, first page": ("/projects", "project-0049"),
                 "projects, search": (f"/projects?q={middle[:-1]}", middle),
+                "projects, a tag": ("/projects?tag=team-07", "team-07</a>"),
                 "projects, page 10": ("/projects?offset=500", "project-0549"),
                 "a project's page": (f"/projects/{found}", middle),
             }

@@ -200,19 +200,24 @@ def test_the_receiver_runs_insecure_only_when_told_and_stops_cleanly_on_sigterm(
     assert "receiver.stopped" in events
 
 
-def _wait_ready(port: int) -> None:
+def _wait_ready(port: int, within: float = 20.0) -> None:
     import time
+    import urllib.error
     import urllib.request
 
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + within
+    last = "no answer yet"
     while True:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
                 if response.status == 200:
                     return
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, "the receiver did not become ready"
+                last = f"HTTP {response.status}: {response.read()[:500]!r}"
+        except urllib.error.HTTPError as exc:  # a 503 with its JSON body says why
+            last = f"HTTP {exc.code}: {exc.read()[:500]!r}"
+        except OSError as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        assert time.monotonic() < deadline, f"the receiver did not become ready; last: {last}"
         time.sleep(0.2)
 
 
@@ -324,3 +329,33 @@ def test_tail_prints_the_events_bound_by_its_pattern():
         assert out.splitlines() == [b'{"n": 1}', b'{"n": 1}']
     finally:
         _delete_topology(prefix)
+
+
+def test_the_readiness_wait_says_the_last_answer_it_got():
+    """A receiver that never becomes ready: the failure says what /readyz answered last."""
+    import http.server
+    import threading
+
+    class NotReady(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'{"ready": false, "broker": "connecting"}'
+            self.send_response(503)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotReady)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(AssertionError) as failed:
+            _wait_ready(server.server_address[1], within=0.3)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert 'HTTP 503: b\'{"ready": false, "broker": "connecting"}\'' in str(failed.value)
+    with pytest.raises(AssertionError) as failed:
+        _wait_ready(server.server_address[1], within=0.3)  # nobody listens now
+    assert "ConnectionRefusedError" in str(failed.value) or "URLError" in str(failed.value)

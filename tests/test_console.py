@@ -13,7 +13,9 @@ from tests import console_env
 from tests.console_env import HTML, TOKEN, XSS, add_project, park
 from tests.fake_dt import API_KEY
 from tests.rabbit import depth, eventually
-from worker.service import sync
+from worker.adapters import dthttp
+from worker.service import progress, sync
+from worker.service.console.app import create_app
 
 pytestmark = pytest.mark.rabbitmq
 console = console_env.console  # the fixture
@@ -116,13 +118,16 @@ async def test_a_sync_is_followed_to_the_end_by_server_sent_events(console):
         steps = [m.removeprefix(f"{name}: ") for m in messages if m.startswith(f"{name}: ")]
         assert steps[1:] == [
             "a worker took the job (attempt 1)",
-            f"fetched the export ({size:.1f} KiB): validating and applying it",
+            f"fetched the export ({size:.1f} KiB)",
+            "validating the export and comparing it with the stored state",
+            "applied: 13 transitions committed, 14 events in the outbox for the relay to publish",
             "synced: 13 transitions",
+            "published: the relay sent its 14 events",
         ], messages
-    assert re.findall(r"^id: (\d+)$", stream, re.MULTILINE) == [str(n) for n in range(9)]
+    assert re.findall(r"^id: (\d+)$", stream, re.MULTILINE) == [str(n) for n in range(15)]
     # a browser that reconnects resumes after the last event it saw
-    resumed = await app.client.get(f"/sync/runs/{run}/events", headers={"Last-Event-ID": "7"})
-    assert re.findall(r"^id: (\d+)$", await resumed.text(), re.MULTILINE) == ["8"]
+    resumed = await app.client.get(f"/sync/runs/{run}/events", headers={"Last-Event-ID": "12"})
+    assert re.findall(r"^id: (\d+)$", await resumed.text(), re.MULTILINE) == ["13", "14"]
     page = await (await app.client.get(f"/sync/runs/{run}", headers=HTML)).text()
     assert "sync: 2 of 2 projects synced" in page
     assert 'data-done="true"' in page
@@ -136,10 +141,12 @@ async def test_a_sync_is_followed_to_the_end_by_server_sent_events(console):
 async def test_dt_text_is_escaped_everywhere(console):
     app = await console()
     project = add_project(app.dt, XSS)
+    app.dt.projects[-1]["tags"] = [{"name": XSS}]  # DT's tags are its text too
     run = await app.sync(project)
     pages = [
         "/",
         "/projects",
+        f"/projects?tag={XSS}",
         f"/projects/{project}",
         "/sync",
         f"/sync/runs/{run}",
@@ -246,7 +253,7 @@ async def test_the_overview_shows_health_queues_and_the_last_jobs(console):
     assert "<td>state</td><td>ok</td>" in page
     assert re.search(r"<dt>Parked jobs</dt><dd><a href=\"/parked\">1</a>", page), page
     assert '<td>jobs.parked</td><td class="num">1</td>' in page
-    assert re.search(r"acme-shop@1.0</a></td><td>done</td>", page)
+    assert re.search(r"acme-shop@1.0</a></td><td>SYNC \(<a [^>]+>run</a>\)</td><td>done</td>", page)
 
 
 async def test_the_project_pages_read_either_store(console, state_url: str):
@@ -271,7 +278,7 @@ async def test_the_project_pages_read_either_store(console, state_url: str):
     assert "<td>open</td>" not in resolved
     assert "None." in resolved
     assert shown.count("<td>opened</td>") == 13  # the timeline
-    assert "acme-shop@1.0</a></td><td>done</td>" in await page("/")
+    assert re.search(r"acme-shop@1.0</a></td><td>SYNC \(.*?\)</td><td>done</td>", await page("/"))
     response = await app.client.get(f"/projects/{shop}?status=closed")
     assert response.status == 400
     assert "status='closed'" in (await response.json())["error"]
@@ -283,8 +290,9 @@ async def test_the_project_pages_read_either_store(console, state_url: str):
         assert "must be a whole number" in (await response.json())["error"]
 
 
-async def test_a_live_stream_ends_when_the_console_stops(console):
-    """A sync can take minutes; stopping the console must not wait for its open streams."""
+async def test_a_live_stream_ends_when_the_console_stops(console, aiohttp_client):
+    """A sync can take minutes; stopping the console must not wait for its open streams. The
+    console that starts next shows the run as interrupted."""
     app = await console()
     project = add_project(app.dt, "acme-slow")
     app.dt.delay = 10  # the export takes longer than the test waits
@@ -298,11 +306,45 @@ async def test_a_live_stream_ends_when_the_console_stops(console):
         rest = await stream.content.read()
         await closing
     assert b"event: end" not in rest  # ended unfinished; the job goes on in the worker
+    again = await aiohttp_client(create_app(app.settings, TOKEN))
+    await again.get(f"/login?token={TOKEN}")
+    page = await (await again.get(f"/sync/runs/{run}", headers=HTML)).text()
+    assert "acme-slow@1.0: queued (job " in page
+    assert "interrupted: the console stopped before this run ended" in page
+    assert "None has settled yet" in page  # the worker still fetches (10 s)
 
 
 def test_the_fetched_step_names_the_export_size():
-    assert sync.describe("fetched", {"bytes": 38}) == (
-        "fetched the export (38 bytes): validating and applying it"
-    )
+    assert sync.describe("fetched", {"bytes": 38}) == "fetched the export (38 bytes)"
     assert "(2.0 KiB)" in sync.describe("fetched", {"bytes": 2048})
     assert "(3.5 MiB)" in sync.describe("fetched", {"bytes": int(3.5 * 2**20)})
+
+
+def test_the_steps_between_fetched_and_settled_are_described():
+    assert sync.describe("validating", {}) == (
+        "validating the export and comparing it with the stored state"
+    )
+    assert sync.describe("applied", {"transitions": 2, "outbox": 3, "sequence": 41}) == (
+        "applied: 2 transitions committed, 3 events in the outbox for the relay to publish"
+    )
+    assert sync.describe(progress.ANALYSIS_PENDING, {}) == (
+        "waiting for DT's analysis of the project"
+    )
+    assert sync.describe(progress.ANALYSIS_PENDING, {"detail": "BOM processed 3 s ago"}) == (
+        "waiting for DT's analysis of the project: BOM processed 3 s ago"
+    )
+
+
+async def test_a_download_reports_its_bytes_so_far(console, monkeypatch: pytest.MonkeyPatch):
+    """Every chunk reports here (PROGRESS_SECONDS 0); a worker reports once a second."""
+    monkeypatch.setattr(dthttp, "PROGRESS_SECONDS", 0.0)
+    app = await console()
+    project = add_project(app.dt, "acme-shop")
+    run = await app.sync(project)
+    page = await (await app.client.get(f"/sync/runs/{run}", headers=HTML)).text()
+    steps = re.findall(r"<li>acme-shop@1.0: (.*?)</li>", page)
+    fetching = [s for s in steps if s.startswith("fetching the export: ")]
+    assert fetching, steps
+    assert steps.index(fetching[0]) == 2  # after queued and taken
+    assert steps[2 + len(fetching)].startswith("fetched the export (")
+    assert all(re.fullmatch(r"fetching the export: [\d.]+ (bytes|KiB) so far", s) for s in fetching)

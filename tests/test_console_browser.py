@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from aiohttp import web
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.conftest import REPO
@@ -105,15 +106,19 @@ async def running_serve(dt: FakeDt, tmp_path: Path) -> AsyncIterator[Served]:
             await drain
 
 
-async def _ready(url: str) -> None:
+async def _ready(url: str, within: float = 20.0) -> None:
+    last = "no answer yet"
     async with aiohttp.ClientSession() as session:
-        for _ in range(200):
-            with contextlib.suppress(aiohttp.ClientError):
+        for _ in range(max(1, int(within / 0.1))):
+            try:
                 async with session.get(url) as response:
                     if response.status == 200:
                         return
+                    last = f"HTTP {response.status}: {(await response.text())[:500]}"
+            except aiohttp.ClientError as exc:
+                last = f"{type(exc).__name__}: {exc}"
             await asyncio.sleep(0.1)
-    raise AssertionError(f"serve did not answer 200 on {url} within 20 s")
+    raise AssertionError(f"serve did not answer 200 on {url} within {within:g} s; last: {last}")
 
 
 @contextlib.asynccontextmanager
@@ -141,8 +146,26 @@ async def reload_until(page: Page, check: Any, what: str, within: float = 20.0) 
     assert await check(), what
 
 
+async def test_the_readiness_wait_says_the_last_answer_it_got(aiohttp_server):
+    async def not_ready(_: web.Request) -> web.Response:
+        return web.json_response({"ready": False, "broker": "connecting"}, status=503)
+
+    app = web.Application()
+    app.router.add_get("/readyz", not_ready)
+    server = await aiohttp_server(app)
+    with pytest.raises(AssertionError) as failed:
+        await _ready(str(server.make_url("/readyz")), within=0.3)
+    assert 'last: HTTP 503: {"ready": false, "broker": "connecting"}' in str(failed.value)
+    url = str(server.make_url("/readyz"))
+    await server.close()
+    with pytest.raises(AssertionError) as failed:
+        await _ready(url, within=0.3)
+    assert "last: ClientConnectorError" in str(failed.value)
+
+
 async def test_the_console_in_a_browser(dt: FakeDt, tmp_path: Path):
     shop, hostile = add_project(dt, "acme-shop"), add_project(dt, XSS)
+    dt.projects[-1]["tags"] = [{"name": "team-b"}]  # the hostile one: the tag filter's
     broken = add_project(dt, "acme-blog")
     good = dt.exports[broken]
     dt.exports.as_is(broken, orjson.dumps({"version": "1.2", "findings": "none"}))
@@ -193,6 +216,11 @@ async def test_the_console_in_a_browser(dt: FakeDt, tmp_path: Path):
         await expect(summary).to_have_text("sync: 2 of 2 projects synced", timeout=30_000)
         await expect(page.locator("#log")).to_contain_text("acme-shop@1.0: synced: ")
         await expect(page.locator("#log")).to_contain_text(f"{XSS}@1.0: synced: ")
+        # the steps between: validated, applied with its counts, published by the relay
+        log = page.locator("#log")
+        await expect(log).to_contain_text("acme-shop@1.0: validating the export")
+        await expect(log).to_contain_text("acme-shop@1.0: applied: 13 transitions committed")
+        await expect(log).to_contain_text("acme-shop@1.0: published: the relay sent its")
         await shot(page, "run")
 
         # the projects, DT's hostile name shown as text
@@ -200,6 +228,11 @@ async def test_the_console_in_a_browser(dt: FakeDt, tmp_path: Path):
         await expect(page.get_by_role("link", name=XSS)).to_be_visible()
         await expect(page.locator("tr", has_text="acme-shop")).to_contain_text("done")
         await shot(page, "projects")
+        await page.get_by_label("Tag").select_option("team-b")
+        await page.get_by_role("button", name="Search").click()
+        await expect(page.get_by_role("link", name=XSS)).to_be_visible()
+        await expect(page.get_by_role("link", name="acme-shop")).to_have_count(0)
+        await page.get_by_role("link", name="Projects", exact=True).click()
         await page.get_by_role("link", name="acme-shop").click()
         await expect(page.locator("h1")).to_contain_text("acme-shop")
         await expect(page.locator("#timeline ~ table")).to_contain_text("opened")
@@ -243,6 +276,10 @@ async def test_the_console_in_a_browser(dt: FakeDt, tmp_path: Path):
 
         await reload_until(page, synced, "the replayed job processed")
         await page.goto(base + "/")
+        last = page.locator("#last ~ table tbody tr", has_text="acme-blog")
+        await expect(last.first).to_contain_text("SYNC")
+        await expect(last.first).to_contain_text("done")
+        await expect(last.first).to_contain_text(re.compile(r"\d+ ms|\d+\.\d s"))
         await shot(page, "overview")
     assert dialogs == []  # no script of DT's ran
     assert served.process.returncode == 0, "".join(served.stderr)

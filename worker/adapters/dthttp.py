@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from email.utils import parsedate_to_datetime
 
 import aiohttp
@@ -28,6 +28,7 @@ MAX_REDIRECTS = 3
 RATE_WINDOW_SECONDS = 10.0
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_SECONDS = 120.0
+PROGRESS_SECONDS = 1.0  # an export still arriving reports its bytes so far this often
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
@@ -101,12 +102,23 @@ async def read_limited(response: aiohttp.ClientResponse, limits: Limits) -> byte
     return b"".join([chunk async for chunk in _chunks(response, limits)])
 
 
-async def read_spooled(response: aiohttp.ClientResponse, limits: Limits) -> Spool:
-    """``read_limited`` into a temporary file, mapped (an export: see ``spool``)."""
+async def read_spooled(
+    response: aiohttp.ClientResponse,
+    limits: Limits,
+    receiving: Callable[[int], Awaitable[None]] | None = None,
+) -> Spool:
+    """``read_limited`` into a temporary file, mapped (an export: see ``spool``); ``receiving``
+    is told the bytes so far every PROGRESS_SECONDS while they arrive (a job's progress)."""
     writer = SpoolWriter()
+    clock = asyncio.get_running_loop().time
+    told, size = clock(), 0
     try:
         async for chunk in _chunks(response, limits):
             writer.write(chunk)
+            size += len(chunk)
+            if receiving is not None and clock() - told >= PROGRESS_SECONDS:
+                await receiving(size)
+                told = clock()
     except BaseException:
         writer.discard()
         raise

@@ -15,7 +15,7 @@ import functools
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 import orjson
@@ -34,6 +34,14 @@ _T = TypeVar("_T")
 _SMALL = 16 * 2**20  # any answer but an export: a page of projects, a project, the version
 VERSION_TTL_SECONDS = 300.0
 FINDINGS_PAGE = 1000
+
+
+class Arrival(Protocol):
+    """Told an export's bytes: so far while they arrive (``done=False``), then all of them."""
+
+    async def __call__(self, size: int, *, done: bool = True) -> None: ...
+
+
 MAX_FINDING_PAGES = 10_000
 Observer = Callable[[float, int, int], None]  # (seconds, bytes, status) of each export fetch
 
@@ -80,26 +88,31 @@ class DtClient:
 
     # -- the export -------------------------------------------------------------------------
 
-    async def fetch_export(
-        self, project_uuid: str, *, arrived: Callable[[int], Awaitable[None]] | None = None
-    ) -> Spool:
+    async def fetch_export(self, project_uuid: str, *, arrived: Arrival | None = None) -> Spool:
         """The project's FPF export, retried on 429/5xx/timeouts with backoff and jitter;
-        spooled to a mapped temporary file (the caller closes it). ``arrived`` is told its size
-        once it is all here (a job's progress).
+        spooled to a mapped temporary file (the caller closes it). ``arrived`` is told the bytes
+        so far while they arrive (``done=False``, every dthttp.PROGRESS_SECONDS; an attempt
+        retried starts again from 0), and its size once it is all here (a job's progress).
 
         A 404 is a deleted project only when DT confirms it (``confirm_gone``).
         """
 
+        async def receiving(size: int) -> None:
+            assert arrived is not None
+            await arrived(size, done=False)
+
         async def once() -> Spool:
             async with self._limit:
-                return await self._fetch_once(project_uuid)
+                return await self._fetch_once(project_uuid, receiving if arrived else None)
 
         spool = await self._retrying(once, project_uuid=project_uuid)
         if arrived is not None:
             await arrived(len(spool))
         return spool
 
-    async def _fetch_once(self, project_uuid: str) -> Spool:
+    async def _fetch_once(
+        self, project_uuid: str, receiving: Callable[[int], Awaitable[None]] | None = None
+    ) -> Spool:
         path = f"api/v1/finding/project/{project_uuid}/export"
         limits = self._export_limits
         started = time.perf_counter()
@@ -109,7 +122,7 @@ class DtClient:
                     async with dthttp.get(self._session, path) as response:
                         status = response.status
                         if status == 200:
-                            body = await dthttp.read_spooled(response, limits)
+                            body = await dthttp.read_spooled(response, limits, receiving)
                             self._observe(started, len(body), status)
                             return body
                         text = await _text(response)

@@ -36,6 +36,8 @@ class StateSettings:
     line_by: lines.LineBy = lines.BY_NAME  # DTRACK_WORKER_LINE_BY
     # a line finding suppressed in DT stays suppressed when DT lost the analysis with its rows
     carry_triage: bool = True
+    # the console's job and finding history is kept this many days (DTRACK_WORKER_HISTORY_DAYS)
+    history_days: int = 90
 
     @property
     def kind(self) -> str:
@@ -111,6 +113,7 @@ def state_settings(env: Env) -> StateSettings:
         track=track,
         line_by=lines.parse_line_by(env.optional("LINE_BY")),
         carry_triage=carry in ("true", "1", "yes"),
+        history_days=env.integer("HISTORY_DAYS", 90, minimum=1, maximum=3650),
     )
 
 

@@ -44,6 +44,7 @@ from worker.service import job_messages, outgoing, progress, projects
 from worker.service.analysis_gate import AnalysisGate
 from worker.service.delta import Deltas
 from worker.service.freshness import Freshness
+from worker.service.job_history import JobHistory
 from worker.service.projects import Directory
 
 log = structlog.get_logger(__name__)
@@ -80,8 +81,10 @@ class Worker:
         deltas: Deltas | None = None,
         directory: Directory | None = None,
         gate: AnalysisGate | None = None,
+        history: JobHistory | None = None,
     ) -> None:
         self._gate = gate  # waits for DT's analysis before a fetch (service.analysis_gate)
+        self._history = history  # each settled job's row, for the console (with a store)
         self._directory = directory  # DT's project facts: tags, activity, for scope and events
         self._deltas = deltas  # the change stream, through the state store (delta or both)
         self._broker = broker
@@ -213,6 +216,8 @@ class Worker:
         self._metrics.job_seconds.labels(outcome=outcome).observe(seconds)
         tracing.annotate({"dtrack_worker.job.outcome": outcome})
         await progress.report(self._broker, message, outcome, fields)
+        if self._history is not None:
+            await self._history.settled(message, outcome, fields, seconds)
         level = "warning" if outcome == "parked" else "info"
         getattr(log, level)(
             "job.settled", outcome=outcome, duration_ms=round(seconds * 1e3, 1), **fields

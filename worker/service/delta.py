@@ -43,7 +43,7 @@ from worker.core.transitions import (
     needed,
     suppressions_of,
 )
-from worker.service import collector
+from worker.service import collector, progress
 from worker.service.delta_base import DeltaBase, DeltaOptions, FindingsSource, utc_timestamp_of
 from worker.service.line_delta import LineWork
 
@@ -101,6 +101,7 @@ class Deltas(DeltaBase):
         options, project_uuid = self._options, job.project_uuid
         received = time.time()  # the host's clock, against DT's timestamps
         state = await self._store.state(project_uuid)
+        await progress.step(progress.VALIDATING)
         comparison = Comparison(state.priors, options.zone, options.epss_delta)
         make = _Keeping(comparison, keep=self._lines is not None)
         rows = make.rows  # the export's first rows by matrix, for the line
@@ -218,6 +219,8 @@ class Deltas(DeltaBase):
                     now=time.time(),
                     fresh=not state.priors,
                     line=None if line is None else line.part,
+                    transitions=transitions,
+                    tags=facts.tags,
                 )
             )
         except StateMoved:
@@ -295,7 +298,4 @@ class _Mode:
 
 def _severities(seen: Sequence[Seen]) -> dict[str, int]:
     """The export's findings by severity, as the snapshot summary counts them."""
-    counts: dict[str, int] = {}
-    for entry in seen:
-        counts[entry.severity] = counts.get(entry.severity, 0) + 1
-    return counts
+    return dict(Counter(entry.severity for entry in seen))

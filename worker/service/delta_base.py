@@ -29,6 +29,7 @@ from worker.core.transitions import (
     resync,
 )
 from worker.core.validation import Contract
+from worker.service import progress
 from worker.service.line_delta import LineOptions, Lines
 
 log = structlog.get_logger(__name__)
@@ -135,6 +136,7 @@ class DeltaBase:
                 outcome="gone",
                 now=now,
                 deleted=True,
+                transitions=plan.transitions,
             )
         )
         self._counted(published)
@@ -189,6 +191,7 @@ class DeltaBase:
                 dataclasses.replace(work, trace_parent=tracing.traceparent())
             )
             tracing.annotate({"dtrack_worker.events": committed.events})
+        await progress.applied(len(work.transitions), committed)
 
     def _counted(self, transitions: Sequence[Transition | LineTransition]) -> None:
         """The transitions published (a project's v1, or a line's v2), in the metrics."""

@@ -35,6 +35,7 @@ from worker.service.backfill import backfill
 from worker.service.console import serving as console
 from worker.service.consumer import Worker, WorkerOptions
 from worker.service.delta import DeltaOptions, Deltas
+from worker.service.job_history import JobHistory
 from worker.service.projects import Directory
 from worker.service.protocol import JsonErrorsRunner
 from worker.service.queue_gauges import QueueGauges
@@ -118,6 +119,7 @@ def _worker(
             dt = await stack.enter_async_context(DtClient.open(settings.dt, on_fetch=on_fetch))
             deltas = None
             relay = None
+            history = None
             if settings.state.deltas:
                 store = await stack.enter_async_context(Store.open(settings.state))
                 stores.append(store)
@@ -148,10 +150,13 @@ def _worker(
                 stack.push_async_callback(relay.stop)  # a start that failed half-way
                 gauges = refresh_forever(StateGauges.create(registry), store)
                 reclaiming = reclaim_forever(store)
+                history = JobHistory(store)
             directory = Directory(dt, settings.worker.project_cache_seconds)
             record = None if deltas is None else store.record_outcome  # `status` shows it
             gate = AnalysisGate(dt, metrics, settings.worker.analysis, record=record)
-            running = Worker(broker, dt, contracts, metrics, options, deltas, directory, gate)
+            running = Worker(
+                broker, dt, contracts, metrics, options, deltas, directory, gate, history
+            )
             workers.append(running)
             await running.start()
             background = [

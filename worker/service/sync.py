@@ -124,9 +124,11 @@ async def follow(
     *,
     within: float,
     say: Callable[[str], None],
+    seen: Callable[[str, str, dict[str, Any]], None] | None = None,
 ) -> dict[str, str]:
     """Each job's last step, as the workers report them, until every job settled or ``within``
-    seconds passed (those still unsettled end as "waiting")."""
+    seconds passed (those still unsettled end as "waiting"). ``seen``: told each report (job
+    id, step, the report) after it is said."""
     last = dict.fromkeys(jobs, "queued")
     settled = asyncio.Event()
 
@@ -139,6 +141,8 @@ async def follow(
         step = str(update.get("step"))
         last[job] = step
         say(f"{jobs[job].label}: {describe(step, update)}")
+        if seen is not None:
+            seen(job, step, update)
         if all(s in SYNCED or s in NOT_SYNCED for s in last.values()):
             settled.set()
 
@@ -160,8 +164,20 @@ def describe(step: str, update: dict[str, Any]) -> str:
     """One line of what a job did, for people."""
     if step == "started":  # in scope or not, fetched or covered already: not known yet
         return f"a worker took the job (attempt {update.get('attempt', 1)})"
+    if step == "fetching":
+        return f"fetching the export: {_size(update.get('bytes', 0))} so far"
     if step == "fetched":
-        return f"fetched the export ({_size(update.get('bytes', 0))}): validating and applying it"
+        return f"fetched the export ({_size(update.get('bytes', 0))})"
+    if step == "analysis_pending":
+        detail = update.get("detail")
+        return "waiting for DT's analysis of the project" + (f": {detail}" if detail else "")
+    if step == "validating":
+        return "validating the export and comparing it with the stored state"
+    if step == "applied":
+        return (
+            f"applied: {update.get('transitions', 0)} transitions committed, "
+            f"{update.get('outbox', 0)} events in the outbox for the relay to publish"
+        )
     if step == "done":
         done = []
         if "events" in update:

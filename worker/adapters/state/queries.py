@@ -10,11 +10,12 @@ from typing import Any
 import orjson
 
 from worker.adapters.state import line_queries, packing
+from worker.adapters.state import history_queries, packing
 from worker.adapters.state.backend import Dialect, rollback
 from worker.core.events import SEVERITY_RANK
 from worker.core.outbox_rounds import Round
 from worker.core.tracking import Prior
-from worker.core.transitions import Stored, Write
+from worker.core.transitions import Stored, Transition, Write
 
 SEVERITIES = tuple(SEVERITY_RANK)  # critical ... unassigned, the open_* columns' order
 _OPEN_COLUMNS = ", ".join(f"open_{severity}" for severity in SEVERITIES)
@@ -130,6 +131,9 @@ class Apply:
     fresh: bool = False  # the project had no findings stored: every write is an insert
     trace_parent: str | None = None  # the writing job's span, for the relay's trace link
     line: line_queries.LinePart | None = None  # the line's versions, and its move if any
+    transitions: Sequence[Transition] = ()  # recorded in finding_history
+    tags: Sequence[str] | None = None  # DT's tags of the project; None: not known, kept
+    history_since: float | None = None  # finding_history's rows before this go (the store's)
 
 
 def apply(cursor: Any, dialect: Dialect, work: Apply) -> Committed:
@@ -186,6 +190,11 @@ def apply(cursor: Any, dialect: Dialect, work: Apply) -> Committed:
             if line_rows:
                 _insert(cursor, dialect, _OUTBOX, line_rows)
         _update_project(cursor, dialect, work, revision, sequence + events)
+        history_queries.write_transitions(
+            cursor, dialect, work.project, work.transitions, work.now, work.history_since
+        )
+        if work.tags is not None:
+            history_queries.write_tags(cursor, dialect, work.project, work.tags)
         cursor.execute("COMMIT")
     except BaseException:
         rollback(cursor)  # never in place of the error (SQLite rolls back a full disk itself)

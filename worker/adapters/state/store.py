@@ -23,6 +23,7 @@ from worker.adapters.state import (
     compaction,
     line_migration_queries,
     line_queries,
+    history_queries,
     outbox_queries,
     queries,
     reports,
@@ -83,6 +84,7 @@ class Store:
         url = settings.url.reveal()
         self.display_url = settings.display_url
         self.dialect = backend.dialect_of(url)
+        self._history_seconds = settings.history_days * 86400.0
         self._connect = backend.connector(url, create=create)
         self._path = backend.sqlite_path(url)
         # SQLite writes one at a time anyway; PostgreSQL gets a few connections per process
@@ -288,7 +290,12 @@ class Store:
         return await self._run(queries.read_open, project)
 
     async def apply(self, work: Apply) -> Committed:
-        return await self._run(queries.apply, work)
+        since = time.time() - self._history_seconds
+        return await self._run(queries.apply, dataclasses.replace(work, history_since=since))
+
+    async def record_job(self, entry: history_queries.JobEntry) -> None:
+        """A settled job in the job history (bounded: see history_queries)."""
+        await self._run(history_queries.record_job, entry, time.time() - self._history_seconds)
 
     async def line(self, line_id: str) -> line_queries.StoredLine:
         """A line's row (revision 0 and no state when it has none yet)."""
@@ -355,4 +362,9 @@ class Store:
     async def read(self, work: Callable[..., _T], *args: Any) -> _T:
         """A read of the console's (worker.adapters.state.console_queries), on the store's
         threads: ``work(cursor, dialect, *args)``."""
+        return await self._run(work, *args)
+
+    async def write(self, work: Callable[..., _T], *args: Any) -> _T:
+        """A write of the console's own (its sync runs: worker.adapters.state.console_runs),
+        one transaction of ``work(cursor, dialect, *args)``."""
         return await self._run(work, *args)

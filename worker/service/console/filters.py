@@ -22,8 +22,32 @@ def duration(seconds: float | None) -> str:
     return f"{seconds:.0f} s"
 
 
+def took(seconds: float | None) -> str:
+    """A job's duration: milliseconds below a second, tenths below a minute."""
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    return f"{seconds:.1f} s" if seconds < 60 else duration(seconds)
+
+
+def value(shown: object) -> str:
+    """An old or new value of a `changed` transition."""
+    if shown is None:
+        return "-"
+    if isinstance(shown, list):
+        return ", ".join(value(item) for item in shown) or "-"
+    return str(shown)
+
+
 def age(epoch: float | None, now: float) -> str:
     return "-" if epoch is None else duration(max(0.0, now - epoch))
 
 
-ALL: dict[str, Callable[..., Any]] = {"when": when, "duration": duration, "age": age}
+ALL: dict[str, Callable[..., Any]] = {
+    "when": when,
+    "duration": duration,
+    "age": age,
+    "took": took,
+    "value": value,
+}

@@ -1,5 +1,6 @@
 """The overview page: health (the ``check`` results), queue depths, outbox lag, parked jobs,
-jobs per minute, and the projects whose jobs settled last."""
+jobs per minute, and the jobs that settled last with their outcome and duration (the job
+history)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from worker.adapters.amqp import BROKER_ERRORS
 from worker.adapters.state import console_queries
 from worker.adapters.state.store import StateUnavailable
 from worker.core.errors import TransientError
-from worker.service.console import replies
+from worker.service.console import replies, runs
 from worker.service.console.sources import SOURCES, Sources
 
 RECENT_JOBS = 10
@@ -51,12 +52,16 @@ async def overview(request: web.Request) -> web.Response:
     activity: console_queries.Activity | None = None
     state_error = None
     now = time.time()
+    stored = None
     if sources.store is not None:
         try:
-            outbox = await sources.store.outbox_depth()
-            activity = await sources.store.read(console_queries.activity, now, RECENT_JOBS)
+            found = await sources.store.read(
+                console_queries.figures, now, RECENT_JOBS, runs.MAX_RUNS
+            )
         except StateUnavailable as exc:
             state_error = str(exc)
+        else:
+            outbox, activity, stored = found.outbox, found.activity, found.runs
     per_minute = (
         None
         if activity is None
@@ -73,9 +78,10 @@ async def overview(request: web.Request) -> web.Response:
             "outbox": outbox,
             "activity": activity,
             "per_minute": per_minute,
+            "history_days": sources.settings.state.history_days,
             "state_used": sources.store is not None,
             "state_error": state_error,
             "now": now,
-            "runs": sources.runs.latest()[:5],
+            "runs": (await sources.runs.latest(stored))[:5],
         },
     )

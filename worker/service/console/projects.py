@@ -1,6 +1,6 @@
 """The projects pages (the issue's "lines" until lines exist: each row is a DT project, one
-UUID): a searchable, paged list from the state store, and a project's page with its open
-findings and its change timeline, newest first."""
+UUID): a list from the state store, searchable, filtered by DT tag, paged; and a project's page
+with its findings and its change timeline (the finding history), newest first."""
 
 from __future__ import annotations
 
@@ -32,10 +32,13 @@ def _offset(request: web.Request, name: str = "offset") -> int:
 async def projects(request: web.Request) -> web.Response:
     sources = request.app[SOURCES]
     search = request.query.get("q", "").strip()[:200] or None
+    tag = request.query.get("tag", "").strip()[:200] or None
     if sources.store is None:
         return await _no_store(request)
     try:
-        found = await sources.store.read(console_queries.projects, search, _offset(request), PAGE)
+        found, tags = await sources.store.read(
+            console_queries.projects_and_tags, search, _offset(request), PAGE, tag
+        )
     except StateUnavailable as exc:
         return replies.error(request, 503, str(exc))
     except BadQuery as exc:
@@ -43,7 +46,7 @@ async def projects(request: web.Request) -> web.Response:
     return await replies.page(
         request,
         "projects.html",
-        {"page": found, "q": search or "", "now": time.time()},
+        {"page": found, "q": search or "", "tag": tag or "", "tags": tags, "now": time.time()},
     )
 
 
@@ -83,10 +86,12 @@ async def project(request: web.Request) -> web.Response:
         {
             "project": row,
             "findings": findings,
-            "changes": changes,
+            "changes": changes.page,
+            "recorded": changes.recorded,
             "status": status,
             "statuses": (*STATUSES, "all"),
             "now": time.time(),
+            "history_days": sources.settings.state.history_days,
         },
     )
 

@@ -1,26 +1,44 @@
 """Syncs started from the console, followed as ``dtrack-worker sync --wait`` follows them: one
 job each, a progress queue of the run's own, worker.service.sync.follow reading it. Each run
-keeps its lines for the page and wakes the Server-Sent Events streams that show them live."""
+keeps its lines for the page and wakes the Server-Sent Events streams that show them live.
+
+With a state store, each run and its log are written to it as they happen (console_runs), so
+a restarted console still shows the latest runs; a run that was still going when the console
+stopped shows as interrupted (its jobs went on in the workers). Without a store (EMIT=snapshot)
+the latest runs live in memory until the console restarts. Once every job settled, the run
+waits a little for the relay to publish the events its jobs committed ("published")."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import dataclasses
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
+
+import structlog
 
 from worker.adapters.amqp import connect_once
 from worker.adapters.broker import Broker
+from worker.adapters.state import console_queries, console_runs
+from worker.adapters.state.console_runs import StoredRun
+from worker.adapters.state.store import StateUnavailable, Store
 from worker.core import jobs
 from worker.core.config import Settings
 from worker.service import sync
 from worker.service.console.redaction import Scrubber
 
-MAX_RUNS = 20  # the latest runs stay on their pages; older ones are forgotten
+log = structlog.get_logger(__name__)
+
+MAX_RUNS = 20  # the latest runs listed (and kept in memory)
 FOLLOW_SECONDS = 600.0  # as `sync --wait`'s default
 READY_SECONDS = 10.0
+PUBLISH_SECONDS = 10.0  # after the jobs settled, how long the run waits for the relay
+POLL_SECONDS = 0.2
+INTERRUPTED = "interrupted: the console stopped before this run ended (its jobs went on)"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -34,19 +52,32 @@ class Settled:
         return self.step in sync.SYNCED
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Applied:
+    project: str
+    sequence: int  # the last the job's transaction used
+    events: int
+
+
 class SyncRun:
-    def __init__(self, run_id: str, jobs_of_run: dict[str, sync.Target]) -> None:
+    def __init__(
+        self, run_id: str, jobs_of_run: dict[str, sync.Target], started_at: datetime | None = None
+    ) -> None:
         self.id = run_id.split(":", 1)[1]
         self.run_id = run_id
         self.jobs = jobs_of_run
-        self.started_at = datetime.now(UTC)
+        self.started_at = started_at or datetime.now(UTC)
         self.lines: list[str] = []
         self.settled: list[Settled] | None = None  # set when the run ends
+        self.interrupted = False  # read from the store, ended by a restart of the console
+        self.applied: dict[str, Applied] = {}  # by job: what the relay has to publish
         self._changed = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
     @property
     def summary(self) -> str | None:
+        if self.interrupted:
+            return INTERRUPTED
         if self.settled is None:
             return None
         synced = sum(s.synced for s in self.settled)
@@ -64,11 +95,35 @@ class SyncRun:
         self._changed.set()
         self._changed = asyncio.Event()
 
+    def waiter(self) -> asyncio.Event:
+        """Set at the next change (take it before looking, so no change is missed)."""
+        return self._changed
+
     async def changed(self, within: float) -> None:
         """Until a line is added or the run ends, or ``within`` seconds."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(within):
-                await self._changed.wait()
+        await _wait(self._changed, within)
+
+    @classmethod
+    def of(cls, stored: StoredRun) -> SyncRun:
+        """A run as the store kept it: ended, or interrupted by a restart."""
+        targets = {job: sync.Target(*target) for job, target in stored.targets.items()}
+        run = cls(stored.run_id, targets, datetime.fromtimestamp(stored.started_at, UTC))
+        run.lines = list(stored.lines)
+        if stored.settled is None:
+            run.interrupted = True
+        else:
+            run.settled = [
+                Settled(targets[job], job, step)
+                for job, step in stored.settled.items()
+                if job in targets
+            ]
+        return run
+
+
+async def _wait(event: asyncio.Event, within: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(within):
+            await event.wait()
 
 
 class SyncRuns:
@@ -77,6 +132,7 @@ class SyncRuns:
         self._broker = broker
         self._scrub = scrub
         self._runs: OrderedDict[str, SyncRun] = OrderedDict()
+        self.store: Store | None = None  # set when the console's store is open
         self.closing = False  # the console stops: live streams end
 
     async def end_streams(self, _: object = None) -> None:
@@ -86,11 +142,29 @@ class SyncRuns:
         for run in self._runs.values():
             run.wake()
 
-    def get(self, run_id: str) -> SyncRun | None:
-        return self._runs.get(run_id)
+    async def get(self, run_id: str) -> SyncRun | None:
+        """The run, from memory, else from the store (StateUnavailable: the store failed)."""
+        run = self._runs.get(run_id)
+        if run is not None or self.store is None:
+            return run
+        stored = await self.store.read(console_runs.load_run, f"sync:{run_id}")
+        return None if stored is None else SyncRun.of(stored)
 
-    def latest(self) -> list[SyncRun]:
-        return list(reversed(self._runs.values()))
+    async def latest(self, stored: list[StoredRun] | None = None) -> list[SyncRun]:
+        """The latest MAX_RUNS runs, newest first: those of this console's life, and before
+        them those the store kept (``stored``: read already)."""
+        live = list(reversed(self._runs.values()))
+        if self.store is None:
+            return live
+        if stored is None:
+            try:
+                stored = await self.store.read(console_runs.latest_runs, MAX_RUNS)
+            except StateUnavailable as exc:
+                log.warning("console.runs_unreadable", error=str(exc))
+                return live
+        known = {run.id for run in live}
+        found = live + [SyncRun.of(s) for s in stored if s.run_id.split(":", 1)[1] not in known]
+        return sorted(found, key=lambda run: run.started_at, reverse=True)[:MAX_RUNS]
 
     async def start(self, targets: list[sync.Target]) -> SyncRun:
         """One SYNC job per project, queued with the run's progress queue; raises what the
@@ -114,10 +188,28 @@ class SyncRuns:
         for job in made:
             say(f"{queued[job.job_id].label}: queued (job {job.job_id})")
 
+        def seen(job: str, step: str, update: dict[str, Any]) -> None:
+            if step == "applied" and isinstance(update.get("sequence"), int):
+                run.applied[job] = Applied(
+                    queued[job].uuid, update["sequence"], int(update.get("outbox", 0))
+                )
+
         async def follow() -> None:
-            async with connection:
-                last = await sync.follow(channel, queue, queued, within=FOLLOW_SECONDS, say=say)
-            run.finish(last)
+            ending = asyncio.Event()
+            saving = asyncio.create_task(self._save(run, ending))
+            try:
+                async with connection:
+                    last = await sync.follow(
+                        channel, queue, queued, within=FOLLOW_SECONDS, say=say, seen=seen
+                    )
+                await self._published(run, last)
+                ending.set()
+                run.wake()
+                if await saving:  # every line stored: then how it ended, before it is shown
+                    await self._finish_stored(run, last)
+                run.finish(last)
+            finally:  # the console stops: the stored run stays unfinished (interrupted)
+                saving.cancel()
 
         run.task = asyncio.create_task(follow())
         self._runs[run.id] = run
@@ -129,6 +221,66 @@ class SyncRuns:
 
     def _said(self, run: SyncRun) -> Callable[[str], None]:
         return lambda line: run.say(self._scrub(line))
+
+    async def _published(self, run: SyncRun, last: dict[str, str]) -> None:
+        """For each job that committed events: "published" once the relay sent them (its
+        outbox rows are gone), or how many still wait after PUBLISH_SECONDS."""
+        waiting = {job: a for job, a in run.applied.items() if a.events and last[job] == "done"}
+        if self.store is None or not waiting:
+            return
+        deadline = time.monotonic() + PUBLISH_SECONDS
+        while waiting:
+            for job, applied in list(waiting.items()):
+                try:
+                    left = await self.store.read(
+                        console_queries.unpublished, applied.project, applied.sequence
+                    )
+                except StateUnavailable:
+                    left = -1
+                if left == 0:
+                    del waiting[job]
+                    run.say(f"{run.jobs[job].label}: published: the relay sent its "
+                            f"{applied.events} events")  # fmt: skip
+                elif time.monotonic() > deadline:
+                    del waiting[job]
+                    run.say(f"{run.jobs[job].label}: not published yet after "
+                            f"{PUBLISH_SECONDS:g} s: its events wait in the outbox for the "
+                            "relay (see the overview's outbox lag)")  # fmt: skip
+            if waiting:
+                await asyncio.sleep(POLL_SECONDS)
+
+    async def _save(self, run: SyncRun, ending: asyncio.Event) -> bool:
+        """The run in the store, then each line as it is said, until ``ending`` is set and
+        every line is stored: True. A store that fails stops the saving (logged): False, and
+        the run goes on in memory."""
+        if self.store is None:
+            return False
+        store, saved = self.store, 0
+        targets = {job: (t.uuid, t.name, t.version) for job, t in run.jobs.items()}
+        stored = StoredRun(run.run_id, run.started_at.timestamp(), targets, None, None, [])
+        try:
+            await store.write(console_runs.save_run, stored)
+            while True:
+                waiter, ended = run.waiter(), ending.is_set()
+                lines = run.lines[saved:]
+                if lines:
+                    await store.write(console_runs.add_lines, run.run_id, saved, lines)
+                    saved += len(lines)
+                if ended:
+                    return True
+                await _wait(waiter, 5.0)
+        except StateUnavailable as exc:
+            log.warning("console.run_not_saved", run=run.id, error=str(exc))
+            return False
+
+    async def _finish_stored(self, run: SyncRun, last: dict[str, str]) -> None:
+        assert self.store is not None
+        synced = sum(step in sync.SYNCED for step in last.values())
+        summary = f"sync: {synced} of {len(last)} projects synced"
+        try:
+            await self.store.write(console_runs.finish_run, run.run_id, summary, last)
+        except StateUnavailable as exc:
+            log.warning("console.run_not_saved", run=run.id, error=str(exc))
 
     async def close(self) -> None:
         tasks = [run.task for run in self._runs.values() if run.task is not None]

@@ -70,6 +70,7 @@ def lifecycle(sources: Sources) -> Callable[[web.Application], AsyncIterator[Non
                 sources.store = await stack.enter_async_context(
                     Store.open(settings.state, migrate=False)
                 )
+                sources.runs.store = sources.store  # the sync runs are kept there too
             refresher = asyncio.create_task(_refresh_forever(sources))
             stack.push_async_callback(sources.runs.close)
             yield

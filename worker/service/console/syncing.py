@@ -7,6 +7,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from worker.adapters.amqp import BROKER_ERRORS
+from worker.adapters.state import console_queries
+from worker.adapters.state.store import StateUnavailable
 from worker.core.errors import ConfigError, PermanentError, TransientError
 from worker.service import sync
 from worker.service.console import auth, replies
@@ -42,7 +44,7 @@ async def sync_page(request: web.Request) -> web.Response:
             "more": len(listed) == PAGE,
             "q": search or "",
             "problem": problem,
-            "runs": sources.runs.latest(),
+            "runs": await sources.runs.latest(),
         },
     )
 
@@ -73,17 +75,30 @@ async def start(request: web.Request) -> web.Response:
 
 
 async def run_page(request: web.Request) -> web.Response:
-    run = request.app[SOURCES].runs.get(request.match_info["run"])
+    sources = request.app[SOURCES]
+    settled: list[console_queries.Job] = []
+    try:
+        run = await sources.runs.get(request.match_info["run"])
+        if run is not None and run.interrupted and sources.store is not None:
+            # the console stopped following it; the workers did not: their outcomes
+            settled = await sources.store.read(
+                console_queries.jobs_of_run, run.run_id, len(run.jobs)
+            )
+    except StateUnavailable as exc:
+        return replies.error(request, 503, str(exc))
     if run is None:
-        return replies.error(request, 404, "no such sync run here (runs live until a restart)")
-    return await replies.page(request, "run.html", {"run": run})
+        return replies.error(request, 404, "no such sync run here (the latest runs are kept)")
+    return await replies.page(request, "run.html", {"run": run, "history": settled})
 
 
 async def events(request: web.Request) -> web.StreamResponse:
     """``text/event-stream``: each log line as a message (its index as the event id, so a
     reconnecting browser resumes after Last-Event-ID), then ``end`` with the summary."""
     runs = request.app[SOURCES].runs
-    run = runs.get(request.match_info["run"])
+    try:
+        run = await runs.get(request.match_info["run"])
+    except StateUnavailable as exc:
+        return replies.error(request, 503, str(exc))
     if run is None:
         return replies.error(request, 404, "no such sync run here")
     last = request.headers.get("Last-Event-ID", "")
