@@ -53,7 +53,7 @@ async def _per_project(s: Series, *documents: Document, latest: bool = True) -> 
 
 async def _line_row(s: Series, document: Document) -> tuple[int, int, bytes | None]:
     stored = await s.store.line(_line(document).id)
-    return stored.revision, stored.sequence, stored.state
+    return stored.revision, stored.sequence, await s.store.line_state(stored.id, stored.revision)
 
 
 async def test_migrate_moves_a_per_project_store_to_lines_silently_and_once(

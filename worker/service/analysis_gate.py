@@ -20,6 +20,7 @@ from worker.core.analysis_gate import GateSettings, Reading
 from worker.core.errors import DtMisconfigured, DtRejected
 from worker.core.jobs import Job
 from worker.core.mass_resolve import BomFacts
+from worker.service.freshness import Freshness
 
 log = structlog.get_logger(__name__)
 
@@ -113,3 +114,19 @@ class AnalysisGate:
             log.warning("job.analysis_unknown", project_uuid=job.project_uuid, error=str(exc))
             return analysis_gate.unreadable(str(exc))
         return analysis_gate.by_facts(BomFacts.of(found), time.time())
+
+
+async def coalesced(
+    freshness: Freshness, gate: AnalysisGate | None, job: Job, fields: dict[str, Any]
+) -> bool:
+    """A fresher fetch stands in for the job; else it is free to fetch (DT's analysis done,
+    the gate says). A job with a BOM upload's token is covered only by a fetch started once DT
+    had analysed that upload; others may be before DT is asked."""
+    early = gate is None or job.analysis_token is None
+    covered = early and await freshness.covers(job)
+    if not covered and gate is not None:
+        since = await gate.passed(job, fields)
+        # nothing awaited between this check and the fetch's start: coalescing depends on it
+        # (a lookup in between let a burst's jobs all pass the check)
+        covered = await freshness.covers(job, since=since)
+    return covered

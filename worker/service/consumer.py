@@ -40,7 +40,7 @@ from worker.core.fpf import ProjectFacts
 from worker.core.jobs import Job
 from worker.core.output import AS_MADE, Output
 from worker.core.scope import EVERYTHING, Scope
-from worker.service import job_messages, outgoing, progress, projects
+from worker.service import analysis_gate, job_messages, outgoing, progress, projects
 from worker.service.analysis_gate import AnalysisGate
 from worker.service.delta import Deltas
 from worker.service.freshness import Freshness
@@ -269,7 +269,8 @@ class Worker:
         if outside is not None:  # never fetched; its state, if any, stays as it was
             fields["reason"] = outside
             return "out_of_scope"
-        if await self._coalesced(job, fields):
+        if await analysis_gate.coalesced(self._freshness, self._gate, job, fields):
+            self._metrics.coalesced.inc()
             return "coalesced"
         started = time.perf_counter()
         with self._freshness.fetching(job.project_uuid) as fetch:
@@ -303,22 +304,6 @@ class Worker:
                         retracted=fetch.retracted(),  # this job's and those it stands in for
                     )
         return outcome
-
-    async def _coalesced(self, job: Job, fields: dict[str, Any]) -> bool:
-        """A fresher fetch stands in for the job; else it is free to fetch (DT's analysis
-        done, the analysis gate says). A job with a BOM upload's token is covered only by a
-        fetch started once DT had analysed that upload; others may be before DT is asked."""
-        gate = self._gate
-        early = gate is None or job.analysis_token is None
-        covered = early and await self._freshness.covers(job)
-        if not covered and gate is not None:
-            since = await gate.passed(job, fields)
-            # nothing awaited between this check and the fetch's start: coalescing depends
-            # on it (a lookup in between let a burst's jobs all pass the check)
-            covered = await self._freshness.covers(job, since=since)
-        if covered:
-            self._metrics.coalesced.inc()
-        return covered
 
     async def _snapshot(self, job: Job, raw: Spool, started: float, facts: ProjectFacts) -> int:
         """Every finding of the export as an event, published now (snapshot mode)."""

@@ -86,7 +86,7 @@ async def migrate(store: Store, dt: VersionsSource | None, options: Options) -> 
 async def _line(store: Store, planned: Planned, options: Options) -> Outcome:
     for _ in range(ATTEMPTS):
         stored = await store.line(planned.line.id)
-        if stored.state is not None or stored.current_project is not None:
+        if stored.current_project is not None:  # a line has its state from then on
             return Outcome(planned, "kept")
         start = planned.start
         revision, findings = await store.project_findings(start.uuid)

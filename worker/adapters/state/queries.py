@@ -9,8 +9,7 @@ from typing import Any
 
 import orjson
 
-from worker.adapters.state import line_queries, packing
-from worker.adapters.state import history_queries, packing
+from worker.adapters.state import history_queries, line_queries, packing
 from worker.adapters.state.backend import Dialect, rollback
 from worker.core.events import SEVERITY_RANK
 from worker.core.outbox_rounds import Round

@@ -21,9 +21,9 @@ import structlog
 from worker.adapters.state import (
     backend,
     compaction,
+    history_queries,
     line_migration_queries,
     line_queries,
-    history_queries,
     outbox_queries,
     queries,
     reports,
