@@ -31,7 +31,7 @@ import structlog
 
 from worker.adapters import tracing
 from worker.adapters.metrics import WorkerMetrics
-from worker.adapters.state.store import Apply, StateMoved, StateUnavailable, Store
+from worker.adapters.state.store import Apply, Committed, StateMoved, StateUnavailable, Store
 from worker.core import clock_skew, events, fpf, mass_resolve, outbox_rounds, split
 from worker.core.change_events import KINDS, ChangeEvents
 from worker.core.dates import epoch
@@ -85,14 +85,14 @@ class Deltas:
         metrics: WorkerMetrics,
         options: DeltaOptions,
         *,
-        committed: Callable[[], None] = lambda: None,
+        committed: Callable[[Committed], None] = lambda _: None,
     ) -> None:
         self._store = store
         self._dt = dt
         self._contract = contract
         self._metrics = metrics
         self._options = options
-        self._committed = committed  # wakes the outbox relay
+        self._committed = committed  # hands the rounds to the outbox relay (Relay.committed)
 
     async def export(
         self,
@@ -226,7 +226,7 @@ class Deltas:
         ahead = _EVENTS.submit(numbered, first)
         outcome = "baseline" if silent else "done"
         try:
-            await self._apply(
+            done = await self._apply(
                 Apply(
                     project=project_uuid,
                     name=export.project_name,
@@ -243,7 +243,7 @@ class Deltas:
         except StateMoved:
             return None
         self._counted(transitions)
-        self._committed()
+        self._committed(done)
         return outcome, len(transitions)
 
     async def _guard(
@@ -294,7 +294,7 @@ class Deltas:
                 sequence=sequence,
             )
 
-        await self._apply(
+        done = await self._apply(
             Apply(
                 project=job.project_uuid,
                 name=job.project_name,
@@ -314,7 +314,7 @@ class Deltas:
             )
         )
         self._counted(plan.transitions)
-        self._committed()
+        self._committed(done)
         return len(plan.transitions)
 
     async def resync(self, project_uuid: str, run: str) -> int:
@@ -331,7 +331,7 @@ class Deltas:
             fpf=None,
             time=when,
         )
-        await self._apply(
+        done = await self._apply(
             Apply(
                 project=project_uuid,
                 name=None,
@@ -346,10 +346,10 @@ class Deltas:
                 now=time.time(),
             )
         )
-        self._committed()
+        self._committed(done)
         return len(transitions)
 
-    async def _apply(self, work: Apply) -> None:
+    async def _apply(self, work: Apply) -> Committed:
         """The state transaction, in a span; its outbox rows name the span (the relay's
         publish links to it)."""
         with tracing.span(
@@ -365,6 +365,7 @@ class Deltas:
                 dataclasses.replace(work, trace_parent=tracing.traceparent())
             )
             tracing.annotate({"dtrack_worker.events": committed.events})
+        return committed
 
     def _counted(self, transitions: Sequence[Transition]) -> None:
         kinds = Counter(transition.kind for transition in transitions)

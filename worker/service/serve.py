@@ -138,7 +138,7 @@ def _worker(
                         clock_skew_tolerance=settings.state.clock_skew_tolerance,
                         guard=settings.state.mass_resolve,
                     ),
-                    committed=relay.wake,
+                    committed=relay.committed,
                 )
                 await relay.start()
                 stack.push_async_callback(relay.stop)  # a start that failed half-way

@@ -304,6 +304,11 @@ class Store:
     ) -> list[outbox_queries.OutboxRow]:
         return await self._run(outbox_queries.outbox_batch, project, limit, after)
 
+    async def outbox_heads(
+        self, project: str, limit: int, after: int = 0
+    ) -> list[outbox_queries.OutboxHead]:
+        return await self._run(outbox_queries.outbox_heads, project, limit, after)
+
     async def delete_outbox(self, ids: Sequence[int]) -> None:
         await self._run(outbox_queries.delete_outbox, list(ids))
 
