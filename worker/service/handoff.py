@@ -52,10 +52,10 @@ class Handoff:
 
     def rows(self, project: str, heads: Sequence[OutboxHead]) -> list[OutboxRow] | None:
         """The events of the rows ``heads`` names, from what was kept (taken out); None unless
-        every one of them was (the caller reads the batch from the store)."""
+        every one of them was (the caller reads the batch from the store). No heads: none."""
         if not heads:  # none waits past what the relay took: the rest went out elsewhere
             self.forget(project)
-            return None
+            return []
         kept = self._kept.get(project, {})
         for sequence in [s for s in kept if s < heads[0].sequence]:  # published and deleted
             self._drop(project, sequence)
