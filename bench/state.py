@@ -124,7 +124,9 @@ async def harness(url: str, broker: Broker) -> AsyncIterator[tuple[Deltas, Relay
         metrics = WorkerMetrics.create()
         relay = Relay(store, broker, metrics)
         options = DeltaOptions(source="bench", zone=UTC, epss_delta=None, baseline=False)
-        deltas = Deltas(store, NoSuppressions(), schemas.load().fpf, metrics, options)
+        deltas = Deltas(  # wired as a worker is: the relay gets the rounds the job committed
+            store, NoSuppressions(), schemas.load().fpf, metrics, options, committed=relay.committed
+        )
         yield deltas, relay
 
 

@@ -205,7 +205,7 @@ def _deltas(settings: Settings, store: Store, dt: Any, relay: Relay | None = Non
         schemas.load().fpf,
         WorkerMetrics.create(),
         options,
-        committed=relay.wake if relay else lambda: None,
+        committed=relay.committed if relay else lambda _: None,
     )
 
 

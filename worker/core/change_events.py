@@ -44,7 +44,13 @@ def iso(moment: float | None) -> str | None:
 
 
 class ChangeEvents:
-    """Events for the transitions of one project, from one export (or one other occasion)."""
+    """Events for the transitions of one project, from one export (or one other occasion).
+
+    A first sync makes one per finding: what every event of the occasion shares is serialized
+    once, here, and each body is those fragments joined around the event's own values, byte for
+    byte what ``orjson.dumps`` writes for the whole CloudEvent (``cloudevent`` builds it whole;
+    tests/test_change_events.py holds the two together).
+    """
 
     def __init__(
         self,
@@ -63,54 +69,106 @@ class ChangeEvents:
         self._fpf = fpf
         self._time = time
         self._ids = Uuid5Prefix(CHANGE_ID_NAMESPACE, f"{source}\n{project['uuid']}\n{basis}\n")
+        self._after_id = b'","source":' + orjson.dumps(source) + b',"type":'
+        self._after_subject = (
+            b',"time":' + orjson.dumps(time)
+            + b',"datacontenttype":' + orjson.dumps(DATA_CONTENT_TYPE)
+            + b',"dataschema":' + orjson.dumps(CHANGE_EVENT_SCHEMA)
+            + b',"sequence":"'
+        )  # fmt: skip
+        self._after_key = b',"project":' + orjson.dumps(self._project) + b","
+        self._fpf_change = b',"fpf":' + orjson.dumps(fpf) + b',"change":'
+        self._instants: dict[float | None, str | None] = {}  # a first sync's are all one
 
-    def event(self, transition: Transition, sequence: int) -> Event:
+    def _iso(self, moment: float | None) -> str | None:
+        text = self._instants.get(moment, _UNSEEN)
+        if text is _UNSEEN:
+            text = self._instants[moment] = iso(moment)
+        return text  # type: ignore[return-value]
+
+    def _change(self, transition: Transition) -> dict[str, Any]:
+        resolved = transition.resolved_at
+        return {
+            "kind": transition.kind,
+            "previous_status": transition.previous_status,
+            "changes": [
+                {"field": field, "old": old, "new": new} for field, old, new in transition.changes
+            ],
+            "reason": transition.reason,
+            "resync": transition.resync,
+            "first_seen": self._iso(transition.first_seen),
+            "opened_at": self._iso(transition.opened_at),
+            "resolved_at": self._iso(resolved),
+            "time_open_seconds": (
+                None if resolved is None else round(resolved - transition.opened_at, 3)
+            ),
+        }
+
+    def _identifier(self, transition: Transition, sequence: int) -> str:
         # the sequence too: DT stamps exports to the second, and two exports of one second
         # changing one finding twice made two events of one id (review 2 L8)
-        identifier = self._ids(f"{transition.key}\n{transition.kind}\n{sequence}")
+        return self._ids(f"{transition.key}\n{transition.kind}\n{sequence}")
+
+    def cloudevent(self, transition: Transition, sequence: int) -> dict[str, Any]:
+        """The event ``event`` serializes, as a whole."""
         parts = transition.parts
-        resolved = transition.resolved_at
-        data = {
-            "finding_key": transition.key,
-            "project": self._project,
-            "component": parts["component"],
-            "vulnerability": parts["vulnerability"],
-            "analysis": parts["analysis"],
-            "attribution": parts["attribution"],
-            "fpf": self._fpf,
-            "change": {
-                "kind": transition.kind,
-                "previous_status": transition.previous_status,
-                "changes": [
-                    {"field": field, "old": old, "new": new}
-                    for field, old, new in transition.changes
-                ],
-                "reason": transition.reason,
-                "resync": transition.resync,
-                "first_seen": iso(transition.first_seen),
-                "opened_at": iso(transition.opened_at),
-                "resolved_at": iso(resolved),
-                "time_open_seconds": (
-                    None if resolved is None else round(resolved - transition.opened_at, 3)
-                ),
-            },
-        }
-        kind_type = change_type(transition.kind)
-        cloudevent = {
+        return {
             "specversion": SPEC_VERSION,
-            "id": identifier,
+            "id": self._identifier(transition, sequence),
             "source": self._source,
-            "type": kind_type,
+            "type": change_type(transition.kind),
             "subject": transition.key,
             "time": self._time,
             "datacontenttype": DATA_CONTENT_TYPE,
             "dataschema": CHANGE_EVENT_SCHEMA,
             "sequence": f"{sequence:0{SEQUENCE_DIGITS}d}",
-            "data": data,
+            "data": {
+                "finding_key": transition.key,
+                "project": self._project,
+                "component": parts["component"],
+                "vulnerability": parts["vulnerability"],
+                "analysis": parts["analysis"],
+                "attribution": parts["attribution"],
+                "fpf": self._fpf,
+                "change": self._change(transition),
+            },
         }
-        return Event(
-            identifier,
-            routing_key(transition.kind, transition.severity),
-            orjson.dumps(cloudevent),
-            kind_type,
+
+    def event(self, transition: Transition, sequence: int) -> Event:
+        identifier = self._identifier(transition, sequence)
+        parts = transition.parts
+        kind = transition.kind
+        quoted_key = orjson.dumps(transition.key)
+        own = orjson.dumps(
+            {
+                "component": parts["component"],
+                "vulnerability": parts["vulnerability"],
+                "analysis": parts["analysis"],
+                "attribution": parts["attribution"],
+            }
         )
+        body = b"".join(
+            (
+                _HEAD,
+                identifier.encode(),
+                self._after_id,
+                _QUOTED_TYPES[kind],
+                b',"subject":',
+                quoted_key,
+                self._after_subject,
+                f"{sequence:0{SEQUENCE_DIGITS}d}".encode(),
+                b'","data":{"finding_key":',
+                quoted_key,
+                self._after_key,
+                own[1:-1],  # its keys, into "data"
+                self._fpf_change,
+                orjson.dumps(self._change(transition)),
+                b"}}",
+            )
+        )
+        return Event(identifier, routing_key(kind, transition.severity), body, change_type(kind))
+
+
+_UNSEEN = object()
+_HEAD = b'{"specversion":' + orjson.dumps(SPEC_VERSION) + b',"id":"'
+_QUOTED_TYPES = {kind: orjson.dumps(change_type(kind)) for kind in KINDS}

@@ -36,7 +36,8 @@ class CorruptRound(ValueError):
 class Round:
     """One outbox row's worth: the first event's offset in the job's events, and the framed
     body; ``event_id``, ``type`` and ``routing_key`` are its first event's (the table's
-    columns of a one-event row, kept meaningful for whoever looks)."""
+    columns of a one-event row, kept meaningful for whoever looks). ``made``: the events the
+    body frames, as made (the relay publishes a round its process committed from them)."""
 
     offset: int
     events: int
@@ -44,6 +45,7 @@ class Round:
     type: str
     routing_key: str
     body: bytes
+    made: tuple[Event, ...] = dataclasses.field(default=(), repr=False, compare=False)
 
 
 def framed(events: Sequence[Event], size: int = ROUND) -> list[Round]:
@@ -56,6 +58,7 @@ def framed(events: Sequence[Event], size: int = ROUND) -> list[Round]:
             type=chunk[0].type,
             routing_key=chunk[0].routing_key,
             body=encode(chunk),
+            made=tuple(chunk),
         )
         for start in range(0, len(events), size)
         if (chunk := events[start : start + size])

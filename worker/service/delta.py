@@ -207,7 +207,7 @@ class Deltas(DeltaBase):
         ahead = _EVENTS.submit(numbered, first)
         outcome = "baseline" if silent else "done"
         try:
-            await self._apply(
+            done = await self._apply(
                 Apply(
                     project=project_uuid,
                     name=export.project_name,
@@ -227,7 +227,7 @@ class Deltas(DeltaBase):
         except StateMoved:
             return None
         self._counted(transitions if line is None else line.transitions)
-        self._committed()
+        self._committed(done)
         return outcome, len(transitions)
 
     async def _line_guard(

@@ -16,7 +16,7 @@ import structlog
 
 from worker.adapters import tracing
 from worker.adapters.metrics import WorkerMetrics
-from worker.adapters.state.store import Apply, Store
+from worker.adapters.state.store import Apply, Committed, Store
 from worker.core import events, mass_resolve, outbox_rounds
 from worker.core.change_events import ChangeEvents
 from worker.core.jobs import Job, utc_timestamp
@@ -78,14 +78,14 @@ class DeltaBase:
         metrics: WorkerMetrics,
         options: DeltaOptions,
         *,
-        committed: Callable[[], None] = lambda: None,
+        committed: Callable[[Committed], None] = lambda _: None,
     ) -> None:
         self._store = store
         self._dt = dt
         self._contract = contract
         self._metrics = metrics
         self._options = options
-        self._committed = committed  # wakes the outbox relay
+        self._committed = committed  # hands the rounds to the outbox relay (Relay.committed)
         self._lines = (
             Lines(store, dt, LineOptions(options.source, options.zone, options.line_by,
                                          options.carry_triage))
@@ -119,7 +119,7 @@ class DeltaBase:
                 sequence=sequence,
             )
 
-        await self._apply(
+        done = await self._apply(
             Apply(
                 project=job.project_uuid,
                 name=job.project_name,
@@ -140,7 +140,7 @@ class DeltaBase:
             )
         )
         self._counted(published)
-        self._committed()
+        self._committed(done)
         return len(published)
 
     async def resync(self, project_uuid: str, run: str) -> int:
@@ -157,7 +157,7 @@ class DeltaBase:
             fpf=None,
             time=when,
         )
-        await self._apply(
+        done = await self._apply(
             Apply(
                 project=project_uuid,
                 name=None,
@@ -172,10 +172,10 @@ class DeltaBase:
                 now=time.time(),
             )
         )
-        self._committed()
+        self._committed(done)
         return len(transitions)
 
-    async def _apply(self, work: Apply) -> None:
+    async def _apply(self, work: Apply) -> Committed:
         """The state transaction, in a span; its outbox rows name the span (the relay's
         publish links to it)."""
         with tracing.span(
@@ -192,6 +192,7 @@ class DeltaBase:
             )
             tracing.annotate({"dtrack_worker.events": committed.events})
         await progress.applied(len(work.transitions), committed)
+        return committed
 
     def _counted(self, transitions: Sequence[Transition | LineTransition]) -> None:
         """The transitions published (a project's v1, or a line's v2), in the metrics."""

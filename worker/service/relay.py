@@ -29,10 +29,11 @@ from worker.adapters import tracing
 from worker.adapters.broker import Broker
 from worker.adapters.metrics import WorkerMetrics
 from worker.adapters.state.outbox_queries import OutboxRow
-from worker.adapters.state.store import LEASE_SECONDS, Store
+from worker.adapters.state.store import LEASE_SECONDS, Committed, Store
 from worker.core.errors import TransientError
 from worker.core.output import AS_MADE, Output
 from worker.service import collector, outgoing
+from worker.service.handoff import Handoff
 
 log = structlog.get_logger(__name__)
 
@@ -64,8 +65,15 @@ class Relay:
         self._finishing = False  # SIGTERM: publish what waits, then stop
         self._halting = False  # the grace is over: no new batch, only confirms awaited
         self._unconfirmed = 0  # rows written at the halt whose confirms never came
+        self.handoff = Handoff()  # the rounds this process's jobs committed, as made
 
     def wake(self) -> None:
+        self._wake.set()
+
+    def committed(self, done: Committed) -> None:
+        """A job of this process committed ``done``: its rounds are published from memory
+        (``handoff``), now."""
+        self.handoff.keep(done)
         self._wake.set()
 
     async def start(self) -> None:
@@ -154,7 +162,11 @@ class Relay:
         if not self._broker.ready:
             return False
         published = False
-        for project in await self._store.pending_projects(PROJECTS_PER_PASS):
+        pending = await self._store.pending_projects(PROJECTS_PER_PASS)
+        if len(pending) < PROJECTS_PER_PASS:  # every project with rows: others were relayed
+            for project in set(self.handoff.projects()).difference(pending):
+                self.handoff.forget(project)
+        for project in pending:
             if self._halting:
                 break
             if not await self._store.lease(project, self._owner):
@@ -185,11 +197,11 @@ class Relay:
         and the last confirmed one's rows deleted."""
         store = self._store
         size = max(BATCH, self._broker.events_per_round)
-        rows = await store.outbox_batch(project, size)
+        rows = await self._batch(project, size)
         window = _Window(store, self._metrics, self._halt_seconds)
         try:
             while rows and not self._halting:
-                ahead = asyncio.create_task(store.outbox_batch(project, size, rows[-1].sequence))
+                ahead = asyncio.create_task(self._batch(project, size, rows[-1].sequence))
                 window.flying.append((rows, asyncio.ensure_future(self._publish(rows))))
                 try:
                     if len(window.flying) >= outgoing.WINDOW:
@@ -208,6 +220,16 @@ class Relay:
             if self._halting:
                 self._unconfirmed += unconfirmed
         return window.deleting is not None
+
+    async def _batch(self, project: str, size: int, after: int = 0) -> list[OutboxRow]:
+        """The store's ``outbox_batch``: the bodies from memory where a job of this process
+        committed them (``handoff``), else from the store."""
+        if self.handoff.holds(project):
+            heads = await self._store.outbox_heads(project, size, after)
+            rows = self.handoff.rows(project, heads)
+            if rows is not None:
+                return rows
+        return await self._store.outbox_batch(project, size, after)
 
     async def _publish(self, rows: list[OutboxRow]) -> None:
         """One batch, in a trace of its own that links to the jobs that wrote the rows."""

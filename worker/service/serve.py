@@ -144,7 +144,7 @@ def _worker(
                         line_by=settings.state.line_by,
                         carry_triage=settings.state.carry_triage,
                     ),
-                    committed=relay.wake,
+                    committed=relay.committed,
                 )
                 await relay.start()
                 stack.push_async_callback(relay.stop)  # a start that failed half-way

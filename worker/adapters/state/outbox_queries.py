@@ -4,7 +4,8 @@ functions on one DB-API connection, run by ``store.Store`` on its threads."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 from worker.adapters.state.backend import Dialect
@@ -19,10 +20,34 @@ def pending_projects(cursor: Any, dialect: Dialect, limit: int) -> list[str]:
     return [row[0] for row in cursor.fetchall()]
 
 
+@contextlib.contextmanager
+def _unsynced(cursor: Any, dialect: Dialect) -> Iterator[None]:
+    """The relay's own writes (leases, deletes of confirmed rows) committed without an fsync
+    on SQLite in WAL mode (``synchronous=NORMAL``, safe from corruption there): a power loss
+    may undo the last of them, which publishes confirmed events again (duplicates with their
+    ids, never a loss), and the next job's commit (``FULL``) syncs them with its own. A job's
+    commit keeps its fsync: the job is acked after it."""
+    if dialect.name != "sqlite" or cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        yield
+        return
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    try:
+        yield
+    finally:
+        cursor.execute("PRAGMA synchronous=FULL")
+
+
 def lease(
     cursor: Any, dialect: Dialect, project: str, owner: str, now: float, seconds: float
 ) -> bool:
     """Take (or renew) the project's relay lease; False while another relay holds it."""
+    with _unsynced(cursor, dialect):
+        return _lease(cursor, dialect, project, owner, now, seconds)
+
+
+def _lease(
+    cursor: Any, dialect: Dialect, project: str, owner: str, now: float, seconds: float
+) -> bool:
     cursor.execute(
         dialect.sql(
             "INSERT INTO relay_leases (project, owner, expires_at) VALUES (%s, %s, %s) "
@@ -36,9 +61,11 @@ def lease(
 
 
 def release(cursor: Any, dialect: Dialect, project: str, owner: str) -> None:
-    cursor.execute(
-        dialect.sql("DELETE FROM relay_leases WHERE project = %s AND owner = %s"), (project, owner)
-    )
+    with _unsynced(cursor, dialect):
+        cursor.execute(
+            dialect.sql("DELETE FROM relay_leases WHERE project = %s AND owner = %s"),
+            (project, owner),
+        )
 
 
 class OutboxRow(NamedTuple):
@@ -53,6 +80,35 @@ class OutboxRow(NamedTuple):
     trace_parent: str | None
 
 
+class OutboxHead(NamedTuple):
+    """An outbox row without its body: which events it holds."""
+
+    id: int
+    event_id: str  # its first event's
+    sequence: int  # its first event's
+    events: int | None  # None: a row of the form before rounds (one event)
+    trace_parent: str | None
+
+
+# the project's oldest rows past a sequence, whole, starting within a limit of the first
+_BATCH = (
+    "FROM outbox WHERE project = %s AND sequence > %s AND sequence < "
+    "(SELECT MIN(sequence) FROM outbox WHERE project = %s AND sequence > %s) + %s "
+    "ORDER BY sequence LIMIT %s"
+)
+
+
+def outbox_heads(
+    cursor: Any, dialect: Dialect, project: str, limit: int, after: int = 0
+) -> list[OutboxHead]:
+    """The rows ``outbox_batch`` reads, without their bodies (the relay has them in memory)."""
+    cursor.execute(
+        dialect.sql(f"SELECT id, event_id, sequence, events, trace_parent {_BATCH}"),
+        (project, after, project, after, limit, limit),
+    )
+    return [OutboxHead(*row) for row in cursor.fetchall()]
+
+
 def outbox_batch(
     cursor: Any, dialect: Dialect, project: str, limit: int, after: int = 0
 ) -> list[OutboxRow]:
@@ -61,10 +117,7 @@ def outbox_batch(
     the one-event form, ``limit + ROUND - 1`` events of rounds)."""
     cursor.execute(
         dialect.sql(
-            "SELECT id, event_id, type, routing_key, body, sequence, trace_parent, events "
-            "FROM outbox WHERE project = %s AND sequence > %s AND sequence < "
-            "(SELECT MIN(sequence) FROM outbox WHERE project = %s AND sequence > %s) + %s "
-            "ORDER BY sequence LIMIT %s"
+            "SELECT id, event_id, type, routing_key, body, sequence, trace_parent, events " + _BATCH
         ),
         (project, after, project, after, limit, limit),
     )
@@ -85,6 +138,11 @@ def outbox_batch(
 
 
 def delete_outbox(cursor: Any, dialect: Dialect, ids: Sequence[int]) -> None:
+    with _unsynced(cursor, dialect):
+        _delete_outbox(cursor, dialect, ids)
+
+
+def _delete_outbox(cursor: Any, dialect: Dialect, ids: Sequence[int]) -> None:
     ids = sorted(set(ids))  # a round's events name its row each
     if dialect.name == "postgresql":  # one array parameter, however many ids
         cursor.execute("DELETE FROM outbox WHERE id = ANY(%s)", (ids,))

@@ -37,6 +37,8 @@ class ProjectState:
 class Committed:
     sequences: tuple[int, int]  # first and last used; (0, -1) when none
     events: int
+    project: str = ""
+    rounds: Sequence[Round] = ()  # the outbox rows written, numbered from sequences[0]
 
 
 def read_state(cursor: Any, dialect: Dialect, project: str) -> ProjectState:
@@ -198,7 +200,7 @@ def apply(cursor: Any, dialect: Dialect, work: Apply) -> Committed:
     except BaseException:
         rollback(cursor)  # never in place of the error (SQLite rolls back a full disk itself)
         raise
-    return Committed((first, sequence + events), events)
+    return Committed((first, sequence + events), events, work.project, rounds)
 
 
 _OUTBOX = (

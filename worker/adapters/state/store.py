@@ -20,6 +20,7 @@ import structlog
 
 from worker.adapters.state import (
     backend,
+    checkpoints,
     compaction,
     history_queries,
     line_migration_queries,
@@ -98,6 +99,9 @@ class Store:
         self._refused: str | None = None  # why this release cannot run on the store
         self._usable: Usable | None = None
         self._probing: asyncio.Future[Usable] | None = None
+        self._checkpoints = (  # SQLite's WAL checkpoints, off the writers' way
+            None if self._path is None else checkpoints.Checkpoints(self._connect, self._path)
+        )
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -136,6 +140,8 @@ class Store:
         self._probes.shutdown(wait=False, cancel_futures=True)  # no answer is wanted any more
         await loop.run_in_executor(None, self._executor.shutdown)
         await loop.run_in_executor(None, self._probes.shutdown)
+        if self._checkpoints is not None:
+            await loop.run_in_executor(None, self._checkpoints.close)
         with self._lock:
             for connection in self._connections:
                 with contextlib.suppress(Exception):
@@ -146,6 +152,8 @@ class Store:
         connection = getattr(self._local, "connection", None)
         if connection is None:
             connection = self._connect()
+            if self._checkpoints is not None:  # ``checkpoints`` does them in the background
+                connection.execute("PRAGMA wal_autocheckpoint=0")
             self._local.connection = connection
             with self._lock:
                 self._connections.append(connection)
@@ -178,6 +186,14 @@ class Store:
                 ) from exc
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, unit)
+
+    async def _write(self, work: Callable[..., _T], *args: Any) -> _T:
+        """A unit of work that writes more than a row or two: a WAL checkpoint follows it."""
+        try:
+            return await self._run(work, *args)
+        finally:
+            if self._checkpoints is not None:
+                self._checkpoints.soon()
 
     def _migrate_first(self, connection: Any) -> None:
         """The migration a worker started without (its store was away): a store of another
@@ -247,7 +263,7 @@ class Store:
         """Apply the migrations this release ships; returns the ones applied now."""
         self._migrated = True  # this unit is the migration
         try:
-            return await self._run(
+            return await self._write(
                 lambda cursor, dialect: schema.migrate(cursor.connection, dialect)
             )
         except BaseException:
@@ -266,7 +282,7 @@ class Store:
         findings = 0
         for project in projects:
             while True:
-                done = await self._run(compaction.compact_batch, project, compaction.BATCH)
+                done = await self._write(compaction.compact_batch, project, compaction.BATCH)
                 findings += done
                 if done < compaction.BATCH:
                     break
@@ -274,11 +290,11 @@ class Store:
 
     async def reclaim(self) -> space.Reclaimed:
         """Give free pages back to the filesystem, a slice (SQLite; see ``space``)."""
-        return await self._run(space.reclaim, space.SLICE_PAGES)
+        return await self._write(space.reclaim, space.SLICE_PAGES)
 
     async def rewrite(self, *, full: bool = False) -> bool:
         """The findings rewritten without their free space (``space.rewrite``)."""
-        return await self._run(lambda cursor, dialect: space.rewrite(cursor, dialect, full=full))
+        return await self._write(lambda cursor, dialect: space.rewrite(cursor, dialect, full=full))
 
     async def state(self, project: str) -> ProjectState:
         return await self._run(queries.read_state, project)
@@ -291,7 +307,7 @@ class Store:
 
     async def apply(self, work: Apply) -> Committed:
         since = time.time() - self._history_seconds
-        return await self._run(queries.apply, dataclasses.replace(work, history_since=since))
+        return await self._write(queries.apply, dataclasses.replace(work, history_since=since))
 
     async def record_job(self, entry: history_queries.JobEntry) -> None:
         """A settled job in the job history (bounded: see history_queries)."""
@@ -326,7 +342,7 @@ class Store:
         await self._run(line_migration_queries.write_line, part, project, revision)
 
     async def record_outcome(self, project: str, outcome: str) -> None:
-        await self._run(queries.record_outcome, project, outcome, time.time())
+        await self._write(queries.record_outcome, project, outcome, time.time())
 
     async def pending_projects(self, limit: int) -> list[str]:
         return await self._run(outbox_queries.pending_projects, limit)
@@ -342,8 +358,13 @@ class Store:
     ) -> list[outbox_queries.OutboxRow]:
         return await self._run(outbox_queries.outbox_batch, project, limit, after)
 
+    async def outbox_heads(
+        self, project: str, limit: int, after: int = 0
+    ) -> list[outbox_queries.OutboxHead]:
+        return await self._run(outbox_queries.outbox_heads, project, limit, after)
+
     async def delete_outbox(self, ids: Sequence[int]) -> None:
-        await self._run(outbox_queries.delete_outbox, list(ids))
+        await self._write(outbox_queries.delete_outbox, list(ids))
 
     async def outbox_depth(self) -> tuple[int, float | None]:
         return await self._run(outbox_queries.outbox_depth)
