@@ -34,11 +34,16 @@ async def temporary_topology(
     finally:
         connection = await aio_pika.connect(AMQP_URL)
         async with connection:
-            for queue in topo.queues:  # a channel each: deleting a missing queue closes it
+
+            async def delete(name: str) -> None:
+                # a channel each: deleting a missing queue closes its channel
                 with contextlib.suppress(aio_pika.exceptions.ChannelNotFoundEntity):
                     channel = await connection.channel()
-                    await channel.queue_delete(queue.name)
+                    await channel.queue_delete(name)
                     await channel.close()
+
+            # all at once: one after the other it was a tenth of a second of every test's end
+            await asyncio.gather(*(delete(queue.name) for queue in topo.queues))
             channel = await connection.channel()
             for exchange in topo.exchanges:
                 await channel.exchange_delete(exchange.name)

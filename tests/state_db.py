@@ -32,7 +32,8 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 class fresh_database:
-    """A PostgreSQL database of its own: ``with fresh_database() as url``."""
+    """A PostgreSQL database of its own: ``with fresh_database() as url``. Left in a test, it
+    is dropped when the test ends, once its fixtures stopped (see ``_drop_databases_last``)."""
 
     def __init__(self) -> None:
         self.name = f"dtw_{uuid.uuid4().hex[:12]}"
@@ -43,5 +44,30 @@ class fresh_database:
         return f"{POSTGRES}/{self.name}"
 
     def __exit__(self, *_: object) -> None:
-        with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        if _to_drop is not None:
+            _to_drop.append(self.name)
+        else:
+            _drop(self.name)
+
+
+def _drop(name: str) -> None:
+    with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+_to_drop: list[str] | None = None
+
+
+@pytest.fixture(autouse=True)
+def _drop_databases_last() -> Iterator[None]:
+    """The test's databases go after everything else of the test stopped: a service (``serve``)
+    still running when its database went lost its connections and spent its whole shutdown
+    grace (5 s) on a relay that could no longer finish, at every test's end."""
+    global _to_drop
+    _to_drop = []
+    try:
+        yield
+    finally:
+        names, _to_drop = _to_drop, None
+        for name in names:
+            _drop(name)
