@@ -478,3 +478,18 @@ async def test_a_forced_replay_passes_the_lines_guard(series) -> None:
     await s.sync(v2, force=True)  # `parked replay --force`
     events = await s.events(_line(v1))
     assert [e["data"]["change"]["kind"] for e in events] == ["resolved"] * 8
+
+
+def _finding_history(cursor: Any, dialect: Any, project: str) -> list[str]:
+    cursor.execute(dialect.sql("SELECT kind FROM finding_history WHERE project = %s"), (project,))
+    return [row[0] for row in cursor.fetchall()]
+
+
+async def test_the_line_mode_keeps_the_projects_finding_history_for_the_console(series) -> None:
+    """The console's project page reads its timeline from finding_history: the project's own
+    view records its transitions in either track, though only the line publishes (REVIEW-1 M1)."""
+    s = await series()
+    v1 = _document(PHP)
+    await _first(s, v1)  # 8 line findings opened; the project's view has 13
+    kinds = await s.store.read(_finding_history, v1["project"]["uuid"])
+    assert kinds == ["opened"] * 13

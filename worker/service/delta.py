@@ -148,6 +148,7 @@ class Deltas(DeltaBase):
             await self._guard(project_uuid, tally, last, export)
         silent = mode.silent or (options.baseline and not state.known)
         transitions = [] if silent else plan.transitions
+        viewed = transitions  # the project's own view: its history (console), in either track
         line: LineWork | None = None
         if self._lines is not None:  # the line's stream in place of the project's v1 events
             try:
@@ -220,7 +221,7 @@ class Deltas(DeltaBase):
                     now=time.time(),
                     fresh=not state.priors,
                     line=None if line is None else line.part,
-                    transitions=transitions,
+                    transitions=viewed,
                     tags=facts.tags,
                 )
             )
