@@ -8,7 +8,6 @@ import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Protocol
 
@@ -33,9 +32,6 @@ from worker.service import progress
 from worker.service.line_delta import LineOptions, Lines
 
 log = structlog.get_logger(__name__)
-
-ATTEMPTS = 4  # writers of one project racing each other: compare again this often
-_EVENTS = ThreadPoolExecutor(1, thread_name_prefix="events")  # serializes events meanwhile
 
 
 class FindingsSource(Protocol):
