@@ -100,7 +100,7 @@ def test_an_analysis_dt_never_records_stops_holding_the_project_back():
 
 
 def test_the_settings_and_their_bounds():
-    assert Settings.from_env({}).worker.analysis == analysis_gate.GateSettings(wait=120, poll=5)
+    assert Settings.from_env({}).worker.analysis == analysis_gate.GateSettings(wait=15, poll=5)
     off = Settings.from_env({"DTRACK_WORKER_ANALYSIS_WAIT": "0"}).worker.analysis
     assert not off.enabled
     with pytest.raises(ConfigError, match="ANALYSIS_POLL=30 is longer than"):

@@ -30,7 +30,7 @@ Basis = Literal["token", "facts", "none"]
 # analysis DT never records (one without components, an analysis that failed) must not stop
 # the project for good; past it the mass-resolve guard is the protection, as with DT 4.12
 STALE_AFTER_SECONDS = 6 * 3600.0
-DEFAULT_WAIT_SECONDS = 120.0
+DEFAULT_WAIT_SECONDS = 15.0  # then a retry tier: a waiting job holds a delivery
 DEFAULT_POLL_SECONDS = 5.0
 
 
