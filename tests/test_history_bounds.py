@@ -10,7 +10,13 @@ from typing import Any
 
 import pytest
 
-from worker.adapters.state import backend, console_queries, console_runs, history_queries
+from worker.adapters.state import (
+    backend,
+    console_activity,
+    console_queries,
+    console_runs,
+    history_queries,
+)
 from worker.adapters.state.console_runs import StoredRun
 from worker.adapters.state.history_queries import JobEntry
 from worker.adapters.state.store import Apply, Store
@@ -69,7 +75,7 @@ async def test_the_job_history_keeps_the_latest_rows_within_the_retention(
         for n in range(8):
             await store.record_job(_job(n, now - 60 + n))
         await store.record_job(_job(99, now - 2 * 86400))  # settled before the retention
-        activity = await store.read(console_queries.activity, now, 50)
+        activity = await store.read(console_activity.activity, now, 50)
     assert [job.job_id for job in activity.recent] == [f"job-{n}" for n in (7, 6, 5, 4, 3)]
     assert activity.recent[0].seconds == pytest.approx(0.5)
     assert activity.settled_recently == 5

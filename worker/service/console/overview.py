@@ -10,7 +10,7 @@ import time
 from aiohttp import web
 
 from worker.adapters.amqp import BROKER_ERRORS
-from worker.adapters.state import console_queries
+from worker.adapters.state import console_activity
 from worker.adapters.state.store import StateUnavailable
 from worker.core.errors import TransientError
 from worker.service.console import replies, runs
@@ -49,14 +49,14 @@ async def overview(request: web.Request) -> web.Response:
     )
     parked = next((d.messages for d in depths if d.queue == parked_queue), None)
     outbox: tuple[int, float | None] | None = None
-    activity: console_queries.Activity | None = None
+    activity: console_activity.Activity | None = None
     state_error = None
     now = time.time()
     stored = None
     if sources.store is not None:
         try:
             found = await sources.store.read(
-                console_queries.figures, now, RECENT_JOBS, runs.MAX_RUNS
+                console_activity.figures, now, RECENT_JOBS, runs.MAX_RUNS
             )
         except StateUnavailable as exc:
             state_error = str(exc)
@@ -65,7 +65,7 @@ async def overview(request: web.Request) -> web.Response:
     per_minute = (
         None
         if activity is None
-        else activity.settled_recently / (console_queries.RECENT_SECONDS / 60)
+        else activity.settled_recently / (console_activity.RECENT_SECONDS / 60)
     )
     return await replies.page(
         request,

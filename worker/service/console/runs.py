@@ -23,7 +23,7 @@ import structlog
 
 from worker.adapters.amqp import connect_once
 from worker.adapters.broker import Broker
-from worker.adapters.state import console_queries, console_runs
+from worker.adapters.state import console_activity, console_runs
 from worker.adapters.state.console_runs import StoredRun
 from worker.adapters.state.store import StateUnavailable, Store
 from worker.core import jobs
@@ -233,7 +233,7 @@ class SyncRuns:
             for job, applied in list(waiting.items()):
                 try:
                     left = await self.store.read(
-                        console_queries.unpublished, applied.project, applied.sequence
+                        console_activity.unpublished, applied.project, applied.sequence
                     )
                 except StateUnavailable:
                     left = -1

@@ -7,7 +7,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from worker.adapters.amqp import BROKER_ERRORS
-from worker.adapters.state import console_queries
+from worker.adapters.state import console_activity
 from worker.adapters.state.store import StateUnavailable
 from worker.core.errors import ConfigError, PermanentError, TransientError
 from worker.service import sync
@@ -76,13 +76,13 @@ async def start(request: web.Request) -> web.Response:
 
 async def run_page(request: web.Request) -> web.Response:
     sources = request.app[SOURCES]
-    settled: list[console_queries.Job] = []
+    settled: list[console_activity.Job] = []
     try:
         run = await sources.runs.get(request.match_info["run"])
         if run is not None and run.interrupted and sources.store is not None:
             # the console stopped following it; the workers did not: their outcomes
             settled = await sources.store.read(
-                console_queries.jobs_of_run, run.run_id, len(run.jobs)
+                console_activity.jobs_of_run, run.run_id, len(run.jobs)
             )
     except StateUnavailable as exc:
         return replies.error(request, 503, str(exc))
