@@ -243,3 +243,28 @@ async def test_a_job_with_a_token_is_not_coalesced_into_a_fetch_taken_before_its
     await eventually(lambda: tokened in events.summaries(), within=20)
     assert events.summaries()[tokened]["data"]["transitions"]["opened"] == 13
     assert len(dt.fetches_of(project)) == 2
+
+
+async def test_a_sync_that_waits_for_dts_analysis_says_so_in_its_steps(
+    state_url, serve, dt: FakeDt
+):
+    """`sync --wait` (and the console's run page) shows the job waiting for DT's analysis."""
+    _, _, _, settings = await serve(emit="delta", state_url=state_url, **FAST)
+    project = str(uuid.uuid4())
+    facts = {"uuid": project, "name": "waited", "version": "1.0", "active": True, "tags": [],
+             "lastBomImport": BOM, "lastVulnerabilityAnalysis": BOM - 100_000}  # fmt: skip
+    dt.projects = [facts]
+    dt.exports[project] = REAL
+    reads: list[str] = []
+
+    def read(asked: str) -> None:  # sync's own lookup and the tags' read come first
+        reads.append(asked)
+        if len(reads) == 6:
+            facts["lastVulnerabilityAnalysis"] = BOM + 100_000
+
+    dt.on_project = read
+    env = _env(settings.broker.prefix, dt) | {"DTRACK_WORKER_STATE_URL": state_url}
+    code, out, err = await cli("sync", project, "--wait", "--timeout", "30", env=env)
+    assert code == 0, (out, err)
+    assert "waiting for DT's analysis of the project" in out, out
+    assert "sync: 1 of 1 projects synced" in out, out

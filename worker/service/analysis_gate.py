@@ -20,6 +20,7 @@ from worker.core.analysis_gate import GateSettings, Reading
 from worker.core.errors import DtMisconfigured, DtRejected
 from worker.core.jobs import Job
 from worker.core.mass_resolve import BomFacts
+from worker.service import progress
 from worker.service.freshness import Freshness
 
 log = structlog.get_logger(__name__)
@@ -73,6 +74,7 @@ class AnalysisGate:
                  wait_s=self._settings.wait)  # fmt: skip
         if self._record is not None:  # `status` says why nothing was applied yet
             await self._record(job.project_uuid, PENDING)
+        await progress.step(progress.ANALYSIS_PENDING, {"detail": reading.detail})  # sync --wait
         deadline = started + self._settings.wait
         self._metrics.analysis_waiting.inc()
         try:
