@@ -27,6 +27,7 @@ from tests.test_outbox_rounds import _committed, _job, _rows, _sequences
 from tests.test_outbox_rounds import wired as wired  # the fixture
 from worker.adapters.metrics import WorkerMetrics
 from worker.core import outbox_rounds
+from worker.service import handoff
 from worker.service.relay import Relay
 
 
@@ -134,3 +135,22 @@ async def test_a_worker_killed_while_its_relay_publishes_its_jobs_rounds_loses_n
     assert len(copies) == 1200  # duplicates at most: one id per change
     assert all(len(bodies) == 1 for bodies in copies.values())  # the same bytes each time
     assert await depth(topo.jobs_queue.name, topo.parked_queue.name) == 0
+
+
+async def test_rounds_kept_past_their_time_are_forgotten_though_many_projects_wait(wired):
+    """A busy deployment's relays always see PROJECTS_PER_PASS projects pending: the rounds
+    another process published must still leave memory (REVIEW-1 L2), and the rows, still the
+    truth, are read from the store."""
+    w = await wired()
+    project = str(uuid.uuid4())
+    done = await w.store.apply(_job(project, 600))
+    w.relay.handoff.keep(done, 100.0)
+    assert w.relay.handoff.holds(project)
+    w.relay.handoff.expire(before=100.0)  # kept at 100: not older than that
+    assert w.relay.handoff.holds(project)
+    w.relay.handoff.expire(before=100.0 + handoff.KEPT_SECONDS)
+    assert not w.relay.handoff.holds(project)
+    assert w.relay.handoff.bytes == 0
+    await w.relay_all()
+    await eventually(lambda: len(w.events.messages) >= 600, within=20)
+    assert _sequences(w.events, project) == list(range(1, 601))

@@ -21,6 +21,9 @@ from worker.adapters.state.queries import Committed
 from worker.core.events import Event
 
 BUDGET_BYTES = 64 * 2**20  # events' bytes kept at most, over every project
+# kept this long at most: a busy deployment's relays always see many projects pending, so
+# rounds another process published would otherwise stay until the budget is full
+KEPT_SECONDS = 60.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -34,11 +37,14 @@ class Handoff:
     def __init__(self, budget: int = BUDGET_BYTES) -> None:
         self._budget = budget
         self._kept: dict[str, dict[int, _Kept]] = {}  # project -> a row's sequence -> round
+        self._since: dict[str, float] = {}  # project -> when its oldest kept round came
         self.bytes = 0
 
-    def keep(self, committed: Committed) -> None:
+    def keep(self, committed: Committed, now: float) -> None:
         """What a job of this process committed (its rows are in the outbox now)."""
         first = committed.sequences[0]
+        if committed.rounds:
+            self._since.setdefault(committed.project, now)
         for made in committed.rounds:
             size = sum(len(event.body) for event in made.made)
             if not made.made or self.bytes + size > self._budget:
@@ -76,12 +82,20 @@ class Handoff:
         """Nothing of the project waits in the outbox any more."""
         for sequence in list(self._kept.get(project, ())):
             self._drop(project, sequence)
+        self._since.pop(project, None)
 
     def projects(self) -> list[str]:
         return list(self._kept)
+
+    def expire(self, before: float) -> None:
+        """Forget the projects whose rounds were kept before ``before``: their rows are read
+        from the store if they still wait."""
+        for project in [p for p, since in self._since.items() if since < before]:
+            self.forget(project)
 
     def _drop(self, project: str, sequence: int) -> None:
         rounds = self._kept[project]
         self.bytes -= rounds.pop(sequence).size
         if not rounds:
             del self._kept[project]
+            self._since.pop(project, None)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import time
 import uuid
 
 import structlog
@@ -32,7 +33,7 @@ from worker.adapters.state.outbox_queries import OutboxRow
 from worker.adapters.state.store import LEASE_SECONDS, Committed, Store
 from worker.core.errors import TransientError
 from worker.core.output import AS_MADE, Output
-from worker.service import collector, outgoing
+from worker.service import collector, handoff, outgoing
 from worker.service.handoff import Handoff
 
 log = structlog.get_logger(__name__)
@@ -73,7 +74,7 @@ class Relay:
     def committed(self, done: Committed) -> None:
         """A job of this process committed ``done``: its rounds are published from memory
         (``handoff``), now."""
-        self.handoff.keep(done)
+        self.handoff.keep(done, time.monotonic())
         self._wake.set()
 
     async def start(self) -> None:
@@ -163,6 +164,7 @@ class Relay:
             return False
         published = False
         pending = await self._store.pending_projects(PROJECTS_PER_PASS)
+        self.handoff.expire(time.monotonic() - handoff.KEPT_SECONDS)
         if len(pending) < PROJECTS_PER_PASS:  # every project with rows: others were relayed
             for project in set(self.handoff.projects()).difference(pending):
                 self.handoff.forget(project)
