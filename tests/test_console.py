@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 
 import pytest
 
@@ -20,7 +21,7 @@ from worker.service.console.app import create_app
 pytestmark = pytest.mark.rabbitmq
 console = console_env.console  # the fixture
 
-PAGES = ("/", "/projects", "/sync", "/parked")
+PAGES = ("/", "/projects", "/lines", "/sync", "/parked")
 
 
 async def test_every_page_asks_for_the_token_first(console):
@@ -82,6 +83,7 @@ async def test_read_only_hides_and_refuses_sync_replay_and_purge(console):
     job = await park(app.topology, project, "invalid_export", "bad")
     for path, form in (
         ("/sync", {"project": project}),
+        ("/sync", {"line": str(uuid.uuid4())}),
         ("/parked/replay", {"id": job}),
         ("/parked/purge", {"reason": ""}),
         ("/parked/purge", {"confirm": "yes", "id": job}),
@@ -179,7 +181,7 @@ async def test_no_page_shows_a_secret(console):
     pages = [*PAGES, f"/projects/{project}", "/parked?reason=dt_rejected"]
     parked = await (await app.client.get("/parked", headers=HTML)).text()
     pages += re.findall(r'href="(/parked/[^"?]+)"', parked)
-    assert len(pages) == 7
+    assert len(pages) == 8
     for path in pages:
         response = await app.client.get(path, headers=HTML)
         assert response.status == 200, path
@@ -324,6 +326,14 @@ async def test_the_line_pages_read_either_store(console, state_url: str):
     assert f'<a href="/projects/{shop}"><code>{shop}</code></a>' in shown  # its version
     assert "<strong>(current)</strong>" in shown
     assert shown.count("<td>open</td>") == 8  # its findings, from the line's state
+    line_id = line.rsplit("/", 1)[1]
+    response = await app.post("/sync", [("csrf", app.csrf), ("line", line_id)])
+    assert response.status == 303, await response.text()  # its current version, one job
+    run = str(response.headers["Location"]).rsplit("/", 1)[1]
+    assert "acme-shop@1.0" in await app.events(run)
+    response = await app.post("/sync", [("csrf", app.csrf), ("line", str(uuid.uuid4()))])
+    assert response.status == 400
+    assert "knows no line" in (await response.json())["error"]
     response = await app.client.get("/lines/3b1c0e1e-5a0f-4c6e-9d43-6a1b2c3d4e5f")
     assert response.status == 404
     assert "knows no line" in (await response.json())["error"]

@@ -11,6 +11,7 @@ from typing import Any
 from worker.adapters.state.backend import Dialect
 from worker.adapters.state.console_queries import Page, _bounded, _tagged, _tags_of, tags
 from worker.adapters.state.line_queries import SEVERITIES, VersionRow, _bool
+from worker.core.lines import Line
 
 _OPEN = ", ".join(f"l.open_{severity}" for severity in SEVERITIES)
 _COLUMNS = (
@@ -130,3 +131,15 @@ def line(cursor: Any, dialect: Dialect, line_id: str) -> LineDetail | None:
     return LineDetail(
         _line_row(row[:-2]), row[-2], versions, None if state is None else bytes(state)
     )
+
+
+def named(cursor: Any, dialect: Dialect, line_ids: list[str]) -> dict[str, Line]:
+    """The lines of ``line_ids`` the store knows (the Sync form's ticked lines), by id."""
+    if not line_ids:
+        return {}
+    marks = ", ".join(["%s"] * len(line_ids))
+    cursor.execute(
+        dialect.sql(f"SELECT id, source, grp, name, track FROM lines WHERE id IN ({marks})"),
+        line_ids,
+    )
+    return {row[0]: Line(row[1], row[2], row[3], row[4]) for row in cursor.fetchall()}
