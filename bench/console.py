@@ -1,8 +1,9 @@
-"""The console's pages over a big store: 1,000 projects and 300,000 findings (SQLite), with the
+"""The console's pages over a big store: 1,000 projects (each its own line) and 300,000 findings
+(SQLite), with the
 history tables full (a finding history row per finding plus a changed one per ten, the job
 history at its cap of 10,000 rows, three DT tags per project, 50 sync runs), the server time of
-the overview, the projects list (first page, a search, a tag, a deep page) and a project's page
-(not a test).
+the overview, the projects list (first page, a search, a tag, a deep page), a project's page
+and the lines list (the same four) (not a test).
 
     .venv/bin/python -m bench.console [--projects 1000] [--findings 300]
 
@@ -98,6 +99,20 @@ def build_store(path: Path, projects: int, per_project: int) -> None:
              orjson.dumps(tags).decode(), *counts.values()),
         )  # fmt: skip
         uuids.append(project)
+        # its line (one version: the current one), counted like the project
+        line = str(uuid.UUID(int=rng.getrandbits(128), version=5))
+        cursor.execute(
+            "INSERT INTO lines (id, source, grp, name, current_project, current_version, "
+            f"revision, updated_at, {columns}) "
+            f"VALUES (?, 'dependency-track', '', ?, ?, '1.0', 1, ?, "
+            f"{', '.join('?' * len(SEVERITIES))})",
+            (line, f"project-{n:04d}", project, now, *counts.values()),
+        )
+        cursor.execute(
+            "INSERT INTO line_versions (line, project, version, is_latest, active, "
+            "last_applied_at) VALUES (?, ?, '1.0', 1, 1, ?)",
+            (line, project, now),
+        )
     jobs = []
     for k in range(history_queries.MAX_JOBS):  # the job history at its cap, the last day's
         finished = now - 86400 + k * 8.64
@@ -184,6 +199,10 @@ async def main() -> None:
                 "projects, a tag": ("/projects?tag=team-07", "team-07</a>"),
                 "projects, page 10": ("/projects?offset=500", "project-0549"),
                 "a project's page": (f"/projects/{found}", middle),
+                "lines, first page": ("/lines", "project-0049"),
+                "lines, search": (f"/lines?q={middle[:-1]}", middle),
+                "lines, a tag": ("/lines?tag=team-07", "team-07</a>"),
+                "lines, page 10": ("/lines?offset=500", "project-0549"),
             }
             for name, (page, shows) in pages.items():
                 median, p95 = await measure(client, times, page, shows)

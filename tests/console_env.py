@@ -117,11 +117,14 @@ async def park(topology: Topology, project: str, reason: str, error: str, n: int
 
 @pytest.fixture
 async def console(serve, dt: FakeDt, aiohttp_client, tmp_path: Path):
-    """``start(**console_fields)``: serve (delta mode, SQLite) and a logged-in console."""
+    """``start(**console_fields)``: serve (delta mode, SQLite; ``track="line"`` for lines) and a
+    logged-in console."""
 
-    async def start(login: bool = True, state_url: str | None = None, **fields: Any) -> Console:
+    async def start(
+        login: bool = True, state_url: str | None = None, track: str = "project", **fields: Any
+    ) -> Console:
         _, topo, _, settings = await serve(
-            EMIT="delta", STATE_URL=state_url or f"sqlite:///{tmp_path}/state.sqlite3"
+            EMIT="delta", STATE_URL=state_url or f"sqlite:///{tmp_path}/state.sqlite3", TRACK=track
         )
         fields.setdefault("token", Secret(TOKEN))
         shown = console_settings(settings, **fields)

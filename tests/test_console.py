@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 
 import pytest
 
@@ -20,7 +21,7 @@ from worker.service.console.app import create_app
 pytestmark = pytest.mark.rabbitmq
 console = console_env.console  # the fixture
 
-PAGES = ("/", "/projects", "/sync", "/parked")
+PAGES = ("/", "/projects", "/lines", "/sync", "/parked")
 
 
 async def test_every_page_asks_for_the_token_first(console):
@@ -82,6 +83,7 @@ async def test_read_only_hides_and_refuses_sync_replay_and_purge(console):
     job = await park(app.topology, project, "invalid_export", "bad")
     for path, form in (
         ("/sync", {"project": project}),
+        ("/sync", {"line": str(uuid.uuid4())}),
         ("/parked/replay", {"id": job}),
         ("/parked/purge", {"reason": ""}),
         ("/parked/purge", {"confirm": "yes", "id": job}),
@@ -139,7 +141,7 @@ async def test_a_sync_is_followed_to_the_end_by_server_sent_events(console):
 
 
 async def test_dt_text_is_escaped_everywhere(console):
-    app = await console()
+    app = await console(track="line")
     project = add_project(app.dt, XSS)
     app.dt.projects[-1]["tags"] = [{"name": XSS}]  # DT's tags are its text too
     run = await app.sync(project)
@@ -151,7 +153,12 @@ async def test_dt_text_is_escaped_everywhere(console):
         "/sync",
         f"/sync/runs/{run}",
         f"/projects?q={XSS}",
+        "/lines",
+        f"/lines?tag={XSS}",
+        f"/lines?q={XSS}",
     ]
+    lines = await (await app.client.get("/lines", headers=HTML)).text()
+    pages.append(LINK.findall(lines)[0])
     for path in pages:
         page = await (await app.client.get(path, headers=HTML)).text()
         assert XSS not in page, path
@@ -174,7 +181,7 @@ async def test_no_page_shows_a_secret(console):
     pages = [*PAGES, f"/projects/{project}", "/parked?reason=dt_rejected"]
     parked = await (await app.client.get("/parked", headers=HTML)).text()
     pages += re.findall(r'href="(/parked/[^"?]+)"', parked)
-    assert len(pages) == 7
+    assert len(pages) == 8
     for path in pages:
         response = await app.client.get(path, headers=HTML)
         assert response.status == 200, path
@@ -288,6 +295,51 @@ async def test_the_project_pages_read_either_store(console, state_url: str):
         response = await app.client.get(path)
         assert response.status == 400
         assert "must be a whole number" in (await response.json())["error"]
+
+
+LINK = re.compile(r'href="(/lines/[0-9a-f-]{36})"')
+
+
+async def test_the_line_pages_read_either_store(console, state_url: str):
+    app = await console(state_url=state_url, track="line")
+    shop, blog = add_project(app.dt, "acme-shop"), add_project(app.dt, "acme-blog")
+    await app.sync(shop, blog)
+
+    async def page(path: str) -> str:
+        response = await app.client.get(path, headers=HTML)
+        assert response.status == 200, path
+        return str(await response.text())
+
+    assert '<a href="/lines" aria-current="page">Lines</a>' in await page("/lines")
+    listed = await page("/lines")
+    assert listed.index("acme-blog") < listed.index("acme-shop")  # by name
+    assert f'<a href="/projects/{shop}">1.0</a>' in listed  # the current version
+    # line findings: one per package and vulnerability, however many DT rows each has
+    opened = r'<td>done</td>\s*<td class="num">0</td><td class="num">5</td><td class="num">2</td>'
+    assert re.search(opened, listed)
+    assert "acme-blog" not in await page("/lines?q=SHOP")
+    assert "acme-shop" not in await page("/lines?q=acme%25")  # % is a character
+    assert "acme-shop" in await page("/lines?tag=team-a")
+    assert "No line matches" in await page("/lines?tag=team-b")
+    line = LINK.findall(await page("/lines?q=shop"))[0]
+    shown = await page(line)
+    assert f'<a href="/projects/{shop}"><code>{shop}</code></a>' in shown  # its version
+    assert "<strong>(current)</strong>" in shown
+    assert shown.count("<td>open</td>") == 8  # its findings, from the line's state
+    line_id = line.rsplit("/", 1)[1]
+    response = await app.post("/sync", [("csrf", app.csrf), ("line", line_id)])
+    assert response.status == 303, await response.text()  # its current version, one job
+    run = str(response.headers["Location"]).rsplit("/", 1)[1]
+    assert "acme-shop@1.0" in await app.events(run)
+    response = await app.post("/sync", [("csrf", app.csrf), ("line", str(uuid.uuid4()))])
+    assert response.status == 400
+    assert "knows no line" in (await response.json())["error"]
+    response = await app.client.get("/lines/3b1c0e1e-5a0f-4c6e-9d43-6a1b2c3d4e5f")
+    assert response.status == 404
+    assert "knows no line" in (await response.json())["error"]
+    assert (await app.client.get("/lines/nope")).status == 404
+    response = await app.client.get("/lines?offset=-1")
+    assert response.status == 400
 
 
 async def test_a_live_stream_ends_when_the_console_stops(console, aiohttp_client):

@@ -223,7 +223,18 @@ async def test_the_console_in_a_browser(dt: FakeDt, tmp_path: Path):
         await expect(log).to_contain_text("acme-shop@1.0: published: the relay sent its")
         await shot(page, "run")
 
-        # the projects, DT's hostile name shown as text
+        # the lines (the default track), DT's hostile name shown as text
+        await page.get_by_role("link", name="Lines", exact=True).click()
+        await expect(page.get_by_role("link", name=XSS)).to_be_visible()
+        await expect(page.locator("tr", has_text="acme-shop")).to_contain_text("done")
+        await shot(page, "lines")
+        await page.get_by_role("link", name="acme-shop").click()
+        await expect(page.locator("h1")).to_contain_text("acme-shop")
+        await expect(page.locator("#versions ~ table")).to_contain_text("(current)")
+        await shot(page, "line")
+
+        # the projects (each version on its own), from the Lines page's link
+        await page.goto(base + "/lines")
         await page.get_by_role("link", name="Projects", exact=True).click()
         await expect(page.get_by_role("link", name=XSS)).to_be_visible()
         await expect(page.locator("tr", has_text="acme-shop")).to_contain_text("done")
@@ -232,7 +243,7 @@ async def test_the_console_in_a_browser(dt: FakeDt, tmp_path: Path):
         await page.get_by_role("button", name="Search").click()
         await expect(page.get_by_role("link", name=XSS)).to_be_visible()
         await expect(page.get_by_role("link", name="acme-shop")).to_have_count(0)
-        await page.get_by_role("link", name="Projects", exact=True).click()
+        await page.goto(base + "/projects")
         await page.get_by_role("link", name="acme-shop").click()
         await expect(page.locator("h1")).to_contain_text("acme-shop")
         await expect(page.locator("#timeline ~ table")).to_contain_text("opened")

@@ -86,3 +86,18 @@ async def resolve_line(
         )
     because = "DT flags it isLatest" if head.is_latest else "the active version last imported"
     return LineTarget(line, Target(head.uuid, head.name, head.version), because)
+
+
+async def resolve_line_id(dt: VersionsSource, line: Line, rule: LineBy, source: str) -> LineTarget:
+    """The current version of a line the store knows (the console's ticked lines), as DT lists
+    its versions now; LineRefused when DT lists none of it, or no active version."""
+    versions = [v for v in await versions_of(dt, line.name) if line_of(v, rule, source) == line]
+    if not versions:
+        raise LineRefused(f"{_label(line)}: DT lists no version of this line now")
+    head = current(versions)
+    if head is None:
+        raise LineRefused(
+            f"{_label(line)}: no active version in DT ({len(versions)} inactive): nothing to sync"
+        )
+    because = "DT flags it isLatest" if head.is_latest else "the active version last imported"
+    return LineTarget(line, Target(head.uuid, head.name, head.version), because)

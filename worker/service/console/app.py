@@ -13,6 +13,7 @@ from worker.core.config import Settings
 from worker.service.console import (
     auth,
     filters,
+    lines,
     overview,
     parked_pages,
     projects,
@@ -41,6 +42,8 @@ def create_app(settings: Settings, token: str) -> web.Application:
     )
     environment.filters.update(filters.ALL)
     environment.globals["static"] = lambda name: f"/static/{name}"
+    # in the line track the Lines page is the main list; Projects stays, one row per version
+    environment.globals["lines_first"] = settings.state.deltas and settings.state.track == "line"
     app[auth.SESSIONS] = auth.Sessions(token)
     app[replies.READONLY] = settings.console.readonly
     found = sources.create(settings, scrub)
@@ -51,6 +54,8 @@ def create_app(settings: Settings, token: str) -> web.Application:
     app.router.add_route("*", "/login", auth.login)
     app.router.add_post("/logout", auth.logout)
     app.router.add_get("/", overview.overview)
+    app.router.add_get("/lines", lines.lines)
+    app.router.add_get("/lines/{id}", lines.line)
     app.router.add_get("/projects", projects.projects)
     app.router.add_get("/projects/{uuid}", projects.project)
     app.router.add_get("/sync", syncing.sync_page)

@@ -7,10 +7,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from worker.adapters.amqp import BROKER_ERRORS
-from worker.adapters.state import console_activity
+from worker.adapters.state import console_activity, console_line_queries
 from worker.adapters.state.store import StateUnavailable
 from worker.core.errors import ConfigError, PermanentError, TransientError
-from worker.service import sync
+from worker.service import sync, sync_lines
 from worker.service.console import auth, replies
 from worker.service.console.sources import SOURCES
 
@@ -55,16 +55,20 @@ async def start(request: web.Request) -> web.Response:
     sources = request.app[SOURCES]
     form = await request.post()
     chosen = [value for value in form.getall("project", []) if isinstance(value, str)]
-    if not chosen:
-        return replies.error(request, 400, "tick at least one project to synchronize")
-    if len(chosen) > MAX_TARGETS:
-        return replies.error(request, 400, f"at most {MAX_TARGETS} projects at once")
+    lines = [value.strip() for value in form.getall("line", []) if isinstance(value, str)]
+    if not chosen and not lines:
+        return replies.error(request, 400, "tick at least one project or line to synchronize")
+    if len(chosen) + len(lines) > MAX_TARGETS:
+        return replies.error(request, 400, f"at most {MAX_TARGETS} projects or lines at once")
     if sources.dt is None:
         return replies.error(request, 503, "DT is not configured (DTRACK_WORKER_DT_URL)")
     try:
         targets = [await sync.resolve(sources.dt, value.strip()) for value in chosen]
-    except ConfigError as exc:
+        targets += await _current_versions(request, lines)
+    except (ConfigError, sync_lines.LineRefused) as exc:
         return replies.error(request, 400, str(exc))
+    except StateUnavailable as exc:
+        return replies.error(request, 503, str(exc))
     except (TransientError, PermanentError) as exc:
         return replies.error(request, 503, f"DT could not say which projects: {exc}")
     try:
@@ -72,6 +76,27 @@ async def start(request: web.Request) -> web.Response:
     except (TransientError, *BROKER_ERRORS) as exc:
         return replies.error(request, 503, f"nothing queued: {type(exc).__name__}: {exc}")
     return replies.see_other(f"/sync/runs/{run.id}")
+
+
+async def _current_versions(request: web.Request, line_ids: list[str]) -> list[sync.Target]:
+    """The ticked lines' current versions as DT lists them now (``sync LINE``'s choice): one
+    SYNC job per line, whose export moves the line."""
+    sources = request.app[SOURCES]
+    if not line_ids:
+        return []
+    if sources.store is None or sources.dt is None:
+        raise ConfigError("lines need the state store (DTRACK_WORKER_EMIT=delta) and DT")
+    known = await sources.store.read(console_line_queries.named, line_ids)
+    targets: list[sync.Target] = []
+    for line_id in line_ids:
+        if line_id not in known:
+            raise ConfigError(f"the state store knows no line {line_id!r}")
+        found = await sync_lines.resolve_line_id(
+            sources.dt, known[line_id], sources.settings.state.line_by, known[line_id].source
+        )
+        if found.target not in targets:
+            targets.append(found.target)
+    return targets
 
 
 async def run_page(request: web.Request) -> web.Response:
