@@ -181,14 +181,18 @@ _INSTANCE_FIELDS = tuple(f.name for f in dataclasses.fields(Instance))
 
 def pack(state: LineState) -> bytes:
     """The findings and the alias map as compressed JSON (the line itself is stored beside)."""
-    document = {
-        "known": state.known,
-        "findings": [_packed(f) for f in sorted(state.findings.values(), key=lambda f: f.id)],
-    }
+    return pack_entries(state.known, {f.id: packed(f) for f in state.findings.values()})
+
+
+def pack_entries(known: Known, entries: Mapping[str, list[Any]]) -> bytes:
+    """``pack`` of findings given as packed entries (``packed``, or ``Decoded.entries``), by
+    id: an entry decoded and packed again is the same bytes."""
+    document = {"known": known, "findings": [entries[k] for k in sorted(entries)]}
     return bytes([FORMAT]) + zlib.compress(orjson.dumps(document), 1)  # 6: 2x the time
 
 
-def _packed(f: StoredFinding) -> list[Any]:
+def packed(f: StoredFinding) -> list[Any]:
+    """One finding as ``pack`` stores it."""
     return [
         f.id,
         [f.package.key, f.package.kind, f.package.problem],
@@ -207,37 +211,69 @@ def _packed(f: StoredFinding) -> list[Any]:
     ]
 
 
-def unpack(line: Line, data: bytes | None) -> LineState:
-    """What ``pack`` made; an empty state for no bytes."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Decoded:
+    """A packed state read but not built: its alias map and each finding's packed entry by id
+    (``built`` makes one a ``StoredFinding``; an entry left as it is packs to the same bytes)."""
+
+    known: Known
+    entries: dict[str, list[Any]]
+
+
+PACKAGE, STATUS, INSTANCES, SEVERITY = 1, 4, 6, 8  # positions in a packed entry
+
+
+def decode(data: bytes | None) -> Decoded:
+    """What ``pack`` made, read; nothing for no bytes."""
     if not data:
-        return empty(line)
+        return Decoded({}, {})
     if data[0] != FORMAT:
         raise ValueError(f"line state format {data[0]} is not one this release reads")
     document = orjson.loads(zlib.decompress(data[1:]))
-    findings: dict[str, StoredFinding] = {}
-    for entry in document["findings"]:
-        (ident, package, vuln, aliases, status, carried, instances, matrix, severity, fields,
-         score, snap, first, opened) = entry  # fmt: skip
-        findings[ident] = StoredFinding(
-            id=ident,
-            package=Package(package[0], package[1], package[2]),
-            vulnerability=vuln,
-            aliases=tuple(aliases),
-            status=status,
-            carried=carried,
-            instances=tuple(
-                StoredInstance(Instance(**dict(zip(_INSTANCE_FIELDS, i[:-1], strict=True))), i[-1])
-                for i in instances
-            ),
-            matrix=matrix,
-            severity=severity,
-            tracked=fields,
-            epss=score,
-            snapshot=snap,
-            first_seen=first,
-            opened_at=opened,
-        )
-    return LineState(line, document["known"], findings)
+    return Decoded(document["known"], {entry[0]: entry for entry in document["findings"]})
+
+
+def unpack(line: Line, data: bytes | None) -> LineState:
+    """What ``pack`` made; an empty state for no bytes."""
+    decoded = decode(data)
+    findings = {ident: built(entry) for ident, entry in decoded.entries.items()}
+    return LineState(line, decoded.known, findings)
+
+
+def built(entry: list[Any]) -> StoredFinding:
+    """A packed entry as a finding."""
+    (ident, package, vuln, aliases, status, carried, instances, matrix, severity, fields,
+     score, snap, first, opened) = entry  # fmt: skip
+    return StoredFinding(
+        id=ident,
+        package=Package(package[0], package[1], package[2]),
+        vulnerability=vuln,
+        aliases=tuple(aliases),
+        status=status,
+        carried=carried,
+        instances=tuple(
+            StoredInstance(Instance(**dict(zip(_INSTANCE_FIELDS, i[:-1], strict=True))), i[-1])
+            for i in instances
+        ),
+        matrix=matrix,
+        severity=severity,
+        tracked=fields,
+        epss=score,
+        snapshot=snap,
+        first_seen=first,
+        opened_at=opened,
+    )
+
+
+def entry_counts(entries: Mapping[str, list[Any]]) -> tuple[int, dict[str, int]]:
+    """``counts`` of packed entries, and how many are open."""
+    found: dict[str, int] = {}
+    opened = 0
+    for entry in entries.values():
+        if entry[STATUS] == "open":
+            opened += 1
+            found[entry[SEVERITY]] = found.get(entry[SEVERITY], 0) + 1
+    return opened, found
 
 
 def open_ids(findings: Sequence[StoredFinding]) -> set[str]:
