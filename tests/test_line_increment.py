@@ -4,6 +4,7 @@ and the stored bytes of the whole comparison."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 from datetime import UTC
 from typing import Any
@@ -16,7 +17,7 @@ from tests.test_line_state import LINE, _rows, _series, _step
 from worker.core import line_increment, line_state
 from worker.core.dates import epoch
 from worker.core.line_compare import Compared, compare
-from worker.core.line_findings import group
+from worker.core.line_findings import Instance, group
 from worker.core.tracking import tracked
 
 
@@ -125,3 +126,13 @@ def test_on_the_fixtures_a_reexport_by_package_is_the_whole_comparison() -> None
             LINE, line_state.decode(data), rows, set(), project_version=export.project_version
         )
         assert not increment.touched
+
+
+def test_an_instance_packs_its_fields_in_order_and_back() -> None:
+    fields = [f.name for f in dataclasses.fields(Instance)]
+    made = Instance(**{name: f"{name}-value" for name in fields})
+    entry = line_state.packed_instance(made, True)
+    assert entry == [*(f"{name}-value" for name in fields), True]
+    packed = ["id", ["k", "purl", None], "v", [], "open", False, [entry], "m", "low", {}, None,
+              {}, 0.0, 0.0]  # fmt: skip
+    assert line_state.built(packed).instances[0].instance == made

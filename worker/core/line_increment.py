@@ -31,6 +31,7 @@ from worker.core.line_state import (
     entry_counts,
     pack_entries,
     packed,
+    packed_instance,
 )
 from worker.core.lines import Line
 from worker.core.package import of_component
@@ -115,20 +116,8 @@ def _touched(
 
 def _packed_instance(row: Mapping[str, Any], project_version: str | None) -> list[Any]:
     """The row's instance as ``line_state.packed`` stores it."""
-    made = instance_of(row, project_version)
     suppressed = (row.get("analysis") or {}).get("isSuppressed") is True
-    return [
-        made.matrix,
-        made.project_uuid,
-        made.project_version,
-        made.component_uuid,
-        made.component_version,
-        made.purl,
-        made.vulnerability_uuid,
-        made.source,
-        made.vuln_id,
-        suppressed,
-    ]
+    return packed_instance(instance_of(row, project_version), suppressed)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

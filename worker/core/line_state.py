@@ -117,11 +117,13 @@ def stored(
     first_seen: float,
     opened_at: float,
     parts: Mapping[str, Any] | None = None,
+    fields: dict[str, Any] | None = None,
 ) -> StoredFinding:
     """``line_finding`` as stored, described by its instance ``described`` (a row of ``rows``;
-    ``parts``: its ``finding.parts``, when the caller made them already)."""
+    ``parts``, ``fields``: its ``finding.parts`` and ``tracked``, when the caller made them)."""
     row = rows[described.matrix]
-    fields = tracked(row)
+    if fields is None:
+        fields = tracked(row)
     return StoredFinding(
         id=line_finding.id,
         package=line_finding.package,
@@ -176,7 +178,20 @@ def counts(state: LineState) -> dict[str, int]:
 
 # -- packing: compact bytes for the store ------------------------------------------------------
 
-_INSTANCE_FIELDS = tuple(f.name for f in dataclasses.fields(Instance))
+
+def packed_instance(i: Instance, suppressed: bool) -> list[Any]:
+    """An instance as ``pack`` stores it: its fields in their order, then DT's suppression
+    (spelled out: this runs for every instance of a line)."""
+    return [i.matrix, i.project_uuid, i.project_version, i.component_uuid, i.component_version,
+            i.purl, i.vulnerability_uuid, i.source, i.vuln_id, suppressed]  # fmt: skip
+
+
+def _instance(packed_instance: list[Any]) -> Instance:
+    (matrix, project, version, component, component_version, purl, vulnerability, source,
+     vuln_id, _) = packed_instance  # fmt: skip
+    return Instance(matrix=matrix, project_uuid=project, project_version=version,
+                    component_uuid=component, component_version=component_version, purl=purl,
+                    vulnerability_uuid=vulnerability, source=source, vuln_id=vuln_id)  # fmt: skip
 
 
 def pack(state: LineState) -> bytes:
@@ -200,7 +215,7 @@ def packed(f: StoredFinding) -> list[Any]:
         list(f.aliases),
         f.status,
         f.carried,
-        [[*(getattr(i.instance, n) for n in _INSTANCE_FIELDS), i.suppressed] for i in f.instances],
+        [packed_instance(i.instance, i.suppressed) for i in f.instances],
         f.matrix,
         f.severity,
         f.tracked,
@@ -251,10 +266,7 @@ def built(entry: list[Any]) -> StoredFinding:
         aliases=tuple(aliases),
         status=status,
         carried=carried,
-        instances=tuple(
-            StoredInstance(Instance(**dict(zip(_INSTANCE_FIELDS, i[:-1], strict=True))), i[-1])
-            for i in instances
-        ),
+        instances=tuple(StoredInstance(_instance(i), i[-1]) for i in instances),
         matrix=matrix,
         severity=severity,
         tracked=fields,
