@@ -199,3 +199,9 @@ def test_version_and_locating_qualifiers_never_change_the_key(
     assert package.key(purl=text, group=None, name="n") == package.key(
         purl=base, group=None, name="n"
     )
+
+
+@given(st.text() | st.from_regex(r"[A-Za-z0-9._~+:/@ -]*", fullmatch=True))
+def test_encode_writes_what_quote_writes(value: str) -> None:
+    # encode skips quote when nothing needs escaping: the same text either way
+    assert purl.encode(value) == quote(value, safe=".-_~+:", errors="backslashreplace")

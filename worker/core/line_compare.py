@@ -27,7 +27,7 @@ from worker.core.line_state import (
     status_of,
     stored,
 )
-from worker.core.tracking import Status, epss, tracked, with_long_texts_absent
+from worker.core.tracking import Status, tracked, with_long_texts_absent
 from worker.core.transitions import Kind, tracked_changes
 
 
@@ -78,6 +78,7 @@ class _Compared:
     now: float
     carry: bool
     _made: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    _tracked: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def run(self, earlier: LineState, later: Grouped) -> Compared:
         old_by = earlier.findings
@@ -112,6 +113,13 @@ class _Compared:
             made = self._made[row["matrix"]] = finding.parts(row, self.zone)
         return made
 
+    def _fields(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """``tracking.tracked`` of a row, made once for the stored record and any event."""
+        made = self._tracked.get(row["matrix"])
+        if made is None:
+            made = self._tracked[row["matrix"]] = tracked(row)
+        return made
+
     def _record(
         self, after: LineFinding, status: LineStatus, described: Instance, **times: Any
     ) -> StoredFinding:
@@ -120,6 +128,7 @@ class _Compared:
             after, self.new_rows, self.zone, status=status, carried=carried, described=described,
             first_seen=times["first_seen"], opened_at=times["opened_at"],
             parts=self._made.get(described.matrix),
+            fields=self._fields(self.new_rows[described.matrix]),
         )  # fmt: skip
 
     def _arrived(self, after: LineFinding) -> tuple[LineTransition | None, StoredFinding]:
@@ -193,7 +202,7 @@ class _Compared:
             record = self._record(after, "open", described, first_seen=first, opened_at=opened)
             old = before.tracked
             changes = tracked_changes(
-                old, tracked(new_row), before.epss, epss(new_row), None
+                old, self._fields(new_row), before.epss, record.epss, None
             ) + _instance_changes(instances)
             if not changes:
                 return None, record
@@ -226,7 +235,7 @@ class _Compared:
             finding=after,
             matrix=new_row["matrix"],
             parts=self._parts(new_row),
-            severity=tracked(new_row)["severity"],
+            severity=self._fields(new_row)["severity"],
             previous_status=was,
             changes=changes,
             first_seen=first_seen,

@@ -172,7 +172,7 @@ def group(
         anchor = found.own or min(found.links, default=None)
         stable = assignments[key].ids[anchor] if anchor else _no_id(entry.row)
         tokens_of.setdefault((key, stable), set()).update(found.all)
-        members.setdefault((key, stable), []).append(_instance(entry.row, project_version))
+        members.setdefault((key, stable), []).append(instance_of(entry.row, project_version))
     finding_ids = _FindingIds(line)
     findings = [
         LineFinding(
@@ -199,7 +199,8 @@ def _no_id(row: Mapping[str, Any]) -> str:
     return f"{vuln.get('source') or 'UNKNOWN'}:uuid:{vuln.get('uuid') or row['matrix']}"
 
 
-def _instance(row: Mapping[str, Any], project_version: str | None) -> Instance:
+def instance_of(row: Mapping[str, Any], project_version: str | None) -> Instance:
+    """The instance a (schema-valid) finding row is."""
     component, vuln = row["component"], row["vulnerability"]
     return Instance(
         matrix=row["matrix"],

@@ -117,11 +117,13 @@ def stored(
     first_seen: float,
     opened_at: float,
     parts: Mapping[str, Any] | None = None,
+    fields: dict[str, Any] | None = None,
 ) -> StoredFinding:
     """``line_finding`` as stored, described by its instance ``described`` (a row of ``rows``;
-    ``parts``: its ``finding.parts``, when the caller made them already)."""
+    ``parts``, ``fields``: its ``finding.parts`` and ``tracked``, when the caller made them)."""
     row = rows[described.matrix]
-    fields = tracked(row)
+    if fields is None:
+        fields = tracked(row)
     return StoredFinding(
         id=line_finding.id,
         package=line_finding.package,
@@ -176,19 +178,36 @@ def counts(state: LineState) -> dict[str, int]:
 
 # -- packing: compact bytes for the store ------------------------------------------------------
 
-_INSTANCE_FIELDS = tuple(f.name for f in dataclasses.fields(Instance))
+
+def packed_instance(i: Instance, suppressed: bool) -> list[Any]:
+    """An instance as ``pack`` stores it: its fields in their order, then DT's suppression
+    (spelled out: this runs for every instance of a line)."""
+    return [i.matrix, i.project_uuid, i.project_version, i.component_uuid, i.component_version,
+            i.purl, i.vulnerability_uuid, i.source, i.vuln_id, suppressed]  # fmt: skip
+
+
+def _instance(packed_instance: list[Any]) -> Instance:
+    (matrix, project, version, component, component_version, purl, vulnerability, source,
+     vuln_id, _) = packed_instance  # fmt: skip
+    return Instance(matrix=matrix, project_uuid=project, project_version=version,
+                    component_uuid=component, component_version=component_version, purl=purl,
+                    vulnerability_uuid=vulnerability, source=source, vuln_id=vuln_id)  # fmt: skip
 
 
 def pack(state: LineState) -> bytes:
     """The findings and the alias map as compressed JSON (the line itself is stored beside)."""
-    document = {
-        "known": state.known,
-        "findings": [_packed(f) for f in sorted(state.findings.values(), key=lambda f: f.id)],
-    }
+    return pack_entries(state.known, {f.id: packed(f) for f in state.findings.values()})
+
+
+def pack_entries(known: Known, entries: Mapping[str, list[Any]]) -> bytes:
+    """``pack`` of findings given as packed entries (``packed``, or ``Decoded.entries``), by
+    id: an entry decoded and packed again is the same bytes."""
+    document = {"known": known, "findings": [entries[k] for k in sorted(entries)]}
     return bytes([FORMAT]) + zlib.compress(orjson.dumps(document), 1)  # 6: 2x the time
 
 
-def _packed(f: StoredFinding) -> list[Any]:
+def packed(f: StoredFinding) -> list[Any]:
+    """One finding as ``pack`` stores it."""
     return [
         f.id,
         [f.package.key, f.package.kind, f.package.problem],
@@ -196,7 +215,7 @@ def _packed(f: StoredFinding) -> list[Any]:
         list(f.aliases),
         f.status,
         f.carried,
-        [[*(getattr(i.instance, n) for n in _INSTANCE_FIELDS), i.suppressed] for i in f.instances],
+        [packed_instance(i.instance, i.suppressed) for i in f.instances],
         f.matrix,
         f.severity,
         f.tracked,
@@ -207,37 +226,66 @@ def _packed(f: StoredFinding) -> list[Any]:
     ]
 
 
-def unpack(line: Line, data: bytes | None) -> LineState:
-    """What ``pack`` made; an empty state for no bytes."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class Decoded:
+    """A packed state read but not built: its alias map and each finding's packed entry by id
+    (``built`` makes one a ``StoredFinding``; an entry left as it is packs to the same bytes)."""
+
+    known: Known
+    entries: dict[str, list[Any]]
+
+
+PACKAGE, STATUS, INSTANCES, SEVERITY = 1, 4, 6, 8  # positions in a packed entry
+
+
+def decode(data: bytes | None) -> Decoded:
+    """What ``pack`` made, read; nothing for no bytes."""
     if not data:
-        return empty(line)
+        return Decoded({}, {})
     if data[0] != FORMAT:
         raise ValueError(f"line state format {data[0]} is not one this release reads")
     document = orjson.loads(zlib.decompress(data[1:]))
-    findings: dict[str, StoredFinding] = {}
-    for entry in document["findings"]:
-        (ident, package, vuln, aliases, status, carried, instances, matrix, severity, fields,
-         score, snap, first, opened) = entry  # fmt: skip
-        findings[ident] = StoredFinding(
-            id=ident,
-            package=Package(package[0], package[1], package[2]),
-            vulnerability=vuln,
-            aliases=tuple(aliases),
-            status=status,
-            carried=carried,
-            instances=tuple(
-                StoredInstance(Instance(**dict(zip(_INSTANCE_FIELDS, i[:-1], strict=True))), i[-1])
-                for i in instances
-            ),
-            matrix=matrix,
-            severity=severity,
-            tracked=fields,
-            epss=score,
-            snapshot=snap,
-            first_seen=first,
-            opened_at=opened,
-        )
-    return LineState(line, document["known"], findings)
+    return Decoded(document["known"], {entry[0]: entry for entry in document["findings"]})
+
+
+def unpack(line: Line, data: bytes | None) -> LineState:
+    """What ``pack`` made; an empty state for no bytes."""
+    decoded = decode(data)
+    findings = {ident: built(entry) for ident, entry in decoded.entries.items()}
+    return LineState(line, decoded.known, findings)
+
+
+def built(entry: list[Any]) -> StoredFinding:
+    """A packed entry as a finding."""
+    (ident, package, vuln, aliases, status, carried, instances, matrix, severity, fields,
+     score, snap, first, opened) = entry  # fmt: skip
+    return StoredFinding(
+        id=ident,
+        package=Package(package[0], package[1], package[2]),
+        vulnerability=vuln,
+        aliases=tuple(aliases),
+        status=status,
+        carried=carried,
+        instances=tuple(StoredInstance(_instance(i), i[-1]) for i in instances),
+        matrix=matrix,
+        severity=severity,
+        tracked=fields,
+        epss=score,
+        snapshot=snap,
+        first_seen=first,
+        opened_at=opened,
+    )
+
+
+def entry_counts(entries: Mapping[str, list[Any]]) -> tuple[int, dict[str, int]]:
+    """``counts`` of packed entries, and how many are open."""
+    found: dict[str, int] = {}
+    opened = 0
+    for entry in entries.values():
+        if entry[STATUS] == "open":
+            opened += 1
+            found[entry[SEVERITY]] = found.get(entry[SEVERITY], 0) + 1
+    return opened, found
 
 
 def open_ids(findings: Sequence[StoredFinding]) -> set[str]:

@@ -138,6 +138,11 @@ def _normalized(
     return namespace, name
 
 
+_NOTHING_TO_ESCAPE = re.compile(r"[A-Za-z0-9._~+:-]*")  # what ``quote`` leaves as it is
+
+
 def encode(value: str) -> str:
     """A part as it is written in a purl (and in keys): reserved characters escaped."""
+    if _NOTHING_TO_ESCAPE.fullmatch(value):  # most parts: quote is slow on every one
+        return value
     return quote(value, safe=".-_~+:", errors="backslashreplace")  # never raises

@@ -154,6 +154,7 @@ class Deltas(DeltaBase):
             try:
                 line = await self._lines.work(
                     export, rows, state, unchanged=not plan.writes and not gone, stamp=stamp,
+                    changed={w.key for w in plan.writes} | gone,
                     listed=dt_list, facts=facts, silent=mode.silent, run=asyncio.to_thread,
                     baseline=options.baseline,
                 )  # fmt: skip

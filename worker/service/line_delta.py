@@ -17,18 +17,18 @@ transitions against its stored state, their finding-change.v2 events and the new
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import tzinfo
 from typing import Any, Protocol
 
 from worker.adapters.state.line_queries import LineMove, LinePart, StoredLine, VersionFacts
 from worker.adapters.state.store import ProjectState, Store
-from worker.core import fpf, line_state, outbox_rounds
+from worker.core import fpf, line_increment, line_state, outbox_rounds
 from worker.core.dates import epoch
 from worker.core.line_change_events import LineChangeEvents
-from worker.core.line_compare import Compared, LineTransition, compare
+from worker.core.line_compare import LineTransition, compare
 from worker.core.line_findings import Grouped, group
-from worker.core.lines import LineBy, ProjectVersion, current, line_of
+from worker.core.lines import Line, LineBy, ProjectVersion, current, line_of
 from worker.core.mass_resolve import Tally
 
 PAGE = 100
@@ -112,6 +112,7 @@ class Lines:
         state: ProjectState,
         *,
         unchanged: bool,
+        changed: Collection[str] | None = None,
         stamp: str,
         listed: Callable[[], Awaitable[list[dict[str, Any]]]],
         facts: fpf.ProjectFacts,
@@ -120,6 +121,7 @@ class Lines:
         run: Callable[[Callable[[], Any]], Awaitable[Any]],
     ) -> LineWork:
         """``unchanged``: the project's own comparison found nothing new, changed or gone;
+        ``changed``: else the matrices it found new, changed, back or gone (None: unknown);
         ``silent``: no events (``state baseline``); ``baseline``: none for the line's first;
         ``listed``: DT's findings list of the project (suppressed included), asked once;
         ``run``: runs CPU work off the event loop."""
@@ -148,40 +150,99 @@ class Lines:
             and stored.project_revision == state.revision
         ):  # the line's state is this view's, which did not move: nothing to group
             return LineWork(LinePart(line, versions, self._keep(stored, export)), [])
-        earlier = line_state.unpack(line, await self._store.line_state(line.id, stored.revision))
+        data = await self._store.line_state(line.id, stored.revision)
         version = export.project_version
         all_rows: dict[str, Mapping[str, Any]] = dict(rows)
+        if (
+            changed is not None
+            and stored.current_project == project
+            and stored.project_revision == state.revision
+        ):  # this view's state, and the view moved: only the packages that moved are compared
+            part = await self._increment(line, data, rows, changed, version, stamp, listed, run)
+            if part is not None:
+                return self._moved(line, versions, stored, export, stamp, facts, part,
+                                   quiet=silent or (baseline and stored.revision == 0))  # fmt: skip
+        earlier = line_state.unpack(line, data)
 
         def grouped() -> Grouped:
             return group(line, all_rows.values(), earlier.known, project_version=version)
 
         later: Grouped = await run(grouped)
-        ids = {f.id for f in later.findings}
-        if any(
-            (f.status == "open" or f.carried) and f.id not in ids for f in earlier.findings.values()
-        ):  # findings left: those DT lists suppressed are suppressed, not resolved (and a
+        if _left(earlier, later):
+            # findings left: those DT lists suppressed are suppressed, not resolved (and a
             # carried triage that DT took up again is DT's own)
-            hidden = [
-                r
-                for r in await listed()
-                if r["matrix"] not in rows and (r.get("analysis") or {}).get("isSuppressed")
-            ]
+            hidden = await _hidden(listed, rows)
             if hidden:
                 all_rows.update((r["matrix"], r) for r in hidden)
                 later = await run(grouped)
         options = self._options
-        compared: Compared = await run(
-            lambda: compare(
-                earlier, later, all_rows, options.zone, now=epoch(stamp), carry=options.carry
+        now = epoch(stamp)
+
+        def compared() -> _Outcome:
+            made = compare(earlier, later, all_rows, options.zone, now=now, carry=options.carry)
+            return _Outcome(
+                made.transitions,
+                line_state.pack(made.state),
+                line_state.counts(made.state),
+                len(earlier.open),
             )
-        )
+
+        outcome: _Outcome = await run(compared)
         # DTRACK_WORKER_BASELINE: the line's first export is recorded silently (not each new
         # version's: a version switch is the news the line exists for)
         quiet = silent or (baseline and stored.revision == 0)
-        transitions = [] if quiet else compared.transitions
+        return self._moved(line, versions, stored, export, stamp, facts, outcome, quiet=quiet)
+
+    async def _increment(
+        self,
+        line: Line,
+        data: bytes | None,
+        rows: Mapping[str, Mapping[str, Any]],
+        changed: Collection[str],
+        version: str | None,
+        stamp: str,
+        listed: Callable[[], Awaitable[list[dict[str, Any]]]],
+        run: Callable[[Callable[[], Any]], Awaitable[Any]],
+    ) -> _Outcome | None:
+        """The touched packages compared (``line_increment``); None when DT's suppressed rows
+        are needed (findings left and DT lists some suppressed): the whole line then."""
+        decoded = line_state.decode(data)
+        part: line_increment.Increment = await run(
+            lambda: line_increment.prepare(line, decoded, rows, changed, project_version=version)
+        )
+        if _left(part.earlier, part.later) and await _hidden(listed, rows):
+            return None
+        options = self._options
+        now = epoch(stamp)
+
+        def compared() -> _Outcome:
+            made = compare(
+                part.earlier, part.later, rows, options.zone, now=now, carry=options.carry
+            )
+            finished = line_increment.finish(part, made)
+            return _Outcome(
+                made.transitions, finished.packed, finished.open_counts, finished.opened_before
+            )
+
+        outcome: _Outcome = await run(compared)
+        return outcome
+
+    def _moved(
+        self,
+        line: Line,
+        versions: list[VersionFacts],
+        stored: StoredLine,
+        export: fpf.Export,
+        stamp: str,
+        facts: fpf.ProjectFacts,
+        outcome: _Outcome,
+        *,
+        quiet: bool,
+    ) -> LineWork:
+        transitions = [] if quiet else outcome.transitions
         tally = Tally(
-            opened=len(earlier.open),
-            resolving=sum(t.kind == "resolved" for t in compared.transitions),
+            opened=outcome.opened_before,
+            resolving=sum(t.kind == "resolved" for t in outcome.transitions),
             emptied=export.finding_count == 0,
         )
         events = LineChangeEvents(
@@ -196,7 +257,6 @@ class Lines:
             },
             time=stamp,
         )
-        packed: bytes = await run(lambda: line_state.pack(compared.state))
 
         def numbered(first: int) -> list[outbox_rounds.Round]:
             made = [events.event(t, first + n) for n, t in enumerate(transitions)]
@@ -204,10 +264,10 @@ class Lines:
 
         move = LineMove(
             expected_revision=stored.revision,
-            current_project=project,
-            current_version=version,
-            state=packed,
-            open_counts=line_state.counts(compared.state),
+            current_project=export.project_uuid,
+            current_version=export.project_version,
+            state=outcome.packed,
+            open_counts=outcome.open_counts,
             events=numbered,
             changed=bool(transitions),
         )
@@ -223,3 +283,31 @@ class Lines:
             events=lambda _: [],
             changed=False,
         )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Outcome:
+    transitions: list[LineTransition]
+    packed: bytes
+    open_counts: dict[str, int]
+    opened_before: int  # the line's open findings before: the guard's tally
+
+
+def _left(earlier: line_state.LineState, later: Grouped) -> bool:
+    """An open (or carried) stored finding is not among ``later``'s."""
+    ids = {f.id for f in later.findings}
+    return any(
+        (f.status == "open" or f.carried) and f.id not in ids for f in earlier.findings.values()
+    )
+
+
+async def _hidden(
+    listed: Callable[[], Awaitable[list[dict[str, Any]]]],
+    rows: Mapping[str, Mapping[str, Any]],
+) -> list[dict[str, Any]]:
+    """DT's suppressed findings of the project that the export left out."""
+    return [
+        r
+        for r in await listed()
+        if r["matrix"] not in rows and (r.get("analysis") or {}).get("isSuppressed")
+    ]
