@@ -45,6 +45,8 @@ class FindingsSource(Protocol):
 
     async def project(self, project_uuid: str, *, retry: bool = True) -> dict[str, Any] | None: ...
 
+    async def version(self) -> dict[str, Any]: ...
+
     async def list_projects(
         self,
         page: int,
