@@ -6,7 +6,9 @@ transitions against its stored state, their finding-change.v2 events and the new
 1. list every version of the project's name from DT (all pages): a failure is a retry, never
    data;
 2. the project's line (``lines.line_of`` with DTRACK_WORKER_LINE_BY), and the line's current
-   version (``lines.current``). Another version: its view and the line's versions only;
+   version (``lines.current``). Another version: its view and the line's versions only. When
+   this version would move the line (the stored state is another version's), DT is listed
+   again after the line's row is read, so the commit's revision check covers that listing;
 3. the fast path: the line's state was taken from this project's view as it stands and the
    view did not change: nothing to group, the line stands;
 4. else the export's rows grouped into line findings (with the line's alias map), DT's
@@ -28,7 +30,7 @@ from worker.core.dates import epoch
 from worker.core.line_change_events import LineChangeEvents
 from worker.core.line_compare import Compared, LineTransition, compare
 from worker.core.line_findings import Grouped, group
-from worker.core.lines import LineBy, ProjectVersion, current, line_of
+from worker.core.lines import Line, LineBy, ProjectVersion, current, line_of
 from worker.core.mass_resolve import Tally
 
 PAGE = 100
@@ -124,24 +126,17 @@ class Lines:
         ``listed``: DT's findings list of the project (suppressed included), asked once;
         ``run``: runs CPU work off the event loop."""
         project = export.project_uuid
-        listing = await versions_of(self._dt, export.project_name)
-        this = next((v for v in listing if v.uuid == project), None)
-        if this is None:  # not listed (yet): the export says what it is, DT's flags unknown
-            this = ProjectVersion(
-                uuid=project, name=export.project_name, version=export.project_version
-            )
-            listing.append(this)
-        line = line_of(this, self._options.line_by, self._options.source)
-        same = [v for v in listing if line_of(v, self._options.line_by, line.source) == line]
-        versions = [
-            VersionFacts(v.uuid, v.version, v.is_latest, v.active, v.last_bom_import,
-                         applied=v.uuid == project)
-            for v in same
-        ]  # fmt: skip
-        head = current(same)
+        line, versions, head = await self._place(export)
         if head is None or head.uuid != project:
             return LineWork(LinePart(line, versions), [])
         stored = await self._store.line(line.id)
+        if stored.current_project not in (None, project):
+            # the line moves to this version: DT is listed again after the line's row was
+            # read, so its revision (checked at commit) covers the listing that decides it; a
+            # version switched meanwhile by another job is seen (REVIEW-1 H1)
+            line, versions, head = await self._place(export)
+            if head is None or head.uuid != project:
+                return LineWork(LinePart(line, versions), [])
         if (
             unchanged
             and stored.current_project == project
@@ -212,6 +207,28 @@ class Lines:
             changed=bool(transitions),
         )
         return LineWork(LinePart(line, versions, move), transitions, tally)
+
+    async def _place(
+        self, export: fpf.Export
+    ) -> tuple[Line, list[VersionFacts], ProjectVersion | None]:
+        """The export's line from DT's listing of its name: the line, its versions, and the
+        one it follows (``lines.current``) as DT lists them now."""
+        project = export.project_uuid
+        listing = await versions_of(self._dt, export.project_name)
+        this = next((v for v in listing if v.uuid == project), None)
+        if this is None:  # not listed (yet): the export says what it is, DT's flags unknown
+            this = ProjectVersion(
+                uuid=project, name=export.project_name, version=export.project_version
+            )
+            listing.append(this)
+        line = line_of(this, self._options.line_by, self._options.source)
+        same = [v for v in listing if line_of(v, self._options.line_by, line.source) == line]
+        versions = [
+            VersionFacts(v.uuid, v.version, v.is_latest, v.active, v.last_bom_import,
+                         applied=v.uuid == project)
+            for v in same
+        ]  # fmt: skip
+        return line, versions, current(same)
 
     def _keep(self, stored: StoredLine, export: fpf.Export) -> LineMove:
         return LineMove(
