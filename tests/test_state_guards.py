@@ -510,7 +510,8 @@ async def test_resync_after_a_future_stamp_and_of_an_unknown_project(
     await p.events()
     frozen(state_url, p.uuid)
     prefix = unique_prefix()
-    env = _store_env(dt, state_url, prefix)
+    # the per-project stream the harness syncs (TRACK=line resyncs lines: test_line_resync)
+    env = _store_env(dt, state_url, prefix) | {"DTRACK_WORKER_TRACK": "project"}
     async with temporary_topology(prefix) as topo:
         assert (await cli("topology", env=env))[0] == 0
         async with listen(topo.events_exchange.name) as listened:
