@@ -19,6 +19,7 @@ transitions against its stored state, their finding-change.v2 events and the new
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import tzinfo
 from typing import Any, Protocol
@@ -27,6 +28,7 @@ from worker.adapters.state.line_queries import LineMove, LinePart, StoredLine, V
 from worker.adapters.state.store import ProjectState, Store
 from worker.core import fpf, line_state, outbox_rounds
 from worker.core.dates import epoch
+from worker.core.errors import DtUnavailable
 from worker.core.line_change_events import LineChangeEvents
 from worker.core.line_compare import Compared, LineTransition, compare
 from worker.core.line_findings import Grouped, group
@@ -34,7 +36,7 @@ from worker.core.lines import Line, LineBy, ProjectVersion, current, line_of
 from worker.core.mass_resolve import Tally
 
 PAGE = 100
-MAX_PAGES = 100  # 10,000 versions of one name: more is a listing that never ends
+UNCOUNTED_PAGES = 10_000  # without X-Total-Count: a listing this long never ends
 
 
 class VersionsSource(Protocol):
@@ -88,16 +90,43 @@ def project_version(project: Mapping[str, Any]) -> ProjectVersion:
 
 
 async def versions_of(dt: VersionsSource, name: str) -> list[ProjectVersion]:
-    """Every version DT lists under ``name``, all pages."""
+    """Every version DT lists under ``name``: every page up to DT's ``X-Total-Count`` (bounded by
+    DT's count, however long a CI line's history); without a count, until a short page. A
+    listing short of its count, repeating itself, or without end is DtUnavailable (a retry):
+    never a partial list a line decides on (REVIEW-1 M9)."""
     found: dict[str, ProjectVersion] = {}
-    for page in range(1, MAX_PAGES + 1):
+    listed_ids: set[str] = set()
+    read = 0
+    for page in itertools.count(1):
         listed, total = await dt.list_projects(page, PAGE, name=name)
+        fresh = {str(p.get("uuid")) for p in listed} - listed_ids
+        listed_ids |= fresh
+        read += len(listed)
         for project in listed:
             if project.get("name") == name and "uuid" in project:
                 version = project_version(project)
                 found.setdefault(version.uuid, version)
-        if len(listed) < PAGE or (total is not None and page * PAGE >= total):
+        if total is None:  # no count: until a short page, or a page with nothing new
+            if len(listed) < PAGE:
+                break
+            if not fresh or page >= UNCOUNTED_PAGES:
+                raise DtUnavailable(
+                    f"DT's listing of the versions of {name!r} does not end: {read} rows in "
+                    f"{page} pages without X-Total-Count"
+                )
+            continue
+        if read >= total:
+            if len(listed_ids) < total:  # the list changed while it was paged
+                raise DtUnavailable(
+                    f"DT's listing of the versions of {name!r} repeated versions while paged: "
+                    f"{len(listed_ids)} distinct of the {total} DT counted; tried again later"
+                )
             break
+        if len(listed) < PAGE:  # short of DT's count: cut, or shrinking while paged
+            raise DtUnavailable(
+                f"DT's listing of the versions of {name!r}: read {read} of the {total} versions "
+                f"DT counted (page {page} had {len(listed)} rows); tried again later"
+            )
     return list(found.values())
 
 
@@ -167,7 +196,12 @@ class Lines:
         options = self._options
         compared: Compared = await run(
             lambda: compare(
-                earlier, later, all_rows, options.zone, now=epoch(stamp), carry=options.carry
+                earlier,
+                later,
+                all_rows,
+                options.zone,
+                now=epoch(stamp),
+                carry=options.carry,
             )
         )
         # DTRACK_WORKER_BASELINE: the line's first export is recorded silently (not each new
