@@ -91,7 +91,7 @@ class DeltaBase:
         self._committed = committed  # hands the rounds to the outbox relay (Relay.committed)
         self._lines = (
             Lines(store, dt, LineOptions(options.source, options.zone, options.line_by,
-                                         options.carry_triage))
+                                         options.carry_triage, options.epss_delta))
             if options.track == "line"
             else None
         )  # fmt: skip

@@ -59,6 +59,7 @@ class LineOptions:
     zone: tzinfo
     line_by: LineBy
     carry: bool  # DTRACK_WORKER_CARRY_TRIAGE
+    epss_delta: float | None = None  # DTRACK_WORKER_TRACK_EPSS, as in the per-project stream
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -202,6 +203,7 @@ class Lines:
                 options.zone,
                 now=epoch(stamp),
                 carry=options.carry,
+                epss_delta=options.epss_delta,
             )
         )
         # DTRACK_WORKER_BASELINE: the line's first export is recorded silently (not each new
