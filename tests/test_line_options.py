@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 
-from tests.test_line_diff import PHP, _document, _later
+from tests.test_line_diff import PHP, _document, _later, next_version
 from tests.test_line_stream import _first, _line
 from tests.test_line_stream import series as series
 
@@ -41,3 +41,19 @@ async def test_without_track_epss_an_epss_move_is_not_a_change_on_the_line(serie
     s.publish(rescored)
     await s.sync(rescored)
     assert await s.events(_line(v1)) == []
+
+
+async def test_with_baseline_a_version_switch_that_published_is_not_called_baseline(series) -> None:
+    s = await series(baseline="true")
+    v1 = _document(PHP)
+    s.publish(v1)
+    assert (await s.sync(v1))[0] == "baseline"  # the line's first: recorded silently
+    (first,) = await s.project_events(v1["project"]["uuid"])
+    assert first["data"]["baseline"] is True
+    v2 = next_version(v1, "2", bump={"phpseclib": "3.0.50"})
+    s.publish(v2)
+    outcome = await s.sync(v2)
+    published = await s.events(_line(v1))
+    (summary,) = await s.project_events(v2["project"]["uuid"])
+    assert len(published) == 2
+    assert (outcome[0], summary["data"].get("baseline", False)) == ("done", False)

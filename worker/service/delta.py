@@ -161,6 +161,8 @@ class Deltas(DeltaBase):
                 return None
             await self._line_guard(line, mode, last, export)
             transitions = []
+            if line.quiet is not None:  # a new version is a new project: the line says (M5)
+                silent = line.quiet
         counted: list[str] = [t.kind for t in (transitions if line is None else line.transitions)]
         project = {
             "uuid": export.project_uuid,

@@ -69,6 +69,7 @@ class LineWork:
     part: LinePart
     transitions: list[LineTransition]
     tally: Tally | None = None  # for the guard: the line's open findings, and those resolving
+    quiet: bool | None = None  # published nothing by baseline; None: the line not compared
 
 
 def project_version(project: Mapping[str, Any]) -> ProjectVersion:
@@ -242,7 +243,7 @@ class Lines:
             events=numbered,
             changed=bool(transitions),
         )
-        return LineWork(LinePart(line, versions, move), transitions, tally)
+        return LineWork(LinePart(line, versions, move), transitions, tally, quiet)
 
     async def _place(
         self, export: fpf.Export
