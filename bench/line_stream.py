@@ -69,6 +69,9 @@ class Versions:
     async def project(self, project_uuid: str, *, retry: bool = True) -> dict[str, Any] | None:
         raise AssertionError("nothing resolves in this benchmark: the guard never asks")
 
+    async def version(self) -> dict[str, Any]:
+        raise AssertionError("nothing resolves in this benchmark: the guard never asks")
+
 
 def named(raw: bytes) -> bytes:
     document = orjson.loads(raw)

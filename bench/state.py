@@ -76,6 +76,9 @@ class NoSuppressions:
     async def project(self, project_uuid: str, *, retry: bool = True) -> dict[str, Any] | None:
         raise AssertionError("nothing resolves in this benchmark: the guard never asks")
 
+    async def version(self) -> dict[str, Any]:
+        raise AssertionError("nothing resolves in this benchmark: the guard never asks")
+
     async def list_projects(
         self,
         page: int,

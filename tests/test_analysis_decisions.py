@@ -13,7 +13,14 @@ import pytest
 
 from tests.conftest import NOTIFICATIONS
 from tests.dt5_notifications import documents, protobuf_of
-from worker.core import analysis_gate, job_budget, jobs, notifications, protobuf_notifications
+from worker.core import (
+    analysis_gate,
+    job_budget,
+    jobs,
+    mass_resolve,
+    notifications,
+    protobuf_notifications,
+)
 from worker.core.config import Settings
 from worker.core.errors import ConfigError
 from worker.core.mass_resolve import BomFacts
@@ -130,3 +137,45 @@ def test_the_job_budget_holds_the_wait_for_dt_s_analysis():
     waiting = Settings.from_env({"DTRACK_WORKER_ANALYSIS_WAIT": "600"})
     off = Settings.from_env({"DTRACK_WORKER_ANALYSIS_WAIT": "0"})
     assert job_budget.budget_of(waiting) - job_budget.budget_of(off) == 600 + 120  # + a read
+
+
+NEVER = {"lastBomImport": 5 * MS}  # DT 4.13+ before its first analysis: no field at all
+
+
+@pytest.mark.parametrize(
+    ("records", "pending"),
+    [(True, True), (False, False)],  # 4.13+ records analyses; 4.12 and older never do
+)
+def test_a_project_never_analysed_is_pending_where_dt_records_analyses(records, pending):
+    reading = analysis_gate.by_facts(BomFacts.of(NEVER, records_analyses=records), now=60.0)
+    assert reading.pending is pending, reading.detail
+    assert ("never analysed" in reading.detail) is records
+
+
+def test_a_project_never_analysed_stops_holding_back_after_the_staleness_window():
+    """A project without components never gets lastVulnerabilityAnalysis (docs/lines.md)."""
+    facts = BomFacts.of(NEVER, records_analyses=True)
+    stale = 5 + analysis_gate.STALE_AFTER_SECONDS
+    assert analysis_gate.by_facts(facts, now=stale).pending
+    reading = analysis_gate.by_facts(facts, now=stale + 1)
+    assert (reading.basis, reading.pending) == ("none", False)
+
+
+@pytest.mark.parametrize(
+    ("version", "records"),
+    [("4.12.7", False), ("4.13.0", True), ("4.14.3", True), ("5.0.4", True),
+     ("5.6.0-SNAPSHOT", True), ("4.9", False), ("garbage", False), (None, False)],
+)  # fmt: skip
+def test_which_dt_versions_record_analyses(version, records):
+    assert mass_resolve.records_analyses(version) is records
+
+
+def test_the_guard_holds_an_export_of_a_project_never_analysed_until_the_window_ends():
+    facts = BomFacts.of(NEVER, records_analyses=True)
+    reason = mass_resolve.unexplained(facts, since=None, exported=6.0)
+    assert reason is not None
+    assert reason.pending, reason
+    late = 5 + analysis_gate.STALE_AFTER_SECONDS + 1
+    assert mass_resolve.unexplained(facts, since=None, exported=late) is None
+    old = BomFacts.of(NEVER, records_analyses=False)  # DT 4.12: a new BOM is enough
+    assert mass_resolve.unexplained(old, since=None, exported=6.0) is None

@@ -194,6 +194,7 @@ async def test_dt_4_13_facts_hold_the_job_while_the_analysis_is_older_than_the_b
 async def test_dt_4_12_gives_no_signal_and_the_export_applies_as_before(serve, dt: FakeDt):
     """DT 4.12 and older record no lastVulnerabilityAnalysis: nothing to wait on (the
     coalescing delay and the mass-resolve guard are the protection there: docs/state.md)."""
+    dt.version = dict(dt.version or {}, version="4.12.7")  # before the worker asks it
     client, _, events, _ = await serve(**FAST)
     project = str(uuid.uuid4())
     dt.projects = [{"uuid": project, "name": "p", "active": True, "tags": [],

@@ -234,6 +234,9 @@ def _facts(p: Project, **fields: Any) -> None:
     """What DT's project API says of the project: 10:00:<n> for n, in epoch milliseconds."""
     facts = {"uuid": p.uuid, "name": "acme", "active": True, "tags": []}
     for name, value in fields.items():
+        if name == "dt":  # DT's version (GET /api/version): 4.13+ records analyses
+            p.dt.version = dict(p.dt.version or {}, version=value)
+            continue
         if name.startswith("last"):  # DT's dates: epoch milliseconds (Jackson's Date)
             value = int((epoch("2026-11-30T10:00:00.000Z") + value) * 1000)
         facts[name] = value
@@ -244,14 +247,24 @@ def _facts(p: Project, **fields: Any) -> None:
     ("facts", "passes"),
     [
         ({"lastBomImport": 3, "lastVulnerabilityAnalysis": 4}, "applied"),  # new BOM, analysed
-        ({"lastBomImport": 3}, "applied"),  # DT before 4.13 does not say when analysis ended
+        ({"lastBomImport": 3, "dt": "4.12.7"}, "applied"),  # 4.12 records no analysis at all
+        ({"lastBomImport": 3}, "retried"),  # DT 4.14 before the project's first analysis
         ({"lastBomImport": 3, "lastVulnerabilityAnalysis": 2}, "retried"),  # still analysing
         ({"lastBomImport": 6, "lastVulnerabilityAnalysis": 7}, "retried"),  # BOM after export
         ({"lastBomImport": 0, "lastVulnerabilityAnalysis": 4}, "parked"),  # no new BOM
         ({"lastBomImport": 3, "lastVulnerabilityAnalysis": 4, "active": False}, "parked"),
         ({}, "parked"),  # DT knows of no BOM import at all
     ],
-    ids=["analysed", "dt-4.12", "analysing", "bom-newer", "no-new-bom", "inactive", "no-bom"],
+    ids=[
+        "analysed",
+        "dt-4.12",
+        "never-analysed",
+        "analysing",
+        "bom-newer",
+        "no-new-bom",
+        "inactive",
+        "no-bom",
+    ],
 )
 async def test_a_mass_fix_passes_only_when_dt_explains_it(project, facts, passes):
     p = await project()
@@ -497,7 +510,8 @@ async def test_resync_after_a_future_stamp_and_of_an_unknown_project(
     await p.events()
     frozen(state_url, p.uuid)
     prefix = unique_prefix()
-    env = _store_env(dt, state_url, prefix)
+    # the per-project stream the harness syncs (TRACK=line resyncs lines: test_line_resync)
+    env = _store_env(dt, state_url, prefix) | {"DTRACK_WORKER_TRACK": "project"}
     async with temporary_topology(prefix) as topo:
         assert (await cli("topology", env=env))[0] == 0
         async with listen(topo.events_exchange.name) as listened:

@@ -48,8 +48,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             "export is older than the one the store holds, or that the mass-resolve guard "
             "holds back (unless --force), is not recorded, and the command exits 1 naming it. "
             "resync: publish `opened` again for every open finding (marked as a resync), from "
-            "the store, for a consumer that lost its copy; a project the store does not hold "
-            "is refused (exit 1, nothing published). Projects are named by uuid, or --all."
+            "the store, for a consumer that lost its copy (DTRACK_WORKER_TRACK=line: every open "
+            "finding of the project's lines, as finding-change.v2, once per line; after "
+            "`state migrate` this gives a v2 consumer the open set); a project the store does "
+            "not hold is refused (exit 1, nothing published). Projects are named by uuid, or --all."
         ),
         examples="""
             dtrack-worker state migrate

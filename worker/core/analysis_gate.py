@@ -9,10 +9,12 @@ worker asks DT, by the best signal there is:
   BOM_PROCESSED, ``subject.token``): ``GET /api/v1/event/token/{token}`` answers
   ``processing`` until the analysis of that upload has ended;
 * ``facts``: no token, but DT 4.13+ records ``lastVulnerabilityAnalysis`` beside
-  ``lastBomImport`` on the project: an analysis that ended before the last import is pending;
-* ``none``: DT gives no signal (4.12 and older record no analysis; a project never analysed;
-  a key that may not read the project): the export is applied as today, with the mass-resolve
-  guard and the receiver's coalescing delay as the only protection (docs/state.md).
+  ``lastBomImport`` on the project: an analysis that ended before the last import is pending,
+  and so is a project with a BOM and no analysis recorded yet (a new version before its first
+  analysis), for STALE_AFTER_SECONDS at most;
+* ``none``: DT gives no signal (4.12 and older record no analysis; a key that may not read the
+  project): the export is applied as today, with the mass-resolve guard and the receiver's
+  coalescing delay as the only protection (docs/state.md).
 """
 
 from __future__ import annotations
@@ -22,14 +24,11 @@ from typing import Literal
 
 from worker.core.env import PREFIX, Env
 from worker.core.errors import AnalysisPending, ConfigError
-from worker.core.mass_resolve import BomFacts, iso
+from worker.core.mass_resolve import STALE_AFTER_SECONDS, BomFacts, iso
 
 Basis = Literal["token", "facts", "none"]
 
-# DT's facts hold a project's jobs back for so long after its BOM import at most: a BOM whose
-# analysis DT never records (one without components, an analysis that failed) must not stop
-# the project for good; past it the mass-resolve guard is the protection, as with DT 4.12
-STALE_AFTER_SECONDS = 6 * 3600.0
+__all__ = ["STALE_AFTER_SECONDS"]  # mass_resolve's: the guard bounds a never-analysed BOM too
 DEFAULT_WAIT_SECONDS = 15.0  # then a retry tier: a waiting job holds a delivery
 DEFAULT_POLL_SECONDS = 5.0
 
@@ -83,32 +82,29 @@ def by_facts(facts: BomFacts, now: float) -> Reading:
         return Reading("none", False, "DT does not list the project")
     if facts.last_bom_import is None:
         return Reading("none", False, "DT records no BOM import for the project")
-    if facts.last_analysis is None:
+    if facts.last_analysis is None and not facts.never_analysed:
         return Reading(
-            "none",
-            False,
-            "DT records no vulnerability analysis for the project (DT 4.12 or older, or a "
-            "project never analysed)",
+            "none", False, "DT records no vulnerability analysis (DT 4.12 or older, or unknown)"
         )
     if facts.analysing and now - facts.last_bom_import > STALE_AFTER_SECONDS:
         return Reading(
             "none",
             False,
             f"DT has recorded no analysis since the BOM imported at "
-            f"{iso(facts.last_bom_import)}, over {STALE_AFTER_SECONDS / 3600:g} h ago (its last "
-            f"analysis ended {iso(facts.last_analysis)}): no longer waited for",
+            f"{iso(facts.last_bom_import)}, over {STALE_AFTER_SECONDS / 3600:g} h ago "
+            f"({facts.analysis_said()}): no longer waited for",
         )
     if facts.analysing:
         return Reading(
             "facts",
             True,
-            f"DT is analysing the BOM imported at {iso(facts.last_bom_import)} (its last "
-            f"analysis ended {iso(facts.last_analysis)})",
+            f"DT is analysing the BOM imported at {iso(facts.last_bom_import)} "
+            f"({facts.analysis_said()})",
         )
     return Reading(
         "facts",
         False,
-        f"DT's last analysis ended {iso(facts.last_analysis)}, after its last BOM import "
+        f"DT's last analysis ended {iso(facts.last_analysis or 0)}, after its last BOM import "
         f"({iso(facts.last_bom_import)})",
     )
 

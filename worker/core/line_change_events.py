@@ -39,9 +39,12 @@ class LineChangeEvents:
         basis: str,
         fpf: dict[str, Any] | None,
         time: str,
+        resync: bool = False,
     ) -> None:
         """``project``: the version whose export made the transitions; ``basis`` names the
-        occasion in the ids (the export's timestamp); ``time`` is the events' time."""
+        occasion in the ids (the export's timestamp); ``time`` is the events' time;
+        ``resync``: `state resync`'s ``opened`` again (``change.resync``)."""
+        self._resync = resync
         self._source = source
         self._line = {
             "id": line.id,
@@ -86,7 +89,7 @@ class LineChangeEvents:
                 "reason": transition.reason,
                 "merged_into": transition.merged_into,
                 "analysis_lost_in_dt": transition.analysis_lost_in_dt,
-                "resync": False,
+                "resync": self._resync,
                 "first_seen": iso(transition.first_seen),
                 "opened_at": iso(transition.opened_at),
                 "resolved_at": iso(resolved),

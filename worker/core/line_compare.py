@@ -64,11 +64,13 @@ def compare(
     *,
     now: float,
     carry: bool = False,
+    epss_delta: float | None = None,
 ) -> Compared:
     """``later`` (grouped with ``earlier.known``) against ``earlier``: transitions in id order
     of NEW's findings, then those of the stored ones that left, in id order; ``carry``: a
-    suppressed finding reopened only because DT made new instances stays suppressed."""
-    return _Compared(new_rows, zone, now, carry).run(earlier, later)
+    suppressed finding reopened only because DT made new instances stays suppressed;
+    ``epss_delta``: DTRACK_WORKER_TRACK_EPSS (None: EPSS moves are no change)."""
+    return _Compared(new_rows, zone, now, carry, epss_delta).run(earlier, later)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -77,6 +79,7 @@ class _Compared:
     zone: tzinfo
     now: float
     carry: bool
+    epss_delta: float | None = None
     _made: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     _tracked: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
@@ -202,7 +205,7 @@ class _Compared:
             record = self._record(after, "open", described, first_seen=first, opened_at=opened)
             old = before.tracked
             changes = tracked_changes(
-                old, self._fields(new_row), before.epss, record.epss, None
+                old, self._fields(new_row), before.epss, record.epss, self.epss_delta
             ) + _instance_changes(instances)
             if not changes:
                 return None, record

@@ -11,6 +11,7 @@ export applied, and analysed, in an active project: DT's project API says so
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -74,6 +75,22 @@ OFF = Guard(None, 1)
 DEFAULT = Guard(0.9, 5)  # the settings' defaults: more than 90 %, and at least 5 findings
 
 
+# DT's facts hold an export back for so long after the BOM import at most: a BOM whose analysis
+# DT never records (one without components, an analysis that failed) must not stop the project
+# for good; past it DT's facts no longer say "pending" (the analysis gate's window too)
+STALE_AFTER_SECONDS = 6 * 3600.0
+
+_RELEASE = re.compile(r"(\d+)\.(\d+)")
+
+
+def records_analyses(dt_version: str | None) -> bool:
+    """DT ``dt_version`` (``GET /api/version``'s ``version``) records a project's
+    ``lastVulnerabilityAnalysis`` (4.13 and later): there, a project with a BOM and no analysis
+    recorded has not been analysed yet. Unknown or older: no signal."""
+    found = _RELEASE.match(dt_version or "")
+    return found is not None and (int(found[1]), int(found[2])) >= (4, 13)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class BomFacts:
     """What DT's ``GET /api/v1/project/{uuid}`` says of the project's BOM and analysis."""
@@ -82,18 +99,32 @@ class BomFacts:
     active: bool | None = None
     last_bom_import: float | None = None  # epoch seconds
     last_analysis: float | None = None  # DT 4.13+: lastVulnerabilityAnalysis
+    records: bool = False  # this DT records analyses (4.13+): ``records_analyses``
+
+    @property
+    def never_analysed(self) -> bool:
+        """A BOM imported and no analysis recorded, on a DT that records them: a new project
+        (a line's new version) before its first analysis (its export is empty)."""
+        return self.records and self.last_bom_import is not None and self.last_analysis is None
 
     @property
     def analysing(self) -> bool:
-        """DT's last vulnerability analysis ended before its last BOM import: the analysis
-        of that BOM has not finished (DT 4.13+; before, DT records no analysis: never)."""
+        """DT's last vulnerability analysis ended before its last BOM import, or none is
+        recorded yet on a DT that records them: the analysis of that BOM has not finished
+        (DT 4.12 and older record no analysis: never)."""
         bom, analysis = self.last_bom_import, self.last_analysis
-        return bom is not None and analysis is not None and analysis < bom
+        return self.never_analysed or (bom is not None and analysis is not None and analysis < bom)
+
+    def analysis_said(self) -> str:
+        """The last analysis, in words, for messages."""
+        if self.last_analysis is None:
+            return "the project was never analysed"
+        return f"the last analysis ended {iso(self.last_analysis)}"
 
     @classmethod
-    def of(cls, project: Mapping[str, Any] | None) -> BomFacts:
+    def of(cls, project: Mapping[str, Any] | None, *, records_analyses: bool = False) -> BomFacts:
         """From DT's project object (dates in epoch milliseconds, as Jackson writes them);
-        None: DT has no such project."""
+        None: DT has no such project. ``records_analyses``: DT's version is 4.13 or later."""
         if project is None:
             return cls(listed=False)
         active = project.get("active")
@@ -102,6 +133,7 @@ class BomFacts:
             active=active if isinstance(active, bool) else None,
             last_bom_import=_moment(project.get("lastBomImport")),
             last_analysis=_moment(project.get("lastVulnerabilityAnalysis")),
+            records=records_analyses,
         )
 
 
@@ -141,10 +173,12 @@ def unexplained(facts: BomFacts, *, since: float | None, exported: float) -> Une
             f"the last BOM ({iso(bom)}) was imported after this export was taken ({iso(exported)})",
             pending=True,
         )
+    if facts.never_analysed and exported - bom > STALE_AFTER_SECONDS:
+        return None  # a BOM DT never analyses (no components): its empty export is the truth
     if facts.analysing:
         return Unexplained(
             f"the analysis of the BOM imported at {iso(bom)} has not finished "
-            f"(the last analysis ended {iso(facts.last_analysis or 0)})",
+            f"({facts.analysis_said()})",
             pending=True,
         )
     return None

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import structlog
 
 from worker.adapters.metrics import WorkerMetrics
-from worker.core import analysis_gate
+from worker.core import analysis_gate, mass_resolve
 from worker.core.analysis_gate import GateSettings, Reading
 from worker.core.errors import DtMisconfigured, DtRejected
 from worker.core.jobs import Job
@@ -28,10 +28,23 @@ log = structlog.get_logger(__name__)
 PENDING = "analysis_pending"  # the project's last outcome while a job waits, and the park reason
 
 
+class VersionSource(Protocol):
+    async def version(self) -> dict[str, Any]: ...
+
+
 class AnalysisSource(Protocol):
     async def analysis_processing(self, token: str) -> bool: ...
 
     async def project(self, project_uuid: str, *, retry: bool = True) -> dict[str, Any] | None: ...
+
+    async def version(self) -> dict[str, Any]: ...
+
+
+async def dt_records_analyses(dt: VersionSource) -> bool:
+    """DT's version (``GET /api/version``, cached by the client) is 4.13 or later: it records
+    ``lastVulnerabilityAnalysis``, so a project with a BOM and none has not been analysed."""
+    version = (await dt.version()).get("version")
+    return mass_resolve.records_analyses(version if isinstance(version, str) else None)
 
 
 Recorder = Callable[[str, str], Awaitable[None]]  # (project, outcome): the state store's
@@ -115,7 +128,8 @@ class AnalysisGate:
             # VIEW_PORTFOLIO is not required by the export: no signal, as DT 4.12 gives none
             log.warning("job.analysis_unknown", project_uuid=job.project_uuid, error=str(exc))
             return analysis_gate.unreadable(str(exc))
-        return analysis_gate.by_facts(BomFacts.of(found), time.time())
+        facts = BomFacts.of(found, records_analyses=await dt_records_analyses(self._dt))
+        return analysis_gate.by_facts(facts, time.time())
 
 
 async def coalesced(

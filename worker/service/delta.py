@@ -45,6 +45,7 @@ from worker.core.transitions import (
     suppressions_of,
 )
 from worker.service import collector, progress
+from worker.service.analysis_gate import dt_records_analyses
 from worker.service.delta_base import DeltaBase, DeltaOptions, FindingsSource, utc_timestamp_of
 from worker.service.line_delta import LineWork
 
@@ -162,6 +163,8 @@ class Deltas(DeltaBase):
                 return None
             await self._line_guard(line, mode, last, export)
             transitions = []
+            if line.quiet is not None:  # a new version is a new project: the line says (M5)
+                silent = line.quiet
         counted: list[str] = [t.kind for t in (transitions if line is None else line.transitions)]
         project = {
             "uuid": export.project_uuid,
@@ -247,7 +250,8 @@ class Deltas(DeltaBase):
         if not self._options.guard.trips(tally):
             return
         try:  # asked only now: an export that trips the guard is rare
-            about = BomFacts.of(await self._dt.project(project_uuid))
+            found = await self._dt.project(project_uuid)
+            about = BomFacts.of(found, records_analyses=await dt_records_analyses(self._dt))
         except PermanentError as exc:  # the key may not see projects: then nothing explains it
             reason: Unexplained | None = Unexplained(
                 f"DT's facts about the project could not be read ({exc})"

@@ -30,6 +30,7 @@ from worker.core.transitions import (
 from worker.core.validation import Contract
 from worker.service import progress
 from worker.service.line_delta import LineOptions, Lines
+from worker.service.line_resync import LineResync
 
 log = structlog.get_logger(__name__)
 
@@ -40,6 +41,8 @@ class FindingsSource(Protocol):
     async def findings(self, project_uuid: str) -> list[dict[str, Any]]: ...
 
     async def project(self, project_uuid: str, *, retry: bool = True) -> dict[str, Any] | None: ...
+
+    async def version(self) -> dict[str, Any]: ...
 
     async def list_projects(
         self,
@@ -84,10 +87,11 @@ class DeltaBase:
         self._committed = committed  # hands the rounds to the outbox relay (Relay.committed)
         self._lines = (
             Lines(store, dt, LineOptions(options.source, options.zone, options.line_by,
-                                         options.carry_triage))
+                                         options.carry_triage, options.epss_delta))
             if options.track == "line"
             else None
         )  # fmt: skip
+        self._line_resync = LineResync(store, options.source, self._apply, committed)
 
     async def gone(self, job: Job, job_ref: dict[str, Any]) -> int:
         """DT confirmed the project is gone: its open findings resolve, then project.gone."""
@@ -140,7 +144,10 @@ class DeltaBase:
         return len(published)
 
     async def resync(self, project_uuid: str, run: str) -> int:
-        """``opened`` again for every open finding of the project, from the store."""
+        """``opened`` again for every open finding of the project, from the store; in line
+        mode, of the project's lines (finding-change.v2, ``line_resync``)."""
+        if self._lines is not None:
+            return await self._line_resync.project(project_uuid, run)
         now = time.time()
         transitions = resync(await self._store.open_findings(project_uuid), now)
         when = utc_timestamp_of(now)

@@ -6,7 +6,9 @@ transitions against its stored state, their finding-change.v2 events and the new
 1. list every version of the project's name from DT (all pages): a failure is a retry, never
    data;
 2. the project's line (``lines.line_of`` with DTRACK_WORKER_LINE_BY), and the line's current
-   version (``lines.current``). Another version: its view and the line's versions only;
+   version (``lines.current``). Another version: its view and the line's versions only. When
+   this version would move the line (the stored state is another version's), DT is listed
+   again after the line's row is read, so the commit's revision check covers that listing;
 3. the fast path: the line's state was taken from this project's view as it stands and the
    view did not change: nothing to group, the line stands;
 4. else the export's rows grouped into line findings (with the line's alias map), DT's
@@ -17,6 +19,7 @@ transitions against its stored state, their finding-change.v2 events and the new
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import tzinfo
 from typing import Any, Protocol
@@ -25,6 +28,7 @@ from worker.adapters.state.line_queries import LineMove, LinePart, StoredLine, V
 from worker.adapters.state.store import ProjectState, Store
 from worker.core import fpf, line_increment, line_state, outbox_rounds
 from worker.core.dates import epoch
+from worker.core.errors import DtUnavailable
 from worker.core.line_change_events import LineChangeEvents
 from worker.core.line_compare import LineTransition, compare
 from worker.core.line_findings import Grouped, group
@@ -32,7 +36,7 @@ from worker.core.lines import Line, LineBy, ProjectVersion, current, line_of
 from worker.core.mass_resolve import Tally
 
 PAGE = 100
-MAX_PAGES = 100  # 10,000 versions of one name: more is a listing that never ends
+UNCOUNTED_PAGES = 10_000  # without X-Total-Count: a listing this long never ends
 
 
 class VersionsSource(Protocol):
@@ -55,6 +59,7 @@ class LineOptions:
     zone: tzinfo
     line_by: LineBy
     carry: bool  # DTRACK_WORKER_CARRY_TRIAGE
+    epss_delta: float | None = None  # DTRACK_WORKER_TRACK_EPSS, as in the per-project stream
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -64,6 +69,7 @@ class LineWork:
     part: LinePart
     transitions: list[LineTransition]
     tally: Tally | None = None  # for the guard: the line's open findings, and those resolving
+    quiet: bool | None = None  # published nothing by baseline; None: the line not compared
 
 
 def project_version(project: Mapping[str, Any]) -> ProjectVersion:
@@ -86,16 +92,43 @@ def project_version(project: Mapping[str, Any]) -> ProjectVersion:
 
 
 async def versions_of(dt: VersionsSource, name: str) -> list[ProjectVersion]:
-    """Every version DT lists under ``name``, all pages."""
+    """Every version DT lists under ``name``: every page up to DT's ``X-Total-Count`` (bounded by
+    DT's count, however long a CI line's history); without a count, until a short page. A
+    listing short of its count, repeating itself, or without end is DtUnavailable (a retry):
+    never a partial list a line decides on (REVIEW-1 M9)."""
     found: dict[str, ProjectVersion] = {}
-    for page in range(1, MAX_PAGES + 1):
+    listed_ids: set[str] = set()
+    read = 0
+    for page in itertools.count(1):
         listed, total = await dt.list_projects(page, PAGE, name=name)
+        fresh = {str(p.get("uuid")) for p in listed} - listed_ids
+        listed_ids |= fresh
+        read += len(listed)
         for project in listed:
             if project.get("name") == name and "uuid" in project:
                 version = project_version(project)
                 found.setdefault(version.uuid, version)
-        if len(listed) < PAGE or (total is not None and page * PAGE >= total):
+        if total is None:  # no count: until a short page, or a page with nothing new
+            if len(listed) < PAGE:
+                break
+            if not fresh or page >= UNCOUNTED_PAGES:
+                raise DtUnavailable(
+                    f"DT's listing of the versions of {name!r} does not end: {read} rows in "
+                    f"{page} pages without X-Total-Count"
+                )
+            continue
+        if read >= total:
+            if len(listed_ids) < total:  # the list changed while it was paged
+                raise DtUnavailable(
+                    f"DT's listing of the versions of {name!r} repeated versions while paged: "
+                    f"{len(listed_ids)} distinct of the {total} DT counted; tried again later"
+                )
             break
+        if len(listed) < PAGE:  # short of DT's count: cut, or shrinking while paged
+            raise DtUnavailable(
+                f"DT's listing of the versions of {name!r}: read {read} of the {total} versions "
+                f"DT counted (page {page} had {len(listed)} rows); tried again later"
+            )
     return list(found.values())
 
 
@@ -126,24 +159,9 @@ class Lines:
         ``listed``: DT's findings list of the project (suppressed included), asked once;
         ``run``: runs CPU work off the event loop."""
         project = export.project_uuid
-        listing = await versions_of(self._dt, export.project_name)
-        this = next((v for v in listing if v.uuid == project), None)
-        if this is None:  # not listed (yet): the export says what it is, DT's flags unknown
-            this = ProjectVersion(
-                uuid=project, name=export.project_name, version=export.project_version
-            )
-            listing.append(this)
-        line = line_of(this, self._options.line_by, self._options.source)
-        same = [v for v in listing if line_of(v, self._options.line_by, line.source) == line]
-        versions = [
-            VersionFacts(v.uuid, v.version, v.is_latest, v.active, v.last_bom_import,
-                         applied=v.uuid == project)
-            for v in same
-        ]  # fmt: skip
-        head = current(same)
-        if head is None or head.uuid != project:
+        line, versions, stored = await self._placed(export)
+        if stored is None:  # not the line's current version: its view and the versions only
             return LineWork(LinePart(line, versions), [])
-        stored = await self._store.line(line.id)
         if (
             unchanged
             and stored.current_project == project
@@ -179,7 +197,10 @@ class Lines:
         now = epoch(stamp)
 
         def compared() -> _Outcome:
-            made = compare(earlier, later, all_rows, options.zone, now=now, carry=options.carry)
+            made = compare(
+                earlier, later, all_rows, options.zone, now=now, carry=options.carry,
+                epss_delta=options.epss_delta,
+            )  # fmt: skip
             return _Outcome(
                 made.transitions,
                 line_state.pack(made.state),
@@ -217,8 +238,9 @@ class Lines:
 
         def compared() -> _Outcome:
             made = compare(
-                part.earlier, part.later, rows, options.zone, now=now, carry=options.carry
-            )
+                part.earlier, part.later, rows, options.zone, now=now, carry=options.carry,
+                epss_delta=options.epss_delta,
+            )  # fmt: skip
             finished = line_increment.finish(part, made)
             return _Outcome(
                 made.transitions, finished.packed, finished.open_counts, finished.opened_before
@@ -271,7 +293,48 @@ class Lines:
             events=numbered,
             changed=bool(transitions),
         )
-        return LineWork(LinePart(line, versions, move), transitions, tally)
+        return LineWork(LinePart(line, versions, move), transitions, tally, quiet)
+
+    async def _placed(
+        self, export: fpf.Export
+    ) -> tuple[Line, list[VersionFacts], StoredLine | None]:
+        """The export's line, its versions, and the line's row when the export's project is
+        its current version (else None)."""
+        project = export.project_uuid
+        line, versions, head = await self._place(export)
+        if head is None or head.uuid != project:
+            return line, versions, None
+        stored = await self._store.line(line.id)
+        if stored.current_project not in (None, project):
+            # the line moves to this version: DT is listed again after the line's row was
+            # read, so its revision (checked at commit) covers the listing that decides it; a
+            # version switched meanwhile by another job is seen (REVIEW-1 H1)
+            line, versions, head = await self._place(export)
+            if head is None or head.uuid != project:
+                return line, versions, None
+        return line, versions, stored
+
+    async def _place(
+        self, export: fpf.Export
+    ) -> tuple[Line, list[VersionFacts], ProjectVersion | None]:
+        """The export's line from DT's listing of its name: the line, its versions, and the
+        one it follows (``lines.current``) as DT lists them now."""
+        project = export.project_uuid
+        listing = await versions_of(self._dt, export.project_name)
+        this = next((v for v in listing if v.uuid == project), None)
+        if this is None:  # not listed (yet): the export says what it is, DT's flags unknown
+            this = ProjectVersion(
+                uuid=project, name=export.project_name, version=export.project_version
+            )
+            listing.append(this)
+        line = line_of(this, self._options.line_by, self._options.source)
+        same = [v for v in listing if line_of(v, self._options.line_by, line.source) == line]
+        versions = [
+            VersionFacts(v.uuid, v.version, v.is_latest, v.active, v.last_bom_import,
+                         applied=v.uuid == project)
+            for v in same
+        ]  # fmt: skip
+        return line, versions, current(same)
 
     def _keep(self, stored: StoredLine, export: fpf.Export) -> LineMove:
         return LineMove(
