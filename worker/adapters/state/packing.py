@@ -23,7 +23,10 @@ from worker.core.tracking import tracked_from
 
 FORMAT_DEFLATE = 1  # raw DEFLATE, _DICTIONARY then the finding's key as its preset dictionary
 _WINDOW = -15  # raw DEFLATE (no zlib header: the format byte says what it is), 32 KiB window
-_LEVEL = 6  # level 1 saves little time on a 1 KB snapshot and packs it 10% larger
+# Level 1: a first sync packs every finding before its commit, and level 1 takes 15% less CPU
+# than 6 for 10% more bytes (bench/synthetic: 234 bytes instead of 212). Any level is the same
+# format: rows packed at 6 by earlier releases read as they did.
+_LEVEL = 1
 
 # Never change these bytes: every row packed with them must still read. A better dictionary is
 # a new format number (and unpack keeps this one).
