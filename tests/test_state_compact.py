@@ -10,6 +10,7 @@ import contextlib
 import copy
 import shutil
 import sqlite3
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,17 @@ def test_a_snapshot_packs_to_a_fraction_and_reads_back_as_it_was():
     assert packing.tracked_of(column, snapshot(suppressed)) == tracked_from(shot)
     legacy = tracked_from(shot) | {"cvss_v3_score": 5}  # an integer score an older release kept
     assert packing.tracked_column(legacy, shot) != ""
+
+
+def test_a_snapshot_packed_at_the_earlier_level_still_reads():
+    # releases before packed at zlib level 6; the level is not part of the format
+    for key, shot in _snapshots():
+        deflate = zlib.compressobj(
+            6, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, packing._DICTIONARY + key.encode()
+        )
+        earlier = b"\x01" + deflate.compress(orjson.dumps(shot)) + deflate.flush()
+        assert earlier != packing.pack(key, shot)  # another level: other bytes, same snapshot
+        assert packing.unpack(key, earlier) == shot
 
 
 def test_a_packed_snapshot_of_another_format_or_damaged_is_refused_by_name():
