@@ -7,12 +7,13 @@ the real RabbitMQ and the fake DT (tests/console_env.py)."""
 from __future__ import annotations
 
 import re
+import uuid
 
 import orjson
 import pytest
 
 from tests import console_env
-from tests.console_env import HTML, add_project
+from tests.console_env import HTML, XSS, add_project
 from worker.adapters.state import backend
 
 pytestmark = pytest.mark.rabbitmq
@@ -95,3 +96,26 @@ async def test_a_lines_history_loses_what_is_past_the_retention(console, state_u
     rows = _timeline(await _page(app.client, line))
     assert rows, "the second sync's transitions"
     assert all("<td>opened</td>" not in row for row in rows), rows
+
+
+async def test_a_version_bump_shows_old_and_new_escaped(console, state_url: str):
+    """DT's text in a `changed` row is DT's: shown escaped, never as markup."""
+    app = await console(state_url=state_url, track="line")
+    shop = add_project(app.dt, "acme-shop")
+    await app.sync(shop)
+    line = LINK.findall(await _page(app.client, "/lines"))[0]
+    document = orjson.loads(app.dt.exports[shop])
+    old = document["findings"][0]["component"]["version"]
+    bumped = document["findings"][0]  # DT's new version: a new component, a new matrix
+    component = bumped["component"]
+    fresh = str(uuid.uuid4())
+    bumped["matrix"] = bumped["matrix"].replace(component["uuid"], fresh)
+    component |= {"uuid": fresh, "version": XSS, "purl": component["purl"].split("@")[0] + "@9"}
+    app.dt.exports[shop] = orjson.dumps(document)
+    await app.sync(shop)
+    page = await _page(app.client, line)
+    rows = _timeline(page)
+    assert any("<td>changed</td>" in row for row in rows), rows
+    escaped = f"component.version: {old} → &lt;script&gt;alert(1)&lt;/script&gt;"
+    assert any(escaped in row for row in rows), rows
+    assert XSS not in page
