@@ -8,10 +8,18 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from worker.adapters.state import history_queries
 from worker.adapters.state.backend import Dialect
 from worker.adapters.state.console_queries import Change, Page, _bounded, _changes
 from worker.core import line_history
 from worker.core.line_compare import LineTransition
+
+COPY_FROM = history_queries.COPY_FROM  # rows: PostgreSQL takes more by COPY
+_COLUMNS = (
+    "line, finding, kind, at, recorded_at, opened_at, vulnerability, package, severity, changes, "
+    "reason, analysis_lost_in_dt"
+)
+_TYPES = ["text", "text", "text", "float8", "float8", "float8"] + ["text"] * 5 + ["int4"]
 
 
 def write(
@@ -34,14 +42,15 @@ def write(
          e.severity, e.changes, e.reason, int(e.analysis_lost_in_dt))
         for e in line_history.entries(transitions, now)
     ]  # fmt: skip
-    if rows:
+    if dialect.name == "postgresql" and len(rows) >= COPY_FROM:  # a line's first sync
+        with cursor.copy(f"COPY line_history ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_TYPES)
+            for row in rows:
+                copy.write_row(row)
+    elif rows:
+        marks = ", ".join(["%s"] * 12)
         cursor.executemany(
-            dialect.sql(
-                "INSERT INTO line_history (line, finding, kind, at, recorded_at, opened_at, "
-                "vulnerability, package, severity, changes, reason, analysis_lost_in_dt) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-            ),
-            rows,
+            dialect.sql(f"INSERT INTO line_history ({_COLUMNS}) VALUES ({marks})"), rows
         )
 
 
