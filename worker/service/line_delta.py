@@ -292,6 +292,7 @@ class Lines:
             open_counts=outcome.open_counts,
             events=numbered,
             changed=bool(transitions),
+            transitions=transitions,
         )
         return LineWork(LinePart(line, versions, move), transitions, tally, quiet)
 

@@ -7,8 +7,10 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from worker.adapters.state import line_history_queries
 from worker.adapters.state.backend import Dialect
 from worker.core.events import SEVERITY_RANK
+from worker.core.line_compare import LineTransition
 from worker.core.lines import Line
 from worker.core.outbox_rounds import Round
 
@@ -54,6 +56,7 @@ class LineMove:
     open_counts: dict[str, int] | None  # by severity
     events: Callable[[int], Sequence[Round]]  # numbered from the line's next sequence
     changed: bool  # transitions were published: last_change_at is now
+    transitions: Sequence[LineTransition] = ()  # those published: the line's history
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -101,6 +104,7 @@ def write(
     project_revision: int,
     now: float,
     trace_parent: str | None = None,
+    keep_since: float | None = None,
 ) -> list[tuple[Any, ...]]:
     """The line's rows, in the caller's transaction; the outbox rows of its events (line id in
     the ``project`` column: the relay keeps a line's events in order) for the caller to insert.
@@ -142,6 +146,7 @@ def write(
             sequence + events, move.changed and events > 0, now, now, line.id,
         ),
     )  # fmt: skip
+    line_history_queries.write(cursor, dialect, line.id, move.transitions, now, keep_since)
     return [
         (line.id, sequence + 1 + r.offset, r.event_id, r.type, r.routing_key, r.body, now,
          trace_parent, r.events)

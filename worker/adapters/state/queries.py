@@ -184,7 +184,13 @@ def apply(cursor: Any, dialect: Dialect, work: Apply) -> Committed:
         if work.line is not None:  # the line moves with the project's view, or not at all
             try:
                 line_rows = line_queries.write(
-                    cursor, dialect, work.line, revision + 1, work.now, work.trace_parent
+                    cursor,
+                    dialect,
+                    work.line,
+                    revision + 1,
+                    work.now,
+                    work.trace_parent,
+                    work.history_since,
                 )
             except line_queries.LineMoved as exc:
                 raise StateMoved(work.project) from exc

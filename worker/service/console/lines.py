@@ -1,7 +1,8 @@
 """The Lines pages (docs/lines.md: all versions of a DT project that share a change stream):
 a list from the state store's ``lines`` table, searchable, filtered by the current version's DT
 tag, paged; and a line's page with its versions and its open and suppressed findings, from its
-unpacked state."""
+unpacked state, and its change timeline (line_history), newest first, with the mean time to
+resolve."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 
 from aiohttp import web
 
-from worker.adapters.state import console_line_queries
+from worker.adapters.state import console_line_queries, line_history_queries
 from worker.adapters.state.console_queries import Page
 from worker.adapters.state.store import StateUnavailable
 from worker.core import line_state
@@ -70,6 +71,9 @@ async def line(request: web.Request) -> web.Response:
     try:
         offset = _offset(request)
         detail = await sources.store.read(console_line_queries.line, line_id)
+        history = await sources.store.read(
+            line_history_queries.timeline, line_id, _offset(request, "changes"), PAGE
+        )
     except StateUnavailable as exc:
         return replies.error(request, 503, str(exc))
     except BadQuery as exc:
@@ -92,6 +96,10 @@ async def line(request: web.Request) -> web.Response:
             "versions": detail.versions,
             "findings": page,
             "oldest_open_at": min(opened) if opened else None,
+            "changes": history.page,
+            "resolve_seconds": history.resolve_seconds,
+            "resolved": history.resolved,
+            "history_days": sources.settings.state.history_days,
             "now": time.time(),
         },
     )
