@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.adapters.state import backend, line_history_queries
+from worker.adapters.state import backend, line_history_queries, line_timeline_queries
 from worker.adapters.state.store import Store
 from worker.core.config import Secret, StateSettings
 from worker.core.line_compare import LineTransition
@@ -73,7 +73,7 @@ async def test_a_first_syncs_many_transitions_are_all_recorded(state_url: str):
     many = [_opened(n) for n in range(line_history_queries.COPY_FROM + 100)]
     async with Store.open(settings) as store:
         _write(state_url, A, many, now=1000.0, keep=0.0)
-        page = await store.read(line_history_queries.timeline, A, 0, 10)
+        page = await store.read(line_timeline_queries.timeline, A, 0, 10)
     assert _rows(state_url, "SELECT COUNT(*), MIN(at), MAX(at) FROM line_history") == [
         (len(many), 0.0, float(len(many) - 1))
     ]

@@ -1,16 +1,14 @@
 """A line's change history (migration 0008): written with the line's move, in its transaction,
-and pruned per line past DTRACK_WORKER_HISTORY_DAYS as it is written; read by the line's page,
-newest recorded first, paged, with the mean time to resolve."""
+and pruned per line past DTRACK_WORKER_HISTORY_DAYS as it is written (the line's page reads it:
+``line_timeline_queries``)."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 from worker.adapters.state import history_queries
 from worker.adapters.state.backend import Dialect
-from worker.adapters.state.console_queries import Change, Page, _bounded, _changes
 from worker.core import line_history
 from worker.core.line_compare import LineTransition
 
@@ -52,54 +50,3 @@ def write(
         cursor.executemany(
             dialect.sql(f"INSERT INTO line_history ({_COLUMNS}) VALUES ({marks})"), rows
         )
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class LineChange:
-    change: Change  # finding_key: the package key and the vulnerability
-    finding: str
-    analysis_lost_in_dt: bool
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class LineTimeline:
-    page: Page  # of LineChange, newest recorded first
-    resolve_seconds: float | None  # the mean, over the kept `resolved` rows (not merged)
-    resolved: int
-
-
-def timeline(cursor: Any, dialect: Dialect, line_id: str, offset: int, limit: int) -> LineTimeline:
-    """A page of the line's transitions, and its mean time to resolve (one index range)."""
-    offset, limit = _bounded(offset, limit)
-    cursor.execute(
-        dialect.sql(
-            "SELECT at, kind, package, vulnerability, severity, changes, reason, finding, "
-            "analysis_lost_in_dt FROM line_history WHERE line = %s "
-            "ORDER BY recorded_at DESC, id DESC LIMIT %s OFFSET %s"
-        ),
-        (line_id, limit + 1, offset),
-    )
-    rows = cursor.fetchall()
-    found = [
-        LineChange(
-            Change(float(at), kind, f"{package} {vulnerability}", severity, _changes(changes),
-                   reason),
-            finding,
-            bool(lost),
-        )
-        for at, kind, package, vulnerability, severity, changes, reason, finding, lost
-        in rows[:limit]
-    ]  # fmt: skip
-    cursor.execute(
-        dialect.sql(
-            "SELECT AVG(at - opened_at), COUNT(*) FROM line_history WHERE line = %s "
-            "AND kind = 'resolved' AND COALESCE(reason, '') <> 'merged'"
-        ),
-        (line_id,),
-    )
-    mean, count = cursor.fetchone()
-    return LineTimeline(
-        Page(found, offset, limit, len(rows) > limit),
-        None if mean is None else float(mean),
-        int(count),
-    )

@@ -12,7 +12,7 @@ import time
 
 from aiohttp import web
 
-from worker.adapters.state import console_line_queries, line_history_queries
+from worker.adapters.state import console_line_queries, line_timeline_queries
 from worker.adapters.state.console_queries import Page
 from worker.adapters.state.store import StateUnavailable
 from worker.core import line_state
@@ -72,7 +72,7 @@ async def line(request: web.Request) -> web.Response:
         offset = _offset(request)
         detail = await sources.store.read(console_line_queries.line, line_id)
         history = await sources.store.read(
-            line_history_queries.timeline, line_id, _offset(request, "changes"), PAGE
+            line_timeline_queries.timeline, line_id, _offset(request, "changes"), PAGE
         )
     except StateUnavailable as exc:
         return replies.error(request, 503, str(exc))
