@@ -119,3 +119,40 @@ async def test_a_version_bump_shows_old_and_new_escaped(console, state_url: str)
     escaped = f"component.version: {old} → &lt;script&gt;alert(1)&lt;/script&gt;"
     assert any(escaped in row for row in rows), rows
     assert XSS not in page
+
+
+def _listed(page: str, line: str) -> list[str]:
+    """The cells of the Lines list's row of ``line``."""
+    row = next(r for r in re.findall(r"<tr>(.*?)</tr>", page, re.S) if f'href="{line}"' in r)
+    return [
+        re.sub(r"<[^>]+>", "", cell).strip()
+        for cell in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+    ]
+
+
+async def test_the_lines_list_shows_the_oldest_open_age_and_the_time_to_resolve(
+    console, state_url: str
+):
+    """Issue 29: per line on the list, the oldest open finding's age and the time to resolve,
+    kept on the line's row (no line's state or history is read for the list)."""
+    app = await console(state_url=state_url, track="line")
+    shop = add_project(app.dt, "acme-shop")
+    await app.sync(shop)
+    line = LINK.findall(await _page(app.client, "/lines"))[0]
+    before = _listed(await _page(app.client, "/lines"), line)
+    assert before[-2] != "-", before  # a finding is open: its age
+    assert before[-1] == "-", before  # nothing resolved yet
+    _change_the_export(app, shop)
+    await app.sync(shop)
+    after = _listed(await _page(app.client, "/lines"), line)
+    assert re.fullmatch(r"[\d.]+ (s|min|h|d)", after[-1]), after
+    page = await _page(app.client, line)
+    resolved = sum("<td>resolved</td>" in row for row in _timeline(page))
+    counted = backend.connector(state_url)()
+    try:
+        cursor = counted.cursor()
+        cursor.execute("SELECT resolved_count, oldest_open_at FROM lines")
+        ((count, oldest),) = cursor.fetchall()
+    finally:
+        counted.close()
+    assert (count, oldest is not None) == (resolved, True)

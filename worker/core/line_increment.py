@@ -29,6 +29,7 @@ from worker.core.line_state import (
     Rows,
     built,
     entry_counts,
+    entry_oldest_open,
     pack_entries,
     packed,
     packed_instance,
@@ -125,6 +126,7 @@ class Finished:
     packed: bytes
     open_counts: dict[str, int]
     opened_before: int  # the line's open findings before: the guard's tally
+    oldest_open_at: float | None = None
 
 
 def finish(increment: Increment, compared: Compared) -> Finished:
@@ -134,4 +136,7 @@ def finish(increment: Increment, compared: Compared) -> Finished:
     untouched_open, _ = entry_counts(increment.untouched)
     opened_before = untouched_open + len(increment.earlier.open)
     _, counts = entry_counts(entries)
-    return Finished(pack_entries(compared.state.known, entries), counts, opened_before)
+    return Finished(
+        pack_entries(compared.state.known, entries), counts, opened_before,
+        entry_oldest_open(entries),
+    )  # fmt: skip

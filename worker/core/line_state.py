@@ -168,6 +168,16 @@ def of_export(grouped: Grouped, rows: Rows, zone: tzinfo, *, at: float) -> LineS
     return LineState(line or Line("", "", ""), grouped.known, findings)
 
 
+def oldest_open(state: LineState) -> float | None:
+    """When the longest-open of the line's open findings opened (None: none is open)."""
+    return min((f.opened_at for f in state.open), default=None)
+
+
+def entry_oldest_open(entries: Mapping[str, list[Any]]) -> float | None:
+    """``oldest_open`` of packed entries."""
+    return min((e[OPENED_AT] for e in entries.values() if e[STATUS] == "open"), default=None)
+
+
 def counts(state: LineState) -> dict[str, int]:
     """Open findings by severity."""
     found: dict[str, int] = {}
@@ -235,7 +245,7 @@ class Decoded:
     entries: dict[str, list[Any]]
 
 
-PACKAGE, STATUS, INSTANCES, SEVERITY = 1, 4, 6, 8  # positions in a packed entry
+PACKAGE, STATUS, INSTANCES, SEVERITY, OPENED_AT = 1, 4, 6, 8, 13  # positions in a packed entry
 
 
 def decode(data: bytes | None) -> Decoded:

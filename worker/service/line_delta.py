@@ -206,6 +206,7 @@ class Lines:
                 line_state.pack(made.state),
                 line_state.counts(made.state),
                 len(earlier.open),
+                line_state.oldest_open(made.state),
             )
 
         outcome: _Outcome = await run(compared)
@@ -243,8 +244,9 @@ class Lines:
             )  # fmt: skip
             finished = line_increment.finish(part, made)
             return _Outcome(
-                made.transitions, finished.packed, finished.open_counts, finished.opened_before
-            )
+                made.transitions, finished.packed, finished.open_counts, finished.opened_before,
+                finished.oldest_open_at,
+            )  # fmt: skip
 
         outcome: _Outcome = await run(compared)
         return outcome
@@ -290,6 +292,7 @@ class Lines:
             current_version=export.project_version,
             state=outcome.packed,
             open_counts=outcome.open_counts,
+            oldest_open_at=outcome.oldest_open_at,
             events=numbered,
             changed=bool(transitions),
             transitions=transitions,
@@ -355,6 +358,7 @@ class _Outcome:
     packed: bytes
     open_counts: dict[str, int]
     opened_before: int  # the line's open findings before: the guard's tally
+    oldest_open_at: float | None = None  # for the console's Lines list
 
 
 def _left(earlier: line_state.LineState, later: Grouped) -> bool:

@@ -111,6 +111,7 @@ async def _line(store: Store, planned: Planned, options: Options) -> Outcome:
             current_version=start.version,
             state=line_state.pack(state),
             open_counts=counts,
+            oldest_open_at=line_state.oldest_open(state),
             events=lambda _: [],  # silent: a consumer sees v2 events from the next job on
             changed=False,
         )

@@ -1,7 +1,8 @@
 """What the console's Lines pages read from the state store (migration 0006): a page of lines by
 name, searchable and filtered by tag, and one line with its versions. Bounded like
-console_queries: a page names its size, and no line's state blob is read for the list (the
-oldest open finding's age needs the unpacked state: the line's page shows it)."""
+console_queries: a page names its size, and no line's state blob or history is read for the
+list: the oldest open finding's age and the time to resolve are kept on the line's row
+(migration 0009)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from worker.core.lines import Line
 _OPEN = ", ".join(f"l.open_{severity}" for severity in SEVERITIES)
 _COLUMNS = (
     "l.id, l.grp, l.name, l.track, l.current_project, l.current_version, l.revision, "
-    f"l.updated_at, l.last_change_at, p.last_outcome, p.last_outcome_at, p.tags, {_OPEN}"
+    "l.updated_at, l.last_change_at, p.last_outcome, p.last_outcome_at, p.tags, "
+    f"l.oldest_open_at, l.resolved_count, l.resolved_seconds, {_OPEN}"
 )
 
 
@@ -34,6 +36,9 @@ class LineRow:
     last_outcome: str | None  # the current version's project's last job outcome
     last_outcome_at: float | None
     tags: list[str]  # the current version's DT tags
+    oldest_open_at: float | None  # the longest-open open finding's open time
+    resolved: int  # findings resolved (merges left out), since migration 0009
+    resolve_seconds: float | None  # their mean time open
     open: dict[str, int]
 
     @property
@@ -55,7 +60,10 @@ def _line_row(row: Any) -> LineRow:
         last_outcome=row[9],
         last_outcome_at=row[10],
         tags=_tags_of(row[11]),
-        open=dict(zip(SEVERITIES, (int(n) for n in row[12:]), strict=True)),
+        oldest_open_at=row[12],
+        resolved=int(row[13]),
+        resolve_seconds=float(row[14]) / int(row[13]) if row[13] else None,
+        open=dict(zip(SEVERITIES, (int(n) for n in row[15:]), strict=True)),
     )
 
 

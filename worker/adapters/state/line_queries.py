@@ -57,6 +57,7 @@ class LineMove:
     events: Callable[[int], Sequence[Round]]  # numbered from the line's next sequence
     changed: bool  # transitions were published: last_change_at is now
     transitions: Sequence[LineTransition] = ()  # those published: the line's history
+    oldest_open_at: float | None = None  # with ``state``: its longest-open open finding's
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -133,9 +134,20 @@ def write(
         opens = ", ".join(f"open_{severity} = %s" for severity in SEVERITIES)
         counts = move.open_counts
         cursor.execute(
-            sql(f"UPDATE lines SET state = %s, {opens} WHERE id = %s"),
-            (move.state, *(counts.get(s, 0) for s in SEVERITIES), line.id),
+            sql(f"UPDATE lines SET state = %s, {opens}, oldest_open_at = %s WHERE id = %s"),
+            (move.state, *(counts.get(s, 0) for s in SEVERITIES), move.oldest_open_at, line.id),
         )
+    resolved = [  # the Lines list's time to resolve, kept as a count and a sum
+        max(0.0, t.resolved_at - t.opened_at)
+        for t in move.transitions
+        if t.kind == "resolved" and t.reason != "merged" and t.resolved_at is not None
+    ]
+    if resolved:
+        cursor.execute(
+            sql("UPDATE lines SET resolved_count = resolved_count + %s, "
+                "resolved_seconds = resolved_seconds + %s WHERE id = %s"),
+            (len(resolved), sum(resolved), line.id),
+        )  # fmt: skip
     cursor.execute(
         sql("UPDATE lines SET current_project = %s, current_version = %s, "
             "project_revision = %s, revision = %s, sequence = %s, "
