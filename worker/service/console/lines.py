@@ -19,7 +19,7 @@ from worker.core import line_state
 from worker.core.events import SEVERITY_RANK
 from worker.core.lines import Line
 from worker.service.console import replies
-from worker.service.console.projects import PAGE, BadQuery, _no_store, _offset
+from worker.service.console.projects import PAGE, BadQuery, _no_store, _offset, listed
 from worker.service.console.sources import SOURCES
 
 LINE_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -41,24 +41,7 @@ class ShownFinding:
 
 
 async def lines(request: web.Request) -> web.Response:
-    sources = request.app[SOURCES]
-    search = request.query.get("q", "").strip()[:200] or None
-    tag = request.query.get("tag", "").strip()[:200] or None
-    if sources.store is None:
-        return await _no_store(request)
-    try:
-        found, tags = await sources.store.read(
-            console_line_queries.lines_and_tags, search, _offset(request), PAGE, tag
-        )
-    except StateUnavailable as exc:
-        return replies.error(request, 503, str(exc))
-    except BadQuery as exc:
-        return replies.error(request, 400, str(exc))
-    return await replies.page(
-        request,
-        "lines.html",
-        {"page": found, "q": search or "", "tag": tag or "", "tags": tags, "now": time.time()},
-    )
+    return await listed(request, console_line_queries.lines_and_tags, "lines.html")
 
 
 async def line(request: web.Request) -> web.Response:

@@ -5,6 +5,8 @@ with its findings and its change timeline (the finding history), newest first.""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -30,22 +32,28 @@ def _offset(request: web.Request, name: str = "offset") -> int:
 
 
 async def projects(request: web.Request) -> web.Response:
+    return await listed(request, console_queries.projects_and_tags, "projects.html")
+
+
+async def listed(
+    request: web.Request, read: Callable[..., tuple[Any, list[str]]], template: str
+) -> web.Response:
+    """A page of a list searched by name and filtered by tag (projects, or lines): ``read``
+    answers the page and the store's tags in one unit of work."""
     sources = request.app[SOURCES]
     search = request.query.get("q", "").strip()[:200] or None
     tag = request.query.get("tag", "").strip()[:200] or None
     if sources.store is None:
         return await _no_store(request)
     try:
-        found, tags = await sources.store.read(
-            console_queries.projects_and_tags, search, _offset(request), PAGE, tag
-        )
+        found, tags = await sources.store.read(read, search, _offset(request), PAGE, tag)
     except StateUnavailable as exc:
         return replies.error(request, 503, str(exc))
     except BadQuery as exc:
         return replies.error(request, 400, str(exc))
     return await replies.page(
         request,
-        "projects.html",
+        template,
         {"page": found, "q": search or "", "tag": tag or "", "tags": tags, "now": time.time()},
     )
 
