@@ -11,10 +11,14 @@ import pytest
 from tests.conftest import FIXTURES, GUARDED, REPO
 
 MANIFEST = (FIXTURES / "MANIFEST.md").read_text()
-# a path built from the repository's parent, or the shared folder of the team's own machines
 # DefectDojo's (BSD-3-Clause); Dependency-Track's and hyades' (Apache-2.0)
 PREFIXES = ("defectdojo__", "dependency-track-docs-", "v4__", "v5__", "v5pre__")
-OUTSIDE = re.compile(r"\.\./shared\b|\bshared/fixtures\b|REPO\.parent\s*/|parent\.parent\.parent")
+# the folder the team's own machines keep beside their clones, which a user's clone has not
+TEAM_FOLDER = "shared"
+# a path built from the repository's parent, or one into the team's folder
+OUTSIDE = re.compile(
+    rf"\.\./{TEAM_FOLDER}\b|\b{TEAM_FOLDER}/fixtures\b|REPO\.parent\s*/|parent\.parent\.parent"
+)
 
 
 # DT's exports and notifications, which MANIFEST.md describes; the other folders (purl-spec's
@@ -81,7 +85,7 @@ def _own_text_files() -> list[Path]:
 
 
 def test_nothing_in_the_repository_points_outside_it():
-    """A fresh clone has no ../shared beside it: no path may lead there."""
+    """A fresh clone has nothing beside it: no path may lead out of it."""
     found = [
         f"{path.relative_to(REPO)}:{number}: {line.strip()}"
         for path in _own_text_files()
@@ -93,7 +97,7 @@ def test_nothing_in_the_repository_points_outside_it():
 
 @pytest.mark.skipif(not GUARDED, reason="a clone at / or right in the temporary folder")
 def test_a_test_that_opens_a_file_beside_the_repository_fails_loudly():
-    beside = REPO.parent / "shared" / "fixtures" / "MANIFEST.md"
+    beside = REPO.parent / "a-folder-beside-the-clone" / "MANIFEST.md"  # any name, there or not
     with pytest.raises(PermissionError, match="outside the repository"):
         beside.read_bytes()
     hidden = REPO.parent / ".not-a-fixture"  # a home's .cache and the like stay readable
