@@ -63,15 +63,23 @@ async def depth(*queue_names: str) -> int:
     return total
 
 
-async def drain(queue_name: str, *, settle: float = 0.3) -> list[AbstractIncomingMessage]:
-    """Every message in the queue, taken (acked) until none arrived for ``settle`` seconds."""
+async def drain(
+    queue_name: str, *, settle: float = 0.3, then: float | None = None
+) -> list[AbstractIncomingMessage]:
+    """Every message in the queue, taken (acked) until none arrived for ``settle`` seconds; with
+    ``then``, for ``then`` seconds once one arrived (a long wait for a first message that takes
+    a retry tier, without waiting as long again after it)."""
     messages: list[AbstractIncomingMessage] = []
     connection = await aio_pika.connect(AMQP_URL)
     async with connection:
         channel = await connection.channel()
         queue = await channel.get_queue(queue_name, ensure=False)
         quiet_since = asyncio.get_running_loop().time()
-        while asyncio.get_running_loop().time() - quiet_since < settle:
+
+        def quiet() -> float:
+            return settle if then is None or not messages else then
+
+        while asyncio.get_running_loop().time() - quiet_since < quiet():
             message = await queue.get(fail=False)
             if message is None:
                 await asyncio.sleep(0.02)
