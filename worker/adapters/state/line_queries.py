@@ -67,6 +67,7 @@ class LinePart:
     line: Line
     versions: Sequence[VersionFacts]
     move: LineMove | None = None
+    forget: str | None = None  # a project DT deleted: its line_versions rows go (every line's)
 
 
 def read(cursor: Any, dialect: Dialect, line_id: str) -> StoredLine:
@@ -117,6 +118,8 @@ def write(
         (line.id, line.source, line.group, line.name, line.track),
     )  # fmt: skip
     _versions(cursor, dialect, line.id, part.versions, now)
+    if part.forget is not None:
+        cursor.execute(sql("DELETE FROM line_versions WHERE project = %s"), (part.forget,))
     move = part.move
     if move is None:
         return []
@@ -164,6 +167,18 @@ def write(
          trace_parent, r.events)
         for r in rounds
     ]  # fmt: skip
+
+
+def holding(cursor: Any, dialect: Dialect, project: str) -> list[Line]:
+    """The lines ``project`` is a version of (a ``line_versions`` row) or the current one of."""
+    cursor.execute(
+        dialect.sql(
+            "SELECT source, grp, name, track FROM lines WHERE current_project = %s OR id IN "
+            "(SELECT line FROM line_versions WHERE project = %s) ORDER BY id"
+        ),
+        (project, project),
+    )
+    return [Line(source, grp, name, track) for source, grp, name, track in cursor.fetchall()]
 
 
 def _versions(
