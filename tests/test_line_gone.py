@@ -16,8 +16,8 @@ import pytest
 
 from tests.fake_dt import FakeDt
 from tests.test_line_commands import _env
-from tests.test_line_diff import PHP, _document, _later, next_version
-from tests.test_line_stream import Document, Series, _changes, _first, _line, publish
+from tests.test_line_diff import NPM, PHP, _document, _later, next_version
+from tests.test_line_stream import Document, Series, _changes, _first, _line, _suppress, publish
 from tests.test_line_stream import series as series
 from tests.test_operations import cli
 from worker.core.jobs import Job
@@ -106,6 +106,31 @@ async def test_a_deleted_current_version_queues_a_sync_of_the_lines_new_current_
     assert {_changes(e)["component.version"] for e in events} == {("3.0.50", "3.0.49")}
     (report,) = await s.store.lines()
     assert report.current_project == v1["project"]["uuid"]
+
+
+async def test_the_version_a_line_was_to_follow_deleted_too_closes_the_line(series) -> None:
+    """DT deletes the current version, then the version the line was to follow before its
+    queued job ran: that job finds its project gone, and no version is left."""
+    s = await series()
+    v1 = _document(PHP)
+    await _first(s, v1)
+    v2 = next_version(v1, "2", bump={"phpseclib": "3.0.50"})
+    s.publish(v2)
+    await s.sync(v2)
+    await s.events(_line(v1))
+    _delete(s, v2)
+    (job,) = (await _gone(s, v2)).follow
+    assert job.project_uuid == v1["project"]["uuid"]
+    _delete(s, v1)
+    gone = await _gone(s, v1)  # the queued job's project is gone
+    events = await s.events(_line(v1))
+    assert [e["data"]["change"]["reason"] for e in events] == ["project_deleted"] * 8
+    assert {e["data"]["project"]["uuid"] for e in events} == {v2["project"]["uuid"]}
+    assert {e["data"]["component"]["version"] for e in events if "phpseclib" in
+            e["data"]["package"]["key"]} == {"3.0.50"}  # fmt: skip
+    (report,) = await s.store.lines()
+    assert (sum(report.open_counts.values()), report.versions) == (0, [])
+    assert (gone.published, gone.follow) == (8, ())
 
 
 async def test_a_deleted_version_that_is_not_current_leaves_the_lines_versions_only(
@@ -200,3 +225,32 @@ async def test_the_service_follows_a_lines_new_current_version_when_dt_deletes_i
     assert [e["data"]["change"]["kind"] for e in back] == ["changed", "changed"]
     assert {e["data"]["project"]["uuid"] for e in back} == {v1["project"]["uuid"]}
     assert [int(e["sequence"]) for e in back] == [11, 12]
+
+
+async def test_a_line_deleted_whole_keeps_its_triage_for_a_version_created_later(series) -> None:
+    s = await series()
+    v1 = _document(NPM)
+    v1["findings"] = list({r["matrix"]: r for r in reversed(v1["findings"])}.values())[::-1]
+    await _first(s, v1)
+    hidden = copy.deepcopy(v1)  # next-intl suppressed in DT: the export leaves its rows out
+    hidden["meta"]["timestamp"] = _later(v1["meta"]["timestamp"], 60)
+    hidden["findings"] = [r for r in v1["findings"] if r["component"]["name"] != "next-intl"]
+    s.dt.suppressed[v1["project"]["uuid"]] = _suppress(v1["findings"], "next-intl")
+    s.publish(hidden)
+    await s.sync(hidden)
+    (suppressed,) = await s.events(_line(v1))
+    _delete(s, v1)
+    await _gone(s, v1)
+    resolved = await s.events(_line(v1))
+    assert {e["data"]["change"]["reason"] for e in resolved} == {"project_deleted"}
+    assert suppressed["subject"] not in {e["subject"] for e in resolved}  # it stays suppressed
+    v2 = next_version(v1, "2", seconds=120)  # the name uploaded again: a new project
+    s.publish(v2)
+    await s.sync(v2)
+    events = await s.events(_line(v1))
+    assert sorted(
+        e["subject"] for e in events if e["data"]["change"]["kind"] == "opened"
+    ) == sorted(e["subject"] for e in resolved)
+    (carried,) = [e for e in events if e["subject"] == suppressed["subject"]]
+    change = carried["data"]["change"]
+    assert (change["kind"], change["analysis_lost_in_dt"]) == ("changed", True)

@@ -3,8 +3,9 @@
 close, in one transaction:
 
 * every line it is a version of forgets it (its ``line_versions`` rows go);
-* a line whose current version it was is listed from DT again (``line_delta.versions_of``: a
-  failure is a retry, never data), without it:
+* a line whose current version it was (or whose current version DT deleted before: the
+  version it was to follow may be this one) is listed from DT again
+  (``line_delta.versions_of``: a failure is a retry, never data), without it:
   * no version of the line left: every open line finding resolves, ``project_deleted``, on
     the line's own sequence (``core.line_gone``);
   * versions left: a SYNC job of the line's current version (``lines.current``) is queued, and
@@ -56,10 +57,10 @@ class LineGone:
         parts: list[LinePart] = []
         transitions: list[LineTransition] = []
         follow: list[Job] = []
-        for line in await self._store.read(line_queries.holding, project):
+        for held in await self._store.read(line_queries.holding, project):
+            line, move = held.line, None
             stored = await self._store.line(line.id)
-            move = None
-            if stored.current_project == project:
+            if held.adrift:  # its current version is this one, or was deleted before
                 left = await self._versions(line, project)
                 head = current(left)
                 if head is not None:
@@ -92,11 +93,12 @@ class LineGone:
         if not closed.transitions:  # nothing open: the line stands
             return None, []
         when = utc_timestamp(datetime.fromtimestamp(now, UTC))
-        version = stored.current_version
+        # the deleted version the line stands on (this job's, or one deleted before)
+        project, version = stored.current_project or job.project_uuid, stored.current_version
         events = LineChangeEvents(
             source=self._options.source,
             line=line,
-            project={"uuid": job.project_uuid, "name": line.name, "version": version},
+            project={"uuid": project, "name": line.name, "version": version},
             basis=f"gone {job.job_id}",
             fpf=None,
             time=when,
@@ -108,7 +110,7 @@ class LineGone:
 
         move = LineMove(
             expected_revision=stored.revision,
-            current_project=job.project_uuid,  # as it was: status says it is deleted
+            current_project=project,  # as it was: status says it is deleted
             current_version=stored.current_version,
             state=line_state.pack(closed.state),
             open_counts={},

@@ -169,16 +169,32 @@ def write(
     ]  # fmt: skip
 
 
-def holding(cursor: Any, dialect: Dialect, project: str) -> list[Line]:
-    """The lines ``project`` is a version of (a ``line_versions`` row) or the current one of."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class HeldLine:
+    """A line a project DT deleted is a version of, or the current one of."""
+
+    line: Line
+    adrift: bool  # its current version is that project, or another DT deleted before
+
+
+def holding(cursor: Any, dialect: Dialect, project: str) -> list[HeldLine]:
+    """The lines ``project`` is a version of (a ``line_versions`` row) or the current one of;
+    ``adrift``: the line's current version is ``project`` or no longer among its versions (a
+    version DT deleted earlier, whose line waits for its next current version's export)."""
     cursor.execute(
         dialect.sql(
-            "SELECT source, grp, name, track FROM lines WHERE current_project = %s OR id IN "
+            "SELECT source, grp, name, track, CASE WHEN current_project IS NOT NULL AND "
+            "(current_project = %s OR NOT EXISTS (SELECT 1 FROM line_versions v "
+            "WHERE v.line = lines.id AND v.project = lines.current_project)) THEN 1 ELSE 0 END "
+            "FROM lines WHERE current_project = %s OR id IN "
             "(SELECT line FROM line_versions WHERE project = %s) ORDER BY id"
         ),
-        (project, project),
+        (project, project, project),
     )
-    return [Line(source, grp, name, track) for source, grp, name, track in cursor.fetchall()]
+    return [
+        HeldLine(Line(source, grp, name, track), bool(adrift))
+        for source, grp, name, track, adrift in cursor.fetchall()
+    ]
 
 
 def _versions(
