@@ -430,29 +430,6 @@ async def test_the_service_publishes_a_lines_v2_events_in_sequence(serve, dt: Fa
     assert {e["data"]["line"]["id"] for e in changes} == {line.id}
 
 
-async def test_a_version_dt_deleted_closes_its_view_and_leaves_the_line_alone(series) -> None:
-    s = await series()
-    v1 = _document(PHP)
-    await _first(s, v1)
-    await s.project_events(v1["project"]["uuid"])
-    job = Job(
-        job_id=str(uuid.uuid4()),
-        project_uuid=v1["project"]["uuid"],
-        project_name=v1["project"]["name"],
-        trigger="TEST",
-        notification_id="gone",
-        accepted_at="2026-11-30T10:00:00.000000Z",
-        correlation_id="test",
-    )
-    assert await s.deltas.gone(job, {"job_id": job.job_id}) == 0
-    own = await s.project_events(v1["project"]["uuid"])
-    assert [e["type"] for e in own] == ["dtrack-worker.project.gone.v1"]
-    assert await s.store.open_findings(v1["project"]["uuid"]) == []
-    assert await s.events(_line(v1)) == []
-    (report,) = await s.store.lines()
-    assert sum(report.open_counts.values()) == 8
-
-
 async def test_with_baseline_a_lines_first_version_is_silent_and_its_next_version_is_not(
     series,
 ) -> None:

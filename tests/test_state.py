@@ -220,7 +220,7 @@ async def test_a_deleted_project_resolves_every_open_finding(project):
     await p.events()
     job = p.job()
     ref = {"job_id": job.job_id, "trigger": "T", "correlation_id": "c", "accepted_at": "a"}
-    assert await p.deltas.gone(job, ref) == 13
+    assert (await p.deltas.gone(job, ref)).published == 13
     events = await p.events()
     assert [e["data"]["change"]["reason"] for e in events[:-1]] == ["project_deleted"] * 13
     assert events[-1]["type"] == "dtrack-worker.project.gone.v1"

@@ -277,11 +277,7 @@ class Worker:
             try:
                 raw = await self._dt.fetch_export(job.project_uuid, arrived=progress.fetched)
             except ProjectGone:
-                if self._deltas is not None:  # its open findings resolve, then project.gone
-                    fields["transitions"] = await self._deltas.gone(job, job_messages.job_ref(job))
-                else:
-                    await self._publish_one(job_messages.gone(job, self._options.source))
-                return "gone"
+                return await self._gone(job, fields)
             except DtRejected as exc:
                 if exc.status in (401, 403):
                     self._metrics.dt_auth_failures.inc()
@@ -304,6 +300,18 @@ class Worker:
                         retracted=fetch.retracted(),  # this job's and those it stands in for
                     )
         return outcome
+
+    async def _gone(self, job: Job, fields: dict[str, Any]) -> str:
+        if self._deltas is None:
+            await self._publish_one(job_messages.gone(job, self._options.source))
+            return "gone"
+        # its open findings resolve, then project.gone; its lines follow DT (line_gone)
+        gone = await self._deltas.gone(job, job_messages.job_ref(job))
+        fields["transitions"] = gone.published
+        if gone.follow:  # its lines' new current versions: their exports move the lines
+            await self._broker.enqueue(gone.follow)
+            fields["queued"] = [j.project_uuid for j in gone.follow]
+        return "gone"
 
     async def _snapshot(self, job: Job, raw: Spool, started: float, facts: ProjectFacts) -> int:
         """Every finding of the export as an event, published now (snapshot mode)."""

@@ -15,7 +15,7 @@ import structlog
 
 from worker.adapters import tracing
 from worker.adapters.metrics import WorkerMetrics
-from worker.adapters.state.store import Apply, Committed, Store
+from worker.adapters.state.store import Apply, Committed, StateMoved, StateUnavailable, Store
 from worker.core import events, mass_resolve, outbox_rounds
 from worker.core.change_events import ChangeEvents
 from worker.core.jobs import Job, utc_timestamp
@@ -28,8 +28,9 @@ from worker.core.transitions import (
     resync,
 )
 from worker.core.validation import Contract
-from worker.service import progress
+from worker.service import line_gone, progress
 from worker.service.line_delta import LineOptions, Lines
+from worker.service.line_gone import LineGone, LineGoneWork
 from worker.service.line_resync import LineResync
 
 log = structlog.get_logger(__name__)
@@ -53,6 +54,15 @@ class FindingsSource(Protocol):
         name: str | None = None,
         search: str | None = None,
     ) -> tuple[list[dict[str, Any]], int | None]: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Gone:
+    """What a job that found its project gone did: the change events it published (v1, or its
+    lines' v2), and the jobs to queue (the lines' new current versions: ``line_gone``)."""
+
+    published: int
+    follow: tuple[Job, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -85,20 +95,32 @@ class DeltaBase:
         self._metrics = metrics
         self._options = options
         self._committed = committed  # hands the rounds to the outbox relay (Relay.committed)
-        self._lines = (
-            Lines(store, dt, LineOptions(options.source, options.zone, options.line_by,
-                                         options.carry_triage, options.epss_delta))
-            if options.track == "line"
-            else None
-        )  # fmt: skip
+        by_line = LineOptions(options.source, options.zone, options.line_by,
+                              options.carry_triage, options.epss_delta)  # fmt: skip
+        self._lines = Lines(store, dt, by_line) if options.track == "line" else None
+        self._line_gone = LineGone(store, dt, by_line) if options.track == "line" else None
         self._line_resync = LineResync(store, options.source, self._apply, committed)
 
-    async def gone(self, job: Job, job_ref: dict[str, Any]) -> int:
-        """DT confirmed the project is gone: its open findings resolve, then project.gone."""
+    async def gone(self, job: Job, job_ref: dict[str, Any]) -> Gone:
+        """DT confirmed the project is gone: its open findings resolve, then project.gone; in
+        line mode its lines follow DT (``line_gone``: the SYNC jobs to queue are returned)."""
+        for _ in range(line_gone.ATTEMPTS):
+            now = time.time()
+            lines = line_gone.NOTHING
+            if self._line_gone is not None:
+                lines = await self._line_gone.plan(job, now)
+            try:
+                return Gone(await self._close(job, job_ref, now, lines), lines.follow)
+            except StateMoved:  # a job moved one of its lines meanwhile: plan again
+                continue
+        raise StateUnavailable(f"the lines of project {job.project_uuid} moved while it closed")
+
+    async def _close(
+        self, job: Job, job_ref: dict[str, Any], now: float, lines: LineGoneWork
+    ) -> int:
         opened = await self._store.open_findings(job.project_uuid)
-        now = time.time()
         plan = deleted(opened, now)
-        # a line outlives one of its versions: its view is closed, the line's findings stand
+        # a line outlives one of its versions: its view is closed, the line follows DT
         published = [] if self._lines is not None else plan.transitions
         when = utc_timestamp_of(now)
         project = {"uuid": job.project_uuid, "name": job.project_name, "version": None}
@@ -137,11 +159,18 @@ class DeltaBase:
                 now=now,
                 deleted=True,
                 transitions=plan.transitions,
+                line=lines.parts[0] if lines.parts else None,
             )
         )
-        self._counted(published)
         self._committed(done)
-        return len(published)
+        for part in lines.parts[1:]:  # another line it closes (rare: LINE_BY changed since)
+            self._committed(await self._apply(Apply(
+                project=job.project_uuid, name=None, version=None, expected_revision=None,
+                writes=(), events=lambda _: [], exported_at=None, outcome="gone", now=now,
+                deleted=True, line=part,
+            )))  # fmt: skip
+        self._counted([*published, *lines.transitions])
+        return len(published) + len(lines.transitions)
 
     async def resync(self, project_uuid: str, run: str) -> int:
         """``opened`` again for every open finding of the project, from the store; in line

@@ -67,6 +67,7 @@ class LinePart:
     line: Line
     versions: Sequence[VersionFacts]
     move: LineMove | None = None
+    forget: str | None = None  # a project DT deleted: its line_versions rows go (every line's)
 
 
 def read(cursor: Any, dialect: Dialect, line_id: str) -> StoredLine:
@@ -117,6 +118,8 @@ def write(
         (line.id, line.source, line.group, line.name, line.track),
     )  # fmt: skip
     _versions(cursor, dialect, line.id, part.versions, now)
+    if part.forget is not None:
+        cursor.execute(sql("DELETE FROM line_versions WHERE project = %s"), (part.forget,))
     move = part.move
     if move is None:
         return []
@@ -164,6 +167,34 @@ def write(
          trace_parent, r.events)
         for r in rounds
     ]  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HeldLine:
+    """A line a project DT deleted is a version of, or the current one of."""
+
+    line: Line
+    adrift: bool  # its current version is that project, or another DT deleted before
+
+
+def holding(cursor: Any, dialect: Dialect, project: str) -> list[HeldLine]:
+    """The lines ``project`` is a version of (a ``line_versions`` row) or the current one of;
+    ``adrift``: the line's current version is ``project`` or no longer among its versions (a
+    version DT deleted earlier, whose line waits for its next current version's export)."""
+    cursor.execute(
+        dialect.sql(
+            "SELECT source, grp, name, track, CASE WHEN current_project IS NOT NULL AND "
+            "(current_project = %s OR NOT EXISTS (SELECT 1 FROM line_versions v "
+            "WHERE v.line = lines.id AND v.project = lines.current_project)) THEN 1 ELSE 0 END "
+            "FROM lines WHERE current_project = %s OR id IN "
+            "(SELECT line FROM line_versions WHERE project = %s) ORDER BY id"
+        ),
+        (project, project, project),
+    )
+    return [
+        HeldLine(Line(source, grp, name, track), bool(adrift))
+        for source, grp, name, track, adrift in cursor.fetchall()
+    ]
 
 
 def _versions(

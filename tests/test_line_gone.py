@@ -1,0 +1,256 @@
+"""A version DT deletes, on the line stream (DTRACK_WORKER_TRACK=line; REVIEW-1 M2, L3): the
+delta job that finds its DT project gone closes the project's view as always, and its line
+follows DT: every version gone, the line's open findings resolve ``project_deleted``; its
+current version gone and others left, a sync of the new current version is queued (the line
+moves with that export, never without one); any deleted version leaves ``line_versions``.
+The real Deltas, SQLite and PostgreSQL, and the fake DT (tests/test_line_stream.py)."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.fake_dt import FakeDt
+from tests.test_line_commands import _env
+from tests.test_line_diff import NPM, PHP, _document, _later, next_version
+from tests.test_line_stream import Document, Series, _changes, _first, _line, _suppress, publish
+from tests.test_line_stream import series as series
+from tests.test_operations import cli
+from worker.core.jobs import Job
+
+
+def _delete(s: Series, document: Document) -> None:
+    """DT deletes the project: not listed, its export a 404."""
+    project = document["project"]["uuid"]
+    s.dt.projects = [p for p in s.dt.projects if p["uuid"] != project]
+    s.dt.exports.pop(project, None)
+
+
+async def _gone(s: Series, document: Document, job_id: str | None = None) -> Any:
+    job = Job(
+        job_id=job_id or str(uuid.uuid4()),
+        project_uuid=document["project"]["uuid"],
+        project_name=document["project"]["name"],
+        trigger="TEST",
+        notification_id="gone",
+        accepted_at="2026-11-30T10:00:00.000000Z",
+        correlation_id="test",
+    )
+    return await s.deltas.gone(job, {"job_id": job.job_id})
+
+
+async def test_every_version_deleted_resolves_the_lines_open_findings_project_deleted(
+    series, state_url: str, dt: FakeDt
+) -> None:
+    s = await series()
+    v1 = _document(PHP)
+    await _first(s, v1)
+    await s.project_events(v1["project"]["uuid"])
+    _delete(s, v1)
+    gone = await _gone(s, v1)
+    own = await s.project_events(v1["project"]["uuid"])  # the view closes as before
+    assert [e["type"] for e in own] == ["dtrack-worker.project.gone.v1"]
+    assert await s.store.open_findings(v1["project"]["uuid"]) == []
+    events = await s.events(_line(v1))  # checked against the v2 schema
+    assert [e["type"] for e in events] == ["dtrack-worker.finding.resolved.v2"] * 8
+    assert {e["data"]["change"]["reason"] for e in events} == {"project_deleted"}
+    assert [int(e["sequence"]) for e in events] == list(range(9, 17))  # the line's own
+    assert {e["data"]["project"]["uuid"] for e in events} == {v1["project"]["uuid"]}
+    (report,) = await s.store.lines()
+    assert sum(report.open_counts.values()) == 0
+    assert report.versions == []  # the deleted version left the line's versions
+    assert (gone.published, gone.follow) == (8, ())
+    code, out, err = await cli("status", v1["project"]["name"], env=_env(state_url, dt))
+    assert code == 0, out + err
+    version, project = v1["project"]["version"], v1["project"]["uuid"]
+    assert f"  current {version} ({project}), deleted in DT; last change" in out
+    assert "  open: none\n  0 versions:" in out
+    # the same job again (a retry, a redelivery): nothing more
+    again = await _gone(s, v1)
+    assert again.published == 0
+    assert await s.events(_line(v1)) == []
+
+
+async def test_a_deleted_current_version_queues_a_sync_of_the_lines_new_current_version(
+    series,
+) -> None:
+    s = await series()
+    v1 = _document(PHP)
+    await _first(s, v1)
+    v2 = next_version(v1, "2", bump={"phpseclib": "3.0.50"})
+    s.publish(v2)
+    await s.sync(v2)
+    await s.events(_line(v1))
+    _delete(s, v2)  # DT now lists 1 alone: the active version last imported
+    job_id = str(uuid.uuid4())
+    gone = await _gone(s, v2, job_id)
+    assert await s.events(_line(v1)) == []  # nothing moves without an export
+    (report,) = await s.store.lines()
+    assert [v.project for v in report.versions] == [v1["project"]["uuid"]]
+    assert report.current_project == v2["project"]["uuid"]
+    assert sum(report.open_counts.values()) == 8
+    (job,) = gone.follow
+    assert (job.project_uuid, job.trigger) == (v1["project"]["uuid"], "SYNC")
+    (again,) = (await _gone(s, v2, job_id)).follow  # a retry: the same SYNC job
+    assert (again.job_id, again.project_uuid) == (job.job_id, job.project_uuid)
+    # the queued job: 1's export moves the line back, as any version switch does
+    back = copy.deepcopy(v1)
+    back["meta"]["timestamp"] = _later(v2["meta"]["timestamp"], 60)
+    await s.sync(back)
+    events = await s.events(_line(v1))
+    assert [e["data"]["change"]["kind"] for e in events] == ["changed", "changed"]
+    assert {_changes(e)["component.version"] for e in events} == {("3.0.50", "3.0.49")}
+    (report,) = await s.store.lines()
+    assert report.current_project == v1["project"]["uuid"]
+
+
+async def test_the_version_a_line_was_to_follow_deleted_too_closes_the_line(series) -> None:
+    """DT deletes the current version, then the version the line was to follow before its
+    queued job ran: that job finds its project gone, and no version is left."""
+    s = await series()
+    v1 = _document(PHP)
+    await _first(s, v1)
+    v2 = next_version(v1, "2", bump={"phpseclib": "3.0.50"})
+    s.publish(v2)
+    await s.sync(v2)
+    await s.events(_line(v1))
+    _delete(s, v2)
+    (job,) = (await _gone(s, v2)).follow
+    assert job.project_uuid == v1["project"]["uuid"]
+    _delete(s, v1)
+    gone = await _gone(s, v1)  # the queued job's project is gone
+    events = await s.events(_line(v1))
+    assert [e["data"]["change"]["reason"] for e in events] == ["project_deleted"] * 8
+    assert {e["data"]["project"]["uuid"] for e in events} == {v2["project"]["uuid"]}
+    assert {e["data"]["component"]["version"] for e in events if "phpseclib" in
+            e["data"]["package"]["key"]} == {"3.0.50"}  # fmt: skip
+    (report,) = await s.store.lines()
+    assert (sum(report.open_counts.values()), report.versions) == (0, [])
+    assert (gone.published, gone.follow) == (8, ())
+
+
+async def test_a_deleted_version_that_is_not_current_leaves_the_lines_versions_only(
+    series,
+) -> None:
+    s = await series()
+    v1 = _document(PHP)
+    await _first(s, v1)
+    old = next_version(v1, "0.9", bump={"phpseclib": "3.0.10"}, seconds=60)
+    s.publish(old, latest=False)
+    await s.sync(old)
+    _delete(s, old)
+    gone = await _gone(s, old)
+    assert await s.events(_line(v1)) == []
+    (report,) = await s.store.lines()
+    assert [v.project for v in report.versions] == [v1["project"]["uuid"]]
+    assert (report.current_project, sum(report.open_counts.values())) == (
+        v1["project"]["uuid"],
+        8,
+    )
+    assert (gone.published, gone.follow) == (0, ())
+
+
+async def test_a_deleted_current_version_with_only_inactive_versions_left_stands(series) -> None:
+    s = await series()
+    v1 = _document(PHP)
+    await _first(s, v1)
+    v2 = next_version(v1, "2")
+    s.publish(v2)
+    await s.sync(v2)
+    for project in s.dt.projects:  # 1 is archived in DT: never current
+        if project["uuid"] == v1["project"]["uuid"]:
+            project["active"] = False
+    _delete(s, v2)
+    gone = await _gone(s, v2)
+    assert (gone.published, gone.follow) == (0, ())
+    assert await s.events(_line(v1)) == []
+    (report,) = await s.store.lines()
+    assert sum(report.open_counts.values()) == 8  # no version to follow; nothing was fixed
+    assert [v.project for v in report.versions] == [v1["project"]["uuid"]]
+
+
+async def test_a_failure_listing_the_versions_of_a_deleted_current_version_is_a_retry(
+    series,
+) -> None:
+    s = await series()
+    v1 = _document(PHP)
+    await _first(s, v1)
+    await s.project_events(v1["project"]["uuid"])
+    _delete(s, v1)
+    s.dt.portfolio_forbidden = True
+    with pytest.raises(Exception, match="403"):
+        await _gone(s, v1)
+    assert await s.project_events(v1["project"]["uuid"]) == []  # nothing committed
+    assert len(await s.store.open_findings(v1["project"]["uuid"])) == 13
+    assert await s.events(_line(v1)) == []
+    s.dt.portfolio_forbidden = False
+    assert (await _gone(s, v1)).published == 8
+
+
+@pytest.mark.rabbitmq
+async def test_the_service_follows_a_lines_new_current_version_when_dt_deletes_it(
+    serve, dt: FakeDt, state_url: str
+) -> None:
+    from tests.harness import post
+    from tests.rabbit import eventually
+
+    client, _, events, _ = await serve(emit="delta", track="line", state_url=state_url)
+    v1 = _document(PHP)
+    v2 = next_version(v1, "2", bump={"phpseclib": "3.0.50"})
+    for document in (v1, v2):
+        publish(dt, document)
+        dt.exports.as_is(document["project"]["uuid"], orjson.dumps(document))
+        (job,) = (await post(client, document["project"]["uuid"]))["jobs"]
+        job_id: str = job["job_id"]
+        await eventually(lambda: job_id in events.summaries(), within=20)  # noqa: B023
+
+    def changes() -> list[dict[str, Any]]:
+        return [
+            orjson.loads(m.body)
+            for m in events.messages
+            if (m.routing_key or "").startswith("delta.")
+        ]
+
+    await eventually(lambda: len(changes()) == 10, within=20)  # 8 opened, 2 changed
+    dt.projects = [p for p in dt.projects if p["uuid"] != v2["project"]["uuid"]]
+    dt.exports.pop(v2["project"]["uuid"])
+    await post(client, v2["project"]["uuid"], 1)
+    # the gone job queues a sync of 1, whose export moves the line back
+    await eventually(lambda: len(changes()) == 12, within=30)
+    back = changes()[10:]
+    assert [e["data"]["change"]["kind"] for e in back] == ["changed", "changed"]
+    assert {e["data"]["project"]["uuid"] for e in back} == {v1["project"]["uuid"]}
+    assert [int(e["sequence"]) for e in back] == [11, 12]
+
+
+async def test_a_line_deleted_whole_keeps_its_triage_for_a_version_created_later(series) -> None:
+    s = await series()
+    v1 = _document(NPM)
+    v1["findings"] = list({r["matrix"]: r for r in reversed(v1["findings"])}.values())[::-1]
+    await _first(s, v1)
+    hidden = copy.deepcopy(v1)  # next-intl suppressed in DT: the export leaves its rows out
+    hidden["meta"]["timestamp"] = _later(v1["meta"]["timestamp"], 60)
+    hidden["findings"] = [r for r in v1["findings"] if r["component"]["name"] != "next-intl"]
+    s.dt.suppressed[v1["project"]["uuid"]] = _suppress(v1["findings"], "next-intl")
+    s.publish(hidden)
+    await s.sync(hidden)
+    (suppressed,) = await s.events(_line(v1))
+    _delete(s, v1)
+    await _gone(s, v1)
+    resolved = await s.events(_line(v1))
+    assert {e["data"]["change"]["reason"] for e in resolved} == {"project_deleted"}
+    assert suppressed["subject"] not in {e["subject"] for e in resolved}  # it stays suppressed
+    v2 = next_version(v1, "2", seconds=120)  # the name uploaded again: a new project
+    s.publish(v2)
+    await s.sync(v2)
+    events = await s.events(_line(v1))
+    assert sorted(
+        e["subject"] for e in events if e["data"]["change"]["kind"] == "opened"
+    ) == sorted(e["subject"] for e in resolved)
+    (carried,) = [e for e in events if e["subject"] == suppressed["subject"]]
+    change = carried["data"]["change"]
+    assert (change["kind"], change["analysis_lost_in_dt"]) == ("changed", True)
