@@ -27,7 +27,7 @@ from worker.core.line_state import (
     status_of,
     stored,
 )
-from worker.core.tracking import Status, tracked, with_long_texts_absent
+from worker.core.tracking import Current, Status, tracked, with_long_texts_absent
 from worker.core.transitions import Kind, tracked_changes
 
 
@@ -65,12 +65,15 @@ def compare(
     now: float,
     carry: bool = False,
     epss_delta: float | None = None,
+    made: Mapping[str, Current] | None = None,
 ) -> Compared:
     """``later`` (grouped with ``earlier.known``) against ``earlier``: transitions in id order
     of NEW's findings, then those of the stored ones that left, in id order; ``carry``: a
     suppressed finding reopened only because DT made new instances stays suppressed;
-    ``epss_delta``: DTRACK_WORKER_TRACK_EPSS (None: EPSS moves are no change)."""
-    return _Compared(new_rows, zone, now, carry, epss_delta).run(earlier, later)
+    ``epss_delta``: DTRACK_WORKER_TRACK_EPSS (None: EPSS moves are no change); ``made``: the
+    ``finding.parts`` and tracked fields the project's own comparison already made of rows of
+    ``new_rows`` (by matrix, in the same zone), used rather than made again."""
+    return _Compared(new_rows, zone, now, carry, epss_delta, made or {}).run(earlier, later)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -80,6 +83,7 @@ class _Compared:
     now: float
     carry: bool
     epss_delta: float | None = None
+    seeded: Mapping[str, Current] = dataclasses.field(default_factory=dict)
     _made: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     _tracked: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
@@ -111,27 +115,33 @@ class _Compared:
 
     def _parts(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """``finding.parts`` of a row, made once for the event and the stored snapshot."""
-        made = self._made.get(row["matrix"])
+        matrix = row["matrix"]
+        made = self._made.get(matrix)
         if made is None:
-            made = self._made[row["matrix"]] = finding.parts(row, self.zone)
+            current = self.seeded.get(matrix)
+            made = current.parts if current is not None else finding.parts(row, self.zone)
+            self._made[matrix] = made
         return made
 
     def _fields(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """``tracking.tracked`` of a row, made once for the stored record and any event."""
-        made = self._tracked.get(row["matrix"])
+        matrix = row["matrix"]
+        made = self._tracked.get(matrix)
         if made is None:
-            made = self._tracked[row["matrix"]] = tracked(row)
+            current = self.seeded.get(matrix)
+            made = current.tracked if current is not None else tracked(row)
+            self._tracked[matrix] = made
         return made
 
     def _record(
         self, after: LineFinding, status: LineStatus, described: Instance, **times: Any
     ) -> StoredFinding:
         carried = times.pop("carried", False)
+        row = self.new_rows[described.matrix]
         return stored(
             after, self.new_rows, self.zone, status=status, carried=carried, described=described,
             first_seen=times["first_seen"], opened_at=times["opened_at"],
-            parts=self._made.get(described.matrix),
-            fields=self._fields(self.new_rows[described.matrix]),
+            parts=self._parts(row), fields=self._fields(row),
         )  # fmt: skip
 
     def _arrived(self, after: LineFinding) -> tuple[LineTransition | None, StoredFinding]:

@@ -37,7 +37,7 @@ from worker.core.errors import PermanentError
 from worker.core.fpf import UNKNOWN, ProjectFacts
 from worker.core.jobs import Job
 from worker.core.mass_resolve import BomFacts, Tally, Unexplained
-from worker.core.tracking import Comparison, Seen
+from worker.core.tracking import Comparison, Current, Seen
 from worker.core.transitions import (
     detect,
     disappeared,
@@ -157,7 +157,7 @@ class Deltas(DeltaBase):
                     export, rows, state, unchanged=not plan.writes and not gone, stamp=stamp,
                     changed={w.key for w in plan.writes} | gone,
                     listed=dt_list, facts=facts, silent=mode.silent, run=asyncio.to_thread,
-                    baseline=options.baseline,
+                    baseline=options.baseline, parts=_made(seen),
                 )  # fmt: skip
             except StateMoved:  # the line moved while its state was read
                 return None
@@ -301,6 +301,11 @@ class _Mode:
     silent: bool  # state baseline: no events
     force: bool  # past the mass-resolve guard
     retracted: frozenset[str] = frozenset()  # findings DT said it retracted (coalesced jobs')
+
+
+def _made(seen: Sequence[Seen]) -> dict[str, Current]:
+    """The parts the project's comparison made (new, changed or back findings), by matrix."""
+    return {entry.key: entry.current for entry in seen if entry.current is not None}
 
 
 def _severities(seen: Sequence[Seen]) -> dict[str, int]:
