@@ -239,6 +239,10 @@ def diff_instances(before: Sequence[Instance], after: Sequence[Instance]) -> Ins
     of one DT vulnerability (a GHSA row with a GHSA row), in version order (the lowest old
     version moved to the lowest new one); then the rest in version order. The surplus is added
     or removed."""
+    if len(before) == 1 and len(after) == 1:  # most findings: one instance, kept or moved
+        if before[0].matrix == after[0].matrix:
+            return InstanceDiff(kept=(after[0],), moved=(), added=(), removed=())
+        return InstanceDiff(kept=(), moved=(Move(before[0], after[0]),), added=(), removed=())
     old_by = {i.matrix: i for i in before}
     new_by = {i.matrix: i for i in after}
     kept = tuple(new_by[m] for m in sorted(old_by.keys() & new_by.keys()))

@@ -97,6 +97,8 @@ def status_of(line_finding: LineFinding, rows: Rows) -> LineStatus:
 def representative(line_finding: LineFinding) -> Instance:
     """The instance an event describes: the DT finding whose own id is the finding's id (the
     CVE row of a GHSA/CVE pair), then the lowest version, then the matrix."""
+    if len(line_finding.instances) == 1:
+        return line_finding.instances[0]
     return min(
         line_finding.instances,
         key=lambda i: (
