@@ -170,6 +170,18 @@ def of_export(grouped: Grouped, rows: Rows, zone: tzinfo, *, at: float) -> LineS
     return LineState(line or Line("", "", ""), grouped.known, findings)
 
 
+def purl_packages(state: LineState) -> dict[str, Package]:
+    """purl -> package of the state's purl-keyed findings' instances (``line_findings.group``'s
+    ``purls``): a purl-keyed finding's every instance has a purl that gave its key."""
+    return {
+        i.instance.purl: f.package
+        for f in state.findings.values()
+        if f.package.kind == "purl"
+        for i in f.instances
+        if i.instance.purl
+    }
+
+
 def oldest_open(state: LineState) -> float | None:
     """When the longest-open of the line's open findings opened (None: none is open)."""
     return min((f.opened_at for f in state.open), default=None)

@@ -185,9 +185,11 @@ class Lines:
                 return self._moved(line, versions, stored, export, stamp, facts, part,
                                    quiet=silent or (baseline and stored.revision == 0))  # fmt: skip
         earlier = line_state.unpack(line, data)
+        purls = line_state.purl_packages(earlier)
 
         def grouped() -> Grouped:
-            return group(line, all_rows.values(), earlier.known, project_version=version)
+            return group(line, all_rows.values(), earlier.known, project_version=version,
+                         purls=purls)  # fmt: skip
 
         later: Grouped = await run(grouped)
         if _left(earlier, later):
