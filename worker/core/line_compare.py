@@ -51,6 +51,19 @@ class LineTransition:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Made:
+    """What the project's own comparison already made of rows of the export (same zone), by
+    matrix: ``finding.parts`` and tracked fields (``tracking.Current``), and the
+    ``tracking.snapshot`` of those parts it stores."""
+
+    current: Mapping[str, Current]
+    snapshots: Mapping[str, dict[str, Any]]
+
+
+NOTHING_MADE = Made({}, {})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Compared:
     transitions: list[LineTransition]
     state: LineState  # the line's state after them
@@ -65,15 +78,15 @@ def compare(
     now: float,
     carry: bool = False,
     epss_delta: float | None = None,
-    made: Mapping[str, Current] | None = None,
+    made: Made = NOTHING_MADE,
 ) -> Compared:
     """``later`` (grouped with ``earlier.known``) against ``earlier``: transitions in id order
     of NEW's findings, then those of the stored ones that left, in id order; ``carry``: a
     suppressed finding reopened only because DT made new instances stays suppressed;
-    ``epss_delta``: DTRACK_WORKER_TRACK_EPSS (None: EPSS moves are no change); ``made``: the
-    ``finding.parts`` and tracked fields the project's own comparison already made of rows of
-    ``new_rows`` (by matrix, in the same zone), used rather than made again."""
-    return _Compared(new_rows, zone, now, carry, epss_delta, made or {}).run(earlier, later)
+    ``epss_delta``: DTRACK_WORKER_TRACK_EPSS (None: EPSS moves are no change); ``made``: what
+    the project's own comparison already made of rows of ``new_rows``, used rather than made
+    again."""
+    return _Compared(new_rows, zone, now, carry, epss_delta, made).run(earlier, later)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -83,7 +96,7 @@ class _Compared:
     now: float
     carry: bool
     epss_delta: float | None = None
-    seeded: Mapping[str, Current] = dataclasses.field(default_factory=dict)
+    seeded: Made = NOTHING_MADE
     _made: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     _tracked: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
@@ -118,7 +131,7 @@ class _Compared:
         matrix = row["matrix"]
         made = self._made.get(matrix)
         if made is None:
-            current = self.seeded.get(matrix)
+            current = self.seeded.current.get(matrix)
             made = current.parts if current is not None else finding.parts(row, self.zone)
             self._made[matrix] = made
         return made
@@ -128,7 +141,7 @@ class _Compared:
         matrix = row["matrix"]
         made = self._tracked.get(matrix)
         if made is None:
-            current = self.seeded.get(matrix)
+            current = self.seeded.current.get(matrix)
             made = current.tracked if current is not None else tracked(row)
             self._tracked[matrix] = made
         return made
@@ -142,6 +155,7 @@ class _Compared:
             after, self.new_rows, self.zone, status=status, carried=carried, described=described,
             first_seen=times["first_seen"], opened_at=times["opened_at"],
             parts=self._parts(row), fields=self._fields(row),
+            shot=self.seeded.snapshots.get(described.matrix),
         )  # fmt: skip
 
     def _arrived(self, after: LineFinding) -> tuple[LineTransition | None, StoredFinding]:

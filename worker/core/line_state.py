@@ -120,9 +120,11 @@ def stored(
     opened_at: float,
     parts: Mapping[str, Any] | None = None,
     fields: dict[str, Any] | None = None,
+    shot: dict[str, Any] | None = None,
 ) -> StoredFinding:
     """``line_finding`` as stored, described by its instance ``described`` (a row of ``rows``;
-    ``parts``, ``fields``: its ``finding.parts`` and ``tracked``, when the caller made them)."""
+    ``parts``, ``fields``, ``shot``: its ``finding.parts``, ``tracked`` and the ``snapshot`` of
+    those parts, when the caller made them)."""
     row = rows[described.matrix]
     if fields is None:
         fields = tracked(row)
@@ -140,7 +142,9 @@ def stored(
         severity=fields["severity"],
         tracked=fields,
         epss=epss(row),
-        snapshot=snapshot(parts if parts is not None else finding.parts(row, zone)),
+        snapshot=shot
+        if shot is not None
+        else snapshot(parts if parts is not None else finding.parts(row, zone)),
         first_seen=first_seen,
         opened_at=opened_at,
     )

@@ -30,11 +30,10 @@ from worker.core import fpf, line_increment, line_state, outbox_rounds
 from worker.core.dates import epoch
 from worker.core.errors import DtUnavailable
 from worker.core.line_change_events import LineChangeEvents
-from worker.core.line_compare import LineTransition, compare
+from worker.core.line_compare import NOTHING_MADE, LineTransition, Made, compare
 from worker.core.line_findings import Grouped, group
 from worker.core.lines import Line, LineBy, ProjectVersion, current, line_of
 from worker.core.mass_resolve import Tally
-from worker.core.tracking import Current
 
 PAGE = 100
 UNCOUNTED_PAGES = 10_000  # without X-Total-Count: a listing this long never ends
@@ -153,14 +152,14 @@ class Lines:
         silent: bool,
         baseline: bool = False,
         run: Callable[[Callable[[], Any]], Awaitable[Any]],
-        parts: Mapping[str, Current] | None = None,
+        shared: Made = NOTHING_MADE,
     ) -> LineWork:
         """``unchanged``: the project's own comparison found nothing new, changed or gone;
         ``changed``: else the matrices it found new, changed, back or gone (None: unknown);
         ``silent``: no events (``state baseline``); ``baseline``: none for the line's first;
         ``listed``: DT's findings list of the project (suppressed included), asked once;
-        ``run``: runs CPU work off the event loop; ``parts``: the parts the project's comparison
-        made of rows (by matrix), for the line's comparison to use rather than make again."""
+        ``run``: runs CPU work off the event loop; ``shared``: what the project's comparison made
+        of the rows, for the line's comparison to use rather than make again."""
         project = export.project_uuid
         line, versions, stored = await self._placed(export)
         if stored is None:  # not the line's current version: its view and the versions only
@@ -180,7 +179,7 @@ class Lines:
             and stored.project_revision == state.revision
         ):  # this view's state, and the view moved: only the packages that moved are compared
             part = await self._increment(line, data, rows, changed, version, stamp, listed, run,
-                                         parts)  # fmt: skip
+                                         shared)  # fmt: skip
             if part is not None:
                 return self._moved(line, versions, stored, export, stamp, facts, part,
                                    quiet=silent or (baseline and stored.revision == 0))  # fmt: skip
@@ -205,7 +204,7 @@ class Lines:
         def compared() -> _Outcome:
             made = compare(
                 earlier, later, all_rows, options.zone, now=now, carry=options.carry,
-                epss_delta=options.epss_delta, made=parts,
+                epss_delta=options.epss_delta, made=shared,
             )  # fmt: skip
             return _Outcome(
                 made.transitions,
@@ -231,7 +230,7 @@ class Lines:
         stamp: str,
         listed: Callable[[], Awaitable[list[dict[str, Any]]]],
         run: Callable[[Callable[[], Any]], Awaitable[Any]],
-        parts: Mapping[str, Current] | None = None,
+        shared: Made = NOTHING_MADE,
     ) -> _Outcome | None:
         """The touched packages compared (``line_increment``); None when DT's suppressed rows
         are needed (findings left and DT lists some suppressed): the whole line then."""
@@ -247,7 +246,7 @@ class Lines:
         def compared() -> _Outcome:
             made = compare(
                 part.earlier, part.later, rows, options.zone, now=now, carry=options.carry,
-                epss_delta=options.epss_delta, made=parts,
+                epss_delta=options.epss_delta, made=shared,
             )  # fmt: skip
             finished = line_increment.finish(part, made)
             return _Outcome(
