@@ -9,10 +9,10 @@ For each store, with the line's versions listed by an in-process DT stand-in:
   (nothing changed in the project's view, the line's state is this view's) groups nothing.
   Targets: <= 2.5x (SQLite), <= 3x (PostgreSQL).
 * 1% changed: a re-export of the current version with 1% of its findings re-scored (the line
-  grouped and compared, its events and state committed).
+  grouped and compared, its events and state committed); best of 3 (re-scored, back, again).
 * version switch: the next version (a new project UUID, new component UUIDs, 1% of components
   bumped) becoming current: its first per-project sync plus the line's comparison against the
-  stored state.
+  stored state; best of 3, each switch to the next version of the one before.
 * group: ``line_findings.group`` of the switched export's rows (the identity work), best of 3
   with the collector held back as a job runs it, same run.
 
@@ -52,6 +52,7 @@ from worker.service import collector
 from worker.service.delta import DeltaOptions, Deltas
 
 NAME = "bench"
+SWITCHES = 3  # versions switched to in turn: the best of them is the figure
 
 
 class Versions:
@@ -91,14 +92,16 @@ def named(raw: bytes) -> bytes:
 
 
 async def measure(backend: str, size: int, folder: Path) -> dict[str, float]:
-    first, unchanged, changed = (
-        named(variant(size, 1)),
-        named(variant(size, 2)),
-        named(variant(size, 3, 0.01)),
-    )
-    switched = orjson.dumps(next_version(orjson.loads(changed), 0.01))
+    first, unchanged = named(variant(size, 1)), named(variant(size, 2))
+    # each 1% off the one before: re-scored, back, re-scored again
+    changed = [named(variant(size, 3 + n, 0.01 if n % 2 == 0 else 0.0)) for n in range(3)]
+    switched, document = [], orjson.loads(changed[-1])
+    for number in range(2, 2 + SWITCHES):  # each the next version of the one before
+        document = next_version(document, 0.01)
+        document["project"]["version"] = f"{number}.0.0"
+        switched.append(orjson.dumps(document))
     figures = {"loads": min_time(lambda: orjson.loads(unchanged), 5)}
-    document = orjson.loads(switched)
+    document = orjson.loads(switched[0])
     rows, version = document["findings"], document["project"].get("version")
     line = Line("bench", "", NAME)
     with collector.paused():  # as a worker's job runs it
@@ -114,8 +117,8 @@ async def _run(
     track: str,
     first: bytes,
     unchanged: bytes,
-    changed: bytes,
-    switched: bytes,
+    changed: list[bytes],
+    switched: list[bytes],
 ) -> dict[str, float]:
     figures: dict[str, float] = {}
     dt = Versions()
@@ -141,9 +144,12 @@ async def _run(
             dt.add(first)
             figures[f"{track}: first sync"] = await apply(first)
             figures[f"{track}: unchanged"] = min([await apply(unchanged) for _ in range(5)])
-            figures[f"{track}: 1% changed"] = await apply(changed)
-            dt.add(switched)
-            figures[f"{track}: version switch"] = await apply(switched)
+            figures[f"{track}: 1% changed"] = min([await apply(raw) for raw in changed])
+            took = []
+            for raw in switched:
+                dt.add(raw)
+                took.append(await apply(raw))
+            figures[f"{track}: version switch"] = min(took)
     return figures
 
 
