@@ -11,7 +11,7 @@ them (``transitions.tracked_changes``). See docs/lines.md.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import tzinfo
 from typing import Any
 
@@ -79,14 +79,16 @@ def compare(
     carry: bool = False,
     epss_delta: float | None = None,
     made: Made = NOTHING_MADE,
+    settled: Collection[str] = (),
 ) -> Compared:
     """``later`` (grouped with ``earlier.known``) against ``earlier``: transitions in id order
     of NEW's findings, then those of the stored ones that left, in id order; ``carry``: a
     suppressed finding reopened only because DT made new instances stays suppressed;
     ``epss_delta``: DTRACK_WORKER_TRACK_EPSS (None: EPSS moves are no change); ``made``: what
     the project's own comparison already made of rows of ``new_rows``, used rather than made
-    again."""
-    return _Compared(new_rows, zone, now, carry, epss_delta, made).run(earlier, later)
+    again; ``settled``: ids of ``later``'s findings left out of the comparison and of the state
+    (their stored findings not in ``earlier``: ``line_settled``)."""
+    return _Compared(new_rows, zone, now, carry, epss_delta, made).run(earlier, later, settled)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -100,12 +102,14 @@ class _Compared:
     _made: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     _tracked: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
-    def run(self, earlier: LineState, later: Grouped) -> Compared:
+    def run(self, earlier: LineState, later: Grouped, settled: Collection[str] = ()) -> Compared:
         old_by = earlier.findings
         new_ids = {f.id for f in later.findings}
         found: list[LineTransition] = []
         kept: dict[str, StoredFinding] = {}
         for after in later.findings:  # id order: the same in any order of rows and aliases
+            if after.id in settled:
+                continue
             before = old_by.get(after.id)
             if before is None:
                 transition, record = self._arrived(after)

@@ -174,18 +174,6 @@ def of_export(grouped: Grouped, rows: Rows, zone: tzinfo, *, at: float) -> LineS
     return LineState(line or Line("", "", ""), grouped.known, findings)
 
 
-def purl_packages(state: LineState) -> dict[str, Package]:
-    """purl -> package of the state's purl-keyed findings' instances (``line_findings.group``'s
-    ``purls``): a purl-keyed finding's every instance has a purl that gave its key."""
-    return {
-        i.instance.purl: f.package
-        for f in state.findings.values()
-        if f.package.kind == "purl"
-        for i in f.instances
-        if i.instance.purl
-    }
-
-
 def oldest_open(state: LineState) -> float | None:
     """When the longest-open of the line's open findings opened (None: none is open)."""
     return min((f.opened_at for f in state.open), default=None)
@@ -263,7 +251,10 @@ class Decoded:
     entries: dict[str, list[Any]]
 
 
-PACKAGE, STATUS, INSTANCES, SEVERITY, OPENED_AT = 1, 4, 6, 8, 13  # positions in a packed entry
+# positions in a packed entry
+PACKAGE, STATUS, CARRIED, INSTANCES, SEVERITY, TRACKED, EPSS, FIRST_SEEN, OPENED_AT = (
+    1, 4, 5, 6, 8, 9, 10, 12, 13,
+)  # fmt: skip
 
 
 def decode(data: bytes | None) -> Decoded:
@@ -274,6 +265,21 @@ def decode(data: bytes | None) -> Decoded:
         raise ValueError(f"line state format {data[0]} is not one this release reads")
     document = orjson.loads(zlib.decompress(data[1:]))
     return Decoded(document["known"], {entry[0]: entry for entry in document["findings"]})
+
+
+def purl_packages(decoded: Decoded) -> dict[str, Package]:
+    """purl -> package of the stored purl-keyed findings' instances (``line_findings.group``'s
+    ``purls``): each instance of a purl-keyed finding has a purl that gave its key."""
+    found: dict[str, Package] = {}
+    for entry in decoded.entries.values():
+        key, kind, problem = entry[PACKAGE]
+        if kind != "purl":
+            continue
+        package = Package(key, kind, problem)
+        for stored_instance in entry[INSTANCES]:
+            if stored_instance[5]:  # the instance's purl
+                found.setdefault(stored_instance[5], package)
+    return found
 
 
 def unpack(line: Line, data: bytes | None) -> LineState:

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from worker.adapters.state.line_queries import LineMove, LinePart, StoredLine, VersionFacts
 from worker.adapters.state.store import ProjectState, Store
-from worker.core import fpf, line_increment, line_state, outbox_rounds
+from worker.core import fpf, line_increment, line_settled, line_state, outbox_rounds
 from worker.core.dates import epoch
 from worker.core.errors import DtUnavailable
 from worker.core.line_change_events import LineChangeEvents
@@ -183,15 +183,15 @@ class Lines:
             if part is not None:
                 return self._moved(line, versions, stored, export, stamp, facts, part,
                                    quiet=silent or (baseline and stored.revision == 0))  # fmt: skip
-        earlier = line_state.unpack(line, data)
-        purls = line_state.purl_packages(earlier)
+        decoded: line_state.Decoded = await run(lambda: line_state.decode(data))
+        purls = line_state.purl_packages(decoded)
 
         def grouped() -> Grouped:
-            return group(line, all_rows.values(), earlier.known, project_version=version,
+            return group(line, all_rows.values(), decoded.known, project_version=version,
                          purls=purls)  # fmt: skip
 
         later: Grouped = await run(grouped)
-        if _left(earlier, later):
+        if line_settled.left(decoded, later):
             # findings left: those DT lists suppressed are suppressed, not resolved (and a
             # carried triage that DT took up again is DT's own)
             hidden = await _hidden(listed, rows)
@@ -202,17 +202,12 @@ class Lines:
         now = epoch(stamp)
 
         def compared() -> _Outcome:
-            made = compare(
-                earlier, later, all_rows, options.zone, now=now, carry=options.carry,
+            whole = line_settled.compared(
+                line, decoded, later, all_rows, options.zone, now=now, carry=options.carry,
                 epss_delta=options.epss_delta, made=shared,
             )  # fmt: skip
-            return _Outcome(
-                made.transitions,
-                line_state.pack(made.state),
-                line_state.counts(made.state),
-                len(earlier.open),
-                line_state.oldest_open(made.state),
-            )
+            return _Outcome(whole.transitions, whole.packed, whole.open_counts,
+                            whole.opened_before, whole.oldest_open_at)  # fmt: skip
 
         outcome: _Outcome = await run(compared)
         # DTRACK_WORKER_BASELINE: the line's first export is recorded silently (not each new
