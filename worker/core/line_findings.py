@@ -264,6 +264,11 @@ def diff_instances(before: Sequence[Instance], after: Sequence[Instance]) -> Ins
         if before[0].matrix == after[0].matrix:
             return InstanceDiff(kept=(after[0],), moved=(), added=(), removed=())
         return InstanceDiff(kept=(), moved=(Move(before[0], after[0]),), added=(), removed=())
+    return _diff_instances(before, after)
+
+
+def _diff_instances(before: Sequence[Instance], after: Sequence[Instance]) -> InstanceDiff:
+    """``diff_instances``, any number of instances."""
     old_by = {i.matrix: i for i in before}
     new_by = {i.matrix: i for i in after}
     kept = tuple(new_by[m] for m in sorted(old_by.keys() & new_by.keys()))
