@@ -142,8 +142,9 @@ def _moved(
     parts = current.parts if current is not None else finding.parts(row, zone)
     fields = current.tracked if current is not None else tracked(row)
     score = epss(row)
-    if tracked_changes(entry[TRACKED], fields, entry[EPSS], score, epss_delta):
-        return None
+    same = entry[TRACKED] == fields and (epss_delta is None or entry[EPSS] == score)
+    if not same and tracked_changes(entry[TRACKED], fields, entry[EPSS], score, epss_delta):
+        return None  # (equal fields and EPSS: no change, without asking field by field)
     shot = made.snapshots.get(instance.matrix)
     package = after.package
     return [
