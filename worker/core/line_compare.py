@@ -11,7 +11,7 @@ them (``transitions.tracked_changes``). See docs/lines.md.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import tzinfo
 from typing import Any
 
@@ -27,7 +27,7 @@ from worker.core.line_state import (
     status_of,
     stored,
 )
-from worker.core.tracking import Status, tracked, with_long_texts_absent
+from worker.core.tracking import Current, Status, tracked, with_long_texts_absent
 from worker.core.transitions import Kind, tracked_changes
 
 
@@ -51,6 +51,19 @@ class LineTransition:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Made:
+    """What the project's own comparison already made of rows of the export (same zone), by
+    matrix: ``finding.parts`` and tracked fields (``tracking.Current``), and the
+    ``tracking.snapshot`` of those parts it stores."""
+
+    current: Mapping[str, Current]
+    snapshots: Mapping[str, dict[str, Any]]
+
+
+NOTHING_MADE = Made({}, {})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Compared:
     transitions: list[LineTransition]
     state: LineState  # the line's state after them
@@ -65,12 +78,17 @@ def compare(
     now: float,
     carry: bool = False,
     epss_delta: float | None = None,
+    made: Made = NOTHING_MADE,
+    settled: Collection[str] = (),
 ) -> Compared:
     """``later`` (grouped with ``earlier.known``) against ``earlier``: transitions in id order
     of NEW's findings, then those of the stored ones that left, in id order; ``carry``: a
     suppressed finding reopened only because DT made new instances stays suppressed;
-    ``epss_delta``: DTRACK_WORKER_TRACK_EPSS (None: EPSS moves are no change)."""
-    return _Compared(new_rows, zone, now, carry, epss_delta).run(earlier, later)
+    ``epss_delta``: DTRACK_WORKER_TRACK_EPSS (None: EPSS moves are no change); ``made``: what
+    the project's own comparison already made of rows of ``new_rows``, used rather than made
+    again; ``settled``: ids of ``later``'s findings left out of the comparison and of the state
+    (their stored findings not in ``earlier``: ``line_settled``)."""
+    return _Compared(new_rows, zone, now, carry, epss_delta, made).run(earlier, later, settled)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -80,15 +98,18 @@ class _Compared:
     now: float
     carry: bool
     epss_delta: float | None = None
+    seeded: Made = NOTHING_MADE
     _made: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     _tracked: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
-    def run(self, earlier: LineState, later: Grouped) -> Compared:
+    def run(self, earlier: LineState, later: Grouped, settled: Collection[str] = ()) -> Compared:
         old_by = earlier.findings
         new_ids = {f.id for f in later.findings}
         found: list[LineTransition] = []
         kept: dict[str, StoredFinding] = {}
         for after in later.findings:  # id order: the same in any order of rows and aliases
+            if after.id in settled:
+                continue
             before = old_by.get(after.id)
             if before is None:
                 transition, record = self._arrived(after)
@@ -111,27 +132,34 @@ class _Compared:
 
     def _parts(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """``finding.parts`` of a row, made once for the event and the stored snapshot."""
-        made = self._made.get(row["matrix"])
+        matrix = row["matrix"]
+        made = self._made.get(matrix)
         if made is None:
-            made = self._made[row["matrix"]] = finding.parts(row, self.zone)
+            current = self.seeded.current.get(matrix)
+            made = current.parts if current is not None else finding.parts(row, self.zone)
+            self._made[matrix] = made
         return made
 
     def _fields(self, row: Mapping[str, Any]) -> dict[str, Any]:
         """``tracking.tracked`` of a row, made once for the stored record and any event."""
-        made = self._tracked.get(row["matrix"])
+        matrix = row["matrix"]
+        made = self._tracked.get(matrix)
         if made is None:
-            made = self._tracked[row["matrix"]] = tracked(row)
+            current = self.seeded.current.get(matrix)
+            made = current.tracked if current is not None else tracked(row)
+            self._tracked[matrix] = made
         return made
 
     def _record(
         self, after: LineFinding, status: LineStatus, described: Instance, **times: Any
     ) -> StoredFinding:
         carried = times.pop("carried", False)
+        row = self.new_rows[described.matrix]
         return stored(
             after, self.new_rows, self.zone, status=status, carried=carried, described=described,
             first_seen=times["first_seen"], opened_at=times["opened_at"],
-            parts=self._made.get(described.matrix),
-            fields=self._fields(self.new_rows[described.matrix]),
+            parts=self._parts(row), fields=self._fields(row),
+            shot=self.seeded.snapshots.get(described.matrix),
         )  # fmt: skip
 
     def _arrived(self, after: LineFinding) -> tuple[LineTransition | None, StoredFinding]:

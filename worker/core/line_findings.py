@@ -119,40 +119,61 @@ class _Seen:
     package: Package
 
 
+class _Packages:
+    """``package.of_component`` of an export's components: a purl keyed before is not parsed
+    again, and a component many rows share (one per vulnerability) is keyed once."""
+
+    __slots__ = ("_by_component", "_by_purl")
+
+    def __init__(self, by_purl: Mapping[str, Package]) -> None:
+        self._by_purl = by_purl
+        self._by_component: dict[tuple[object, ...], Package] = {}
+
+    def __call__(self, component: Mapping[str, Any]) -> Package:
+        purl = component.get("purl")
+        if isinstance(purl, str):  # a purl that parsed gives the key alone
+            known = self._by_purl.get(purl)
+            if known is not None:
+                return known
+        names = tuple(  # of_component reads anything but text as absent; so does the key
+            v if isinstance(v, str) else None
+            for v in (purl, *(component.get(k) for k in ("group", "name", "cpe")))
+        )
+        package = self._by_component.get(names)
+        if package is None:
+            package = self._by_component[names] = of_component(component)
+        return package
+
+
 def group(
     line: Line,
     rows: Iterable[Mapping[str, Any]],
     known: Known | None = None,
     *,
     project_version: str | None = None,
+    purls: Mapping[str, Package] | None = None,
 ) -> Grouped:
     """The line findings of one export's (schema-valid) finding rows.
 
     ``known``: the line's earlier ids (``Grouped.known``: package key -> token -> id, as
     ``vulnid.assign`` keeps them); without it, ids are those a first export would get.
     ``project_version``: the export's ``project.version``, kept on each instance. Rows
-    repeating a matrix (one per attribution) are one instance.
+    repeating a matrix (one per attribution) are one instance. ``purls``: purl -> the package
+    ``package.of_component`` made of a component with that purl before (a line's stored
+    purl-keyed findings, ``line_state.purl_packages``), taken rather than parsed again.
 
     Alias groups are made per package: a finding is (package, vulnerability), so another
     component's GHSA naming two CVEs must not join this package's two CVE findings.
     """
     seen: dict[str, _Seen] = {}
-    # many rows share a component (one per vulnerability): its purl is parsed once
-    by_component: dict[tuple[object, ...], Package] = {}
+    package_of = _Packages(purls or {})
     for row in rows:
         matrix = row["matrix"]
         if matrix in seen:
             continue
-        vuln, component = row["vulnerability"], row["component"]
+        vuln = row["vulnerability"]
         found = vulnid.identifiers(vuln.get("source"), vuln["vulnId"], vuln.get("aliases"))
-        names = tuple(  # of_component reads anything but text as absent; so does the key
-            v if isinstance(v, str) else None
-            for v in (component.get(k) for k in ("purl", "group", "name", "cpe"))
-        )
-        package = by_component.get(names)
-        if package is None:
-            package = by_component[names] = of_component(component)
-        seen[matrix] = _Seen(row, found, package)
+        seen[matrix] = _Seen(row, found, package_of(row["component"]))
     by_package: dict[str, list[vulnid.Identifiers]] = {}
     packages: dict[str, Package] = {}
     for entry in seen.values():
@@ -239,6 +260,15 @@ def diff_instances(before: Sequence[Instance], after: Sequence[Instance]) -> Ins
     of one DT vulnerability (a GHSA row with a GHSA row), in version order (the lowest old
     version moved to the lowest new one); then the rest in version order. The surplus is added
     or removed."""
+    if len(before) == 1 and len(after) == 1:  # most findings: one instance, kept or moved
+        if before[0].matrix == after[0].matrix:
+            return InstanceDiff(kept=(after[0],), moved=(), added=(), removed=())
+        return InstanceDiff(kept=(), moved=(Move(before[0], after[0]),), added=(), removed=())
+    return _diff_instances(before, after)
+
+
+def _diff_instances(before: Sequence[Instance], after: Sequence[Instance]) -> InstanceDiff:
+    """``diff_instances``, any number of instances."""
     old_by = {i.matrix: i for i in before}
     new_by = {i.matrix: i for i in after}
     kept = tuple(new_by[m] for m in sorted(old_by.keys() & new_by.keys()))

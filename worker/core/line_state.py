@@ -97,6 +97,8 @@ def status_of(line_finding: LineFinding, rows: Rows) -> LineStatus:
 def representative(line_finding: LineFinding) -> Instance:
     """The instance an event describes: the DT finding whose own id is the finding's id (the
     CVE row of a GHSA/CVE pair), then the lowest version, then the matrix."""
+    if len(line_finding.instances) == 1:
+        return line_finding.instances[0]
     return min(
         line_finding.instances,
         key=lambda i: (
@@ -118,9 +120,11 @@ def stored(
     opened_at: float,
     parts: Mapping[str, Any] | None = None,
     fields: dict[str, Any] | None = None,
+    shot: dict[str, Any] | None = None,
 ) -> StoredFinding:
     """``line_finding`` as stored, described by its instance ``described`` (a row of ``rows``;
-    ``parts``, ``fields``: its ``finding.parts`` and ``tracked``, when the caller made them)."""
+    ``parts``, ``fields``, ``shot``: its ``finding.parts``, ``tracked`` and the ``snapshot`` of
+    those parts, when the caller made them)."""
     row = rows[described.matrix]
     if fields is None:
         fields = tracked(row)
@@ -138,7 +142,9 @@ def stored(
         severity=fields["severity"],
         tracked=fields,
         epss=epss(row),
-        snapshot=snapshot(parts if parts is not None else finding.parts(row, zone)),
+        snapshot=shot
+        if shot is not None
+        else snapshot(parts if parts is not None else finding.parts(row, zone)),
         first_seen=first_seen,
         opened_at=opened_at,
     )
@@ -245,7 +251,10 @@ class Decoded:
     entries: dict[str, list[Any]]
 
 
-PACKAGE, STATUS, INSTANCES, SEVERITY, OPENED_AT = 1, 4, 6, 8, 13  # positions in a packed entry
+# positions in a packed entry
+PACKAGE, STATUS, CARRIED, INSTANCES, SEVERITY, TRACKED, EPSS, FIRST_SEEN, OPENED_AT = (
+    1, 4, 5, 6, 8, 9, 10, 12, 13,
+)  # fmt: skip
 
 
 def decode(data: bytes | None) -> Decoded:
@@ -256,6 +265,21 @@ def decode(data: bytes | None) -> Decoded:
         raise ValueError(f"line state format {data[0]} is not one this release reads")
     document = orjson.loads(zlib.decompress(data[1:]))
     return Decoded(document["known"], {entry[0]: entry for entry in document["findings"]})
+
+
+def purl_packages(decoded: Decoded) -> dict[str, Package]:
+    """purl -> package of the stored purl-keyed findings' instances (``line_findings.group``'s
+    ``purls``): each instance of a purl-keyed finding has a purl that gave its key."""
+    found: dict[str, Package] = {}
+    for entry in decoded.entries.values():
+        key, kind, problem = entry[PACKAGE]
+        if kind != "purl":
+            continue
+        package = Package(key, kind, problem)
+        for stored_instance in entry[INSTANCES]:
+            if stored_instance[5]:  # the instance's purl
+                found.setdefault(stored_instance[5], package)
+    return found
 
 
 def unpack(line: Line, data: bytes | None) -> LineState:

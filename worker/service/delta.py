@@ -36,9 +36,11 @@ from worker.core.dates import epoch
 from worker.core.errors import PermanentError
 from worker.core.fpf import UNKNOWN, ProjectFacts
 from worker.core.jobs import Job
+from worker.core.line_compare import Made
 from worker.core.mass_resolve import BomFacts, Tally, Unexplained
 from worker.core.tracking import Comparison, Seen
 from worker.core.transitions import (
+    Write,
     detect,
     disappeared,
     needed,
@@ -157,7 +159,7 @@ class Deltas(DeltaBase):
                     export, rows, state, unchanged=not plan.writes and not gone, stamp=stamp,
                     changed={w.key for w in plan.writes} | gone,
                     listed=dt_list, facts=facts, silent=mode.silent, run=asyncio.to_thread,
-                    baseline=options.baseline,
+                    baseline=options.baseline, shared=_made(seen, plan.writes),
                 )  # fmt: skip
             except StateMoved:  # the line moved while its state was read
                 return None
@@ -301,6 +303,13 @@ class _Mode:
     silent: bool  # state baseline: no events
     force: bool  # past the mass-resolve guard
     retracted: frozenset[str] = frozenset()  # findings DT said it retracted (coalesced jobs')
+
+
+def _made(seen: Sequence[Seen], writes: Sequence[Write]) -> Made:
+    """What the project's comparison made of the export's rows (new, changed or back), by
+    matrix, for the line's comparison: their parts, and the snapshots written of them."""
+    current = {entry.key: entry.current for entry in seen if entry.current is not None}
+    return Made(current, {w.key: w.snapshot for w in writes if w.key in current})
 
 
 def _severities(seen: Sequence[Seen]) -> dict[str, int]:

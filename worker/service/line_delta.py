@@ -26,11 +26,11 @@ from typing import Any, Protocol
 
 from worker.adapters.state.line_queries import LineMove, LinePart, StoredLine, VersionFacts
 from worker.adapters.state.store import ProjectState, Store
-from worker.core import fpf, line_increment, line_state, outbox_rounds
+from worker.core import fpf, line_increment, line_settled, line_state, outbox_rounds
 from worker.core.dates import epoch
 from worker.core.errors import DtUnavailable
 from worker.core.line_change_events import LineChangeEvents
-from worker.core.line_compare import LineTransition, compare
+from worker.core.line_compare import NOTHING_MADE, LineTransition, Made, compare
 from worker.core.line_findings import Grouped, group
 from worker.core.lines import Line, LineBy, ProjectVersion, current, line_of
 from worker.core.mass_resolve import Tally
@@ -152,12 +152,14 @@ class Lines:
         silent: bool,
         baseline: bool = False,
         run: Callable[[Callable[[], Any]], Awaitable[Any]],
+        shared: Made = NOTHING_MADE,
     ) -> LineWork:
         """``unchanged``: the project's own comparison found nothing new, changed or gone;
         ``changed``: else the matrices it found new, changed, back or gone (None: unknown);
         ``silent``: no events (``state baseline``); ``baseline``: none for the line's first;
         ``listed``: DT's findings list of the project (suppressed included), asked once;
-        ``run``: runs CPU work off the event loop."""
+        ``run``: runs CPU work off the event loop; ``shared``: what the project's comparison made
+        of the rows, for the line's comparison to use rather than make again."""
         project = export.project_uuid
         line, versions, stored = await self._placed(export)
         if stored is None:  # not the line's current version: its view and the versions only
@@ -176,17 +178,20 @@ class Lines:
             and stored.current_project == project
             and stored.project_revision == state.revision
         ):  # this view's state, and the view moved: only the packages that moved are compared
-            part = await self._increment(line, data, rows, changed, version, stamp, listed, run)
+            part = await self._increment(line, data, rows, changed, version, stamp, listed, run,
+                                         shared)  # fmt: skip
             if part is not None:
                 return self._moved(line, versions, stored, export, stamp, facts, part,
                                    quiet=silent or (baseline and stored.revision == 0))  # fmt: skip
-        earlier = line_state.unpack(line, data)
+        decoded: line_state.Decoded = await run(lambda: line_state.decode(data))
+        purls = line_state.purl_packages(decoded)
 
         def grouped() -> Grouped:
-            return group(line, all_rows.values(), earlier.known, project_version=version)
+            return group(line, all_rows.values(), decoded.known, project_version=version,
+                         purls=purls)  # fmt: skip
 
         later: Grouped = await run(grouped)
-        if _left(earlier, later):
+        if line_settled.left(decoded, later):
             # findings left: those DT lists suppressed are suppressed, not resolved (and a
             # carried triage that DT took up again is DT's own)
             hidden = await _hidden(listed, rows)
@@ -197,17 +202,12 @@ class Lines:
         now = epoch(stamp)
 
         def compared() -> _Outcome:
-            made = compare(
-                earlier, later, all_rows, options.zone, now=now, carry=options.carry,
-                epss_delta=options.epss_delta,
+            whole = line_settled.compared(
+                line, decoded, later, all_rows, options.zone, now=now, carry=options.carry,
+                epss_delta=options.epss_delta, made=shared,
             )  # fmt: skip
-            return _Outcome(
-                made.transitions,
-                line_state.pack(made.state),
-                line_state.counts(made.state),
-                len(earlier.open),
-                line_state.oldest_open(made.state),
-            )
+            return _Outcome(whole.transitions, whole.packed, whole.open_counts,
+                            whole.opened_before, whole.oldest_open_at)  # fmt: skip
 
         outcome: _Outcome = await run(compared)
         # DTRACK_WORKER_BASELINE: the line's first export is recorded silently (not each new
@@ -225,6 +225,7 @@ class Lines:
         stamp: str,
         listed: Callable[[], Awaitable[list[dict[str, Any]]]],
         run: Callable[[Callable[[], Any]], Awaitable[Any]],
+        shared: Made = NOTHING_MADE,
     ) -> _Outcome | None:
         """The touched packages compared (``line_increment``); None when DT's suppressed rows
         are needed (findings left and DT lists some suppressed): the whole line then."""
@@ -240,7 +241,7 @@ class Lines:
         def compared() -> _Outcome:
             made = compare(
                 part.earlier, part.later, rows, options.zone, now=now, carry=options.carry,
-                epss_delta=options.epss_delta,
+                epss_delta=options.epss_delta, made=shared,
             )  # fmt: skip
             finished = line_increment.finish(part, made)
             return _Outcome(
