@@ -79,6 +79,7 @@ class ChangeEvents:
         self._after_key = b',"project":' + orjson.dumps(self._project) + b","
         self._fpf_change = b',"fpf":' + orjson.dumps(fpf) + b',"change":'
         self._instants: dict[float | None, str | None] = {}  # a first sync's are all one
+        self._changes: dict[tuple[Any, ...], bytes] = {}  # the same, serialized
 
     def _iso(self, moment: float | None) -> str | None:
         text = self._instants.get(moment, _UNSEEN)
@@ -103,6 +104,27 @@ class ChangeEvents:
                 None if resolved is None else round(resolved - transition.opened_at, 3)
             ),
         }
+
+    def _change_json(self, transition: Transition) -> bytes:
+        """``_change`` serialized; one text for the transitions that share it (a first sync's
+        ``opened`` events all have the same: no changes, the export's time)."""
+        if transition.changes:
+            return orjson.dumps(self._change(transition))
+        shared = (
+            transition.kind,
+            transition.previous_status,
+            transition.reason,
+            transition.resync,
+            transition.first_seen,
+            transition.opened_at,
+            transition.resolved_at,
+        )
+        text = self._changes.get(shared)
+        if text is None:
+            if len(self._changes) >= _SHARED_CHANGES:
+                self._changes.clear()
+            text = self._changes[shared] = orjson.dumps(self._change(transition))
+        return text
 
     def _identifier(self, transition: Transition, sequence: int) -> str:
         # the sequence too: DT stamps exports to the second, and two exports of one second
@@ -162,7 +184,7 @@ class ChangeEvents:
                 self._after_key,
                 own[1:-1],  # its keys, into "data"
                 self._fpf_change,
-                orjson.dumps(self._change(transition)),
+                self._change_json(transition),
                 b"}}",
             )
         )
@@ -170,5 +192,6 @@ class ChangeEvents:
 
 
 _UNSEEN = object()
+_SHARED_CHANGES = 1024  # texts kept at most (a resync's findings each have their own times)
 _HEAD = b'{"specversion":' + orjson.dumps(SPEC_VERSION) + b',"id":"'
 _QUOTED_TYPES = {kind: orjson.dumps(change_type(kind)) for kind in KINDS}

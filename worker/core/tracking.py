@@ -163,14 +163,15 @@ class Comparison:
         return seen
 
 
+LONG_TEXTS = ("subtitle", "description", "recommendation", "references")
+
+
 def snapshot(parts: Mapping[str, Any]) -> dict[str, Any]:
     """The last known finding as stored: enough for a full event once it is gone (the long
     texts are left out: a project's state stays small)."""
-    vulnerability = {
-        key: value
-        for key, value in parts["vulnerability"].items()
-        if key not in ("description", "recommendation", "references", "subtitle")
-    }
+    vulnerability = dict(parts["vulnerability"])  # a copy, its keys in their order
+    for key in LONG_TEXTS:
+        vulnerability.pop(key, None)
     return {
         "component": parts["component"],
         "vulnerability": vulnerability,

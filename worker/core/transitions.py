@@ -81,6 +81,9 @@ class Write:
     first_seen: float
     opened_at: float
     resolved_at: float | None
+    # ``tracked`` is what ``tracking.tracked_from(snapshot)`` gives, to the byte: a finding of
+    # the export, whose fields and snapshot were both read from its row (tests/test_tracking.py)
+    derived: bool = dataclasses.field(default=False, repr=False, compare=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -170,6 +173,7 @@ def _present(
         first_seen=now,
         opened_at=now,
         resolved_at=None,
+        derived=True,
     )
     if before is None:
         return write, _transition("opened", current, write, None, ())

@@ -264,7 +264,7 @@ def finding_rows(project: str, writes: Sequence[Write]) -> list[FindingRow]:
             w.status,
             w.severity,
             w.fingerprint,
-            packing.tracked_column(w.tracked, w.snapshot),
+            "" if w.derived else packing.tracked_column(w.tracked, w.snapshot),
             w.epss,
             "",
             packing.pack(w.key, w.snapshot),
