@@ -18,6 +18,9 @@ For each size and store, in one run:
   (outbox to the last confirm), each with this process's CPU time (threads included) and, on
   PostgreSQL, its server processes' (read from /proc: the server is local): the relay waits on
   RabbitMQ storing the messages about as long as the whole snapshot does.
+* the line case (``--line-size``, 10,000 by default; 0: none): ``bench.line_stream`` for each
+  store after the table (DTRACK_WORKER_TRACK=line: unchanged, 1% changed, version switch, the
+  switch against issue 26 §7's target).
 * peak RSS: a fresh process applying the unchanged re-export, read from a mapped file as a
   worker reads its spooled export; its growth over its baseline divided by the export's bytes.
   Target: <= 3x.
@@ -291,6 +294,10 @@ async def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=2, help="first syncs and snapshots, best of (default 2)"
     )
+    parser.add_argument(
+        "--line-size", type=int, default=10_000,
+        help="the line case (bench.line_stream: issue 26 §7) at this size after the table; 0: none",
+    )  # fmt: skip
     args = parser.parse_args()
     prefix = f"bench-state-{uuid.uuid4().hex[:6]}"
     settings = Settings.from_env({"DTRACK_WORKER_PREFIX": prefix, "DTRACK_WORKER_AMQP_URL": AMQP})
@@ -326,6 +333,12 @@ async def main() -> None:
                         f"{f['snapshot'] / 0.6:.2f} s",
                         flush=True,
                     )
+            if args.line_size:
+                from bench import line_stream  # the line case; it imports this module
+
+                for backend in args.backends.split(","):
+                    figures = await line_stream.measure(backend, args.line_size, Path(folder))
+                    print(line_stream.report(backend, args.line_size, figures), flush=True)
     finally:
         await broker.close()
         connection = await aio_pika.connect(AMQP)
