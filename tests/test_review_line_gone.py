@@ -59,7 +59,7 @@ async def test_a_stale_versions_row_of_a_deleted_current_version_keeps_the_line_
     await s.events(_line(v1))
     listed_before = copy.deepcopy(s.dt.projects)
     _delete(s, v2)
-    (job,) = (await _gone(s, v2)).follow  # SYNC of 1 queued
+    (_job,) = (await _gone(s, v2)).follow  # SYNC of 1 queued
     # 1's own export job (say a BOM_PROCESSED) listed DT before 2 was deleted, commits now
     kept = s.dt.projects
     s.dt.projects = listed_before
