@@ -20,6 +20,7 @@ from tests.test_line_diff import NPM, PHP, _document, _later, next_version
 from tests.test_line_stream import Document, Series, _changes, _first, _line, _suppress, publish
 from tests.test_line_stream import series as series
 from tests.test_operations import cli
+from worker.adapters.state.line_queries import StoredLine
 from worker.core.jobs import Job
 
 
@@ -41,6 +42,15 @@ async def _gone(s: Series, document: Document, job_id: str | None = None) -> Any
         correlation_id="test",
     )
     return await s.deltas.gone(job, {"job_id": job.job_id})
+
+
+def _bump(cursor: Any, dialect: Any, line_id: str) -> None:
+    """Another writer moves the line (its revision) meanwhile."""
+    cursor.execute(dialect.begin)
+    cursor.execute(
+        dialect.sql("UPDATE lines SET revision = revision + 1 WHERE id = %s"), (line_id,)
+    )
+    cursor.execute("COMMIT")
 
 
 async def test_every_version_deleted_resolves_the_lines_open_findings_project_deleted(
@@ -189,6 +199,30 @@ async def test_a_failure_listing_the_versions_of_a_deleted_current_version_is_a_
     assert await s.events(_line(v1)) == []
     s.dt.portfolio_forbidden = False
     assert (await _gone(s, v1)).published == 8
+
+
+async def test_a_line_moved_while_the_gone_job_plans_is_planned_again(series) -> None:
+    """Another writer moves the line between line_gone's read of the line's row and of its
+    state (e.g. the gone job of another version of the same line): plan again, as on the
+    commit's StateMoved -- a StateMoved out of Deltas.gone is no TransientError: the consumer
+    would park the job as unexpected, the view never closed, project.gone never published."""
+    s = await series()
+    v1 = _document(PHP)
+    await _first(s, v1)
+    _delete(s, v1)
+    real = s.store.line
+    moved: list[str] = []
+
+    async def line(line_id: str) -> StoredLine:
+        stored: StoredLine = await real(line_id)
+        if not moved:  # a concurrent writer commits right after this read
+            moved.append(line_id)
+            await s.store._run(_bump, line_id)
+        return stored
+
+    s.store.line = line
+    gone = await _gone(s, v1)
+    assert (moved, gone.published) == ([_line(v1).id], 8)
 
 
 @pytest.mark.rabbitmq

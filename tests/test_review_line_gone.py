@@ -11,40 +11,7 @@ from tests.test_line_diff import PHP, _document, next_version
 from tests.test_line_gone import _delete, _gone
 from tests.test_line_stream import _first, _line
 from tests.test_line_stream import series as series
-from worker.adapters.state.line_queries import StoredLine
 from worker.core.jobs import Job
-
-
-def _bump(cursor: Any, dialect: Any, line_id: str) -> None:
-    cursor.execute(dialect.begin)
-    cursor.execute(
-        dialect.sql("UPDATE lines SET revision = revision + 1 WHERE id = %s"), (line_id,)
-    )
-    cursor.execute("COMMIT")
-
-
-async def test_a_line_moved_while_the_gone_job_plans_is_planned_again(series) -> None:
-    """Another writer moves the line between line_gone's read of the line's row and of its
-    state (e.g. the gone job of another version of the same line): plan again, as the commit's
-    StateMoved is -- not a StateMoved out of Deltas.gone (a plain Exception: the consumer parks
-    the job as 'unexpected', the view is never closed, project.gone never published)."""
-    s = await series()
-    v1 = _document(PHP)
-    await _first(s, v1)
-    _delete(s, v1)
-    real = s.store.line
-    moved: list[str] = []
-
-    async def line(line_id: str) -> StoredLine:
-        stored = await real(line_id)
-        if not moved:  # a concurrent writer commits right after this read
-            moved.append(line_id)
-            await s.store._run(_bump, line_id)
-        return stored
-
-    s.store.line = line  # type: ignore[method-assign]
-    gone = await _gone(s, v1)
-    assert gone.published == 8
 
 
 async def test_a_stale_versions_row_of_a_deleted_current_version_keeps_the_line_open(

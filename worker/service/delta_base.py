@@ -107,11 +107,11 @@ class DeltaBase:
         for _ in range(line_gone.ATTEMPTS):
             now = time.time()
             lines = line_gone.NOTHING
-            if self._line_gone is not None:
-                lines = await self._line_gone.plan(job, now)
-            try:
+            try:  # a job moving one of its lines meanwhile (read or commit): plan again
+                if self._line_gone is not None:
+                    lines = await self._line_gone.plan(job, now)
                 return Gone(await self._close(job, job_ref, now, lines), lines.follow)
-            except StateMoved:  # a job moved one of its lines meanwhile: plan again
+            except StateMoved:
                 continue
         raise StateUnavailable(f"the lines of project {job.project_uuid} moved while it closed")
 
