@@ -57,7 +57,10 @@ class LineGone:
         parts: list[LinePart] = []
         transitions: list[LineTransition] = []
         follow: list[Job] = []
-        for held in await self._store.read(line_queries.holding, project):
+        held_lines = await self._store.read(
+            line_queries.holding, project, self._options.source, job.project_name
+        )
+        for held in held_lines:
             line, move = held.line, None
             stored = await self._store.line(line.id)
             if held.adrift:  # its current version is this one, or was deleted before

@@ -177,24 +177,26 @@ class HeldLine:
     adrift: bool  # its current version is that project, or another DT deleted before
 
 
-def holding(cursor: Any, dialect: Dialect, project: str) -> list[HeldLine]:
-    """The lines ``project`` is a version of (a ``line_versions`` row) or the current one of;
-    ``adrift``: the line's current version is ``project`` or no longer among its versions (a
-    version DT deleted earlier, whose line waits for its next current version's export)."""
+def holding(
+    cursor: Any, dialect: Dialect, project: str, source: str, name: str | None
+) -> list[HeldLine]:
+    """The lines ``project`` is a version of (a ``line_versions`` row) or the current one of,
+    and those of its name (``source``, ``name``) whose current version DT deleted (the project
+    may have left their versions already: another version's gone job forgot it); ``adrift``:
+    the line's current version is ``project`` or one DT deleted (the store's ``deleted_at``,
+    set by that version's gone job: its line waits for its next current version's export)."""
     cursor.execute(
         dialect.sql(
-            "SELECT source, grp, name, track, CASE WHEN current_project IS NOT NULL AND "
-            "(current_project = %s OR NOT EXISTS (SELECT 1 FROM line_versions v "
-            "WHERE v.line = lines.id AND v.project = lines.current_project)) THEN 1 ELSE 0 END "
-            "FROM lines WHERE current_project = %s OR id IN "
-            "(SELECT line FROM line_versions WHERE project = %s) ORDER BY id"
+            "SELECT l.source, l.grp, l.name, l.track, CASE WHEN l.current_project = %s "
+            "OR p.deleted_at IS NOT NULL THEN 1 ELSE 0 END "
+            "FROM lines l LEFT JOIN projects p ON p.uuid = l.current_project "
+            "WHERE l.current_project = %s OR l.id IN "
+            "(SELECT line FROM line_versions WHERE project = %s) "
+            "OR (l.source = %s AND l.name = %s AND p.deleted_at IS NOT NULL) ORDER BY l.id"
         ),
-        (project, project, project),
+        (project, project, project, source, name),
     )
-    return [
-        HeldLine(Line(source, grp, name, track), bool(adrift))
-        for source, grp, name, track, adrift in cursor.fetchall()
-    ]
+    return [HeldLine(Line(*row[:4]), bool(row[4])) for row in cursor.fetchall()]
 
 
 def _versions(
