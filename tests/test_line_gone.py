@@ -256,6 +256,45 @@ async def test_a_stale_versions_row_of_a_deleted_current_version_keeps_no_line_o
     assert gone.published == 8, "the line keeps its 8 open findings forever"
 
 
+def _version_row(cursor: Any, dialect: Any, line_id: str, project: str) -> None:
+    """A line_versions row, as an export committing after its project's gone job wrote it
+    back before this release."""
+    cursor.execute(dialect.begin)
+    cursor.execute(
+        dialect.sql("INSERT INTO line_versions (line, project, version) VALUES (%s, %s, '2')"),
+        (line_id, project),
+    )
+    cursor.execute("COMMIT")
+
+
+async def test_an_export_that_listed_dt_before_a_deletion_brings_no_deleted_version_back(
+    series, state_url: str, dt: FakeDt
+) -> None:
+    """1's export job listed DT while 2 was still there and commits after 2's gone job: the
+    deleted version stays out of the line's versions, and `status` says the current version
+    is deleted (from the store's deleted_at: also for a row an older release wrote back)."""
+    s = await series()
+    v1 = _document(PHP)
+    await _first(s, v1)
+    v2 = next_version(v1, "2", bump={"phpseclib": "3.0.50"})
+    s.publish(v2)
+    await s.sync(v2)
+    listed_before = copy.deepcopy(s.dt.projects)
+    _delete(s, v2)
+    await _gone(s, v2)
+    kept, s.dt.projects = s.dt.projects, listed_before
+    back = copy.deepcopy(v1)
+    back["meta"]["timestamp"] = v2["meta"]["timestamp"]
+    await s.sync(back)
+    s.dt.projects = kept
+    (report,) = await s.store.lines()
+    assert [v.project for v in report.versions] == [v1["project"]["uuid"]]
+    await s.store._run(_version_row, report.id, v2["project"]["uuid"])
+    code, out, err = await cli("status", v1["project"]["name"], env=_env(state_url, dt))
+    assert code == 0, out + err
+    assert f"  current 2 ({v2['project']['uuid']}), deleted in DT; last change" in out
+
+
 async def test_two_versions_deleted_at_once_close_the_line(series) -> None:
     """DT deletes the current version 1, then 0.9, the only other one; their gone jobs run
     side by side: 1's lists DT while 0.9 is still there (a SYNC of 0.9 queued); 0.9's plans
