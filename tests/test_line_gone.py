@@ -23,6 +23,7 @@ from tests.test_line_stream import series as series
 from tests.test_operations import cli
 from worker.adapters.state.line_queries import StoredLine
 from worker.core.jobs import Job
+from worker.core.lines import Line
 
 
 def _delete(s: Series, document: Document) -> None:
@@ -325,6 +326,62 @@ async def test_two_versions_deleted_at_once_close_the_line(series) -> None:
     gone = await s.deltas.gone(follow, {"job_id": follow.job_id})
     (report,) = await s.store.lines()
     assert (gone.published, sum(report.open_counts.values())) == (8, 0)
+
+
+def _twin(cursor: Any, dialect: Any, line: Line, twin: Line) -> None:
+    """A second line of the same versions (as DTRACK_WORKER_LINE_BY changed since makes):
+    ``line``'s row and versions under ``twin``."""
+    cursor.execute(dialect.begin)
+    cursor.execute(
+        dialect.sql(
+            "INSERT INTO lines (id, source, grp, name, track, current_project, current_version, "
+            "project_revision, revision, sequence, state, open_critical, open_high, open_medium, "
+            "open_low, open_info, open_unassigned) SELECT %s, source, grp, name, %s, "
+            "current_project, current_version, project_revision, revision, sequence, state, "
+            "open_critical, open_high, open_medium, open_low, open_info, open_unassigned "
+            "FROM lines WHERE id = %s"
+        ),
+        (twin.id, twin.track, line.id),
+    )
+    cursor.execute(
+        dialect.sql(
+            "INSERT INTO line_versions (line, project, version) "
+            "SELECT %s, project, version FROM line_versions WHERE line = %s"
+        ),
+        (twin.id, line.id),
+    )
+    cursor.execute("COMMIT")
+
+
+async def test_a_deletion_closing_two_lines_commits_them_with_the_view_once(series) -> None:
+    """A project current in two lines (LINE_BY changed since), DT deleting it: both lines close
+    with the view's close, in one transaction; a job moving the second one meanwhile makes the
+    whole close plan again, never a second project.gone.v1."""
+    s = await series()
+    v1 = _document(PHP)
+    await _first(s, v1)
+    await s.project_events(v1["project"]["uuid"])
+    line, twin = _line(v1), _line(v1, "x")
+    await s.store._run(_twin, line, twin)
+    _delete(s, v1)
+    gone_lines: Any = s.deltas
+    real = gone_lines._line_gone.plan
+    moved: list[str] = []
+
+    async def plan(job: Job, now: float) -> Any:
+        planned = await real(job, now)
+        if not moved:  # a job moves the line committed last before the close commits
+            moved.append(planned.parts[-1].line.id)
+            await s.store._run(_bump, moved[0])
+        return planned
+
+    gone_lines._line_gone.plan = plan
+    gone = await _gone(s, v1)
+    own = await s.project_events(v1["project"]["uuid"])
+    assert [e["type"] for e in own] == ["dtrack-worker.project.gone.v1"]
+    assert [len(await s.events(one)) for one in (line, twin)] == [8, 8]
+    assert (len(moved), gone.published) == (1, 16)
+    assert [sum(r.open_counts.values()) for r in await s.store.lines()] == [0, 0]
 
 
 @pytest.mark.rabbitmq

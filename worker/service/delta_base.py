@@ -159,16 +159,10 @@ class DeltaBase:
                 now=now,
                 deleted=True,
                 transitions=plan.transitions,
-                line=lines.parts[0] if lines.parts else None,
+                line=lines.parts,  # every line it closes, in the same transaction
             )
         )
         self._committed(done)
-        for part in lines.parts[1:]:  # another line it closes (rare: LINE_BY changed since)
-            self._committed(await self._apply(Apply(
-                project=job.project_uuid, name=None, version=None, expected_revision=None,
-                writes=(), events=lambda _: [], exported_at=None, outcome="gone", now=now,
-                deleted=True, line=part,
-            )))  # fmt: skip
         self._counted([*published, *lines.transitions])
         return len(published) + len(lines.transitions)
 
