@@ -22,6 +22,7 @@ from tests.test_line_stream import Document, Series, _changes, _first, _line, _s
 from tests.test_line_stream import series as series
 from tests.test_operations import cli
 from worker.adapters.state.line_queries import StoredLine
+from worker.core import line_gone, line_state
 from worker.core.jobs import Job
 from worker.core.lines import Line
 
@@ -382,6 +383,23 @@ async def test_a_deletion_closing_two_lines_commits_them_with_the_view_once(seri
     assert [len(await s.events(one)) for one in (line, twin)] == [8, 8]
     assert (len(moved), gone.published) == (1, 16)
     assert [sum(r.open_counts.values()) for r in await s.store.lines()] == [0, 0]
+
+
+async def test_line_findings_opened_after_the_deletion_resolve_at_it_as_v1s_do(series) -> None:
+    """Times taken from an export stamped in the future (a DT clock error): as v1's
+    transitions.deleted, first_seen and opened_at are brought back to the deletion's time,
+    resolved at it."""
+    s = await series()
+    v1 = _document(PHP)
+    await _first(s, v1)
+    stored = await s.store.line(_line(v1).id)
+    state = line_state.unpack(_line(v1), await s.store.line_state(stored.id, stored.revision))
+    now = min(f.first_seen for f in state.open) - 60
+    closed = line_gone.deleted(state, now)
+    assert len(closed.transitions) == 8
+    assert {(t.first_seen, t.opened_at, t.resolved_at) for t in closed.transitions} == {
+        (now, now, now)
+    }
 
 
 @pytest.mark.rabbitmq
