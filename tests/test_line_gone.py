@@ -8,6 +8,7 @@ The real Deltas, SQLite and PostgreSQL, and the fake DT (tests/test_line_stream.
 from __future__ import annotations
 
 import copy
+import re
 import time
 import uuid
 from typing import Any
@@ -18,9 +19,19 @@ import pytest
 from tests.fake_dt import FakeDt
 from tests.test_line_commands import _env
 from tests.test_line_diff import NPM, PHP, _document, _later, next_version
-from tests.test_line_stream import Document, Series, _changes, _first, _line, _suppress, publish
+from tests.test_line_stream import (
+    SOURCE,
+    Document,
+    Series,
+    _changes,
+    _first,
+    _line,
+    _suppress,
+    publish,
+)
 from tests.test_line_stream import series as series
 from tests.test_operations import cli
+from worker.adapters.state import backend, line_queries
 from worker.adapters.state.line_queries import StoredLine
 from worker.core import line_gone, line_state
 from worker.core.jobs import Job
@@ -400,6 +411,50 @@ async def test_line_findings_opened_after_the_deletion_resolve_at_it_as_v1s_do(s
     assert {(t.first_seen, t.opened_at, t.resolved_at) for t in closed.transitions} == {
         (now, now, now)
     }
+
+
+class _Explained:
+    """A cursor that runs a query's EXPLAIN instead, keeping the plan as text."""
+
+    def __init__(self, cursor: Any, explain: str) -> None:
+        self._cursor, self._explain, self.plan = cursor, explain, ""
+
+    def execute(self, query: str, args: Any = ()) -> None:
+        self._cursor.execute(self._explain + query, args)
+        self.plan = "\n".join(str(row) for row in self._cursor.fetchall())
+
+    def fetchall(self) -> list[Any]:
+        return []
+
+
+_MANY_LINES = (
+    "INSERT INTO lines (id, source, grp, name, current_project) "
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) "
+    "SELECT 'l' || i, 'src', '', 'name' || i, 'p' || i FROM n"
+)
+
+
+async def test_the_lines_a_deleted_project_is_current_in_are_found_by_an_index(
+    series, state_url: str
+) -> None:
+    """The gone job's `holding` reads no line but those it holds, by an index (migration
+    lines_by_current), in a store of many lines (planned as the databases plan them)."""
+    await series()  # the store, migrated
+    dialect = backend.dialect_of(state_url)
+    connection = backend.connector(state_url)()
+    try:
+        cursor = connection.cursor()
+        cursor.execute(dialect.begin)
+        cursor.execute(_MANY_LINES)
+        cursor.execute("COMMIT")
+        cursor.execute("ANALYZE")
+        sqlite = dialect.name == "sqlite"
+        explained = _Explained(cursor, "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN ")
+        line_queries.holding(explained, dialect, "p7", SOURCE, "name7")
+    finally:
+        connection.close()
+    assert "lines_by_current" in explained.plan, explained.plan
+    assert not re.search(r"\bSCAN (l|n|lines)\b|Seq Scan on lines", explained.plan), explained.plan
 
 
 @pytest.mark.rabbitmq

@@ -189,10 +189,11 @@ def holding(
         dialect.sql(
             "SELECT l.source, l.grp, l.name, l.track, CASE WHEN l.current_project = %s "
             "OR p.deleted_at IS NOT NULL THEN 1 ELSE 0 END "
-            "FROM lines l LEFT JOIN projects p ON p.uuid = l.current_project "
-            "WHERE l.current_project = %s OR l.id IN "
-            "(SELECT line FROM line_versions WHERE project = %s) "
-            "OR (l.source = %s AND l.name = %s AND p.deleted_at IS NOT NULL) ORDER BY l.id"
+            "FROM lines l LEFT JOIN projects p ON p.uuid = l.current_project WHERE l.id IN ("
+            "SELECT id FROM lines WHERE current_project = %s "  # each by an index
+            "UNION SELECT line FROM line_versions WHERE project = %s "
+            "UNION SELECT n.id FROM lines n JOIN projects d ON d.uuid = n.current_project "
+            "WHERE n.source = %s AND n.name = %s AND d.deleted_at IS NOT NULL) ORDER BY l.id"
         ),
         (project, project, project, source, name),
     )
