@@ -34,6 +34,7 @@ from tests.test_operations import cli
 from worker.adapters.state import backend, line_queries
 from worker.adapters.state.line_queries import StoredLine
 from worker.core import line_gone, line_state
+from worker.core.errors import TransientError
 from worker.core.jobs import Job
 from worker.core.lines import Line
 
@@ -75,7 +76,8 @@ async def test_every_version_deleted_resolves_the_lines_open_findings_project_de
     await _first(s, v1)
     await s.project_events(v1["project"]["uuid"])
     _delete(s, v1)
-    gone = await _gone(s, v1)
+    job_id = str(uuid.uuid4())
+    gone = await _gone(s, v1, job_id)
     own = await s.project_events(v1["project"]["uuid"])  # the view closes as before
     assert [e["type"] for e in own] == ["dtrack-worker.project.gone.v1"]
     assert await s.store.open_findings(v1["project"]["uuid"]) == []
@@ -94,7 +96,7 @@ async def test_every_version_deleted_resolves_the_lines_open_findings_project_de
     assert f"  current {version} ({project}), deleted in DT; last change" in out
     assert "  open: none\n  0 versions:" in out
     # the same job again (a retry, a redelivery): nothing more
-    again = await _gone(s, v1)
+    again = await _gone(s, v1, job_id)
     assert again.published == 0
     assert await s.events(_line(v1)) == []
 
@@ -205,13 +207,13 @@ async def test_a_failure_listing_the_versions_of_a_deleted_current_version_is_a_
     await _first(s, v1)
     await s.project_events(v1["project"]["uuid"])
     _delete(s, v1)
-    s.dt.portfolio_forbidden = True
-    with pytest.raises(Exception, match="403"):
+    s.dt.portfolio_status = 503  # DT down while the versions are listed: a retry
+    with pytest.raises(TransientError, match="503"):
         await _gone(s, v1)
     assert await s.project_events(v1["project"]["uuid"]) == []  # nothing committed
     assert len(await s.store.open_findings(v1["project"]["uuid"])) == 13
     assert await s.events(_line(v1)) == []
-    s.dt.portfolio_forbidden = False
+    s.dt.portfolio_status = None
     assert (await _gone(s, v1)).published == 8
 
 
