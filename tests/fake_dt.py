@@ -90,6 +90,7 @@ class FakeDt:
         # GET /api/v1/project: the portfolio, paged as DT pages it
         self.projects: list[dict[str, Any]] = []
         self.portfolio_forbidden = False
+        self.portfolio_status: int | None = None  # answer that status instead (a 503)
         self.on_page: Callable[[int], None] | None = None  # called before a page is served
         # a page of projects served as something else: raw bytes, and X-Total-Count (None: none)
         self.portfolio_body: bytes | None = None
@@ -228,6 +229,8 @@ class FakeDt:
             return web.Response(status=401)
         if self.portfolio_forbidden or "VIEW_PORTFOLIO" not in self.permissions:
             return web.Response(status=403)
+        if self.portfolio_status is not None:
+            return web.Response(status=self.portfolio_status)
         page = int(request.query.get("pageNumber", "1"))
         size = int(request.query.get("pageSize", "100"))  # DT pages even without parameters
         if self.on_page is not None:

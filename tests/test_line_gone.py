@@ -8,6 +8,8 @@ The real Deltas, SQLite and PostgreSQL, and the fake DT (tests/test_line_stream.
 from __future__ import annotations
 
 import copy
+import re
+import time
 import uuid
 from typing import Any
 
@@ -17,10 +19,24 @@ import pytest
 from tests.fake_dt import FakeDt
 from tests.test_line_commands import _env
 from tests.test_line_diff import NPM, PHP, _document, _later, next_version
-from tests.test_line_stream import Document, Series, _changes, _first, _line, _suppress, publish
+from tests.test_line_stream import (
+    SOURCE,
+    Document,
+    Series,
+    _changes,
+    _first,
+    _line,
+    _suppress,
+    publish,
+)
 from tests.test_line_stream import series as series
 from tests.test_operations import cli
+from worker.adapters.state import backend, line_queries
+from worker.adapters.state.line_queries import StoredLine
+from worker.core import line_gone, line_state
+from worker.core.errors import TransientError
 from worker.core.jobs import Job
+from worker.core.lines import Line
 
 
 def _delete(s: Series, document: Document) -> None:
@@ -43,6 +59,15 @@ async def _gone(s: Series, document: Document, job_id: str | None = None) -> Any
     return await s.deltas.gone(job, {"job_id": job.job_id})
 
 
+def _bump(cursor: Any, dialect: Any, line_id: str) -> None:
+    """Another writer moves the line (its revision) meanwhile."""
+    cursor.execute(dialect.begin)
+    cursor.execute(
+        dialect.sql("UPDATE lines SET revision = revision + 1 WHERE id = %s"), (line_id,)
+    )
+    cursor.execute("COMMIT")
+
+
 async def test_every_version_deleted_resolves_the_lines_open_findings_project_deleted(
     series, state_url: str, dt: FakeDt
 ) -> None:
@@ -51,7 +76,8 @@ async def test_every_version_deleted_resolves_the_lines_open_findings_project_de
     await _first(s, v1)
     await s.project_events(v1["project"]["uuid"])
     _delete(s, v1)
-    gone = await _gone(s, v1)
+    job_id = str(uuid.uuid4())
+    gone = await _gone(s, v1, job_id)
     own = await s.project_events(v1["project"]["uuid"])  # the view closes as before
     assert [e["type"] for e in own] == ["dtrack-worker.project.gone.v1"]
     assert await s.store.open_findings(v1["project"]["uuid"]) == []
@@ -70,7 +96,7 @@ async def test_every_version_deleted_resolves_the_lines_open_findings_project_de
     assert f"  current {version} ({project}), deleted in DT; last change" in out
     assert "  open: none\n  0 versions:" in out
     # the same job again (a retry, a redelivery): nothing more
-    again = await _gone(s, v1)
+    again = await _gone(s, v1, job_id)
     assert again.published == 0
     assert await s.events(_line(v1)) == []
 
@@ -181,14 +207,256 @@ async def test_a_failure_listing_the_versions_of_a_deleted_current_version_is_a_
     await _first(s, v1)
     await s.project_events(v1["project"]["uuid"])
     _delete(s, v1)
-    s.dt.portfolio_forbidden = True
-    with pytest.raises(Exception, match="403"):
+    s.dt.portfolio_status = 503  # DT down while the versions are listed: a retry
+    with pytest.raises(TransientError, match="503"):
         await _gone(s, v1)
     assert await s.project_events(v1["project"]["uuid"]) == []  # nothing committed
     assert len(await s.store.open_findings(v1["project"]["uuid"])) == 13
     assert await s.events(_line(v1)) == []
-    s.dt.portfolio_forbidden = False
+    s.dt.portfolio_status = None
     assert (await _gone(s, v1)).published == 8
+
+
+async def test_a_line_moved_while_the_gone_job_plans_is_planned_again(series) -> None:
+    """Another writer moves the line between line_gone's read of the line's row and of its
+    state (e.g. the gone job of another version of the same line): plan again, as on the
+    commit's StateMoved -- a StateMoved out of Deltas.gone is no TransientError: the consumer
+    would park the job as unexpected, the view never closed, project.gone never published."""
+    s = await series()
+    v1 = _document(PHP)
+    await _first(s, v1)
+    _delete(s, v1)
+    real = s.store.line
+    moved: list[str] = []
+
+    async def line(line_id: str) -> StoredLine:
+        stored: StoredLine = await real(line_id)
+        if not moved:  # a concurrent writer commits right after this read
+            moved.append(line_id)
+            await s.store._run(_bump, line_id)
+        return stored
+
+    s.store.line = line
+    gone = await _gone(s, v1)
+    assert (moved, gone.published) == ([_line(v1).id], 8)
+
+
+async def test_a_stale_versions_row_of_a_deleted_current_version_keeps_no_line_open(
+    series,
+) -> None:
+    """An export of another version that listed DT before the current version's deletion and
+    commits after its gone job may write the deleted version's line_versions row back: the
+    line is adrift all the same (its current project deleted in the store), so the deletion
+    of the version it was to follow closes it."""
+    s = await series()
+    v1 = _document(PHP)
+    await _first(s, v1)
+    v2 = next_version(v1, "2", bump={"phpseclib": "3.0.50"})
+    s.publish(v2)
+    await s.sync(v2)
+    await s.events(_line(v1))
+    listed_before = copy.deepcopy(s.dt.projects)
+    _delete(s, v2)
+    (_job,) = (await _gone(s, v2)).follow  # SYNC of 1 queued
+    # 1's own export job (say a BOM_PROCESSED) listed DT before 2 was deleted, commits now
+    kept = s.dt.projects
+    s.dt.projects = listed_before
+    back = copy.deepcopy(v1)
+    back["meta"]["timestamp"] = v2["meta"]["timestamp"]
+    await s.sync(back)
+    s.dt.projects = kept
+    await s.events(_line(v1))
+    _delete(s, v1)  # and DT deletes 1 before the queued SYNC of 1 ran: no version left
+    gone = await _gone(s, v1)
+    assert gone.published == 8, "the line keeps its 8 open findings forever"
+
+
+def _version_row(cursor: Any, dialect: Any, line_id: str, project: str) -> None:
+    """A line_versions row, as an export committing after its project's gone job wrote it
+    back before this release."""
+    cursor.execute(dialect.begin)
+    cursor.execute(
+        dialect.sql("INSERT INTO line_versions (line, project, version) VALUES (%s, %s, '2')"),
+        (line_id, project),
+    )
+    cursor.execute("COMMIT")
+
+
+async def test_an_export_that_listed_dt_before_a_deletion_brings_no_deleted_version_back(
+    series, state_url: str, dt: FakeDt
+) -> None:
+    """1's export job listed DT while 2 was still there and commits after 2's gone job: the
+    deleted version stays out of the line's versions, and `status` says the current version
+    is deleted (from the store's deleted_at: also for a row an older release wrote back)."""
+    s = await series()
+    v1 = _document(PHP)
+    await _first(s, v1)
+    v2 = next_version(v1, "2", bump={"phpseclib": "3.0.50"})
+    s.publish(v2)
+    await s.sync(v2)
+    listed_before = copy.deepcopy(s.dt.projects)
+    _delete(s, v2)
+    await _gone(s, v2)
+    kept, s.dt.projects = s.dt.projects, listed_before
+    back = copy.deepcopy(v1)
+    back["meta"]["timestamp"] = v2["meta"]["timestamp"]
+    await s.sync(back)
+    s.dt.projects = kept
+    (report,) = await s.store.lines()
+    assert [v.project for v in report.versions] == [v1["project"]["uuid"]]
+    await s.store._run(_version_row, report.id, v2["project"]["uuid"])
+    code, out, err = await cli("status", v1["project"]["name"], env=_env(state_url, dt))
+    assert code == 0, out + err
+    assert f"  current 2 ({v2['project']['uuid']}), deleted in DT; last change" in out
+
+
+async def test_two_versions_deleted_at_once_close_the_line(series) -> None:
+    """DT deletes the current version 1, then 0.9, the only other one; their gone jobs run
+    side by side: 1's lists DT while 0.9 is still there (a SYNC of 0.9 queued); 0.9's plans
+    before 1's commit (the line not adrift yet: 0.9 is not current) and commits after. The
+    SYNC of 0.9 then finds it gone, 0.9 in no line any more: it finds the line by its name
+    (its current project deleted) and closes it."""
+    s = await series()
+    v1 = _document(PHP)
+    await _first(s, v1)
+    old = next_version(v1, "0.9", bump={"phpseclib": "3.0.10"}, seconds=60)
+    s.publish(old, latest=False)
+    await s.sync(old)
+    await s.events(_line(v1))
+    _delete(s, v1)
+    job_old = Job(
+        job_id=str(uuid.uuid4()), project_uuid=old["project"]["uuid"],
+        project_name=old["project"]["name"], trigger="TEST", notification_id="gone",
+        accepted_at="2026-11-30T10:00:00.000000Z", correlation_id="test",
+    )  # fmt: skip
+    deltas: Any = s.deltas
+    now = time.time()
+    planned = await deltas._line_gone.plan(job_old, now)  # 0.9's job plans first
+    (follow,) = (await _gone(s, v1)).follow  # 1's job: DT still lists 0.9, a SYNC of it
+    assert follow.project_uuid == old["project"]["uuid"]
+    _delete(s, old)
+    await deltas._close(job_old, {"job_id": job_old.job_id}, now, planned)  # 0.9's commits
+    # the queued SYNC of 0.9 runs: DT confirms 0.9 is gone
+    gone = await s.deltas.gone(follow, {"job_id": follow.job_id})
+    (report,) = await s.store.lines()
+    assert (gone.published, sum(report.open_counts.values())) == (8, 0)
+
+
+def _twin(cursor: Any, dialect: Any, line: Line, twin: Line) -> None:
+    """A second line of the same versions (as DTRACK_WORKER_LINE_BY changed since makes):
+    ``line``'s row and versions under ``twin``."""
+    cursor.execute(dialect.begin)
+    cursor.execute(
+        dialect.sql(
+            "INSERT INTO lines (id, source, grp, name, track, current_project, current_version, "
+            "project_revision, revision, sequence, state, open_critical, open_high, open_medium, "
+            "open_low, open_info, open_unassigned) SELECT %s, source, grp, name, %s, "
+            "current_project, current_version, project_revision, revision, sequence, state, "
+            "open_critical, open_high, open_medium, open_low, open_info, open_unassigned "
+            "FROM lines WHERE id = %s"
+        ),
+        (twin.id, twin.track, line.id),
+    )
+    cursor.execute(
+        dialect.sql(
+            "INSERT INTO line_versions (line, project, version) "
+            "SELECT %s, project, version FROM line_versions WHERE line = %s"
+        ),
+        (twin.id, line.id),
+    )
+    cursor.execute("COMMIT")
+
+
+async def test_a_deletion_closing_two_lines_commits_them_with_the_view_once(series) -> None:
+    """A project current in two lines (LINE_BY changed since), DT deleting it: both lines close
+    with the view's close, in one transaction; a job moving the second one meanwhile makes the
+    whole close plan again, never a second project.gone.v1."""
+    s = await series()
+    v1 = _document(PHP)
+    await _first(s, v1)
+    await s.project_events(v1["project"]["uuid"])
+    line, twin = _line(v1), _line(v1, "x")
+    await s.store._run(_twin, line, twin)
+    _delete(s, v1)
+    gone_lines: Any = s.deltas
+    real = gone_lines._line_gone.plan
+    moved: list[str] = []
+
+    async def plan(job: Job, now: float) -> Any:
+        planned = await real(job, now)
+        if not moved:  # a job moves the line committed last before the close commits
+            moved.append(planned.parts[-1].line.id)
+            await s.store._run(_bump, moved[0])
+        return planned
+
+    gone_lines._line_gone.plan = plan
+    gone = await _gone(s, v1)
+    own = await s.project_events(v1["project"]["uuid"])
+    assert [e["type"] for e in own] == ["dtrack-worker.project.gone.v1"]
+    assert [len(await s.events(one)) for one in (line, twin)] == [8, 8]
+    assert (len(moved), gone.published) == (1, 16)
+    assert [sum(r.open_counts.values()) for r in await s.store.lines()] == [0, 0]
+
+
+async def test_line_findings_opened_after_the_deletion_resolve_at_it_as_v1s_do(series) -> None:
+    """Times taken from an export stamped in the future (a DT clock error): as v1's
+    transitions.deleted, first_seen and opened_at are brought back to the deletion's time,
+    resolved at it."""
+    s = await series()
+    v1 = _document(PHP)
+    await _first(s, v1)
+    stored = await s.store.line(_line(v1).id)
+    state = line_state.unpack(_line(v1), await s.store.line_state(stored.id, stored.revision))
+    now = min(f.first_seen for f in state.open) - 60
+    closed = line_gone.deleted(state, now)
+    assert len(closed.transitions) == 8
+    assert {(t.first_seen, t.opened_at, t.resolved_at) for t in closed.transitions} == {
+        (now, now, now)
+    }
+
+
+class _Explained:
+    """A cursor that runs a query's EXPLAIN instead, keeping the plan as text."""
+
+    def __init__(self, cursor: Any, explain: str) -> None:
+        self._cursor, self._explain, self.plan = cursor, explain, ""
+
+    def execute(self, query: str, args: Any = ()) -> None:
+        self._cursor.execute(self._explain + query, args)
+        self.plan = "\n".join(str(row) for row in self._cursor.fetchall())
+
+    def fetchall(self) -> list[Any]:
+        return []
+
+
+_MANY_LINES = (
+    "INSERT INTO lines (id, source, grp, name, current_project) "
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) "
+    "SELECT 'l' || i, 'src', '', 'name' || i, 'p' || i FROM n"
+)
+
+
+async def test_the_lines_a_deleted_project_is_current_in_are_found_by_an_index(
+    series, state_url: str
+) -> None:
+    """The gone job's `holding` reads no line but those it holds, by an index (migration
+    lines_by_current), in a store of many lines (planned as the databases plan them)."""
+    await series()  # the store, migrated
+    dialect = backend.dialect_of(state_url)
+    connection = backend.connector(state_url)()
+    try:
+        cursor = connection.cursor()
+        cursor.execute(dialect.begin)
+        cursor.execute(_MANY_LINES)
+        cursor.execute("COMMIT")
+        cursor.execute("ANALYZE")
+        sqlite = dialect.name == "sqlite"
+        explained = _Explained(cursor, "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN ")
+        line_queries.holding(explained, dialect, "p7", SOURCE, "name7")
+    finally:
+        connection.close()
+    assert "lines_by_current" in explained.plan, explained.plan
+    assert not re.search(r"\bSCAN (l|n|lines)\b|Seq Scan on lines", explained.plan), explained.plan
 
 
 @pytest.mark.rabbitmq

@@ -68,9 +68,7 @@ def _current(line: LineReport) -> str:
     if line.current_project is None:
         return "none yet (no export of its current version applied)"
     shown = f"{line.current_version or '?'} ({line.current_project})"
-    if not any(v.project == line.current_project for v in line.versions):
-        return f"{shown}, deleted in DT"  # a deleted version leaves the line's versions
-    return shown
+    return f"{shown}, deleted in DT" if line.current_deleted else shown
 
 
 def print_lines(lines: Sequence[LineReport], projects: int) -> None:

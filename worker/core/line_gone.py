@@ -20,7 +20,9 @@ class Closed:
 
 
 def deleted(state: LineState, now: float) -> Closed:
-    """Every open finding of ``state`` resolved at ``now``, described from its stored copy."""
+    """Every open finding of ``state`` resolved at ``now``, described from its stored copy;
+    as v1's ``transitions.deleted``, a time after ``now`` (taken from an export stamped in the
+    future, a DT clock error) is brought back to ``now``."""
     transitions = [
         LineTransition(
             kind="resolved",
@@ -30,9 +32,9 @@ def deleted(state: LineState, now: float) -> Closed:
             severity=stored.severity,
             previous_status="open",
             changes=(),
-            first_seen=stored.first_seen,
-            opened_at=stored.opened_at,
-            resolved_at=max(now, stored.opened_at),
+            first_seen=min(stored.first_seen, now),
+            opened_at=min(stored.opened_at, now),
+            resolved_at=now,
             reason="project_deleted",
         )
         for stored in sorted(state.open, key=lambda f: f.id)

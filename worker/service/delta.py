@@ -226,7 +226,7 @@ class Deltas(DeltaBase):
                     outcome=outcome,
                     now=time.time(),
                     fresh=not state.priors,
-                    line=None if line is None else line.part,
+                    line=() if line is None else (line.part,),
                     transitions=viewed,
                     tags=facts.tags,
                 )

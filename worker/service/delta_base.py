@@ -107,11 +107,11 @@ class DeltaBase:
         for _ in range(line_gone.ATTEMPTS):
             now = time.time()
             lines = line_gone.NOTHING
-            if self._line_gone is not None:
-                lines = await self._line_gone.plan(job, now)
-            try:
+            try:  # a job moving one of its lines meanwhile (read or commit): plan again
+                if self._line_gone is not None:
+                    lines = await self._line_gone.plan(job, now)
                 return Gone(await self._close(job, job_ref, now, lines), lines.follow)
-            except StateMoved:  # a job moved one of its lines meanwhile: plan again
+            except StateMoved:
                 continue
         raise StateUnavailable(f"the lines of project {job.project_uuid} moved while it closed")
 
@@ -159,16 +159,10 @@ class DeltaBase:
                 now=now,
                 deleted=True,
                 transitions=plan.transitions,
-                line=lines.parts[0] if lines.parts else None,
+                line=lines.parts,  # every line it closes, in the same transaction
             )
         )
         self._committed(done)
-        for part in lines.parts[1:]:  # another line it closes (rare: LINE_BY changed since)
-            self._committed(await self._apply(Apply(
-                project=job.project_uuid, name=None, version=None, expected_revision=None,
-                writes=(), events=lambda _: [], exported_at=None, outcome="gone", now=now,
-                deleted=True, line=part,
-            )))  # fmt: skip
         self._counted([*published, *lines.transitions])
         return len(published) + len(lines.transitions)
 

@@ -33,9 +33,9 @@ ATTEMPTS = 4  # a job moving the line meanwhile: plan again this often
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LineGoneWork:
-    """What a deleted project does to its lines: the parts to commit (the first with the view's
-    close, forgetting the project in every line; any other closes a line of its own), the v2
-    transitions they publish, and the SYNC jobs to queue once they are committed."""
+    """What a deleted project does to its lines: the parts to commit with the view's close, in
+    its transaction (each forgets the project in every line; each with a move closes its line),
+    the v2 transitions they publish, and the SYNC jobs to queue once they are committed."""
 
     parts: tuple[LinePart, ...] = ()
     transitions: tuple[LineTransition, ...] = ()
@@ -57,7 +57,10 @@ class LineGone:
         parts: list[LinePart] = []
         transitions: list[LineTransition] = []
         follow: list[Job] = []
-        for held in await self._store.read(line_queries.holding, project):
+        held_lines = await self._store.read(
+            line_queries.holding, project, self._options.source, job.project_name
+        )
+        for held in held_lines:
             line, move = held.line, None
             stored = await self._store.line(line.id)
             if held.adrift:  # its current version is this one, or was deleted before
@@ -69,8 +72,8 @@ class LineGone:
                     move, closed = await self._closed(line, stored, job, now)
                     transitions += closed
             parts.append(LinePart(line, (), move, forget=project))
-        # the first part goes with the view's close (it forgets the project in every line);
-        # another is committed only to close its line
+        # the parts go with the view's close: one forgets the project in every line; the
+        # others are there to close their lines (more than one: LINE_BY changed since)
         moving = [p for p in parts if p.move is not None]
         kept = moving or parts[:1]
         return LineGoneWork(tuple(kept), tuple(transitions), tuple(follow))

@@ -103,7 +103,7 @@ class LineResync:
                         exported_at=None,
                         outcome="resync",
                         now=now,
-                        line=LinePart(line, (), move),
+                        line=(LinePart(line, (), move),),
                     )
                 )
             except StateMoved:

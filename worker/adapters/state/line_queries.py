@@ -177,29 +177,34 @@ class HeldLine:
     adrift: bool  # its current version is that project, or another DT deleted before
 
 
-def holding(cursor: Any, dialect: Dialect, project: str) -> list[HeldLine]:
-    """The lines ``project`` is a version of (a ``line_versions`` row) or the current one of;
-    ``adrift``: the line's current version is ``project`` or no longer among its versions (a
-    version DT deleted earlier, whose line waits for its next current version's export)."""
+def holding(
+    cursor: Any, dialect: Dialect, project: str, source: str, name: str | None
+) -> list[HeldLine]:
+    """The lines ``project`` is a version of (a ``line_versions`` row) or the current one of,
+    and those of its name (``source``, ``name``) whose current version DT deleted (the project
+    may have left their versions already: another version's gone job forgot it); ``adrift``:
+    the line's current version is ``project`` or one DT deleted (the store's ``deleted_at``,
+    set by that version's gone job: its line waits for its next current version's export)."""
     cursor.execute(
         dialect.sql(
-            "SELECT source, grp, name, track, CASE WHEN current_project IS NOT NULL AND "
-            "(current_project = %s OR NOT EXISTS (SELECT 1 FROM line_versions v "
-            "WHERE v.line = lines.id AND v.project = lines.current_project)) THEN 1 ELSE 0 END "
-            "FROM lines WHERE current_project = %s OR id IN "
-            "(SELECT line FROM line_versions WHERE project = %s) ORDER BY id"
+            "SELECT l.source, l.grp, l.name, l.track, CASE WHEN l.current_project = %s "
+            "OR p.deleted_at IS NOT NULL THEN 1 ELSE 0 END "
+            "FROM lines l LEFT JOIN projects p ON p.uuid = l.current_project WHERE l.id IN ("
+            "SELECT id FROM lines WHERE current_project = %s "  # each by an index
+            "UNION SELECT line FROM line_versions WHERE project = %s "
+            "UNION SELECT n.id FROM lines n JOIN projects d ON d.uuid = n.current_project "
+            "WHERE n.source = %s AND n.name = %s AND d.deleted_at IS NOT NULL) ORDER BY l.id"
         ),
-        (project, project, project),
+        (project, project, project, source, name),
     )
-    return [
-        HeldLine(Line(source, grp, name, track), bool(adrift))
-        for source, grp, name, track, adrift in cursor.fetchall()
-    ]
+    return [HeldLine(Line(*row[:4]), bool(row[4])) for row in cursor.fetchall()]
 
 
 def _versions(
     cursor: Any, dialect: Dialect, line_id: str, versions: Sequence[VersionFacts], now: float
 ) -> None:
+    deleted = _deleted(cursor, dialect, [v.project for v in versions if not v.applied])
+    versions = [v for v in versions if v.project not in deleted]
     if not versions:
         return
     cursor.executemany(
@@ -226,6 +231,23 @@ def _versions(
     )
 
 
+def _deleted(cursor: Any, dialect: Dialect, projects: Sequence[str]) -> set[str]:
+    """Those of ``projects`` DT deleted (their gone job committed): a job that listed DT before
+    writes no row of theirs back. The version a job applies is never one of them."""
+    found: set[str] = set()
+    for start in range(0, len(projects), 500):  # bounded IN lists, for both databases
+        chunk = projects[start : start + 500]
+        marks = ", ".join(["%s"] * len(chunk))
+        cursor.execute(
+            dialect.sql(
+                f"SELECT uuid FROM projects WHERE deleted_at IS NOT NULL AND uuid IN ({marks})"
+            ),
+            tuple(chunk),
+        )
+        found.update(uuid for (uuid,) in cursor.fetchall())
+    return found
+
+
 def _flag(value: bool | None) -> int | None:
     return None if value is None else int(value)
 
@@ -246,6 +268,7 @@ class LineReport:
     last_change_at: float | None
     updated_at: float | None
     versions: list[VersionRow]
+    current_deleted: bool = False  # DT deleted the current version (its gone job committed)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -260,13 +283,15 @@ class VersionRow:
 
 def reports(cursor: Any, dialect: Dialect, line_id: str | None = None) -> list[LineReport]:
     """Every line (by name, then track), or the one of ``line_id``, with its versions."""
-    opens = ", ".join(f"open_{s}" for s in SEVERITIES)
-    where, args = ("WHERE id = %s", (line_id,)) if line_id else ("", ())
+    opens = ", ".join(f"l.open_{s}" for s in SEVERITIES)
+    where, args = ("WHERE l.id = %s", (line_id,)) if line_id else ("", ())
     cursor.execute(
         dialect.sql(
-            f"SELECT id, source, grp, name, track, current_project, current_version, sequence, "
-            f"last_change_at, updated_at, {opens} FROM lines {where} "
-            "ORDER BY name, grp, COALESCE(track, ''), id"
+            "SELECT l.id, l.source, l.grp, l.name, l.track, l.current_project, "
+            "l.current_version, l.sequence, l.last_change_at, l.updated_at, "
+            f"p.deleted_at IS NOT NULL, {opens} FROM lines l "
+            f"LEFT JOIN projects p ON p.uuid = l.current_project {where} "
+            "ORDER BY l.name, l.grp, COALESCE(l.track, ''), l.id"
         ),
         args,
     )
@@ -287,7 +312,7 @@ def reports(cursor: Any, dialect: Dialect, line_id: str | None = None) -> list[L
         LineReport(
             id=r[0], source=r[1], group=r[2], name=r[3], track=r[4], current_project=r[5],
             current_version=r[6], sequence=r[7], last_change_at=r[8], updated_at=r[9],
-            open_counts=dict(zip(SEVERITIES, r[10:], strict=True)),
+            current_deleted=bool(r[10]), open_counts=dict(zip(SEVERITIES, r[11:], strict=True)),
             versions=versions.get(r[0], []),
         )
         for r in rows

@@ -131,7 +131,9 @@ class Apply:
     deleted: bool = False
     fresh: bool = False  # the project had no findings stored: every write is an insert
     trace_parent: str | None = None  # the writing job's span, for the relay's trace link
-    line: line_queries.LinePart | None = None  # the line's versions, and its move if any
+    # the lines' versions, and their moves if any: the line an export moves, or the lines a
+    # project DT deleted closes (more than one when DTRACK_WORKER_LINE_BY changed since)
+    line: Sequence[line_queries.LinePart] = ()
     transitions: Sequence[Transition] = ()  # recorded in finding_history
     tags: Sequence[str] | None = None  # DT's tags of the project; None: not known, kept
     history_since: float | None = None  # finding_history's rows before this go (the store's)
@@ -181,12 +183,12 @@ def apply(cursor: Any, dialect: Dialect, work: Apply) -> Committed:
                     for r in rounds
                 ],
             )
-        if work.line is not None:  # the line moves with the project's view, or not at all
+        for part in work.line:  # the lines move with the project's view, or not at all
             try:
                 line_rows = line_queries.write(
                     cursor,
                     dialect,
-                    work.line,
+                    part,
                     revision + 1,
                     work.now,
                     work.trace_parent,
