@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,8 @@ from tests.console_env import HTML, TOKEN, XSS, add_project, park
 from tests.fake_dt import API_KEY
 from tests.rabbit import depth, eventually
 from worker.adapters import dthttp
+from worker.adapters.state.backend import Dialect
+from worker.adapters.state.store import Store
 from worker.service import progress, sync
 from worker.service.console.app import create_app
 
@@ -340,6 +343,17 @@ async def test_the_line_pages_read_either_store(console, state_url: str):
     assert (await app.client.get("/lines/nope")).status == 404
     response = await app.client.get("/lines?offset=-1")
     assert response.status == 400
+    assert "gone from DT" not in await page("/lines")
+    # DT deleted the current version (as a job that met its 404 marks it): the line says so
+    async with Store.open(app.settings.state) as store:
+        await store.write(_deleted, shop)
+    assert f'<a href="/projects/{shop}">1.0</a> (gone from DT)' in await page("/lines")
+    assert "1.0</a> (gone from DT)" in await page(line)
+    assert f'<a href="/projects/{blog}">1.0</a></td>' in await page("/lines")
+
+
+def _deleted(cursor: Any, dialect: Dialect, project: str) -> None:
+    cursor.execute(dialect.sql("UPDATE projects SET deleted_at = 1 WHERE uuid = %s"), (project,))
 
 
 async def test_a_live_stream_ends_when_the_console_stops(console, aiohttp_client):

@@ -18,7 +18,7 @@ _OPEN = ", ".join(f"l.open_{severity}" for severity in SEVERITIES)
 _COLUMNS = (
     "l.id, l.grp, l.name, l.track, l.current_project, l.current_version, l.revision, "
     "l.updated_at, l.last_change_at, p.last_outcome, p.last_outcome_at, p.tags, "
-    f"l.oldest_open_at, l.resolved_count, l.resolved_seconds, {_OPEN}"
+    f"l.oldest_open_at, l.resolved_count, l.resolved_seconds, p.deleted_at, {_OPEN}"
 )
 
 
@@ -39,6 +39,7 @@ class LineRow:
     oldest_open_at: float | None  # the longest-open open finding's open time
     resolved: int  # findings resolved (merges left out), since migration 0009
     resolve_seconds: float | None  # their mean time open
+    current_deleted: bool  # DT deleted the current version; the line waits for its next one
     open: dict[str, int]
 
     @property
@@ -63,7 +64,8 @@ def _line_row(row: Any) -> LineRow:
         oldest_open_at=row[12],
         resolved=int(row[13]),
         resolve_seconds=float(row[14]) / int(row[13]) if row[13] else None,
-        open=dict(zip(SEVERITIES, (int(n) for n in row[15:]), strict=True)),
+        current_deleted=row[15] is not None,
+        open=dict(zip(SEVERITIES, (int(n) for n in row[16:]), strict=True)),
     )
 
 
