@@ -40,6 +40,22 @@ async def test_a_resync_leaves_a_deleted_current_version_deleted(series) -> None
     assert gone.published == 8, "the line keeps its 8 open findings forever"
     assert still_deleted
 
+    assert v2["project"]["uuid"] not in await s.store.all_projects()  # resync --all skips it
+
+
+async def test_a_resync_leaves_a_deleted_project_deleted(series) -> None:
+    """The per-project stream too: `state resync` of a project DT deleted keeps deleted_at."""
+    s = await series(track="project")
+    v1 = _document(PHP)
+    await s.sync(v1)
+    _delete(s, v1)
+    assert (await _gone(s, v1)).published == 13
+    project = v1["project"]["uuid"]
+    await s.deltas.resync(project, "run")
+    (report,) = await s.store.projects(project)
+    assert report.deleted  # status: "(deleted in DT)"
+    assert project not in await s.store.all_projects()
+
 
 def _other_source(cursor: Any, dialect: Any, line: Line, old: Line) -> None:
     """``line`` as the store kept it under a source the worker had before (DT_URL changed)."""

@@ -196,6 +196,7 @@ class DeltaBase:
                 exported_at=None,
                 outcome="resync",
                 now=time.time(),
+                deleted=None,  # a project DT deleted stays deleted
             )
         )
         self._committed(done)

@@ -103,6 +103,7 @@ class LineResync:
                         exported_at=None,
                         outcome="resync",
                         now=now,
+                        deleted=None,  # the current version may be one DT deleted
                         line=(LinePart(line, (), move),),
                     )
                 )

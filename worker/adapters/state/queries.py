@@ -128,7 +128,9 @@ class Apply:
     exported_at: str | None  # recorded as the last applied export, when given
     outcome: str
     now: float
-    deleted: bool = False
+    # True: DT deleted the project (deleted_at is now); False: DT has it (deleted_at NULL);
+    # None: not known (`state resync`): deleted_at stands
+    deleted: bool | None = False
     fresh: bool = False  # the project had no findings stored: every write is an insert
     trace_parent: str | None = None  # the writing job's span, for the relay's trace link
     # the lines' versions, and their moves if any: the line an export moves, or the lines a
@@ -317,14 +319,15 @@ def _update_project(
             sql(f"UPDATE projects SET {opens} WHERE uuid = %s"),
             (*(counts[s] for s in SEVERITIES), work.project),
         )
+    deleted = () if work.deleted is None else (work.now if work.deleted else None,)
     cursor.execute(
         sql("UPDATE projects SET name = COALESCE(%s, name), version = COALESCE(%s, version), "
             "revision = %s, sequence = %s, last_seen_at = %s, last_outcome = %s, "
-            "last_outcome_at = %s, last_exported_at = COALESCE(%s, last_exported_at), "
-            "deleted_at = %s WHERE uuid = %s"),
+            "last_outcome_at = %s, last_exported_at = COALESCE(%s, last_exported_at)"
+            + ("" if work.deleted is None else ", deleted_at = %s") + " WHERE uuid = %s"),
         (
             work.name, work.version, revision + 1, sequence, work.now, work.outcome, work.now,
-            work.exported_at, work.now if work.deleted else None, work.project,
+            work.exported_at, *deleted, work.project,
         ),
     )  # fmt: skip
 
