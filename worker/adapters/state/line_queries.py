@@ -180,9 +180,10 @@ class HeldLine:
 def holding(
     cursor: Any, dialect: Dialect, project: str, source: str, name: str | None
 ) -> list[HeldLine]:
-    """The lines ``project`` is a version of (a ``line_versions`` row) or the current one of,
-    and those of its name (``source``, ``name``) whose current version DT deleted (the project
-    may have left their versions already: another version's gone job forgot it); ``adrift``:
+    """The lines of ``source`` (this worker's: a line of another source is left alone)
+    ``project`` is a version of (a ``line_versions`` row) or the current one of, and those of
+    its name whose current version DT deleted (the project may have left their versions
+    already: another version's gone job forgot it); ``adrift``:
     the line's current version is ``project`` or one DT deleted (the store's ``deleted_at``,
     set by that version's gone job: its line waits for its next current version's export)."""
     cursor.execute(
@@ -193,9 +194,10 @@ def holding(
             "SELECT id FROM lines WHERE current_project = %s "  # each by an index
             "UNION SELECT line FROM line_versions WHERE project = %s "
             "UNION SELECT n.id FROM lines n JOIN projects d ON d.uuid = n.current_project "
-            "WHERE n.source = %s AND n.name = %s AND d.deleted_at IS NOT NULL) ORDER BY l.id"
+            "WHERE n.source = %s AND n.name = %s AND d.deleted_at IS NOT NULL) "
+            "AND l.source = %s ORDER BY l.id"  # a line of another source is not this worker's
         ),
-        (project, project, project, source, name),
+        (project, project, project, source, name, source),
     )
     return [HeldLine(Line(*row[:4]), bool(row[4])) for row in cursor.fetchall()]
 
