@@ -11,10 +11,10 @@ import pytest
 
 from tests.rabbit import eventually
 from tests.test_line_diff import PHP, _document, next_version
-from tests.test_line_gone import _delete, _gone
+from tests.test_line_gone import _delete, _gone, _version_row
 from tests.test_line_stream import _first, _line
 from tests.test_line_stream import series as series
-from worker.adapters.state import backend, line_queries
+from worker.adapters.state import backend, console_line_queries, line_queries
 from worker.adapters.state.line_queries import LinePart, VersionFacts
 from worker.core.lines import Line
 
@@ -144,3 +144,28 @@ async def test_an_export_racing_a_gone_commit_writes_no_deleted_version_back(
         export_at.close()
     (report,) = await s.store.lines()
     assert [v.project for v in report.versions] == [kept]
+
+
+async def test_a_deleted_versions_row_written_back_is_left_out_of_every_versions_list(
+    series,
+) -> None:
+    """A line_versions row of a deleted version (the race above, or an older release): neither
+    `status` (reports) nor the console's line page lists it."""
+    s = await series()
+    v1 = _document(PHP)
+    await _first(s, v1)
+    v2 = next_version(v1, "2", bump={"phpseclib": "3.0.50"})
+    s.publish(v2)
+    await s.sync(v2)
+    _delete(s, v2)
+    await _gone(s, v2)
+    line_id = _line(v1).id
+    await s.store._run(_version_row, line_id, v2["project"]["uuid"])
+    (report,) = await s.store.lines()
+    page = await s.store.read(console_line_queries.line, line_id)
+    assert page is not None
+    kept = [v1["project"]["uuid"]]
+    assert ([v.project for v in report.versions], [v.project for v in page.versions]) == (
+        kept,
+        kept,
+    )

@@ -11,7 +11,13 @@ from typing import Any
 
 from worker.adapters.state.backend import Dialect
 from worker.adapters.state.console_queries import Page, _bounded, _tagged, _tags_of, tags
-from worker.adapters.state.line_queries import SEVERITIES, VersionRow, _bool
+from worker.adapters.state.line_queries import (
+    LIVE_VERSIONS,
+    SEVERITIES,
+    VERSION_COLUMNS,
+    VersionRow,
+    _bool,
+)
 from worker.core.lines import Line
 
 _OPEN = ", ".join(f"l.open_{severity}" for severity in SEVERITIES)
@@ -125,17 +131,16 @@ def line(cursor: Any, dialect: Dialect, line_id: str) -> LineDetail | None:
     row = cursor.fetchone()
     if row is None:
         return None
-    cursor.execute(
+    cursor.execute(  # no version DT deleted (line_queries.LIVE_VERSIONS)
         dialect.sql(
-            "SELECT project, version, is_latest, active, last_bom_import, last_applied_at "
-            "FROM line_versions WHERE line = %s "
-            "ORDER BY COALESCE(last_bom_import, 0) DESC, version DESC, project"
+            f"SELECT {VERSION_COLUMNS} FROM {LIVE_VERSIONS} AND v.line = %s "
+            "ORDER BY COALESCE(v.last_bom_import, 0) DESC, v.version DESC, v.project"
         ),
         (line_id,),
     )
     versions = [
         VersionRow(project, version, _bool(latest), _bool(active), bom, applied)
-        for project, version, latest, active, bom, applied in cursor.fetchall()
+        for _, project, version, latest, active, bom, applied in cursor.fetchall()
     ]
     state = row[-1]
     return LineDetail(

@@ -283,6 +283,17 @@ class VersionRow:
     last_applied_at: float | None
 
 
+VERSION_COLUMNS = (
+    "v.line, v.project, v.version, v.is_latest, v.active, v.last_bom_import, v.last_applied_at"
+)
+# a line's versions but those DT deleted: the gone job deletes their rows, but on PostgreSQL an
+# export that read deleted_at before that job committed writes its row back (``_deleted`` takes
+# no lock: a FOR SHARE there deadlocks two exports of one line), so readers leave them out
+LIVE_VERSIONS = (
+    "line_versions v LEFT JOIN projects p ON p.uuid = v.project WHERE p.deleted_at IS NULL"
+)
+
+
 def reports(cursor: Any, dialect: Dialect, line_id: str | None = None) -> list[LineReport]:
     """Every line (by name, then track), or the one of ``line_id``, with its versions."""
     opens = ", ".join(f"l.open_{s}" for s in SEVERITIES)
@@ -298,10 +309,11 @@ def reports(cursor: Any, dialect: Dialect, line_id: str | None = None) -> list[L
         args,
     )
     rows = cursor.fetchall()
-    cursor.execute(
+    cursor.execute(  # no version DT deleted (an export racing its gone job may write it back)
         dialect.sql(
-            "SELECT line, project, version, is_latest, active, last_bom_import, last_applied_at "
-            "FROM line_versions" + (" WHERE line = %s" if line_id else "") + " ORDER BY project"
+            f"SELECT {VERSION_COLUMNS} FROM {LIVE_VERSIONS}"
+            + (" AND v.line = %s" if line_id else "")
+            + " ORDER BY v.project"
         ),
         args,
     )
