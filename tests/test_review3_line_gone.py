@@ -11,7 +11,7 @@ import pytest
 
 from tests.rabbit import eventually
 from tests.test_line_diff import PHP, _document, next_version
-from tests.test_line_gone import _delete, _gone, _version_row
+from tests.test_line_gone import _delete, _gone, _twin, _version_row
 from tests.test_line_stream import _first, _line
 from tests.test_line_stream import series as series
 from worker.adapters.state import backend, console_line_queries, line_queries
@@ -169,3 +169,17 @@ async def test_a_deleted_versions_row_written_back_is_left_out_of_every_versions
         kept,
         kept,
     )
+
+
+async def test_a_deletion_lists_dts_versions_of_a_name_once(series) -> None:
+    """Two adrift lines of one name (LINE_BY changed since): one listing of DT's versions."""
+    s = await series()
+    v1 = _document(PHP)
+    await _first(s, v1)
+    line, twin = _line(v1), _line(v1, "x")
+    await s.store._run(_twin, line, twin)
+    _delete(s, v1)
+    s.dt.requests.clear()
+    assert (await _gone(s, v1)).published == 16
+    listings = [r[:2] for r in s.dt.requests if r[:2] == ("GET", "/api/v1/project")]
+    assert len(listings) == 1, listings

@@ -60,11 +60,12 @@ class LineGone:
         held_lines = await self._store.read(
             line_queries.holding, project, self._options.source, job.project_name
         )
+        listed: dict[str, list[ProjectVersion]] = {}  # DT's versions by name, listed once
         for held in held_lines:
             line, move = held.line, None
             stored = await self._store.line(line.id)
             if held.adrift:  # its current version is this one, or was deleted before
-                left = await self._versions(line, project)
+                left = await self._versions(line, project, listed)
                 head = current(left)
                 if head is not None:
                     follow.append(_sync(job, head, now))
@@ -78,12 +79,17 @@ class LineGone:
         kept = moving or parts[:1]
         return LineGoneWork(tuple(kept), tuple(transitions), tuple(follow))
 
-    async def _versions(self, line: Line, gone: str) -> list[ProjectVersion]:
-        """The line's versions DT lists now, but the one it deleted."""
+    async def _versions(
+        self, line: Line, gone: str, listed: dict[str, list[ProjectVersion]]
+    ) -> list[ProjectVersion]:
+        """The line's versions DT lists now, but the one it deleted; DT asked once per name
+        in a plan (``listed``: the lines of one name, by LINE_BY's tracks or changed since)."""
+        if line.name not in listed:
+            listed[line.name] = await versions_of(self._dt, line.name)
         options = self._options
         return [
             v
-            for v in await versions_of(self._dt, line.name)
+            for v in listed[line.name]
             if v.uuid != gone and line_of(v, options.line_by, line.source) == line
         ]
 
