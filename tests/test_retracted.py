@@ -13,6 +13,10 @@ from tests.dt5_notifications import protobuf_of
 from tests.fake_dt import FakeDt, Fault
 from tests.harness import REAL, TOKEN, post
 from tests.rabbit import eventually
+from tests.test_line_diff import PHP, _document, _later
+from tests.test_line_stream import publish
+from worker.core.line_findings import group
+from worker.core.lines import Line
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -114,3 +118,41 @@ async def test_each_retraction_of_a_coalesced_burst_is_labelled(serve, dt: FakeD
     await eventually(lambda: len(_resolved(events, project)) == 2, within=20)
     assert _resolved(events, project) == {f["matrix"]: "retracted_by_dt" for f in burst}
     assert len(dt.fetches_of(project)) == 2  # the first export, then one for the burst
+
+
+async def test_on_a_line_a_finding_dt_retracted_on_each_instance_resolves_retracted_by_dt(
+    serve, dt: FakeDt, state_url
+):
+    """The line stream (finding-change.v2) says it as the per-project stream does: a line
+    finding whose every instance DT retracted resolves ``retracted_by_dt``; one that left the
+    export otherwise, ``not_in_export``."""
+    client, _, events, settings = await serve(emit="delta", track="line", state_url=state_url)
+    document = _document(PHP)
+    project = document["project"]["uuid"]
+    publish(dt, document)
+    dt.exports.as_is(project, orjson.dumps(document))
+    (first,) = (await post(client, project))["jobs"]
+    await eventually(lambda: first["job_id"] in events.summaries(), within=20)
+
+    line = Line(settings.dt.event_source, "", document["project"]["name"])
+    ones = [f for f in group(line, document["findings"]).findings if len(f.instances) == 1]
+    retracted, also_gone = ones[0], ones[1]  # one DT row each
+    leaving = {retracted.instances[0].matrix, also_gone.instances[0].matrix}
+    row = next(r for r in document["findings"] if r["matrix"] == retracted.instances[0].matrix)
+    document["meta"]["timestamp"] = _later(document["meta"]["timestamp"], 600)
+    document["findings"] = [r for r in document["findings"] if r["matrix"] not in leaving]
+    publish(dt, document)
+    dt.exports.as_is(project, orjson.dumps(document))
+    response = await client.post(
+        "/webhook",
+        data=orjson.dumps(retraction(project, row)),
+        headers={"X-Api-Key": TOKEN, "Content-Type": "application/json"},
+    )
+    assert response.status == 202, await response.text()
+    (job,) = (await response.json())["jobs"]
+    await eventually(lambda: job["job_id"] in events.summaries(), within=20)
+    await eventually(lambda: len(_resolved(events, project)) == 2, within=20)
+    assert _resolved(events, project) == {
+        retracted.id: "retracted_by_dt",
+        also_gone.id: "not_in_export",
+    }

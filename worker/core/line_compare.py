@@ -80,6 +80,7 @@ def compare(
     epss_delta: float | None = None,
     made: Made = NOTHING_MADE,
     settled: Collection[str] = (),
+    retracted: Collection[str] = (),
 ) -> Compared:
     """``later`` (grouped with ``earlier.known``) against ``earlier``: transitions in id order
     of NEW's findings, then those of the stored ones that left, in id order; ``carry``: a
@@ -87,8 +88,12 @@ def compare(
     ``epss_delta``: DTRACK_WORKER_TRACK_EPSS (None: EPSS moves are no change); ``made``: what
     the project's own comparison already made of rows of ``new_rows``, used rather than made
     again; ``settled``: ids of ``later``'s findings left out of the comparison and of the state
-    (their stored findings not in ``earlier``: ``line_settled``)."""
-    return _Compared(new_rows, zone, now, carry, epss_delta, made).run(earlier, later, settled)
+    (their stored findings not in ``earlier``: ``line_settled``); ``retracted``: the DT rows
+    (matrices) DT 5 said it retracted: a finding that left with each of its instances among
+    them resolves ``retracted_by_dt``, as in the per-project stream."""
+    return _Compared(new_rows, zone, now, carry, epss_delta, made, frozenset(retracted)).run(
+        earlier, later, settled
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -99,6 +104,7 @@ class _Compared:
     carry: bool
     epss_delta: float | None = None
     seeded: Made = NOTHING_MADE
+    retracted: frozenset[str] = frozenset()
     _made: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     _tracked: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
@@ -197,9 +203,15 @@ class _Compared:
             first_seen=before.first_seen,
             opened_at=before.opened_at,
             resolved_at=self.now,
-            reason="merged" if merged_into else "not_in_export",
+            reason="merged" if merged_into else self._reason(before),
             merged_into=merged_into,
         )
+
+    def _reason(self, before: StoredFinding) -> str:
+        """``retracted_by_dt`` when DT retracted every DT row the finding had, else
+        ``not_in_export`` (left for another reason, or only in part by DT's retraction)."""
+        rows = {stored.instance.matrix for stored in before.instances}
+        return "retracted_by_dt" if rows and rows <= self.retracted else "not_in_export"
 
     def _compared(
         self, before: StoredFinding, after: LineFinding, earlier: LineState

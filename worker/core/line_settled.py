@@ -14,6 +14,7 @@ comparison (tests/test_line_settled.py).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from datetime import tzinfo
 from typing import Any
 
@@ -73,13 +74,14 @@ def compared(
     carry: bool = False,
     epss_delta: float | None = None,
     made: Made = NOTHING_MADE,
+    retracted: Collection[str] = (),
 ) -> Whole:
     """``line_compare.compare`` of the stored state ``decoded`` and ``later`` (grouped with its
     alias map), packed: the settled findings settled, the rest compared."""
     settled = settle(line, decoded, later, rows, zone, epss_delta=epss_delta, made=made)
     result = compare(
         settled.earlier, later, rows, zone, now=now, carry=carry, epss_delta=epss_delta,
-        made=made, settled=settled.entries.keys(),
+        made=made, settled=settled.entries.keys(), retracted=retracted,
     )  # fmt: skip
     merged = settled.entries | {f.id: packed(f) for f in result.state.findings.values()}
     entries = {ident: merged[ident] for ident in sorted(merged)}  # the open counts in id order

@@ -132,6 +132,7 @@ class Deltas(DeltaBase):
         if last is not None and epoch(stamp) < epoch(last):
             await self._store.record_outcome(project_uuid, "stale")
             return "stale", 0
+        retracted = mode.retracted.union(filter(None, [job.retracted_finding]))
         gone = disappeared(state.priors, (entry.key for entry in seen))
         dt_list = _Listing(self._dt, project_uuid)  # asked once, by the project or the line
         listed = suppressions_of(await dt_list()) if gone else {}
@@ -143,7 +144,7 @@ class Deltas(DeltaBase):
             now=epoch(stamp),
             suppressions=listed,
             epss_delta=options.epss_delta,
-            retracted=mode.retracted.union(filter(None, [job.retracted_finding])),
+            retracted=retracted,
         )
         emptied = export.finding_count == 0 and not listed  # DT's hiccup: any project size
         if not mode.force and (emptied or len(gone) >= options.guard.minimum):  # else none
@@ -160,6 +161,7 @@ class Deltas(DeltaBase):
                     changed={w.key for w in plan.writes} | gone,
                     listed=dt_list, facts=facts, silent=mode.silent, run=asyncio.to_thread,
                     baseline=options.baseline, shared=_made(seen, plan.writes),
+                    retracted=retracted,
                 )  # fmt: skip
             except StateMoved:  # the line moved while its state was read
                 return None

@@ -153,13 +153,15 @@ class Lines:
         baseline: bool = False,
         run: Callable[[Callable[[], Any]], Awaitable[Any]],
         shared: Made = NOTHING_MADE,
+        retracted: Collection[str] = (),
     ) -> LineWork:
         """``unchanged``: the project's own comparison found nothing new, changed or gone;
         ``changed``: else the matrices it found new, changed, back or gone (None: unknown);
         ``silent``: no events (``state baseline``); ``baseline``: none for the line's first;
         ``listed``: DT's findings list of the project (suppressed included), asked once;
         ``run``: runs CPU work off the event loop; ``shared``: what the project's comparison made
-        of the rows, for the line's comparison to use rather than make again."""
+        of the rows, for the line's comparison to use rather than make again; ``retracted``:
+        the DT rows DT 5 said it retracted (``retracted_by_dt``)."""
         project = export.project_uuid
         line, versions, stored = await self._placed(export)
         if stored is None:  # not the line's current version: its view and the versions only
@@ -179,7 +181,7 @@ class Lines:
             and stored.project_revision == state.revision
         ):  # this view's state, and the view moved: only the packages that moved are compared
             part = await self._increment(line, data, rows, changed, version, stamp, listed, run,
-                                         shared)  # fmt: skip
+                                         shared, retracted)  # fmt: skip
             if part is not None:
                 return self._moved(line, versions, stored, export, stamp, facts, part,
                                    quiet=silent or (baseline and stored.revision == 0))  # fmt: skip
@@ -204,7 +206,7 @@ class Lines:
         def compared() -> _Outcome:
             whole = line_settled.compared(
                 line, decoded, later, all_rows, options.zone, now=now, carry=options.carry,
-                epss_delta=options.epss_delta, made=shared,
+                epss_delta=options.epss_delta, made=shared, retracted=retracted,
             )  # fmt: skip
             return _Outcome(whole.transitions, whole.packed, whole.open_counts,
                             whole.opened_before, whole.oldest_open_at)  # fmt: skip
@@ -226,6 +228,7 @@ class Lines:
         listed: Callable[[], Awaitable[list[dict[str, Any]]]],
         run: Callable[[Callable[[], Any]], Awaitable[Any]],
         shared: Made = NOTHING_MADE,
+        retracted: Collection[str] = (),
     ) -> _Outcome | None:
         """The touched packages compared (``line_increment``); None when DT's suppressed rows
         are needed (findings left and DT lists some suppressed): the whole line then."""
@@ -241,7 +244,7 @@ class Lines:
         def compared() -> _Outcome:
             made = compare(
                 part.earlier, part.later, rows, options.zone, now=now, carry=options.carry,
-                epss_delta=options.epss_delta, made=shared,
+                epss_delta=options.epss_delta, made=shared, retracted=retracted,
             )  # fmt: skip
             finished = line_increment.finish(part, made)
             return _Outcome(
