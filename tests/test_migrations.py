@@ -68,6 +68,9 @@ async def test_a_store_migrated_by_a_newer_release_is_refused_naming_both_number
         "DTRACK_WORKER_DT_URL": "http://127.0.0.1:9",  # never asked: the worker stops first
         "DTRACK_WORKER_DT_API_KEY": "unused",
         "DTRACK_WORKER_LISTEN": f"127.0.0.1:{_free_port()}",
+        # no broker either (as where the server-free tests run): on the real one, the worker
+        # declared the default prefix's exchanges before it stopped, and left them there
+        "DTRACK_WORKER_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{_free_port()}/",
     }
     code, out, err = await cli("worker", env=_env(state_url) | worker)
     assert code != 0, out + err
