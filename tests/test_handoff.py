@@ -117,8 +117,10 @@ async def test_a_worker_killed_while_its_relay_publishes_its_jobs_rounds_loses_n
     assert 700 not in before, sorted(before)[-3:]
     assert _committed(store)  # rows left for the next worker's relay
     with contextlib.closing(sqlite3.connect(store)) as connection, connection:
-        # the dead relay's lease on the project: as if its 30 s had passed
-        assert connection.execute("UPDATE relay_leases SET expires_at = 0").rowcount == 1
+        # the dead relay's lease on the project, as if its 30 s had passed: when it still held
+        # it (the relay lets it go in a finally on seeing RabbitMQ cut off, which may come
+        # before the kill: then there is none to take over)
+        assert connection.execute("UPDATE relay_leases SET expires_at = 0").rowcount in (0, 1)
 
     workers.start(emit="delta", state_url=f"sqlite:///{store}")  # its relay reads the store
     await workers.ready()
