@@ -45,7 +45,7 @@ class LineRow:
     oldest_open_at: float | None  # the longest-open open finding's open time
     resolved: int  # findings resolved (merges left out), since migration 0009
     resolve_seconds: float | None  # their mean time open
-    current_deleted: bool  # DT deleted the current version; the line waits for its next one
+    current_deleted: bool  # DT deleted the current version: waiting for the next, or closed
     open: dict[str, int]
 
     @property
