@@ -139,3 +139,39 @@ def _unsuppressed_later(document: dict[str, Any], n: int) -> None:
 def test_a_suppressed_finding_unsuppressed_over_a_switch_with_the_same_state() -> None:
     for name in (PHP, STATES):
         _switch(name, _unsuppressed_later, delta=None)
+
+
+def test_a_finding_resolves_retracted_by_dt_only_when_dt_retracted_every_row_it_had() -> None:
+    """DT 5's VULNERABILITY_RETRACTED names DT rows (matrices): a line finding that left
+    resolves ``retracted_by_dt`` when each of its rows was retracted, ``not_in_export`` when
+    only some were, on the whole comparison (a switch, ``line_settled``) as on ``compare``."""
+    document = _document(PHP)
+    _, rows = _rows(document)
+    data = line_state.pack(
+        compare(line_state.empty(LINE), group(LINE, rows.values()), rows, UTC, now=0.0).state
+    )
+    decoded = line_state.decode(data)
+    pairs = [f for f in line_state.unpack(LINE, data).open if len(f.instances) == 2]
+    assert pairs, "the PHP export's GHSA rows and their CVE rows on one component"
+    pair = pairs[0]
+    both = {stored.instance.matrix for stored in pair.instances}
+    switched = next_version(document, "2", seconds=3600)
+    switched["findings"] = [
+        r for r in switched["findings"] if r["vulnerability"]["uuid"] not in {
+            m.split(":")[2] for m in both
+        }
+    ]  # fmt: skip
+    _, after = _rows(switched)
+    later = group(LINE, after.values(), decoded.known)
+    # the retraction names the stored rows: a retraction job is of the version that had them
+    for retracted, reason in ((set(), "not_in_export"), ({min(both)}, "not_in_export"),
+                              (both, "retracted_by_dt")):  # fmt: skip
+        made = compare(
+            line_state.unpack(LINE, data), later, after, UTC, now=1.0, retracted=retracted
+        ).transitions
+        whole = line_settled.compared(
+            LINE, decoded, later, after, UTC, now=1.0, retracted=retracted
+        ).transitions
+        assert whole == made
+        (left,) = [t for t in made if t.kind == "resolved"]
+        assert (left.finding.id, left.reason) == (pair.id, reason)
