@@ -48,6 +48,16 @@ def _delete(s: Series, document: Document) -> None:
     s.dt.exports.pop(project, None)
 
 
+async def _two_versions(s: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A line of two versions of the PHP export, the second (a library bumped) current."""
+    v1 = _document(PHP)
+    await _first(s, v1)
+    v2 = next_version(v1, "2", bump={"phpseclib": "3.0.50"})
+    s.publish(v2)
+    await s.sync(v2)
+    return v1, v2
+
+
 async def _gone(s: Series, document: Document, job_id: str | None = None) -> Any:
     job = Job(
         job_id=job_id or str(uuid.uuid4()),
@@ -107,11 +117,7 @@ async def test_a_deleted_current_version_queues_a_sync_of_the_lines_new_current_
     series,
 ) -> None:
     s = await series()
-    v1 = _document(PHP)
-    await _first(s, v1)
-    v2 = next_version(v1, "2", bump={"phpseclib": "3.0.50"})
-    s.publish(v2)
-    await s.sync(v2)
+    v1, v2 = await _two_versions(s)
     await s.events(_line(v1))
     _delete(s, v2)  # DT now lists 1 alone: the active version last imported
     job_id = str(uuid.uuid4())
@@ -140,11 +146,7 @@ async def test_the_version_a_line_was_to_follow_deleted_too_closes_the_line(seri
     """DT deletes the current version, then the version the line was to follow before its
     queued job ran: that job finds its project gone, and no version is left."""
     s = await series()
-    v1 = _document(PHP)
-    await _first(s, v1)
-    v2 = next_version(v1, "2", bump={"phpseclib": "3.0.50"})
-    s.publish(v2)
-    await s.sync(v2)
+    v1, v2 = await _two_versions(s)
     await s.events(_line(v1))
     _delete(s, v2)
     (job,) = (await _gone(s, v2)).follow
@@ -251,11 +253,7 @@ async def test_a_stale_versions_row_of_a_deleted_current_version_keeps_no_line_o
     line is adrift all the same (its current project deleted in the store), so the deletion
     of the version it was to follow closes it."""
     s = await series()
-    v1 = _document(PHP)
-    await _first(s, v1)
-    v2 = next_version(v1, "2", bump={"phpseclib": "3.0.50"})
-    s.publish(v2)
-    await s.sync(v2)
+    v1, v2 = await _two_versions(s)
     await s.events(_line(v1))
     listed_before = copy.deepcopy(s.dt.projects)
     _delete(s, v2)
@@ -291,11 +289,7 @@ async def test_an_export_that_listed_dt_before_a_deletion_brings_no_deleted_vers
     deleted version stays out of the line's versions, and `status` says the current version
     is deleted (from the store's deleted_at: also for a row an older release wrote back)."""
     s = await series()
-    v1 = _document(PHP)
-    await _first(s, v1)
-    v2 = next_version(v1, "2", bump={"phpseclib": "3.0.50"})
-    s.publish(v2)
-    await s.sync(v2)
+    v1, v2 = await _two_versions(s)
     listed_before = copy.deepcopy(s.dt.projects)
     _delete(s, v2)
     await _gone(s, v2)
@@ -531,11 +525,7 @@ async def test_a_resync_leaves_a_deleted_current_version_deleted(series) -> None
     leaves it deleted (no resync writes deleted_at; review 3): the line stays adrift, so the
     deletion of the version it was to follow closes it."""
     s = await series()
-    v1 = _document(PHP)
-    await _first(s, v1)
-    v2 = next_version(v1, "2", bump={"phpseclib": "3.0.50"})
-    s.publish(v2)
-    await s.sync(v2)
+    v1, v2 = await _two_versions(s)
     await s.events(_line(v1))
     _delete(s, v2)
     (job,) = (await _gone(s, v2)).follow  # a SYNC of 1 queued
@@ -609,11 +599,7 @@ async def test_an_export_racing_a_gone_commit_writes_no_deleted_version_back(
     committed), its upsert of 2's row waits on the deleted row, and inserts it after the commit."""
     # (SQLite's BEGIN IMMEDIATE serializes the two writers: the race is PostgreSQL's alone)
     s = await series()
-    v1 = _document(PHP)
-    await _first(s, v1)
-    v2 = next_version(v1, "2", bump={"phpseclib": "3.0.50"})
-    s.publish(v2)
-    await s.sync(v2)
+    v1, v2 = await _two_versions(s)
     dialect = backend.dialect_of(state_url)
     gone_at, export_at = backend.connector(state_url)(), backend.connector(state_url)()
     deleted, kept = v2["project"]["uuid"], v1["project"]["uuid"]
@@ -660,11 +646,7 @@ async def test_a_deleted_versions_row_written_back_is_left_out_of_every_versions
     """A line_versions row of a deleted version (the race above, or an older release): neither
     `status` (reports) nor the console's line page lists it."""
     s = await series()
-    v1 = _document(PHP)
-    await _first(s, v1)
-    v2 = next_version(v1, "2", bump={"phpseclib": "3.0.50"})
-    s.publish(v2)
-    await s.sync(v2)
+    v1, v2 = await _two_versions(s)
     _delete(s, v2)
     await _gone(s, v2)
     line_id = _line(v1).id
