@@ -39,6 +39,7 @@ from aio_pika.abc import AbstractQueue
 from aiohttp import web
 
 from bench.synthetic import export_bytes
+from tests.fake_dt import VERSION
 from worker.adapters import schemas
 from worker.adapters.broker import Broker
 from worker.adapters.metrics import WorkerMetrics
@@ -69,8 +70,21 @@ async def fake_dt(exports: dict[str, bytes]) -> tuple[web.AppRunner, str]:
             body=exports[request.match_info["uuid"]], content_type="application/json"
         )
 
+    async def project(request: web.Request) -> web.Response:
+        project = request.match_info["uuid"]
+        if project not in exports:
+            return web.Response(status=404, text="The project could not be found.")
+        return web.json_response({"uuid": project, "name": "p", "active": True, "tags": []})
+
+    async def version(request: web.Request) -> web.Response:
+        return web.json_response(VERSION)
+
     app = web.Application()
     app.router.add_get("/api/v1/finding/project/{uuid}/export", export)
+    # what the analysis gate asks before each fetch, and what a 404 is checked against: without
+    # them every job was parked as DtMisconfigured
+    app.router.add_get("/api/v1/project/{uuid}", project)
+    app.router.add_get("/api/version", version)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = free_port()
