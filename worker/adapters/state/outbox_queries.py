@@ -138,8 +138,27 @@ def outbox_batch(
 
 
 def delete_outbox(cursor: Any, dialect: Dialect, ids: Sequence[int]) -> None:
-    with _unsynced(cursor, dialect):
+    with _unsynced(cursor, dialect), _unzeroed(cursor, dialect):
         _delete_outbox(cursor, dialect, ids)
+
+
+@contextlib.contextmanager
+def _unzeroed(cursor: Any, dialect: Dialect) -> Iterator[None]:
+    """Published rounds deleted without zeroing their pages first (``secure_delete=FAST``).
+    A SQLite built with SECURE_DELETE (Debian's, so the worker's image) writes every page a
+    deleted row frees again, zeros, through the WAL, then checkpoints it: a first sync's 30 MB
+    of rounds twice more (42 ms of CPU of its relay's 0.2 s on SQLite). Their bytes are
+    events RabbitMQ has, made of the state the store keeps anyway; the free pages are reused
+    or given back (``space``). Deleted content within a page is still overwritten."""
+    if dialect.name != "sqlite":
+        yield
+        return
+    (before,) = cursor.execute("PRAGMA secure_delete").fetchone()
+    cursor.execute("PRAGMA secure_delete=FAST")
+    try:
+        yield
+    finally:
+        cursor.execute(f"PRAGMA secure_delete={int(before)}")
 
 
 def _delete_outbox(cursor: Any, dialect: Dialect, ids: Sequence[int]) -> None:
