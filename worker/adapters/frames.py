@@ -32,6 +32,8 @@ _TYPE = 0x0020
 
 _frame_head = struct.Struct(">BHI")
 _header_head = struct.Struct(">HHQH")
+_plain_header_head = struct.Struct(">BHIHHQH")  # the frame's head, then the header's
+_PLAIN_FLAGS = _CONTENT_TYPE | _DELIVERY_MODE | _MESSAGE_ID | _TYPE
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -52,6 +54,12 @@ def _shortstr(value: str) -> bytes:
     return bytes((len(data),)) + data
 
 
+@functools.lru_cache(maxsize=256)
+def _repeated(value: str) -> bytes:
+    """``_shortstr`` of a value that comes again and again (a content type, an event type)."""
+    return _shortstr(value)
+
+
 def _frame(kind: int, channel: int, payload: bytes) -> bytes:
     return _frame_head.pack(kind, channel, len(payload)) + payload + _FRAME_END
 
@@ -69,6 +77,8 @@ def publish_frame(channel: int, exchange: str, routing_key: str) -> bytes:
 
 
 def header_frame(channel: int, body_size: int, properties: Properties) -> bytes:
+    if properties.headers is None and properties.correlation_id is None:  # every event
+        return _plain_header_frame(channel, body_size, properties)
     flags = _CONTENT_TYPE | _DELIVERY_MODE | _MESSAGE_ID | _TYPE
     values = [_shortstr(properties.content_type)]
     if properties.headers is not None:
@@ -81,6 +91,20 @@ def header_frame(channel: int, body_size: int, properties: Properties) -> bytes:
     values += (_shortstr(properties.message_id), _shortstr(properties.type))
     payload = _header_head.pack(_BASIC, 0, body_size, flags) + b"".join(values)
     return _frame(_HEADER, channel, payload)
+
+
+def _plain_header_frame(channel: int, body_size: int, properties: Properties) -> bytes:
+    """``header_frame`` without headers or correlation id: the same bytes, from a template."""
+    values = (
+        _repeated(properties.content_type)
+        + b"\x02"  # delivery mode: persistent
+        + _shortstr(properties.message_id)
+        + _repeated(properties.type)
+    )
+    head = _plain_header_head.pack(
+        _HEADER, channel, _header_head.size + len(values), _BASIC, 0, body_size, _PLAIN_FLAGS
+    )
+    return head + values + _FRAME_END
 
 
 def message_parts(
@@ -104,6 +128,9 @@ def message_parts(
         raise ValueError(f"frame_max {frame_max} is below AMQP's minimum of {MIN_FRAME_MAX}")
     else:
         room = frame_max - _FRAME_OVERHEAD
+    if 0 < len(body) <= room:  # an event: one body frame
+        parts += (_frame_head.pack(_BODY, channel, len(body)), body, _FRAME_END)
+        return parts
     view = memoryview(body)
     for start in range(0, len(body), room):
         chunk = view[start : start + room]
