@@ -98,7 +98,10 @@ class Prior:
     epss: float | None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+# Current and Seen, like transitions.Write and Transition, are made once per finding of an
+# export and never changed after, but not frozen: a frozen dataclass sets each field through
+# object.__setattr__, and the four took 31 ms more of a 10k first sync's CPU (of about 0.75 s).
+@dataclasses.dataclass(slots=True)
 class Current:
     """A finding of the export that is new, changed or back (unchanged ones are not kept)."""
 
@@ -113,7 +116,7 @@ class Current:
         return str(self.tracked["severity"])
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Seen:
     key: str
     severity: str

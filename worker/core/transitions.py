@@ -52,7 +52,7 @@ class Suppression:
     detail: str | None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen, never changed after: see tracking.Current
 class Transition:
     kind: Kind
     key: str
@@ -67,7 +67,7 @@ class Transition:
     resync: bool = False
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen, never changed after: see tracking.Current
 class Write:
     """The row a finding has after the export (transition or not)."""
 
