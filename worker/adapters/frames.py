@@ -36,7 +36,7 @@ _plain_header_head = struct.Struct(">BHIHHQH")  # the frame's head, then the hea
 _PLAIN_FLAGS = _CONTENT_TYPE | _DELIVERY_MODE | _MESSAGE_ID | _TYPE
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen (made per message), never changed after
 class Properties:
     """What a message of ours carries besides its body; always persistent (delivery mode 2)."""
 

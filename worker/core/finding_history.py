@@ -14,7 +14,7 @@ from worker.core.transitions import Transition
 MAX_TEXT = 200  # a value's text is cut here: the history is for reading, the events are whole
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)  # not frozen, never changed after: see tracking.Current
 class Entry:
     finding_key: str
     kind: str
