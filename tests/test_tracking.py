@@ -64,3 +64,23 @@ def test_a_finding_of_the_export_is_stored_without_its_tracked_fields():
 def _stored(key: str, prior: Prior) -> Stored:
     fields = dict.fromkeys(TRACKED) | {"severity": "low", "aliases": []}
     return Stored(key, prior.status, "low", prior.fingerprint, fields, None, {}, 0.0, 0.0, None)
+
+
+def test_a_fingerprint_is_the_same_in_every_release():
+    """A store's fingerprints were written by earlier releases: another digest for the same
+    fields would make every finding look changed at its next export."""
+    fields = {
+        "severity": "high",
+        "cvss_v2_score": 5.0,
+        "cvss_v2_vector": None,
+        "cvss_v3_score": 7.5,
+        "cvss_v3_vector": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N",
+        "cvss_v4_score": None,
+        "cvss_v4_vector": None,
+        "kev": True,
+        "analysis_state": "exploitable",
+        "aliases": ["GHSA-xxxx-yyyy-zzzz"],
+    }
+    assert list(fields) == list(TRACKED)
+    assert fingerprint(fields) == "d67ca77bffe18fc8"  # what every release so far wrote
+    assert fingerprint(dict(reversed(fields.items()))) == "d67ca77bffe18fc8"  # by TRACKED
