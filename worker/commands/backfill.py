@@ -27,7 +27,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         commands,
         "backfill",
         run,
-        help="queue a job for every DT project (catch up, or reconcile)",
         description=(
             "Page through DT's projects (GET /api/v1/project; needs VIEW_PORTFOLIO) and queue "
             "one job per project, trigger BACKFILL, for the workers. Run it when dtrack-worker "

@@ -19,8 +19,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         commands,
         "check",
         run,
-        aliases=("doctor",),
-        help="check RabbitMQ, the topology, the state store, DT and the API key; print fixes",
         description=(
             "Check, in a few seconds, what a deployment needs: every RabbitMQ node reachable "
             "and the topology declared, Dependency-Track reachable (and its version), the API "

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from worker import __version__
+from worker.commands import catalog
 from worker.core import output
 from worker.core.config import (
     FORMATS,
@@ -123,16 +124,16 @@ def add_command(
     name: str,
     run: Command,
     *,
-    help: str,
     description: str,
     examples: str,
-    aliases: tuple[str, ...] = (),
 ) -> argparse.ArgumentParser:
-    """A sub-parser with the house layout: a description, then ``examples:``."""
+    """A sub-parser with the house layout: a description, then ``examples:``; its one-line
+    help and aliases are the catalog's (what ``--help`` lists without importing commands)."""
+    listed = catalog.entry(name)
     parser = commands.add_parser(
         name,
-        aliases=list(aliases),
-        help=help,
+        aliases=list(listed.aliases),
+        help=listed.help,
         description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n" + textwrap.indent(textwrap.dedent(examples).strip("\n"), "  ") + "\n",

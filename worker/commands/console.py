@@ -13,7 +13,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         commands,
         "console",
         run,
-        help="serve the operators' web console (health, projects, syncs, parked jobs)",
         description=(
             "Serve the web console on DTRACK_WORKER_CONSOLE_LISTEN (default 127.0.0.1:8090): "
             "health, queue depths, projects and their findings, syncs followed live, parked "

@@ -25,7 +25,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         commands,
         "diff",
         run,
-        help="print the finding changes between two exports (versions of a project) as JSON lines",
         description=(
             "Compare two FPF exports and print, one per line, the change events between them. "
             "--by line (the default): OLD and NEW are two versions of one project line (the same "

@@ -1,56 +1,32 @@
-"""The ``dtrack-worker`` entry point: assembles each command's sub-parser and runs the one named.
+"""The ``dtrack-worker`` entry point: assembles the sub-parsers and runs the command named.
 
-The only reader of the process environment: commands get it as a mapping. Building every
-sub-parser (``--help``) imports the standard library and worker.core only: each command imports
-the rest in its run function (tests/test_startup.py).
+The only reader of the process environment: commands get it as a mapping. ``--help`` lists the
+commands from ``catalog`` without importing them; the command the arguments name is imported
+to build its own sub-parser (its ``--help`` imports the standard library and worker.core only:
+each command imports the rest in its run function; tests/test_startup.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from worker import __version__
-from worker.commands import (
-    backfill,
-    check,
-    console,
-    diff,
-    normalize,
-    parked,
-    run,
-    state,
-    status,
-    sync,
-    tail,
-    topology,
-    validate,
-)
-from worker.commands.common import EXIT_BROKEN_PIPE, EXIT_INVALID, EXIT_USAGE, Command
+from worker.commands import catalog
 from worker.core import urls
 from worker.core.errors import ConfigError, PermanentError, TransientError
 
-# in the order --help lists them
-COMMANDS = (
-    validate,
-    normalize,
-    diff,
-    run,
-    tail,
-    status,
-    sync,
-    backfill,
-    parked,
-    state,
-    topology,
-    check,
-    console,
-)
+if TYPE_CHECKING:
+    from worker.commands.common import Command
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for ``argv`` (default: this process's arguments): every command listed,
+    only the named one (if any) with its options."""
     top = argparse.ArgumentParser(
         prog="dtrack-worker",
         description="Dependency-Track findings as versioned CloudEvents on RabbitMQ.",
@@ -65,13 +41,22 @@ def parser() -> argparse.ArgumentParser:
     )
     top.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = top.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for command in COMMANDS:
-        command.register(commands)
+    chosen = catalog.named(sys.argv[1:] if argv is None else argv)
+    registered: set[str] = set()
+    for entry in catalog.CATALOG:
+        if chosen is not None and entry.module == chosen.module:
+            if entry.module not in registered:  # run.py registers receiver, worker, serve
+                registered.add(entry.module)
+                importlib.import_module(f"worker.commands.{entry.module}").register(commands)
+        else:  # listed, never parsed: the arguments name another command
+            commands.add_parser(entry.name, aliases=list(entry.aliases), help=entry.help)
     return top
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parser(argv).parse_args(argv)
+    from worker.commands.common import EXIT_BROKEN_PIPE, EXIT_INVALID, EXIT_USAGE
+
     command: Command = args.run
     try:
         return command(args, os.environ if environ is None else environ)

@@ -25,7 +25,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         commands,
         "normalize",
         run,
-        help="turn an FPF export into finding events (JSON lines)",
         description=(
             "Validate an FPF export and print one finding event per finding, as CloudEvents "
             "JSON, one per line: exactly what the workers publish (docs/events.md). Exit 1 "

@@ -23,7 +23,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         commands,
         "parked",
         run,
-        help="list, show, replay or purge parked jobs",
         description=(
             "The jobs the workers could not process, with the reason: list them, show one in "
             "full, replay them (back to the jobs queue, attempt 1), or purge them. Replay and "

@@ -18,7 +18,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         commands,
         "receiver",
         run_receiver,
-        help="accept DT webhooks and queue one job per project on RabbitMQ",
         description=(
             "Serve POST /webhook for Dependency-Track's Outbound Webhook notifications (v4 and "
             "v5, JSON or DT 5's protobuf), and queue one durable job per project they concern. "
@@ -50,7 +49,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         commands,
         "worker",
         run_worker,
-        help="consume jobs: fetch each project's FPF export, publish its finding events",
         description=(
             "Consume the jobs queue: fetch each project's FPF export from Dependency-Track "
             "(DTRACK_WORKER_DT_URL, DTRACK_WORKER_DT_API_KEY), validate it, and publish one "
@@ -68,7 +66,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         commands,
         "serve",
         run_serve,
-        help="receiver and worker in one process",
         description=(
             "The receiver and a worker in one process, on one port: the simplest way to run "
             "dtrack-worker next to a Dependency-Track instance. Needs what both need."

@@ -31,7 +31,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         commands,
         "state",
         run,
-        help="the finding state store: migrate, baseline projects, resync a consumer",
         description=(
             "migrate: apply the state store's migrations (the workers do it at start too), then "
             "pack the findings an older release stored in full, a project at a time while "

@@ -25,7 +25,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         commands,
         "status",
         run,
-        help="per line, or per project: current version, open findings, last export applied",
         description=(
             "With DTRACK_WORKER_TRACK=line (the default), once the store has lines: each line "
             "(name, group, track, its current version, the versions seen, open findings by "

@@ -23,7 +23,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         commands,
         "sync",
         run,
-        help="queue a job for the named projects now, and follow them with --wait",
         description=(
             "Queue a job (trigger SYNC) for each PROJECT: a UUID, or a name or name@version "
             "as DT knows it (an unknown or ambiguous name is an error that lists the "

@@ -19,7 +19,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         commands,
         "tail",
         run,
-        help="print the events downstream receives, as JSON lines",
         description=(
             "Bind a temporary exclusive queue to the events exchange and print each event "
             "(the CloudEvent JSON) on its own line: to check what consumers receive."

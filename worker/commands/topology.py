@@ -17,7 +17,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         commands,
         "topology",
         run,
-        help="declare the RabbitMQ exchanges, queues and bindings, and list them",
         description=(
             "Declare every exchange, queue and binding dtrack-worker uses (idempotent), then list "
             "them. The receiver and workers declare them at start too. docs/topology.md draws it."

@@ -18,7 +18,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         commands,
         "validate",
         run,
-        help="check FPF exports against the bundled FPF schema",
         description=(
             "Check each FPF export (a Dependency-Track findings export, .fpf or .json) against "
             "the bundled FPF 1.0-1.5 schema. Exit 0 when every file is valid, 1 otherwise, "
