@@ -22,6 +22,7 @@ PROPERTY_SETS = [
     frames.Properties("application/cloudevents+json", "id-1", "dtrack-worker.finding.v1"),
     frames.Properties("application/json", "j" * 200, "t", correlation_id="corr-ü"),
     frames.Properties("a", "b", "c", correlation_id="d", headers={"traceparent": "00-ab-cd-01"}),
+    frames.Properties("a", "b", "c", headers={"traceparent": "00-ab-cd-01"}),  # not the template
 ]
 
 

@@ -1,8 +1,9 @@
 """AMQP 0-9-1 frames of a persistent basic.publish, encoded by hand: the publish hot path.
 
 pamqp (what aiormq marshals with) builds an object per frame and costs about 10 µs a message;
-these are the same bytes (tests/test_frames.py compares them with pamqp's) for a few hundred ns.
-Only the properties dtrack-worker sends are supported.
+these are the same bytes (tests/test_publisher.py compares them with pamqp's) for a few hundred ns.
+Only the properties dtrack-worker sends are supported, never empty (pamqp leaves an empty one
+out where these encode it: dtrack-worker sends none).
 """
 
 from __future__ import annotations

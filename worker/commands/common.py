@@ -29,8 +29,9 @@ from worker.core.selection import Verdict
 if TYPE_CHECKING:
     from worker.adapters.spool import Spool
 
-# Every command's module is imported to build the parser (and --help): what a command needs
-# beyond the standard library and worker.core is imported in its run function (issue 28).
+# A command's module is imported to build its parser (its --help; `--help` alone lists the
+# catalog): what a command needs beyond the standard library and worker.core is imported in
+# its run function (issue 28).
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a command killed by SIGPIPE
