@@ -207,10 +207,10 @@ async def test_the_console_in_a_browser(dt: FakeDt, tmp_path: Path):
         await page.get_by_role("button", name="Synchronize").click()
         await page.wait_for_url(re.compile(r".*/sync/runs/[0-9a-f-]+$"))
         # lines pushed while the run goes on: fetching is shown before the summary
-        await page.wait_for_function(
-            "document.querySelectorAll('#log li').length >= 4"
-            " && !document.getElementById('summary').dataset.done"
-        )
+        # one selector, matched at once (wait_for_function evaluates a string in the page,
+        # which the console's CSP, no 'unsafe-eval', refuses at times: microsoft/playwright#36986)
+        running = page.locator("body:has(#summary:not([data-done])):has(#log > li:nth-child(4))")
+        await expect(running).to_be_attached()
         await expect(page.locator("#log")).to_contain_text("acme-shop@1.0: a worker took the job")
         summary = page.locator("#summary[data-done]")
         await expect(summary).to_have_text("sync: 2 of 2 projects synced", timeout=30_000)
