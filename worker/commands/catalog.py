@@ -3,7 +3,9 @@
 ``dtrack-worker --help`` is built from this table alone; a command's module (and what it
 imports: worker.core's settings, output and state modules are tens of milliseconds) is
 imported only when the arguments name that command (issue 28 §3: ``--help`` within 10x a bare
-interpreter). Standard library only.
+interpreter). Standard library only. A new command: an entry here, and ``add_command`` in its
+module's ``register`` (which takes the help and aliases from here: tests/test_startup.py runs
+every command's ``--help``).
 """
 
 from __future__ import annotations
