@@ -42,11 +42,11 @@ def parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     top.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = top.add_subparsers(title="commands", metavar="COMMAND", required=True)
     chosen = catalog.named(sys.argv[1:] if argv is None else argv)
-    registered: set[str] = set()
+    registered = False  # the chosen command's module: once (run.py: receiver, worker, serve)
     for entry in catalog.CATALOG:
         if chosen is not None and entry.module == chosen.module:
-            if entry.module not in registered:  # run.py registers receiver, worker, serve
-                registered.add(entry.module)
+            if not registered:
+                registered = True
                 importlib.import_module(f"worker.commands.{entry.module}").register(commands)
         else:  # listed, never parsed: the arguments name another command
             commands.add_parser(entry.name, aliases=list(entry.aliases), help=entry.help)
