@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 import uuid
 from typing import Any
 
@@ -378,6 +379,31 @@ async def test_a_live_stream_ends_when_the_console_stops(console, aiohttp_client
     assert "acme-slow@1.0: queued (job " in page
     assert "interrupted: the console stopped before this run ended" in page
     assert "None has settled yet" in page  # the worker still fetches (10 s)
+
+
+async def test_a_run_stopped_before_its_lines_were_stored_keeps_them(
+    console, aiohttp_client, tmp_path
+):
+    """The console stops while the store is slow to take the run (a worker's transaction holds
+    SQLite's write lock): stopping waits for the lines said so far, it does not drop them."""
+    app = await console()
+    project = add_project(app.dt, "acme-slow")
+    app.dt.delay = 10
+    holder = sqlite3.connect(tmp_path / "state.sqlite3", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the run's first write waits for it
+    try:
+        response = await app.post("/sync", {"csrf": app.csrf, "project": project})
+        run = response.headers["Location"].removeprefix("/sync/runs/")
+        asyncio.get_running_loop().call_later(0.5, holder.rollback)
+        async with asyncio.timeout(5):
+            await app.client.server.close()
+    finally:
+        holder.close()
+    again = await aiohttp_client(create_app(app.settings, TOKEN))
+    await again.get(f"/login?token={TOKEN}")
+    page = await (await again.get(f"/sync/runs/{run}", headers=HTML)).text()
+    assert "acme-slow@1.0: queued (job " in page
+    assert "interrupted: the console stopped before this run ended" in page
 
 
 def test_the_fetched_step_names_the_export_size():

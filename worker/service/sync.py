@@ -133,7 +133,6 @@ async def follow(
     settled = asyncio.Event()
 
     async def on_update(message: AbstractIncomingMessage) -> None:
-        await message.ack()
         update = orjson.loads(message.body)
         job = update.get("job_id")
         if job not in jobs:
@@ -146,7 +145,9 @@ async def follow(
         if all(s in SYNCED or s in NOT_SYNCED for s in last.values()):
             settled.set()
 
-    tag = await queue.consume(on_update)
+    # no acks: the queue is the follower's own and goes with its connection, so a report
+    # delivered as the connection closes has nothing to acknowledge it on
+    tag = await queue.consume(on_update, no_ack=True)
     try:
         async with asyncio.timeout(within):
             await settled.wait()

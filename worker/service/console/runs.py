@@ -38,6 +38,7 @@ FOLLOW_SECONDS = 600.0  # as `sync --wait`'s default
 READY_SECONDS = 10.0
 PUBLISH_SECONDS = 10.0  # after the jobs settled, how long the run waits for the relay
 POLL_SECONDS = 0.2
+SAVE_SECONDS = 5.0  # when the console stops, how long a run's last lines may take to store
 INTERRUPTED = "interrupted: the console stopped before this run ended (its jobs went on)"
 
 
@@ -209,7 +210,7 @@ class SyncRuns:
                     await self._finish_stored(run, last)
                 run.finish(last)
             finally:  # the console stops: the stored run stays unfinished (interrupted)
-                saving.cancel()
+                await self._last_lines(run, ending, saving)
 
         run.task = asyncio.create_task(follow())
         self._runs[run.id] = run
@@ -272,6 +273,22 @@ class SyncRuns:
         except StateUnavailable as exc:
             log.warning("console.run_not_saved", run=run.id, error=str(exc))
             return False
+
+    @staticmethod
+    async def _last_lines(run: SyncRun, ending: asyncio.Event, saving: asyncio.Task[bool]) -> None:
+        """The lines said before the console stopped are stored, not dropped with the saving
+        (a store slow to answer: a worker's transaction holds it); SAVE_SECONDS at most."""
+        if saving.done():
+            return
+        ending.set()
+        run.wake()
+        try:
+            async with asyncio.timeout(SAVE_SECONDS):
+                await asyncio.shield(saving)
+        except (TimeoutError, asyncio.CancelledError):
+            log.warning("console.run_lines_not_saved", run=run.id, within_s=SAVE_SECONDS)
+        finally:
+            saving.cancel()
 
     async def _finish_stored(self, run: SyncRun, last: dict[str, str]) -> None:
         assert self.store is not None
