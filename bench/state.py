@@ -17,7 +17,10 @@ For each size and store, in one run:
   first sync into its commit (bytes to committed state and outbox rounds) and its relay
   (outbox to the last confirm), each with this process's CPU time (threads included) and, on
   PostgreSQL, its server processes' (read from /proc: the server is local): the relay waits on
-  RabbitMQ storing the messages about as long as the whole snapshot does.
+  RabbitMQ storing the messages about as long as the whole snapshot does. A third line is the
+  bound: reading the export and making its events (what the snapshot does, with no store) plus
+  the relay gives the best ratio a store that cost nothing would reach, and how long the
+  store's own work (the commit less the reading) may take for 0.6x, beside how long it takes.
 * the line case (``--line-size``, 10,000 by default; 0: none): ``bench.line_stream`` for each
   store after the table (DTRACK_WORKER_TRACK=line: unchanged, 1% changed, version switch, the
   switch against issue 26 §7's target).
@@ -160,6 +163,7 @@ async def measure(
         )
         await outgoing.send_all(broker, AS_MADE, metrics, rounds)
 
+    figures["reading"] = min_time(lambda: reading(first), 3)
     counter = iter(range(1_000_000))
     figures["snapshot"] = figures["first sync"] = float("inf")
     for _ in range(repeat):  # best of N each, in turns: this VM's speed drifts
@@ -248,6 +252,27 @@ def server_cpu(url: str) -> float:
     return total
 
 
+def reading(raw: bytes) -> None:
+    """What any first sync does before its store: read the export, make its events."""
+    for _ in fpf.process(raw, schemas.load().fpf, source="bench", project=PROJECT).events():
+        pass
+
+
+def bound(f: dict[str, float]) -> str:
+    """What the ratio can be with a store that costs nothing: the first sync reads the export
+    and makes its events (as the snapshot does), and the relay may only start after the commit;
+    and how long the store's own work may take for 0.6x, beside how long it takes."""
+    floor = f["reading"] + f["first sync relay"]
+    allowed = f["snapshot"] / 0.6 - floor
+    own = f["first sync commit"] - f["reading"]
+    return (
+        f"{'':>10} bound: reading the export and making its events {f['reading']:.2f} s, then "
+        f"the relay {f['first sync relay']:.2f} s: {f['snapshot'] / floor:.2f}x at best with a "
+        f"store that costs nothing; 0.6x leaves the store's own work {allowed:.2f} s, it "
+        f"takes {own:.2f} s"
+    )
+
+
 def min_time(run: Callable[[], object], repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
@@ -333,6 +358,7 @@ async def main() -> None:
                         f"{f['snapshot'] / 0.6:.2f} s",
                         flush=True,
                     )
+                    print(bound(f), flush=True)
             if args.line_size:
                 from bench import line_stream  # the line case; it imports this module
 
