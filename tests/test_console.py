@@ -10,16 +10,19 @@ import sqlite3
 import uuid
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests import console_env
 from tests.console_env import HTML, TOKEN, XSS, add_project, park
 from tests.fake_dt import API_KEY
 from tests.rabbit import depth, eventually
+from tests.state_db import fresh_database
 from worker.adapters import dthttp
 from worker.adapters.state.backend import Dialect
 from worker.adapters.state.store import Store
 from worker.service import progress, sync
+from worker.service.console import runs
 from worker.service.console.app import create_app
 
 pytestmark = pytest.mark.rabbitmq
@@ -404,6 +407,58 @@ async def test_a_run_stopped_before_its_lines_were_stored_keeps_them(
     page = await (await again.get(f"/sync/runs/{run}", headers=HTML)).text()
     assert "acme-slow@1.0: queued (job " in page
     assert "interrupted: the console stopped before this run ended" in page
+
+
+async def test_a_run_whose_jobs_settled_is_stored_ended_though_the_console_stops_first(
+    console, aiohttp_client
+):
+    """The console stops while the run's last lines wait for a store that is slow to take them
+    (PostgreSQL: a lock held by another session): the stop waits for them and for how the run
+    ended, so the console that starts next shows it ended, not interrupted."""
+    with fresh_database() as url:
+        app = await console(state_url=url)
+        project = add_project(app.dt, "acme-shop")
+        holder = psycopg.connect(url)
+        holder.execute("LOCK TABLE sync_run_lines IN EXCLUSIVE MODE")  # its lines wait for it
+        try:
+            response = await app.post("/sync", {"csrf": app.csrf, "project": project})
+            run = response.headers["Location"].removeprefix("/sync/runs/")
+            stream = await app.client.get(f"/sync/runs/{run}/events")
+            shown = b""
+            async with asyncio.timeout(30):
+                while b"published: the relay sent" not in shown:  # then it waits for its lines
+                    shown += await stream.content.readuntil(b"\n\n")
+            asyncio.get_running_loop().call_later(0.5, holder.rollback)
+            async with asyncio.timeout(10):
+                await app.client.server.close()
+        finally:
+            holder.close()
+        again = await aiohttp_client(create_app(app.settings, TOKEN))
+        await again.get(f"/login?token={TOKEN}")
+        page = await (await again.get(f"/sync/runs/{run}", headers=HTML)).text()
+        assert "acme-shop@1.0: published: the relay sent" in page
+        assert "sync: 1 of 1 projects synced" in page
+        assert "interrupted" not in page
+
+
+async def test_a_run_no_longer_listed_in_memory_goes_on_to_its_end(console, monkeypatch):
+    """More runs than the console keeps in memory: the oldest leaves memory while its job
+    still runs, and is still followed to its end in the store, not cut off as interrupted."""
+    monkeypatch.setattr(runs, "MAX_RUNS", 1)
+    app = await console()
+    slow, other = add_project(app.dt, "acme-slow"), add_project(app.dt, "acme-shop")
+    app.dt.delay = 1.0
+    response = await app.post("/sync", {"csrf": app.csrf, "project": slow})
+    first = response.headers["Location"].removeprefix("/sync/runs/")
+    await app.sync(other)  # the first leaves memory as this one starts
+    page = ""
+    for _ in range(200):  # read from the store now; its job takes a second more
+        page = await (await app.client.get(f"/sync/runs/{first}", headers=HTML)).text()
+        if "sync: 1 of 1 projects synced" in page or "interrupted" in page:
+            break
+        await asyncio.sleep(0.1)
+    assert "sync: 1 of 1 projects synced" in page
+    assert "interrupted" not in page
 
 
 def test_the_fetched_step_names_the_export_size():

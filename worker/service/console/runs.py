@@ -135,6 +135,7 @@ class SyncRuns:
         self._runs: OrderedDict[str, SyncRun] = OrderedDict()
         self.store: Store | None = None  # set when the console's store is open
         self.closing = False  # the console stops: live streams end
+        self._evicted: set[asyncio.Task[None]] = set()  # runs followed, no longer listed
 
     async def end_streams(self, _: object = None) -> None:
         """For the application's on_shutdown: every live stream ends now, so the server's
@@ -198,6 +199,7 @@ class SyncRuns:
         async def follow() -> None:
             ending = asyncio.Event()
             saving = asyncio.create_task(self._save(run, ending))
+            last: dict[str, str] | None = None
             try:
                 async with connection:
                     last = await sync.follow(
@@ -206,19 +208,43 @@ class SyncRuns:
                 await self._published(run, last)
                 ending.set()
                 run.wake()
-                if await saving:  # every line stored: then how it ended, before it is shown
+                # shielded: a stop meanwhile must not cancel the saving (see _store_at_stop)
+                if await asyncio.shield(saving):  # every line stored, then how it ended
                     await self._finish_stored(run, last)
                 run.finish(last)
-            finally:  # the console stops: the stored run stays unfinished (interrupted)
-                await self._last_lines(run, ending, saving)
+            except BaseException:  # the console stops, or the following failed
+                await self._store_at_stop(run, ending, saving, last)
+                raise
 
         run.task = asyncio.create_task(follow())
         self._runs[run.id] = run
-        while len(self._runs) > MAX_RUNS:
+        while len(self._runs) > MAX_RUNS:  # out of memory, not stopped: the store keeps it
             _, old = self._runs.popitem(last=False)
-            if old.task is not None:
-                old.task.cancel()
+            if old.task is not None and not old.task.done():
+                self._evicted.add(old.task)
+                old.task.add_done_callback(self._evicted.discard)
         return run
+
+    async def _store_at_stop(
+        self,
+        run: SyncRun,
+        ending: asyncio.Event,
+        saving: asyncio.Task[bool],
+        last: dict[str, str] | None,
+    ) -> None:
+        """What the run said before the console stopped (or its following failed) is stored,
+        not dropped with it (a store slow to answer: a worker's transaction holds it), and how
+        it ended when its jobs had settled; else it shows as interrupted. SAVE_SECONDS at most."""
+        ending.set()
+        run.wake()
+        try:
+            async with asyncio.timeout(SAVE_SECONDS):
+                if await asyncio.shield(saving) and last is not None:
+                    await self._finish_stored(run, last)
+        except (TimeoutError, asyncio.CancelledError):
+            log.warning("console.run_not_saved", run=run.id, error="the console stopped first")
+        finally:
+            saving.cancel()
 
     def _said(self, run: SyncRun) -> Callable[[str], None]:
         return lambda line: run.say(self._scrub(line))
@@ -274,22 +300,6 @@ class SyncRuns:
             log.warning("console.run_not_saved", run=run.id, error=str(exc))
             return False
 
-    @staticmethod
-    async def _last_lines(run: SyncRun, ending: asyncio.Event, saving: asyncio.Task[bool]) -> None:
-        """The lines said before the console stopped are stored, not dropped with the saving
-        (a store slow to answer: a worker's transaction holds it); SAVE_SECONDS at most."""
-        if saving.done():
-            return
-        ending.set()
-        run.wake()
-        try:
-            async with asyncio.timeout(SAVE_SECONDS):
-                await asyncio.shield(saving)
-        except (TimeoutError, asyncio.CancelledError):
-            log.warning("console.run_lines_not_saved", run=run.id, within_s=SAVE_SECONDS)
-        finally:
-            saving.cancel()
-
     async def _finish_stored(self, run: SyncRun, last: dict[str, str]) -> None:
         assert self.store is not None
         synced = sum(step in sync.SYNCED for step in last.values())
@@ -301,6 +311,7 @@ class SyncRuns:
 
     async def close(self) -> None:
         tasks = [run.task for run in self._runs.values() if run.task is not None]
+        tasks += self._evicted
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
