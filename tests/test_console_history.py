@@ -5,13 +5,16 @@ the real RabbitMQ, a SQLite store and the fake DT (tests/console_env.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import orjson
+import psycopg
 import pytest
 
 from tests import console_env
 from tests.console_env import HTML, TOKEN, add_project
+from tests.state_db import fresh_database
 from worker.adapters.state import backend
 from worker.service.console.app import create_app
 
@@ -125,3 +128,23 @@ async def test_projects_are_filtered_by_tag(console):
     assert "acme-shop" in tagged
     assert "acme-blog" not in tagged
     assert "acme-" not in (await _page(app.client, "/projects?tag=team"))  # exact, not part
+
+
+async def test_a_job_reported_settled_is_in_the_job_history_already(console):
+    """Whoever is told a job settled (`sync --wait`, a console run) finds it in the job
+    history: its row is written before the report, though the store is slow to take it
+    (PostgreSQL: a lock another session holds on the table for a moment)."""
+    with fresh_database() as url:
+        app = await console(state_url=url)
+        project = add_project(app.dt, "acme-shop")
+        holder = psycopg.connect(url)
+        holder.execute("LOCK TABLE job_history IN EXCLUSIVE MODE")
+        asyncio.get_running_loop().call_later(1.0, holder.rollback)
+        try:
+            run = await app.sync(project)  # its stream ends with the job's last report
+            with psycopg.connect(url) as reader:
+                rows = reader.execute("SELECT outcome FROM job_history").fetchall()
+        finally:
+            holder.close()
+        assert rows == [("done",)]
+        assert "sync: 1 of 1 projects synced" in await _page(app.client, f"/sync/runs/{run}")

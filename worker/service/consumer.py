@@ -215,9 +215,9 @@ class Worker:
         self._metrics.jobs.labels(outcome=outcome).inc()
         self._metrics.job_seconds.labels(outcome=outcome).observe(seconds)
         tracing.annotate({"dtrack_worker.job.outcome": outcome})
-        await progress.report(self._broker, message, outcome, fields)
-        if self._history is not None:
+        if self._history is not None:  # first: whoever is told it settled finds its row
             await self._history.settled(message, outcome, fields, seconds)
+        await progress.report(self._broker, message, outcome, fields)
         level = "warning" if outcome == "parked" else "info"
         getattr(log, level)(
             "job.settled", outcome=outcome, duration_ms=round(seconds * 1e3, 1), **fields
