@@ -1,7 +1,8 @@
 """The console in a real browser: Debian's chromium driven by Playwright, against a running
 ``dtrack-worker serve`` (a process of its own, its console on a port of its own) with the fake
 DT serving real exports. One browser for the module; each page's screenshot is saved in
-tests/artifacts/console/ (or $DTRACK_TEST_ARTIFACTS).
+tests/artifacts/console/ (or $DTRACK_TEST_ARTIFACTS). The same running serve also shows how
+its console stops (no browser needed for that).
 
 scripts/test installs chromium with apt when it is missing (scripts/ensure-chromium);
 Playwright never downloads a browser here.
@@ -13,10 +14,13 @@ import asyncio
 import contextlib
 import os
 import re
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import aiohttp
 import orjson
 import pytest
@@ -27,7 +31,9 @@ from tests.conftest import REPO
 from tests.console_env import XSS, add_project
 from tests.fake_dt import API_KEY, FakeDt
 from tests.harness import SCRIPT, _free_port
-from tests.rabbit import AMQP_URL, temporary_topology, unique_prefix
+from tests.rabbit import AMQP_URL, eventually, temporary_topology, unique_prefix
+from worker.core import jobs
+from worker.core.topology import JOB_KEY
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.timeout(120)]
 
@@ -299,3 +305,31 @@ async def test_the_console_in_a_browser(dt: FakeDt, tmp_path: Path):
     assert sum(token in line for line in served.stderr) == 1
     assert token not in (tmp_path / "serve.log").read_text()
     assert "console.starting" in (tmp_path / "serve.log").read_text()
+
+
+async def test_serve_keeps_its_console_up_while_its_worker_drains(dt: FakeDt, tmp_path: Path):
+    """On SIGTERM serve's worker stops taking jobs and drains first, and its console stops
+    last: operators watch the drain on it (it used to stop first, the worker's drain after)."""
+    project = add_project(dt, "acme-slow")
+    dt.delay = 10.0  # the export outlasts the 2 s grace: the job is in flight all along
+    export = f"/api/v1/finding/project/{project}/export"
+    async with running_serve(dt, tmp_path) as served:
+        job_id = str(uuid.uuid4())
+        body = jobs.Job(job_id=job_id, project_uuid=project, project_name="acme-slow",
+                        trigger="SYNC", notification_id=f"test:{job_id}",
+                        accepted_at=jobs.utc_timestamp(datetime.now(UTC)),
+                        correlation_id=f"test:{job_id}").to_json()  # fmt: skip
+        connection = await aio_pika.connect(AMQP_URL)
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True)
+            exchange = await channel.get_exchange(f"{served.prefix}.jobs")
+            await exchange.publish(aio_pika.Message(body, message_id=job_id), JOB_KEY)
+        await eventually(lambda: any(path == export for _, path, _ in dt.requests), within=20)
+        served.process.terminate()
+        log = tmp_path / "serve.log"
+        await eventually(lambda: "worker.draining" in log.read_text(), within=10)
+        async with aiohttp.ClientSession() as session, session.get(served.console) as response:
+            assert response.status in (200, 303, 401)  # it answers: it has not stopped
+        async with asyncio.timeout(20):
+            await served.process.wait()
+    assert served.process.returncode == 0

@@ -229,7 +229,9 @@ def run(settings: Settings, *, receive: bool, work: bool, reuse_port: bool = Fal
     config = settings.receiver
     sock = listening_socket(config.host, config.port, reuse_port=reuse_port)  # first of all
     if receive and work and (console_sock := console.bind_for_serve(settings)) is not None:
-        app.cleanup_ctx.append(console.alongside(settings, console_sock))  # its own listener
+        # its own listener; first in, last out: the worker stops taking jobs and drains
+        # before the console stops, not after its shutdown (operators watch the drain on it)
+        app.cleanup_ctx.insert(0, console.alongside(settings, console_sock))
     mode = "serve" if receive and work else "receiver" if receive else "worker"
     if receive and config.webhook_token is None and not config.signing_secrets:
         log.warning(
