@@ -11,18 +11,25 @@ import sqlite3
 import struct
 import uuid
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import orjson
+import psycopg
 import pytest
 
 from bench.synthetic import export_bytes
+from tests.console_env import add_project
 from tests.fake_dt import Fault
 from tests.harness import REAL, TOKEN, WorkerProcess, notification
-from tests.rabbit import depth, eventually
+from tests.rabbit import AMQP_URL, depth, eventually
+from tests.state_db import fresh_database
 from tests.tcpproxy import TcpProxy
 from tests.waiting import until
+from worker.core import jobs
+from worker.core.topology import JOB_KEY
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -279,3 +286,48 @@ async def test_sigterm_during_a_relay_pass_deletes_what_was_confirmed(processes,
     assert duplicates <= unconfirmed == 0, out.decode()[-3000:]
     assert len(stopped) == 1
     assert stopped[0]["left"] == left == findings + 1 - 2000  # the log says what was left
+
+
+async def test_a_job_settling_as_the_grace_ends_still_reports_it_settled(serve, dt):
+    """A job already acked when the grace ends (writing its history row to a slow store: a lock
+    another session holds) is not cancelled: it finishes settling, and whoever follows it
+    (`sync --wait`, the console) is told it is done."""
+    with fresh_database() as url:
+        client, topo, _, _ = await serve(EMIT="delta", STATE_URL=url, SHUTDOWN_GRACE="0.5")
+        project = add_project(dt, "acme-shop")
+        holder = psycopg.connect(url, autocommit=True)
+        try:
+            holder.execute("BEGIN")
+            holder.execute("LOCK TABLE job_history IN EXCLUSIVE MODE")
+            connection = await aio_pika.connect(AMQP_URL)
+            async with connection:
+                channel = await connection.channel(publisher_confirms=True)
+                reports = await channel.declare_queue(f"{topo.prefix}.test-progress")
+                job = jobs.Job(job_id=str(uuid.uuid4()), project_uuid=project,
+                               project_name="acme-shop", trigger="SYNC", notification_id="test",
+                               accepted_at=jobs.utc_timestamp(datetime.now(UTC)),
+                               correlation_id="test")  # fmt: skip
+                exchange = await channel.get_exchange(topo.jobs_exchange.name)
+                await exchange.publish(
+                    aio_pika.Message(job.to_json(), message_id=job.job_id,
+                                     headers={jobs.PROGRESS_HEADER: reports.name}),
+                    JOB_KEY,
+                )  # fmt: skip
+                waiting = "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = "
+                await until(  # acked, its history row waits for the lock
+                    lambda: asyncio.to_thread(
+                        lambda: holder.execute(f"{waiting}'job_history'::regclass").fetchone()
+                    ),
+                    lambda found: found == (1,),
+                    what="the job's history row waiting for the lock",
+                )
+                asyncio.get_running_loop().call_later(1.5, holder.execute, "ROLLBACK")
+                await client.close()  # the worker stops: a 0.5 s grace
+                steps = []
+                while (message := await reports.get(fail=False)) is not None:
+                    steps.append(orjson.loads(message.body)["step"])
+                    await message.ack()
+                await reports.delete()
+        finally:
+            holder.close()
+        assert steps[-1] == "done", steps

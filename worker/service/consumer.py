@@ -42,6 +42,7 @@ from worker.core.output import AS_MADE, Output
 from worker.core.scope import EVERYTHING, Scope
 from worker.service import analysis_gate, job_messages, outgoing, progress, projects
 from worker.service.analysis_gate import AnalysisGate
+from worker.service.deliveries import Deliveries
 from worker.service.delta import Deltas
 from worker.service.freshness import Freshness
 from worker.service.job_history import JobHistory
@@ -68,6 +69,7 @@ class WorkerOptions:
     scope: Scope = EVERYTHING  # which projects are worked for
     # RabbitMQ's delivery timeout for our consumer, above the job budget (worker.core.job_budget)
     consumer_timeout_ms: int | None = None
+    settle_seconds: float = 5.0  # past the grace, for jobs settling (DTRACK_WORKER_PUBLISH_TIMEOUT)
 
 
 class Worker:
@@ -94,7 +96,7 @@ class Worker:
         self._options = options
         self._freshness = Freshness()
         self._subscription: Subscription | None = None
-        self._deliveries: dict[asyncio.Task[None], AbstractIncomingMessage] = {}
+        self._deliveries = Deliveries()
         self._starter: asyncio.Task[None] | None = None
         self.consuming = False
 
@@ -142,37 +144,24 @@ class Worker:
         if subscription is not None:
             await subscription.stop_taking()  # the channel stays: the drained jobs ack on it
         self.consuming = False
-        pending = set(self._deliveries)
+        pending = self._deliveries.pending()
         if pending:
             log.info(
                 "worker.draining", in_flight=len(pending), grace_s=self._options.shutdown_grace
             )
             _, unfinished = await asyncio.wait(pending, timeout=self._options.shutdown_grace)
             if unfinished:
-                await self._return(unfinished)
+                given = await self._deliveries.give_back(unfinished, self._options.settle_seconds)
+                log.warning("worker.returned", jobs=given.jobs, nacked=given.nacked)
         if subscription is not None:
             await subscription.close()
 
-    async def _return(self, unfinished: set[asyncio.Task[None]]) -> None:
-        """Cancel what outlived the grace and give its jobs back to RabbitMQ explicitly."""
-        messages = [self._deliveries[task] for task in unfinished if task in self._deliveries]
-        for task in unfinished:
-            task.cancel()
-        await asyncio.gather(*unfinished, return_exceptions=True)
-        returned = 0
-        for message in messages:
-            with contextlib.suppress(*BROKER_ERRORS):  # a closed channel returns it anyway
-                await message.nack(requeue=True)
-                returned += 1
-        log.warning("worker.returned", jobs=len(messages), nacked=returned)
-
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         task = asyncio.create_task(self._handle(message))
-        self._deliveries[task] = message
+        self._deliveries.add(task, message)
         task.add_done_callback(self._settled)
 
     def _settled(self, task: asyncio.Task[None]) -> None:
-        self._deliveries.pop(task, None)
         if not task.cancelled() and task.exception() is not None:  # retrieved: never lost
             log.error("job.crashed", error=repr(task.exception()))
 
@@ -261,6 +250,7 @@ class Worker:
             fields["error"] = f"{type(exc).__name__}: {exc}"
             log.exception("job.unexpected_error", **fields)
             return await self._park(message, "unexpected", exc, attempt, fields)
+        self._deliveries.settling()
         await message.ack()
         return outcome
 
@@ -393,5 +383,6 @@ class Worker:
         self, message: AbstractIncomingMessage, routing_key: str, headers: dict[str, Any]
     ) -> None:
         """A copy of the job to ``routing_key``, confirmed, before the original is acked."""
+        self._deliveries.settling()
         copy = copy_of(message, headers)
         await self._broker.publish(self._broker.topology.jobs_exchange.name, [(routing_key, copy)])

@@ -111,6 +111,7 @@ def _worker(
         output=filtering.output(settings.output, __version__),
         scope=settings.worker.scope,
         consumer_timeout_ms=job_budget.consumer_timeout_ms(settings),
+        settle_seconds=settings.broker.publish_timeout,
     )
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
