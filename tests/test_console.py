@@ -15,7 +15,7 @@ import pytest
 
 from tests import console_env
 from tests.console_env import HTML, TOKEN, XSS, add_project, park
-from tests.fake_dt import API_KEY
+from tests.fake_dt import API_KEY, Fault
 from tests.rabbit import depth, eventually
 from tests.state_db import fresh_database
 from worker.adapters import dthttp
@@ -447,16 +447,18 @@ async def test_a_run_no_longer_listed_in_memory_goes_on_to_its_end(console, monk
     monkeypatch.setattr(runs, "MAX_RUNS", 1)
     app = await console()
     slow, other = add_project(app.dt, "acme-slow"), add_project(app.dt, "acme-shop")
-    app.dt.delay = 1.0
+    app.dt.always[slow] = Fault(delay=3.0)  # its export outlasts the second run
     response = await app.post("/sync", {"csrf": app.csrf, "project": slow})
     first = response.headers["Location"].removeprefix("/sync/runs/")
     await app.sync(other)  # the first leaves memory as this one starts
-    page = ""
-    for _ in range(200):  # read from the store now; its job takes a second more
-        page = await (await app.client.get(f"/sync/runs/{first}", headers=HTML)).text()
-        if "sync: 1 of 1 projects synced" in page or "interrupted" in page:
+    page = await (await app.client.get(f"/sync/runs/{first}", headers=HTML)).text()
+    assert "running… (this page updates itself" in page  # live, not interrupted
+    assert "interrupted" not in page
+    for _ in range(200):  # its job takes a few seconds more
+        if "sync: 1 of 1 projects synced" in page:
             break
         await asyncio.sleep(0.1)
+        page = await (await app.client.get(f"/sync/runs/{first}", headers=HTML)).text()
     assert "sync: 1 of 1 projects synced" in page
     assert "interrupted" not in page
 

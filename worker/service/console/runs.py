@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -135,18 +136,19 @@ class SyncRuns:
         self._runs: OrderedDict[str, SyncRun] = OrderedDict()
         self.store: Store | None = None  # set when the console's store is open
         self.closing = False  # the console stops: live streams end
-        self._evicted: set[asyncio.Task[None]] = set()  # runs followed, no longer listed
+        # runs still followed, out of the listing (more than MAX_RUNS): shown live by id
+        self._evicted: dict[str, SyncRun] = {}
 
     async def end_streams(self, _: object = None) -> None:
         """For the application's on_shutdown: every live stream ends now, so the server's
         shutdown does not wait for syncs that may take minutes."""
         self.closing = True
-        for run in self._runs.values():
+        for run in [*self._runs.values(), *self._evicted.values()]:
             run.wake()
 
     async def get(self, run_id: str) -> SyncRun | None:
         """The run, from memory, else from the store (StateUnavailable: the store failed)."""
-        run = self._runs.get(run_id)
+        run = self._runs.get(run_id) or self._evicted.get(run_id)
         if run is not None or self.store is None:
             return run
         stored = await self.store.read(console_runs.load_run, f"sync:{run_id}")
@@ -165,7 +167,11 @@ class SyncRuns:
                 log.warning("console.runs_unreadable", error=str(exc))
                 return live
         known = {run.id for run in live}
-        found = live + [SyncRun.of(s) for s in stored if s.run_id.split(":", 1)[1] not in known]
+        found = live + [
+            self._evicted.get(run_id) or SyncRun.of(s)  # an evicted run is live, not ended
+            for s in stored
+            if (run_id := s.run_id.split(":", 1)[1]) not in known
+        ]
         return sorted(found, key=lambda run: run.started_at, reverse=True)[:MAX_RUNS]
 
     async def start(self, targets: list[sync.Target]) -> SyncRun:
@@ -221,9 +227,12 @@ class SyncRuns:
         while len(self._runs) > MAX_RUNS:  # out of memory, not stopped: the store keeps it
             _, old = self._runs.popitem(last=False)
             if old.task is not None and not old.task.done():
-                self._evicted.add(old.task)
-                old.task.add_done_callback(self._evicted.discard)
+                self._evicted[old.id] = old
+                old.task.add_done_callback(functools.partial(self._ended, old.id))
         return run
+
+    def _ended(self, run_id: str, _: object) -> None:
+        self._evicted.pop(run_id, None)
 
     async def _store_at_stop(
         self,
@@ -311,7 +320,7 @@ class SyncRuns:
 
     async def close(self) -> None:
         tasks = [run.task for run in self._runs.values() if run.task is not None]
-        tasks += self._evicted
+        tasks += [run.task for run in self._evicted.values() if run.task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
