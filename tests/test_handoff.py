@@ -82,7 +82,7 @@ async def test_rounds_another_relay_published_are_not_published_again_from_memor
     await w.store.apply(_job(project, 600))  # then a job another process committed
     await w.relay_all()
     await eventually(lambda: len(w.events.messages) >= 1801, within=20)
-    await asyncio.sleep(0.5)  # what a republish would have sent arrives meanwhile
+    await w.events.caught_up()  # a republish, confirmed in relay_all, would be in hand now
     assert _sequences(w.events, project) == list(range(1, 1802))  # each once, in order
     assert _rows(w.url, "SELECT COUNT(*) FROM outbox") == [(0,)]
     assert w.relay.handoff.bytes == 0  # the stale rounds were dropped
@@ -111,9 +111,14 @@ async def test_a_worker_killed_while_its_relay_publishes_its_jobs_rounds_loses_n
             await cut.wait()
         doomed.send_signal(signal.SIGKILL)
         await asyncio.to_thread(doomed.wait, 10)
-    await asyncio.sleep(0.5)
+    # what went through before the cut reaches our queue in its own time: waited for
+    await eventually(
+        lambda: 1 in _sequences(events, project),
+        within=10,
+        what="the event at sequence 1, published before the cut",
+        seen=lambda: sorted(_sequences(events, project))[:3],
+    )
     before = set(_sequences(events, project))
-    assert 1 in before, sorted(before)[:3]
     assert 700 not in before, sorted(before)[-3:]
     assert _committed(store)  # rows left for the next worker's relay
     with contextlib.closing(sqlite3.connect(store)) as connection, connection:

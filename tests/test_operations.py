@@ -185,7 +185,9 @@ async def test_reconcilers_on_many_workers_run_one_pass_at_a_time(dt: FakeDt, ra
     from worker.service.reconcile import Reconciler
 
     prefix = unique_prefix()
-    interval = 2.0  # a duplicate token is dropped within half of it: room for a slow start
+    # a duplicate token is dropped only if delivered within half an interval of the last pass's
+    # start: after a 0.3 s pass, 2.7 s of room for a slow machine (1 s of it failed)
+    interval = 6.0
     async with temporary_topology(prefix) as topo:
         settings = Settings.from_env(_env(prefix, dt))
         passes: list[tuple[float, float, int]] = []
@@ -213,7 +215,8 @@ async def test_reconcilers_on_many_workers_run_one_pass_at_a_time(dt: FakeDt, ra
         await eventually(lambda: all(b.ready for b in brokers), what="three brokers connected")
         # three workers start together: each may seed a token; the duplicates are dropped
         await asyncio.gather(*(r.start() for r in reconcilers))
-        await eventually(lambda: len(passes) >= 3, within=15, seen=lambda: passes)
+        # two passes: the duplicates come right after the first, the token an interval later
+        await eventually(lambda: len(passes) >= 2, within=3 * interval, seen=lambda: passes)
         for reconciler in reconcilers:
             await reconciler.stop()
         for broker in brokers:

@@ -107,36 +107,50 @@ async def test_a_delete_that_hangs_cannot_hold_the_stop_past_the_halt(project, s
 async def test_the_lease_is_kept_while_a_batch_takes_longer_than_it(project, monkeypatch):
     # a batch may take long (the filter judges each event within its budget; here RabbitMQ's
     # confirms are slow): another relay must not take the project meanwhile, or it would
-    # publish the same rows out of order beside this one
-    monkeypatch.setattr(store_module, "LEASE_SECONDS", 0.5)
-    monkeypatch.setattr(relay_module, "LEASE_SECONDS", 0.5, raising=False)
+    # publish the same rows out of order beside this one. A lease of 1 s, renewed every third
+    # of it, outlasts a pause of the loop up to 0.6 s or so (one of 0.5 s, a pause of 0.33 s)
+    lease_seconds = 1.0
+    monkeypatch.setattr(store_module, "LEASE_SECONDS", lease_seconds)
+    monkeypatch.setattr(relay_module, "LEASE_SECONDS", lease_seconds, raising=False)
     p = await project()
     assert await p.sync(export(p.uuid, 1)) == ("done", 13)
     proxy = TcpProxy(5672)
     async with proxy, _broker(f"amqp://guest:guest@127.0.0.1:{proxy.port}/") as broker:
         relay = Relay(p.store, broker, WorkerMetrics.create())
-        proxy.latency = 1.0  # each way: the batch's confirms come 2 s after it was written
-        taken = asyncio.Event()  # the relay holds the project: the other's tries begin
-        lease = p.store.lease
+        # each way, per chunk: the batch's confirms come 2 s or more after it was written (not
+        # much more: RabbitMQ's confirm must come within the publish timeout, 5 s)
+        proxy.latency = 1.0
+        loop = asyncio.get_running_loop()
+        taken: list[float] = []  # when the relay took the project: the other's tries begin
+        released = asyncio.Event()  # the relay let it go, its batch done: the tries end
+        lease, release = p.store.lease, p.store.release
 
         async def spied(project_uuid: str, owner: str) -> bool:
             held = bool(await lease(project_uuid, owner))
-            if held and owner != "another-relay":
-                taken.set()
+            if held and owner != "another-relay" and not taken:
+                taken.append(loop.time())
             return held
 
+        async def spied_release(project_uuid: str, owner: str) -> None:
+            released.set()  # before the release: a try that follows it may take the project
+            await release(project_uuid, owner)
+
         monkeypatch.setattr(p.store, "lease", spied)
+        monkeypatch.setattr(p.store, "release", spied_release)
         passing = asyncio.ensure_future(relay.drain())
-        tries = 0
+        refused_for = 0.0  # how long after the relay took it the other was still refused
         try:
-            async with asyncio.timeout(5):
-                await taken.wait()
-            while not passing.done():  # another relay tries all along the batch (2 s and more)
-                assert not await p.store.lease(p.uuid, "another-relay"), f"lapsed: try {tries}"
-                tries += 1
+            await eventually(lambda: bool(taken), within=5, what="the relay taking the project")
+            while not released.is_set():  # another relay tries all along the batch (2 s)
+                held = await p.store.lease(p.uuid, "another-relay")
+                if released.is_set():
+                    break  # the batch done and the project let go meanwhile: no lapse
+                assert not held, f"lapsed {loop.time() - taken[0]:.2f} s after it was taken"
+                refused_for = loop.time() - taken[0]
                 await asyncio.sleep(0.1)
         finally:
             proxy.latency = 0.0
             await passing
-    assert tries >= 15, tries  # the batch outlasted the lease several times over
+    # refused long after a lease not renewed would have lapsed (the batch outlasted it)
+    assert refused_for >= 1.5 * lease_seconds, refused_for
     assert await _rows(p) == 0

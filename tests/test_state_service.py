@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from tests.fake_dt import FakeDt
-from tests.harness import REAL, TOKEN, all_jobs_settled, notification, post
+from tests.harness import REAL, TOKEN, all_jobs_settled, enqueued, notification, post
 from tests.rabbit import AMQP_URL, depth, drain, eventually
 from tests.state_db import POSTGRES, fresh_database
 from tests.tcpproxy import TcpProxy
@@ -176,7 +176,7 @@ async def _first_retry(topo: Any) -> list[Any]:
 async def test_two_workers_on_postgresql_hammering_the_same_projects(processes, figures):
     """Interleaved exports of five projects, two worker processes: every transition published
     once, sequences 1..N per project without gap or repeat, the replay equal to the store."""
-    dt, topo, workers, receiver = processes
+    dt, _, workers, receiver = processes
     client, events = await receiver(coalesce_seconds="0")
     projects = [str(uuid.uuid4()) for _ in range(5)]
     fetched = dict.fromkeys(projects, 0)
@@ -195,18 +195,10 @@ async def test_two_workers_on_postgresql_hammering_the_same_projects(processes, 
             assert response.status == 202
             if n % 10 == 9:
                 await asyncio.sleep(0.2)  # let exports change between bursts
-        await _settled(topo, url)
-        with psycopg.connect(url) as connection:
-            open_set = {
-                row[0]
-                for row in connection.execute(
-                    "SELECT finding_key FROM findings WHERE status = 'open'"
-                ).fetchall()
-            }
-            rows = connection.execute("SELECT uuid, sequence FROM projects").fetchall()
-            counters: dict[str, int] = {str(row[0]): int(row[1]) for row in rows}
-            leftover = connection.execute("SELECT COUNT(*) FROM outbox").fetchone()
-    assert leftover == (0,)
+        await _settled(client, workers, events, url)
+        # psycopg blocks: in a thread, not on the loop that serves the fake DT
+        open_set, counters, leftover = await asyncio.to_thread(_stored, url)
+    assert leftover == 0
     replayed, transitions = _replay_checking_sequences(events, counters)
     assert {key for key, status in replayed.items() if status == "open"} == open_set
     figures(
@@ -256,18 +248,52 @@ def _replay_checking_sequences(events: Any, counters: dict[str, int]) -> tuple[d
     return replayed, transitions
 
 
-async def _settled(topo: Any, url: str) -> None:
-    """Until no job waits and the outbox is empty, for a second."""
-    quiet = 0
-    async with asyncio.timeout(60):
-        while quiet < 10:
-            with psycopg.connect(url) as connection:
-                row = connection.execute("SELECT COUNT(*) FROM outbox").fetchone()
-            assert row is not None
-            rows = int(row[0])
-            busy = rows + await depth(topo.jobs_queue.name, *(q.name for q in topo.retry_queues))
-            quiet = quiet + 1 if busy == 0 else 0
-            await asyncio.sleep(0.1)
+async def _settled(client: Any, workers: Any, events: Any, url: str) -> None:
+    """Until every job the receiver enqueued settled in a worker (their /metrics: a job
+    delivered and not yet acked is in no queue's count, and could still commit), the outbox
+    relayed to the end (no job is left to add to it), and every event published by then in
+    hand."""
+    jobs = await enqueued(client)
+    await until(
+        workers.settled,
+        lambda settled: settled.total() - settled["retried"] >= jobs,
+        what=f"the two workers settling the {jobs} jobs enqueued",
+        within=60,
+        every=0.2,
+    )
+    await until(
+        lambda: asyncio.to_thread(_outbox_count, url),
+        lambda rows: rows == 0,
+        what="the outbox relayed to the end",
+        within=30,
+        every=0.1,
+    )
+    await events.caught_up()
+
+
+def _outbox_count(url: str) -> int:
+    with psycopg.connect(url) as connection:
+        return _count(connection, "outbox")
+
+
+def _count(connection: Any, table: str) -> int:
+    row = connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _stored(url: str) -> tuple[set[str], dict[str, int], int]:
+    """The open findings' keys, each project's sequence counter, and the outbox's rows."""
+    with psycopg.connect(url) as connection:
+        open_set = {
+            row[0]
+            for row in connection.execute(
+                "SELECT finding_key FROM findings WHERE status = 'open'"
+            ).fetchall()
+        }
+        rows = connection.execute("SELECT uuid, sequence FROM projects").fetchall()
+        leftover = _count(connection, "outbox")
+    return open_set, {str(row[0]): int(row[1]) for row in rows}, leftover
 
 
 @pytest.mark.parametrize("emit", ["delta", "snapshot"])
