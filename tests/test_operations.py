@@ -185,9 +185,10 @@ async def test_reconcilers_on_many_workers_run_one_pass_at_a_time(dt: FakeDt, ra
     from worker.service.reconcile import Reconciler
 
     prefix = unique_prefix()
-    # a duplicate token is dropped only if delivered within half an interval of the last pass's
-    # start: after a 0.3 s pass, 2.7 s of room for a slow machine (1 s of it failed)
-    interval = 6.0
+    # a duplicate token is dropped when delivered within half an interval of the last pass's
+    # end: 2 s of room for a slow machine (1 s of it failed); the pass takes longer than half
+    # an interval (a big portfolio), which let the duplicates run when it counted from the start
+    interval, pass_seconds = 4.0, 2.5
     async with temporary_topology(prefix) as topo:
         settings = Settings.from_env(_env(prefix, dt))
         passes: list[tuple[float, float, int]] = []
@@ -201,7 +202,7 @@ async def test_reconcilers_on_many_workers_run_one_pass_at_a_time(dt: FakeDt, ra
                     overlaps.append((n, set(running)))
                 running.add(n)
                 started = loop.time()
-                await asyncio.sleep(0.3)
+                await asyncio.sleep(pass_seconds)
                 running.discard(n)
                 passes.append((started, loop.time(), n))
                 return Progress()

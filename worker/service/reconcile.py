@@ -7,7 +7,8 @@ TTL), then dead-letters into ``<prefix>.reconcile``, a single-active-consumer qu
 subscribes to. RabbitMQ delivers to one consumer only; that worker runs the pass, sends the token
 back to wait, and acks it. If it dies mid-pass the unacked token goes to the next active consumer,
 which runs the pass. Workers seed a token when there is none; a duplicate seeded by a race is
-dropped by the active consumer, which has just run.
+dropped by the active consumer, which has just run (within half an interval of its last pass's
+end).
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ class Reconciler:
             return
         finally:
             self.running = False
-        self._last_run = now
+        # when it ended: a duplicate token waits behind the pass (prefetch 1), however long
+        self._last_run = datetime.now(UTC)
         self.passes += 1
         log.info("reconcile.done", enqueued=progress.enqueued, projects=progress.seen)
         await self._send(
