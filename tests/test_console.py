@@ -360,6 +360,13 @@ def _deleted(cursor: Any, dialect: Dialect, project: str) -> None:
     cursor.execute(dialect.sql("UPDATE projects SET deleted_at = 1 WHERE uuid = %s"), (project,))
 
 
+async def _run_page_after_restart(aiohttp_client: Any, app: Any, run: str) -> str:
+    """The run's page as the console that starts next on the same store shows it."""
+    again = await aiohttp_client(create_app(app.settings, TOKEN))
+    await again.get(f"/login?token={TOKEN}")
+    return str(await (await again.get(f"/sync/runs/{run}", headers=HTML)).text())
+
+
 async def test_a_live_stream_ends_when_the_console_stops(console, aiohttp_client):
     """A sync can take minutes; stopping the console must not wait for its open streams. The
     console that starts next shows the run as interrupted."""
@@ -376,9 +383,7 @@ async def test_a_live_stream_ends_when_the_console_stops(console, aiohttp_client
         rest = await stream.content.read()
         await closing
     assert b"event: end" not in rest  # ended unfinished; the job goes on in the worker
-    again = await aiohttp_client(create_app(app.settings, TOKEN))
-    await again.get(f"/login?token={TOKEN}")
-    page = await (await again.get(f"/sync/runs/{run}", headers=HTML)).text()
+    page = await _run_page_after_restart(aiohttp_client, app, run)
     assert "acme-slow@1.0: queued (job " in page
     assert "interrupted: the console stopped before this run ended" in page
     assert "None has settled yet" in page  # the worker still fetches (10 s)
@@ -402,9 +407,7 @@ async def test_a_run_stopped_before_its_lines_were_stored_keeps_them(
             await app.client.server.close()
     finally:
         holder.close()
-    again = await aiohttp_client(create_app(app.settings, TOKEN))
-    await again.get(f"/login?token={TOKEN}")
-    page = await (await again.get(f"/sync/runs/{run}", headers=HTML)).text()
+    page = await _run_page_after_restart(aiohttp_client, app, run)
     assert "acme-slow@1.0: queued (job " in page
     assert "interrupted: the console stopped before this run ended" in page
 
@@ -433,9 +436,7 @@ async def test_a_run_whose_jobs_settled_is_stored_ended_though_the_console_stops
                 await app.client.server.close()
         finally:
             holder.close()
-        again = await aiohttp_client(create_app(app.settings, TOKEN))
-        await again.get(f"/login?token={TOKEN}")
-        page = await (await again.get(f"/sync/runs/{run}", headers=HTML)).text()
+        page = await _run_page_after_restart(aiohttp_client, app, run)
         assert "acme-shop@1.0: published: the relay sent" in page
         assert "sync: 1 of 1 projects synced" in page
         assert "interrupted" not in page
