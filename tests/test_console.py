@@ -464,6 +464,27 @@ async def test_a_run_no_longer_listed_in_memory_goes_on_to_its_end(console, monk
     assert "interrupted" not in page
 
 
+async def test_past_the_most_runs_followed_at_once_a_sync_is_refused(console, monkeypatch):
+    """Each followed run holds a connection to RabbitMQ for up to ten minutes: past
+    MAX_FOLLOWED at once a new sync is refused (503, nothing queued), not followed unbounded."""
+    monkeypatch.setattr(runs, "MAX_RUNS", 1)
+    monkeypatch.setattr(runs, "MAX_FOLLOWED", 2)
+    app = await console()
+    slow = [add_project(app.dt, f"acme-slow-{n}") for n in range(3)]
+    for project in slow:
+        app.dt.always[project] = Fault(delay=3.0)
+    for project in slow[:2]:
+        response = await app.post("/sync", {"csrf": app.csrf, "project": project})
+        assert response.status == 303, await response.text()
+    response = await app.post("/sync", {"csrf": app.csrf, "project": slow[2]})
+    assert response.status == 503
+    assert (
+        "2 sync runs are still followed (at most 2 at once): nothing queued"
+        in (await response.json())["error"]
+    )
+    assert f"/api/v1/finding/project/{slow[2]}/export" not in {p for _, p, _ in app.dt.requests}
+
+
 def test_the_fetched_step_names_the_export_size():
     assert sync.describe("fetched", {"bytes": 38}) == "fetched the export (38 bytes)"
     assert "(2.0 KiB)" in sync.describe("fetched", {"bytes": 2048})

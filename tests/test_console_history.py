@@ -14,8 +14,10 @@ import pytest
 
 from tests import console_env
 from tests.console_env import HTML, TOKEN, add_project
+from tests.rabbit import eventually
 from tests.state_db import fresh_database
 from worker.adapters.state import backend
+from worker.service import job_history
 from worker.service.console.app import create_app
 
 pytestmark = pytest.mark.rabbitmq
@@ -148,3 +150,31 @@ async def test_a_job_reported_settled_is_in_the_job_history_already(console):
             holder.close()
         assert rows == [("done",)]
         assert "sync: 1 of 1 projects synced" in await _page(app.client, f"/sync/runs/{run}")
+
+
+async def test_a_store_slow_to_take_the_history_row_does_not_hold_the_report_back(console):
+    """The row is written before the last report, but a store that holds it for longer than
+    job_history.WAIT_SECONDS does not hold the report (and `sync --wait`) back: the row is
+    written on its own once the store takes it."""
+    with fresh_database() as url:
+        app = await console(state_url=url)
+        project = add_project(app.dt, "acme-shop")
+        holder = psycopg.connect(url)
+        holder.execute("LOCK TABLE job_history IN EXCLUSIVE MODE")
+        released = asyncio.Event()
+
+        def release() -> None:
+            holder.rollback()
+            released.set()
+
+        asyncio.get_running_loop().call_later(job_history.WAIT_SECONDS + 6.0, release)
+        try:
+            await app.sync(project)  # its stream ends with the job's last report
+            assert not released.is_set()  # reported while the row still waited
+            await released.wait()
+            with psycopg.connect(url) as reader:
+                await eventually(
+                    lambda: reader.execute("SELECT count(*) FROM job_history").fetchone() == (1,)
+                )
+        finally:
+            holder.close()

@@ -194,10 +194,10 @@ def test_the_deployments_are_locked_down_probed_and_given_time_to_drain(rendered
         assert container["image"] == "ghcr.io/example/dtrack-worker:0.1.0"
         if deployment["metadata"]["name"] == "dtrack-worker-worker":
             # the HTTP site's own shutdown first (up to 10 s for requests in flight), then the
-            # grace for the drain and the relay, then the relay's halt (publish timeout + 5 s)
-            # and as long again for a delete that hangs
+            # grace for the drain and the relay, then the jobs still settling (publish timeout
+            # + 5 s), then the relay's halt (as long) and as long again for a delete that hangs
             publish = float(config.get("DTRACK_WORKER_PUBLISH_TIMEOUT", "5"))
-            worst = 10 + grace + 2 * (publish + 5)
+            worst = 10 + grace + 3 * (publish + 5)
             assert pod["terminationGracePeriodSeconds"] > worst, worst
         assert deployment["metadata"]["namespace"] == "dtrack"
         mounts = {m["mountPath"] for m in container["volumeMounts"]}

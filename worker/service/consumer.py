@@ -69,7 +69,7 @@ class WorkerOptions:
     scope: Scope = EVERYTHING  # which projects are worked for
     # RabbitMQ's delivery timeout for our consumer, above the job budget (worker.core.job_budget)
     consumer_timeout_ms: int | None = None
-    settle_seconds: float = 5.0  # past the grace, for jobs settling (DTRACK_WORKER_PUBLISH_TIMEOUT)
+    settle_seconds: float = 10.0  # past the grace, for jobs settling: a publish timeout and 5 s
 
 
 class Worker:
@@ -152,7 +152,8 @@ class Worker:
             _, unfinished = await asyncio.wait(pending, timeout=self._options.shutdown_grace)
             if unfinished:
                 given = await self._deliveries.give_back(unfinished, self._options.settle_seconds)
-                log.warning("worker.returned", jobs=given.jobs, nacked=given.nacked)
+                if given.jobs:
+                    log.warning("worker.returned", jobs=given.jobs, nacked=given.nacked)
         if subscription is not None:
             await subscription.close()
 
@@ -385,4 +386,10 @@ class Worker:
         """A copy of the job to ``routing_key``, confirmed, before the original is acked."""
         self._deliveries.settling()
         copy = copy_of(message, headers)
-        await self._broker.publish(self._broker.topology.jobs_exchange.name, [(routing_key, copy)])
+        try:
+            await self._broker.publish(
+                self._broker.topology.jobs_exchange.name, [(routing_key, copy)]
+            )
+        except BaseException:
+            self._deliveries.unsettled()  # not published: the job may be given back
+            raise

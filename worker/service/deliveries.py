@@ -39,6 +39,12 @@ class Deliveries:
         if task in self._messages:
             self._settling.add(task)
 
+    def unsettled(self) -> None:
+        """The current job's settling failed (its copy was not published): cancellable again."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._settling.discard(task)
+
     def pending(self) -> set[asyncio.Task[None]]:
         return set(self._messages)
 

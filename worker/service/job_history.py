@@ -2,10 +2,14 @@
 ...) gets a row in the state store, with its duration and counts, for the console's overview
 (its last jobs, jobs per minute). A job that is retried is not settled: its last attempt is the
 one recorded. Best effort: the job is acked already, and a store that fails here loses the
-row, never the job (the log says so)."""
+row, never the job (the log says so). The row is written before the job's last progress report
+(whoever is told the job settled finds it), but a store slow to take it holds that report back
+WAIT_SECONDS at most: the row is then written on its own."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -20,11 +24,13 @@ from worker.core import urls
 log = structlog.get_logger(__name__)
 
 UNSETTLED = ("retried",)  # the job goes on: no row yet
+WAIT_SECONDS = 2.0  # how long a row slow to write holds the job's last report back
 
 
 class JobHistory:
     def __init__(self, store: Store) -> None:
         self._store = store
+        self._writing: set[asyncio.Future[None]] = set()
 
     async def settled(
         self, message: AbstractIncomingMessage, outcome: str, fields: dict[str, Any], seconds: float
@@ -35,6 +41,13 @@ class JobHistory:
         entry = entry_of(message, outcome, fields, seconds, time.time())
         if entry is None:
             return  # a message that named no project: nothing to show it under
+        writing = asyncio.ensure_future(self._record(entry))
+        self._writing.add(writing)  # kept until written, should the wait below end first
+        writing.add_done_callback(self._writing.discard)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(writing), WAIT_SECONDS)
+
+    async def _record(self, entry: JobEntry) -> None:
         try:
             await self._store.record_job(entry)
         except StateUnavailable as exc:

@@ -111,7 +111,8 @@ def _worker(
         output=filtering.output(settings.output, __version__),
         scope=settings.worker.scope,
         consumer_timeout_ms=job_budget.consumer_timeout_ms(settings),
-        settle_seconds=settings.broker.publish_timeout,
+        # a copy's publish, then the ack, the history row (2 s at most) and the last report
+        settle_seconds=settings.broker.publish_timeout + 5.0,
     )
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
@@ -324,8 +325,9 @@ async def _serve(
         handle_signals=False,
         shutdown_timeout=10,
     )
-    await runner.setup()
     try:
+        # in the try: a part that fails to start (the worker) stops those started before it
+        await runner.setup()
         await web.SockSite(runner, sock).start()
         await stop.wait()
     finally:

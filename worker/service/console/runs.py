@@ -35,12 +35,17 @@ from worker.service.console.redaction import Scrubber
 log = structlog.get_logger(__name__)
 
 MAX_RUNS = 20  # the latest runs listed (and kept in memory)
+MAX_FOLLOWED = 2 * MAX_RUNS  # runs followed at once (each a connection to RabbitMQ, 10 minutes)
 FOLLOW_SECONDS = 600.0  # as `sync --wait`'s default
 READY_SECONDS = 10.0
 PUBLISH_SECONDS = 10.0  # after the jobs settled, how long the run waits for the relay
 POLL_SECONDS = 0.2
 SAVE_SECONDS = 5.0  # when the console stops, how long a run's last lines may take to store
 INTERRUPTED = "interrupted: the console stopped before this run ended (its jobs went on)"
+
+
+class TooManyRuns(Exception):
+    """MAX_FOLLOWED runs are followed already: this one is not started (nothing queued)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -122,6 +127,12 @@ class SyncRun:
         return run
 
 
+def _failed(task: asyncio.Task[None]) -> None:
+    """A run whose following failed (its connection lost): said, and its exception retrieved."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("console.run_not_followed", error=f"{type(exc).__name__}: {exc}")
+
+
 async def _wait(event: asyncio.Event, within: float) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(within):
@@ -167,16 +178,13 @@ class SyncRuns:
                 log.warning("console.runs_unreadable", error=str(exc))
                 return live
         known = {run.id for run in live}
-        found = live + [
-            self._evicted.get(run_id) or SyncRun.of(s)  # an evicted run is live, not ended
-            for s in stored
-            if (run_id := s.run_id.split(":", 1)[1]) not in known
-        ]
+        found = live + [SyncRun.of(s) for s in stored if s.run_id.split(":", 1)[1] not in known]
         return sorted(found, key=lambda run: run.started_at, reverse=True)[:MAX_RUNS]
 
     async def start(self, targets: list[sync.Target]) -> SyncRun:
         """One SYNC job per project, queued with the run's progress queue; raises what the
         broker raises when the jobs cannot be queued (then nothing was queued)."""
+        self._refuse_past_the_most_followed()
         planned = sync.run_for(targets)
         made, queued = planned.jobs, planned.targets
         run = SyncRun(planned.id, planned.targets)
@@ -223,6 +231,7 @@ class SyncRuns:
                 raise
 
         run.task = asyncio.create_task(follow())
+        run.task.add_done_callback(_failed)
         self._runs[run.id] = run
         while len(self._runs) > MAX_RUNS:  # out of memory, not stopped: the store keeps it
             _, old = self._runs.popitem(last=False)
@@ -230,6 +239,16 @@ class SyncRuns:
                 self._evicted[old.id] = old
                 old.task.add_done_callback(functools.partial(self._ended, old.id))
         return run
+
+    def _refuse_past_the_most_followed(self) -> None:
+        followed = len(self._evicted) + sum(
+            run.task is not None and not run.task.done() for run in self._runs.values()
+        )
+        if followed >= MAX_FOLLOWED:
+            raise TooManyRuns(
+                f"{followed} sync runs are still followed (at most {MAX_FOLLOWED} at once): "
+                "nothing queued; start this one when one of them ended"
+            )
 
     def _ended(self, run_id: str, _: object) -> None:
         self._evicted.pop(run_id, None)

@@ -11,7 +11,7 @@ from worker.adapters.state import console_activity, console_line_queries
 from worker.adapters.state.store import StateUnavailable
 from worker.core.errors import ConfigError, PermanentError, TransientError
 from worker.service import sync, sync_lines
-from worker.service.console import auth, replies
+from worker.service.console import auth, replies, runs
 from worker.service.console.sources import SOURCES
 
 PAGE = 50
@@ -73,6 +73,8 @@ async def start(request: web.Request) -> web.Response:
         return replies.error(request, 503, f"DT could not say which projects: {exc}")
     try:
         run = await sources.runs.start(targets)
+    except runs.TooManyRuns as exc:
+        return replies.error(request, 503, str(exc))
     except (TransientError, *BROKER_ERRORS) as exc:
         return replies.error(request, 503, f"nothing queued: {type(exc).__name__}: {exc}")
     return replies.see_other(f"/sync/runs/{run.id}")
