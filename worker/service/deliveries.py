@@ -3,7 +3,7 @@
 A job settles by publishing a copy of itself (to a retry queue or the parked queue) and then
 acking, or by acking; then its history row and last progress report are written. When the
 worker stops, what outlived the grace is cancelled and given back to RabbitMQ; what is
-settling is left to finish, for at most the broker's publish timeout: a copy cancelled while
+settling is left to finish, for at most the publish timeout and 5 s: a copy cancelled while
 it was published would be both published and requeued (the job twice), and a job cancelled
 after its ack would never be reported settled to whoever follows it."""
 
